@@ -1,0 +1,38 @@
+# The two commands a new user needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8080
+
+.PHONY: run test install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+# Local demo: loopback only, authentication off (the service says so loudly),
+# embedded SQLite under ./data.
+run: install
+	@mkdir -p data
+	@echo "Discovery: http://$(HOST):$(PORT)/cds-services"
+	@echo "Try:       curl -s -X POST http://$(HOST):$(PORT)/cds-services/calciphylaxis-risk -H 'Content-Type: application/json' -d @fhir_examples/requests/source-case.patient-view.json"
+	CDS_PROFILE=demo CDS_AUTH_REQUIRED=false CDS_DATABASE_URL=sqlite:///data/cds.sqlite3 \
+	  $(BIN)/cds serve --host $(HOST) --port $(PORT) --rules rules
+
+test: install-test
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

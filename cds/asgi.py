@@ -1,0 +1,16 @@
+"""ASGI entry point for uvicorn/gunicorn workers: ``uvicorn cds.asgi:app``.
+
+Configuration comes from the environment (``CDS_*``), so every worker process
+builds the same app.
+"""
+
+import os
+from pathlib import Path
+
+from cds.app import create_app
+from cds.settings import load_settings
+
+_config = os.environ.get("CDS_CONFIG_FILE")
+settings = load_settings(Path(_config) if _config else None)
+settings.check()
+app = create_app(settings)

@@ -1,0 +1,262 @@
+"""The ``cds`` command line: serve, evaluate a request offline, show configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import textwrap
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cds.hooks.errors import HookError
+from cds.hooks.services import ServiceDefinition, ServiceDefinitionError
+from cds.settings import Settings, SettingsError, load_settings
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.run(args) or EXIT_OK)
+    except (SettingsError, ServiceDefinitionError) as exc:
+        print(f"cds: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cds", description="Calciphylaxis CDS Hooks service")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", help="bind address (CDS_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (CDS_PORT, default 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (CDS_WORKERS, default 1)")
+    serve.add_argument("--rules", type=Path, help="rules directory (CDS_RULES_DIR)")
+    serve.add_argument("--config", type=Path, help="YAML config file (CDS_CONFIG_FILE)")
+    serve.set_defaults(run=run_serve)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a CDS Hooks request (or a FHIR Bundle) offline and print the cards",
+        description="Reads a CDS Hooks request JSON, or a FHIR Bundle with --service, "
+        "runs it through the same validation and rules as the HTTP service, and prints the cards.",
+    )
+    evaluate.add_argument("file", type=Path, help="CDS Hooks request JSON, or a FHIR Bundle")
+    evaluate.add_argument("--service", help="service id (default: the one whose hook matches the request)")
+    evaluate.add_argument("--hook", help="hook, when FILE is a Bundle (default: patient-view)")
+    evaluate.add_argument("--rules", type=Path, help="rules directory")
+    evaluate.add_argument("--json", action="store_true", help="print the raw CDS Hooks response")
+    evaluate.add_argument("--trace", action="store_true", help="print the evaluation trace")
+    evaluate.set_defaults(run=run_evaluate)
+
+    config = commands.add_parser("config", help="configuration")
+    config_commands = config.add_subparsers(metavar="ACTION")
+    show = config_commands.add_parser("show", help="print the effective configuration, secrets masked")
+    show.add_argument("--config", type=Path, help="YAML config file")
+    show.set_defaults(run=run_config_show)
+
+    openapi = commands.add_parser("openapi", help="print the OpenAPI contract (YAML)")
+    openapi.set_defaults(run=run_openapi)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    config_file = getattr(args, "config", None)
+    env_file = None if config_file else _env_config_file()
+    return load_settings(config_file or env_file, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _env_config_file() -> Path | None:
+    import os
+
+    value = os.environ.get("CDS_CONFIG_FILE")
+    return Path(value) if value else None
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings(args, host=args.host, port=args.port, workers=args.workers, rules_dir=args.rules)
+    settings.check()
+    if not settings.auth_required:
+        print(
+            "WARNING: authentication is OFF (CDS_AUTH_REQUIRED=false). Any local caller can use this service. "
+            "Allowed only on loopback, for demos.",
+            file=sys.stderr,
+        )
+    import os
+
+    # Worker processes rebuild the app from the environment.
+    os.environ["CDS_RULES_DIR"] = str(settings.rules_dir)
+    uvicorn.run(
+        "cds.asgi:app" if settings.workers > 1 else _app_from(settings),
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=20,
+    )
+    return EXIT_OK
+
+
+def _app_from(settings: Settings):  # noqa: ANN202 - FastAPI app
+    from cds.app import create_app
+
+    return create_app(settings)
+
+
+def run_config_show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    for name, value in settings.masked().items():
+        print(f"{name:22} {value}")
+    return EXIT_OK
+
+
+def run_openapi(args: argparse.Namespace) -> int:
+    from cds.hooks.openapi import contract_yaml
+
+    sys.stdout.write(contract_yaml())
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from cds.hooks.handler import answer_hook
+    from cds.pipeline import Pipeline
+
+    settings = _settings(args, rules_dir=args.rules)
+    try:
+        document = orjson.loads(args.file.read_bytes())
+    except OSError as exc:
+        print(f"cds evaluate: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILURE
+    except orjson.JSONDecodeError as exc:
+        print(f"cds evaluate: {args.file} is not valid JSON: {exc.msg} (position {exc.pos})", file=sys.stderr)
+        return EXIT_FAILURE
+    if not isinstance(document, dict):
+        print(f"cds evaluate: {args.file} must hold a JSON object", file=sys.stderr)
+        return EXIT_FAILURE
+
+    pipeline = Pipeline.load(settings.rules_dir, settings.hook_namespace)
+    try:
+        if document.get("resourceType") == "Bundle":
+            service = _pick_service(pipeline.services, args.service, args.hook or "patient-view")
+            payload = request_from_bundle(document, service)
+        else:
+            service = _pick_service(pipeline.services, args.service, document.get("hook"))
+            payload = document
+    except LookupError as exc:
+        print(f"cds evaluate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.trace:
+        payload.setdefault("extension", {})[settings.trace_extension_key] = True
+    try:
+        evaluation = asyncio.run(
+            answer_hook(pipeline, service, payload, datetime.now(UTC), None, settings.trace_extension_key)
+        )
+    except HookError as exc:
+        print(f"cds evaluate: the service would answer HTTP {exc.status}:", file=sys.stderr)
+        for line in exc.diagnostics:
+            print(f"  - {line}", file=sys.stderr)
+        return EXIT_FAILURE
+    response = evaluation.response.to_wire()
+    if args.json:
+        if evaluation.trace is not None and args.trace:
+            response.setdefault("extension", {})[settings.trace_extension_key] = evaluation.trace
+        sys.stdout.write(orjson.dumps(response, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(render_cards(service, response))
+        if args.trace and evaluation.trace is not None:
+            print(render_trace(evaluation.trace))
+    return EXIT_OK
+
+
+def _pick_service(services: Sequence[ServiceDefinition], service_id: str | None, hook: Any) -> ServiceDefinition:
+    if service_id:
+        for service in services:
+            if service.id == service_id:
+                return service
+        raise LookupError(f"no service {service_id!r}; known: {', '.join(s.id for s in services)}")
+    for service in services:
+        if service.hook == hook:
+            return service
+    raise LookupError(f"no service answers hook {hook!r}; pass --service (known: {', '.join(s.id for s in services)})")
+
+
+def request_from_bundle(bundle: dict[str, Any], service: ServiceDefinition) -> dict[str, Any]:
+    """A CDS Hooks request for ``service`` whose prefetch is filled from a FHIR Bundle.
+
+    Each prefetch template names a resource type (``Patient/{{..}}`` is a read,
+    ``Condition?..`` a search); the Bundle's entries of that type fill it. For
+    order hooks, draft request resources become ``draftOrders``.
+    """
+    resources = [e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
+    if patient is None:
+        raise LookupError("the Bundle holds no Patient")
+    drafts = [r for r in resources if r.get("status") == "draft" and r.get("resourceType") in {"MedicationRequest", "ServiceRequest"}]
+    prefetch: dict[str, Any] = {}
+    for key, template in service.prefetch.items():
+        resource_type = template.split("?", 1)[0].split("/", 1)[0]
+        matching = [r for r in resources if r.get("resourceType") == resource_type and r not in drafts]
+        if "?" not in template:
+            prefetch[key] = matching[0] if matching else None
+        else:
+            prefetch[key] = {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "total": len(matching),
+                "entry": [{"resource": r} for r in matching],
+            }
+    context: dict[str, Any] = {"userId": "Practitioner/cds-cli", "patientId": patient.get("id", "unknown")}
+    if service.hook in {"order-select", "order-sign"}:
+        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in drafts]}
+        if service.hook == "order-select":
+            context["selections"] = [f"{r['resourceType']}/{r.get('id')}" for r in drafts]
+    return {"hook": service.hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch}
+
+
+_INDICATOR_LABEL = {"info": "INFO", "warning": "WARNING", "critical": "CRITICAL"}
+
+
+def render_cards(service: ServiceDefinition, response: dict[str, Any]) -> str:
+    cards = response.get("cards", [])
+    lines = [f"{service.title} ({service.id}, {service.hook}): {len(cards)} card(s)"]
+    if not cards:
+        lines.append("  No guidance for this request.")
+    for number, card in enumerate(cards, 1):
+        lines.append("")
+        lines.append(f"[{number}] {_INDICATOR_LABEL.get(card['indicator'], card['indicator'])}: {card['summary']}")
+        lines.append(f"    source: {card['source']['label']}")
+        if "detail" in card:
+            for paragraph in card["detail"].splitlines():
+                lines.extend(textwrap.wrap(paragraph, 96, initial_indent="    ", subsequent_indent="    ") or [""])
+        for suggestion in card.get("suggestions", []):
+            star = " (recommended)" if suggestion.get("isRecommended") else ""
+            lines.append(f"    suggestion: {suggestion['label']}{star}")
+            for action in suggestion.get("actions", []):
+                lines.append(f"      - {action['type']}: {action['description']}")
+        for link in card.get("links", []):
+            lines.append(f"    link: {link['label']} <{link['url']}>")
+    return "\n".join(lines)
+
+
+def render_trace(trace: dict[str, Any]) -> str:
+    return "\nTrace:\n" + orjson.dumps(trace, option=orjson.OPT_INDENT_2).decode()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

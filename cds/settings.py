@@ -1,0 +1,129 @@
+"""One configuration surface: environment variables with the ``CDS_`` prefix.
+
+An optional YAML config file (``CDS_CONFIG_FILE`` or ``cds serve --config``)
+supplies defaults; environment variables override it. ``Settings.check()``
+refuses unsafe combinations before the service starts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+
+class SettingsError(ValueError):
+    """Invalid or unsafe configuration; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CDS_", extra="forbid", validate_default=True)
+
+    profile: Literal["demo", "production"] = "production"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    rules_dir: Path = DEFAULT_RULES_DIR
+    database_url: SecretStr = SecretStr("sqlite:///data/cds.sqlite3")
+    engine: Literal["auto", "durable", "reference"] = "auto"
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Authentication of the EHR (CDS Hooks JWT). Off only for a loopback demo.
+    auth_required: bool = True
+    external_base_url: str | None = None  # the URL EHRs use; JWT `aud` is checked against it
+    trusted_clients_file: Path | None = None
+
+    # Extension key that asks for the evaluation trace in the response.
+    trace_extension_key: str = "org.calciphylaxis-cds.trace"
+    # Namespace of the radiologist's reverse-domain hook.
+    hook_namespace: str = "org.calciphylaxis-cds"
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @property
+    def binds_loopback(self) -> bool:
+        if self.host in {"localhost"}:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def check(self) -> None:
+        """Refuse unsafe settings with a message that names the setting."""
+        if not self.auth_required and not self.binds_loopback:
+            raise SettingsError(
+                f"CDS_AUTH_REQUIRED=false is only allowed when bound to loopback; CDS_HOST={self.host!r} is not"
+            )
+        if self.profile == "production" and "*" in self.cors_origins:
+            raise SettingsError("CDS_CORS_ORIGINS='*' is not allowed in the production profile")
+        if not self.rules_dir.is_dir():
+            raise SettingsError(f"CDS_RULES_DIR={str(self.rules_dir)!r} is not a directory")
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration with secrets masked (for `cds config show`)."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump(mode="json").items():
+            if isinstance(getattr(self, name), SecretStr):
+                raw = getattr(self, name).get_secret_value()
+                value = _mask_url(raw)
+            shown[name] = value
+        return shown
+
+
+def _mask_url(raw: str) -> str:
+    """Hide a password inside a database URL; keep the rest readable."""
+    if "://" in raw and "@" in raw:
+        scheme, rest = raw.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return raw
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from an optional YAML file, then the environment, then overrides."""
+    file_values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"config file {config_file}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise SettingsError(f"config file {config_file}: expected a mapping of setting names")
+        file_values = {str(k).lower(): v for k, v in loaded.items()}
+    try:
+        # Init arguments outrank the environment, so the file's values go in
+        # only where the environment sets nothing.
+        env_settings = Settings()
+        explicit_env = env_settings.model_fields_set
+        merged = {**file_values, **{k: getattr(env_settings, k) for k in explicit_env}, **overrides}
+        return Settings(**merged) if merged else env_settings
+    except ValueError as exc:
+        raise SettingsError(_describe_validation_error(exc)) from exc
+
+
+def _describe_validation_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    parts = []
+    for err in errors():
+        name = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        parts.append(f"CDS_{name.upper()}: {err.get('msg')}")
+    return "; ".join(parts)
