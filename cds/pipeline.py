@@ -23,6 +23,8 @@ class Evaluation:
     response: CDSResponse
     trace: dict[str, Any] | None = None
     rules_fired: tuple[str, ...] = ()
+    # card uuid (str) -> ids of the rules that raised it, for the audit record.
+    card_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
