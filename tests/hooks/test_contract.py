@@ -1,0 +1,83 @@
+"""openapi.yaml is the contract: it matches the models, and the live service keeps to it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from cds.hooks.openapi import contract_yaml
+from tests.conftest import REPO, RULES_DIR
+
+CONTRACT = REPO / "openapi.yaml"
+
+
+def test_checked_in_contract_matches_the_models():
+    assert CONTRACT.read_text() == contract_yaml(), "regenerate with: cds openapi > openapi.yaml"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live_server():
+    """The real service in its own process, as `make run` starts it."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CDS_PROFILE": "demo",
+        "CDS_AUTH_REQUIRED": "false",
+        "CDS_RULES_DIR": str(RULES_DIR),
+        "CDS_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cds.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+        if process.poll() is not None:
+            pytest.fail(f"service exited: {process.stderr.read().decode()[-2000:]}")
+    else:
+        process.kill()
+        pytest.fail("service did not start within 30 s")
+    yield base
+    process.terminate()
+    process.wait(timeout=10)
+
+
+schema = schemathesis.openapi.from_path(str(CONTRACT))
+
+
+@schema.parametrize()
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_live_service_keeps_to_the_contract(case, live_server):
+    # No 5xx, only documented statuses, documented media types and bodies that match the schema.
+    case.call_and_validate(
+        base_url=live_server,
+        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
+    )
