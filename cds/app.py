@@ -8,7 +8,9 @@ an OperationOutcome body instead of FastAPI's generic 422 or a bare 500.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -27,13 +29,16 @@ from cds.hooks.errors import HookError, describe_validation_error, outcome_respo
 from cds.hooks.handler import answer_hook
 from cds.hooks.models import DiscoveryResponse, FeedbackRequest, FeedbackResponse
 from cds.hooks.prefetch import Fetcher
+from cds.observability import metrics
+from cds.observability.logs import request_id_var
 from cds.pipeline import Pipeline
 from cds.settings import Settings
 
-log = logging.getLogger("cds.app")
+log = logging.getLogger("cds.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 JSON_MEDIA_TYPES = ("application/json", "application/fhir+json")
+RETRY_AFTER_SECONDS = "1"
 
 # authenticate(request, audience_url) raises HookError(401) when the caller is not trusted.
 Authenticator = Callable[[Request, str], Awaitable[None]]
@@ -43,33 +48,100 @@ class BodyTooLarge(Exception):
     pass
 
 
+def _route_label(path: str) -> str:
+    """A low-cardinality route label for metrics and logs."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "cds-services":
+        return {1: "/cds-services", 2: "/cds-services/{id}"}.get(len(parts), "/cds-services/{id}/feedback")
+    return path if path in {"/healthz", "/readyz", "/metrics"} else "other"
+
+
 class WireGuard:
     """Outermost application middleware.
 
-    Gives every request an id (echoed in ``X-Request-ID`` and every
-    OperationOutcome), enforces the body limit while the body streams in (so a
-    client cannot bypass it by omitting Content-Length), and turns any
-    unhandled exception into a 500 OperationOutcome with the request id and no
-    internals.
+    * gives every request an id (``X-Request-ID`` header, every OperationOutcome, every log line);
+    * refuses work fast with 503 + Retry-After when too many hook calls are in flight;
+    * enforces the body limit while the body streams in (a client cannot dodge it by
+      omitting Content-Length);
+    * turns any unhandled exception into a 500 OperationOutcome with the request id and no internals;
+    * writes one structured log event and the latency metric per request.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_in_flight: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        fields: dict[str, Any] = {}
+        scope.setdefault("state", {}).update(request_id=request_id, log_fields=fields)
+        started_at = time.perf_counter()
+        status = 500
+        route = _route_label(scope.get("path", ""))
+        counted = scope["method"] == "POST" and route != "other"
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.lower().encode(), request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            if counted and self.in_flight >= self.max_in_flight:
+                metrics.SATURATED.inc()
+                await outcome_response(
+                    503, ["the service is saturated; retry shortly"], request_id, {"Retry-After": RETRY_AFTER_SECONDS}
+                )(scope, receive, send_with_id)
+                return
+            if counted:
+                self.in_flight += 1
+                metrics.IN_FLIGHT.inc()
+            try:
+                await self._guarded(scope, receive, send_with_id, request_id)
+            finally:
+                if counted:
+                    self.in_flight -= 1
+                    metrics.IN_FLIGHT.dec()
+        finally:
+            duration = time.perf_counter() - started_at
+            service = fields.get("service", "")
+            metrics.REQUEST_LATENCY.labels(route, service, str(status)).observe(duration)
+            if route != "/metrics":
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(duration * 1000, 3),
+                        **fields,
+                    },
+                )
+            request_id_var.reset(token)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
             status = 400 if not declared.isdigit() else 413
             message = "invalid Content-Length" if status == 400 else self._too_large()
-            await outcome_response(status, [message], request_id, {REQUEST_ID_HEADER: request_id})(scope, receive, send)
+            await outcome_response(status, [message], request_id)(scope, receive, tracking_send)
             return
 
         received = 0
@@ -83,25 +155,17 @@ class WireGuard:
                     raise BodyTooLarge
             return message
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.lower().encode(), request_id.encode())]
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, send_with_id)
+            await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await outcome_response(413, [self._too_large()], request_id)(scope, receive, send_with_id)
+                await outcome_response(413, [self._too_large()], request_id)(scope, receive, tracking_send)
         except Exception:
-            log.exception("unhandled error", extra={"request_id": request_id})
+            logging.getLogger("cds.app").exception("unhandled error")
             if not started:
                 await outcome_response(
                     500, [f"internal error; quote request id {request_id}"], request_id
-                )(scope, receive, send_with_id)
+                )(scope, receive, tracking_send)
 
     def _too_large(self) -> str:
         return f"request body exceeds the limit of {self.max_body_bytes} bytes"
@@ -120,6 +184,11 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 def request_id_of(request: Request) -> str | None:
     return request.scope.get("state", {}).get("request_id")
+
+
+def log_fields(request: Request) -> dict[str, Any]:
+    """The request's log event fields; endpoints add what they learn (service, hook, cards)."""
+    return request.scope.setdefault("state", {}).setdefault("log_fields", {})
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
@@ -165,6 +234,10 @@ def create_app(
 
     @app.exception_handler(HookError)
     async def on_hook_error(request: Request, exc: HookError) -> Response:
+        if exc.status == 412:
+            service = log_fields(request).get("service")
+            if service:
+                metrics.PREFETCH_UNAVAILABLE.labels(service).inc()
         return outcome_response(exc.status, exc.diagnostics, request_id_of(request), exc.headers)
 
     @app.exception_handler(StarletteHTTPException)
@@ -186,24 +259,45 @@ def create_app(
         service = current.service(service_id)
         if service is None:
             raise HookError(404, f"no CDS service with id {service_id!r}")
+        fields = log_fields(request)
+        fields.update(service=service.id, hook=service.hook, ruleset=current.version, engine=current.backend)
         await check_caller(request, f"/cds-services/{service_id}")
         payload = await read_json_object(request)
-        evaluation = await answer_hook(
-            current, service, payload, clock(), fetch, settings.trace_extension_key
-        )
-        return json_response(evaluation.response.to_wire())
+        try:
+            async with asyncio.timeout(settings.request_deadline_seconds):
+                evaluation = await answer_hook(
+                    current, service, payload, clock(), fetch, settings.trace_extension_key
+                )
+        except TimeoutError:
+            metrics.DEADLINE_EXCEEDED.inc()
+            raise HookError(
+                503,
+                f"no answer within the {settings.request_deadline_seconds:g} s deadline",
+                {"Retry-After": RETRY_AFTER_SECONDS},
+            ) from None
+        response = evaluation.response.to_wire()
+        if evaluation.trace is not None:
+            response.setdefault("extension", {})[settings.trace_extension_key] = evaluation.trace
+        fields["cards"] = len(response["cards"])
+        for card_uuid, rule_ids in evaluation.card_rules.items():
+            for rule_id in rule_ids:
+                metrics.CARDS_RAISED.labels(service.id, rule_id).inc()
+        return json_response(response)
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
         current: Pipeline = app.state.pipeline
         if current.service(service_id) is None:
             raise HookError(404, f"no CDS service with id {service_id!r}")
+        log_fields(request)["service"] = service_id
         await check_caller(request, f"/cds-services/{service_id}/feedback")
         payload = await read_json_object(request)
         try:
             parsed = FeedbackRequest.model_validate(payload)
         except ValidationError as exc:
             raise HookError(422, describe_validation_error(exc)) from None
+        for item in parsed.feedback:
+            metrics.FEEDBACK.labels(item.outcome).inc()
         return json_response(FeedbackResponse(accepted=len(parsed.feedback)).to_wire())
 
     @app.get("/healthz")
@@ -218,14 +312,31 @@ def create_app(
             }
         )
 
-    app.add_middleware(WireGuard, max_body_bytes=settings.max_body_bytes)
+    @app.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        current: Pipeline = app.state.pipeline
+        status = current.status()
+        if status.get("errors"):
+            return outcome_response(
+                503, [f"rules not ready: {e}" for e in status["errors"]], request_id_of(request)
+            )
+        return json_response({"status": "ready", "ruleset": status["version"], "engine": status["engine"]})
+
+    if settings.metrics_enabled:
+
+        @app.get("/metrics")
+        async def metrics_endpoint() -> Response:
+            body, content_type = metrics.exposition()
+            return Response(body, media_type=content_type)
+
+    app.add_middleware(WireGuard, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_concurrent_requests)
     origins = settings.cors_origins or (["*"] if settings.profile == "demo" else [])
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,
         allow_methods=["GET", "POST", "OPTIONS"],
         allow_headers=["Content-Type", "Authorization"],
-        expose_headers=[REQUEST_ID_HEADER, "Location", "Content-Location"],
+        expose_headers=[REQUEST_ID_HEADER, "Location", "Content-Location", "Retry-After"],
         max_age=600,
     )
     return app

@@ -85,26 +85,34 @@ def _env_config_file() -> Path | None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+
     import uvicorn
+
+    from cds.observability.logs import configure_logging
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers, rules_dir=args.rules)
     settings.check()
+    configure_logging(settings.log_level)
     if not settings.auth_required:
         print(
             "WARNING: authentication is OFF (CDS_AUTH_REQUIRED=false). Any local caller can use this service. "
             "Allowed only on loopback, for demos.",
             file=sys.stderr,
         )
-    import os
-
-    # Worker processes rebuild the app from the environment.
+    # Worker processes rebuild the app from the environment (cds.asgi).
     os.environ["CDS_RULES_DIR"] = str(settings.rules_dir)
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Must be set before any worker imports prometheus_client (cds.observability.metrics).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-metrics-")
     uvicorn.run(
         "cds.asgi:app" if settings.workers > 1 else _app_from(settings),
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        log_level=settings.log_level.lower(),
+        log_config=None,  # keep the JSON-lines logging configured above
+        access_log=False,  # one structured event per request comes from the app itself
         timeout_graceful_shutdown=20,
     )
     return EXIT_OK

@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     engine: Literal["auto", "durable", "reference"] = "auto"
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Fail fast when saturated: over this many hook/feedback requests in flight
+    # per worker, answer 503 with Retry-After instead of queueing.
+    max_concurrent_requests: int = Field(default=64, ge=1)
+    # Overall deadline for one hook call (prefetch completion included).
+    request_deadline_seconds: float = Field(default=3.0, gt=0, le=60)
+    metrics_enabled: bool = True
     cors_origins: list[str] = Field(default_factory=list)
 
     # Authentication of the EHR (CDS Hooks JWT). Off only for a loopback demo.

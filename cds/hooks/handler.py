@@ -5,6 +5,7 @@ Shared by the HTTP route and ``cds evaluate`` so both apply the same checks.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from cds.hooks.errors import HookError, describe_validation_error
 from cds.hooks.models import CDSRequest, context_model_for
 from cds.hooks.prefetch import Fetcher, PrefetchUnavailable, complete_prefetch
 from cds.hooks.services import ServiceDefinition
+from cds.observability import metrics
 from cds.pipeline import Evaluation, Pipeline
 
 
@@ -45,10 +47,13 @@ async def answer_hook(
     trace_extension_key: str | None = None,
 ) -> Evaluation:
     request = parse_hook_request(service, payload)
+    started = time.perf_counter()
     try:
         prefetched = await complete_prefetch(service, request, now.date(), fetch)
     except PrefetchUnavailable as exc:
         raise HookError(412, exc.reason) from None
+    finally:
+        metrics.STAGE_LATENCY.labels("prefetch").observe(time.perf_counter() - started)
     want_trace = bool(trace_extension_key and (request.extension or {}).get(trace_extension_key))
     # The engine is CPU-bound and synchronous: keep it off the event loop.
     return await run_in_threadpool(pipeline.evaluate, service, request, prefetched.data, now, want_trace)

@@ -60,6 +60,12 @@ HEALTH_SCHEMA: dict[str, Any] = {
     },
 }
 
+READY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "ruleset", "engine"],
+    "properties": {"status": {"const": "ready"}, "ruleset": {"type": "string"}, "engine": {"type": "string"}},
+}
+
 _ERROR_TEXT = {
     "400": "Malformed JSON, or a request for a hook this service does not answer",
     "401": "Missing or invalid JWT (when authentication is required)",
@@ -177,6 +183,35 @@ def contract() -> dict[str, Any]:
                             "description": "The process answers",
                             "content": {"application/json": {"schema": {"$ref": _REF.format(model="Health")}}},
                         },
+                        **_errors("500"),
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "ready",
+                    "summary": "Readiness: a valid rule set is loaded and the last reload succeeded",
+                    "responses": {
+                        "200": {
+                            "description": "Ready to answer hooks",
+                            "content": {"application/json": {"schema": READY_SCHEMA}},
+                        },
+                        **_errors("500"),
+                        "503": {
+                            "description": "Not ready; the OperationOutcome names the rule errors",
+                            "content": {
+                                "application/fhir+json": {"schema": {"$ref": _REF.format(model="OperationOutcome")}}
+                            },
+                        },
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus exposition (aggregated across worker processes)",
+                    "responses": {
+                        "200": {"description": "Metrics", "content": {"text/plain": {"schema": {"type": "string"}}}},
                         **_errors("500"),
                     },
                 }

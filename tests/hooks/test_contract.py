@@ -20,7 +20,7 @@ from schemathesis.checks import (
 )
 
 from cds.hooks.openapi import contract_yaml
-from tests.conftest import REPO, RULES_DIR
+from tests.conftest import LOG_SCANNER, REPO, RULES_DIR
 
 CONTRACT = REPO / "openapi.yaml"
 
@@ -36,21 +36,23 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_server():
-    """The real service in its own process, as `make run` starts it."""
+def live_server(tmp_path_factory):
+    """The real service in its own process, as `make run` starts it; its logs are scanned for leaks."""
     port = _free_port()
+    log_path = tmp_path_factory.mktemp("live") / "server.log"
+    log_file = log_path.open("wb")
     env = {
         **os.environ,
         "CDS_PROFILE": "demo",
         "CDS_AUTH_REQUIRED": "false",
         "CDS_RULES_DIR": str(RULES_DIR),
-        "CDS_LOG_LEVEL": "WARNING",
+        "CDS_LOG_LEVEL": "INFO",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "cds.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log_file,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -61,13 +63,17 @@ def live_server():
         except httpx.HTTPError:
             time.sleep(0.1)
         if process.poll() is not None:
-            pytest.fail(f"service exited: {process.stderr.read().decode()[-2000:]}")
+            pytest.fail(f"service exited: {log_path.read_text()[-2000:]}")
     else:
         process.kill()
         pytest.fail("service did not start within 30 s")
     yield base
     process.terminate()
     process.wait(timeout=10)
+    log_file.close()
+    server_log = log_path.read_text()
+    assert '"event":"request"' in server_log, "the service logs one JSON event per request"
+    LOG_SCANNER.scan(server_log, "live server log")
 
 
 schema = schemathesis.openapi.from_path(str(CONTRACT))
