@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import tempfile
 import textwrap
 import uuid
 from collections.abc import Sequence
@@ -78,16 +80,11 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 
 def _env_config_file() -> Path | None:
-    import os
-
     value = os.environ.get("CDS_CONFIG_FILE")
     return Path(value) if value else None
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import os
-    import tempfile
-
     import uvicorn
 
     from cds.observability.logs import configure_logging
@@ -118,8 +115,8 @@ def run_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _app_from(settings: Settings):  # noqa: ANN202 - FastAPI app
-    from cds.app import create_app
+def _app_from(settings: Settings) -> Any:
+    from cds.app import create_app  # imported here so `cds --help` stays fast
 
     return create_app(settings)
 
