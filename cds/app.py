@@ -144,7 +144,7 @@ def create_app(
     authenticate: Authenticator | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
-    pipeline = pipeline or Pipeline.load(settings.rules_dir, settings.hook_namespace)
+    pipeline = pipeline or Pipeline.load(settings.rules_dir, settings.hook_namespace, engine=settings.engine)
     app = FastAPI(
         title="Calciphylaxis CDS",
         version=__version__,
@@ -191,7 +191,10 @@ def create_app(
         evaluation = await answer_hook(
             current, service, payload, clock(), fetch, settings.trace_extension_key
         )
-        return json_response(evaluation.response.to_wire())
+        body = evaluation.response.to_wire()
+        if evaluation.trace is not None:  # only when the request's extension asked for it
+            body.setdefault("extension", {})[settings.trace_extension_key] = evaluation.trace
+        return json_response(body)
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
