@@ -202,8 +202,16 @@ def _with_diagnostics(ruleset: RuleSet, diagnostics: list[Diagnostic]) -> RuleSe
 
 
 def _report_validation(exc: ValidationError, doc: PositionedYaml, name: str, out: _Collector) -> None:
-    for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS))
+    # A value that fits no member of a union yields one error per member; keep the most specific
+    # (deepest) location and one message per location.
+    errors = [(tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)), err) for err in exc.errors()]
+    locations = {loc for loc, _ in errors}
+    kept: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for loc, err in errors:
+        if any(other[: len(loc)] == loc and len(other) > len(loc) for other in locations):
+            continue
+        kept.setdefault(loc, err)
+    for loc, err in kept.items():
         rule_id = _rule_id_at(doc, loc)
         kind = err["type"]
         if kind == "extra_forbidden":
