@@ -213,7 +213,7 @@ def create_app(
     authenticate: Authenticator | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
-    pipeline = pipeline or Pipeline.load(settings.rules_dir, settings.hook_namespace)
+    pipeline = pipeline or Pipeline.load(settings.rules_dir, settings.hook_namespace, engine=settings.engine)
     app = FastAPI(
         title="Calciphylaxis CDS",
         version=__version__,

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI contract (YAML)")
     openapi.set_defaults(run=run_openapi)
+    from cds.engine.cli import add_rules_commands
+
+    add_rules_commands(commands)
     return parser
 
 
@@ -117,8 +120,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def _app_from(settings: Settings) -> Any:
     from cds.app import create_app  # imported here so `cds --help` stays fast
+    from cds.pipeline import install_reload_signal
 
-    return create_app(settings)
+    app = create_app(settings)
+    install_reload_signal(app.state.pipeline)  # SIGHUP reloads the rules (validated and tested first)
+    return app
 
 
 def run_config_show(args: argparse.Namespace) -> int:
@@ -155,7 +161,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"cds evaluate: {args.file} must hold a JSON object", file=sys.stderr)
         return EXIT_FAILURE
 
-    pipeline = Pipeline.load(settings.rules_dir, settings.hook_namespace)
+    pipeline = Pipeline.load(settings.rules_dir, settings.hook_namespace, engine=settings.engine)
     try:
         if document.get("resourceType") == "Bundle":
             service = _pick_service(pipeline.services, args.service, args.hook or "patient-view")

@@ -3,19 +3,43 @@
 The web layer hands a validated request and its completed prefetch to
 ``Pipeline.evaluate`` and gets a validated ``CDSResponse`` back. Nothing here
 knows about HTTP.
+
+Hot reload: ``Pipeline.reload()`` (SIGHUP when ``install_reload_signal`` was
+called, as ``cds serve`` does) builds the new rule set off to the side,
+validates it and runs its rule tests; only then does it replace the serving
+set in one reference assignment. An evaluation takes one snapshot at its
+start, so no request sees a half-swapped rule set or is dropped. A refused
+set is logged and shown by ``status()``; the previous one keeps serving.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cds.engine.loader import RuleSet, load_ruleset
+from cds.engine.ruletests import default_extractor, run_rule_tests
+from cds.engine.runner import LoadedEngine
+from cds.facts import FactSet, FactWarning
 from cds.hooks.models import CDSRequest, CDSResponse
-from cds.hooks.services import ServiceDefinition, load_services
+from cds.hooks.services import ServiceDefinition, ServiceDefinitionError, load_services
+
+log = logging.getLogger("cds.pipeline")
+
+
+class RulesetLoadError(ServiceDefinitionError):
+    """The rules directory does not load (file:line errors) or its rule tests fail."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        super().__init__("rule set refused:\n" + "\n".join(lines))
 
 
 @dataclass(frozen=True)
@@ -27,23 +51,71 @@ class Evaluation:
     card_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
-@dataclass
-class Pipeline:
-    rules_dir: Path
+@dataclass(frozen=True)
+class _Loaded:
+    """Everything one rule-set version needs to answer; replaced as a whole on reload."""
+
     services: tuple[ServiceDefinition, ...]
-    version: str
-    backend: str = "none"
-    load_errors: list[str] = field(default_factory=list)
+    ruleset: RuleSet
+    engine: LoadedEngine
+    extractor: Callable[[dict[str, Any], dict[str, Any], datetime], FactSet] | None
+    loaded_at: str
+
+
+def _build(rules_dir: Path, hook_namespace: str, engine_choice: str) -> _Loaded:
+    services = load_services(rules_dir / "services.yaml", hook_namespace)
+    result = load_ruleset(rules_dir, [s.id for s in services])
+    if result.ruleset is None or result.errors:
+        raise RulesetLoadError([str(d) for d in result.errors])
+    engine = LoadedEngine(result.ruleset, engine_choice)  # type: ignore[arg-type]
+    extractor = default_extractor(rules_dir)
+    failures = [
+        f"rule test {r.id}: {failure}" for r in run_rule_tests(engine, extractor) if not r.passed and not r.skipped
+        for failure in r.failures
+    ]
+    if failures:
+        raise RulesetLoadError(failures)
+    return _Loaded(services, result.ruleset, engine, extractor, datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+class Pipeline:
+    def __init__(self, rules_dir: Path, loaded: _Loaded, hook_namespace: str, engine_choice: str) -> None:
+        self.rules_dir = rules_dir
+        self.hook_namespace = hook_namespace
+        self.engine_choice = engine_choice
+        self._loaded = loaded
+        self._reload_lock = threading.Lock()
+        self.load_errors: list[str] = []
+        self.last_reload: dict[str, Any] | None = None
 
     @classmethod
-    def load(cls, rules_dir: Path, hook_namespace: str = "org.calciphylaxis-cds") -> Pipeline:
-        services_file = rules_dir / "services.yaml"
-        services = load_services(services_file, hook_namespace)
-        digest = hashlib.sha256(services_file.read_bytes()).hexdigest()[:12]
-        return cls(rules_dir=rules_dir, services=services, version=f"sha256:{digest}")
+    def load(cls, rules_dir: Path, hook_namespace: str = "org.calciphylaxis-cds", engine: str | None = None) -> Pipeline:
+        """Load services and rules; raises ``RulesetLoadError`` (a ServiceDefinitionError) with file:line errors."""
+        choice = engine or os.environ.get("CDS_ENGINE", "auto")
+        if choice not in ("auto", "durable", "reference"):
+            raise RulesetLoadError([f"CDS_ENGINE={choice!r}: expected auto, durable or reference"])
+        rules_dir = Path(rules_dir)
+        return cls(rules_dir, _build(rules_dir, hook_namespace, choice), hook_namespace, choice)
+
+    # -------------------------------------------------------------- the public surface of the web layer
+    @property
+    def services(self) -> tuple[ServiceDefinition, ...]:
+        return self._loaded.services
+
+    @property
+    def version(self) -> str:
+        return self._loaded.ruleset.version
+
+    @property
+    def backend(self) -> str:
+        return self._loaded.engine.backend
+
+    @property
+    def ruleset(self) -> RuleSet:
+        return self._loaded.ruleset
 
     def service(self, service_id: str) -> ServiceDefinition | None:
-        return next((s for s in self.services if s.id == service_id), None)
+        return next((s for s in self._loaded.services if s.id == service_id), None)
 
     def evaluate(
         self,
@@ -53,8 +125,90 @@ class Pipeline:
         now: datetime,
         want_trace: bool = False,
     ) -> Evaluation:
-        # The rules engine plugs in here; until it does, no guidance is given.
-        return Evaluation(response=CDSResponse(cards=[]))
+        loaded = self._loaded  # one snapshot: a reload during this evaluation does not affect it
+        factset = self._facts(loaded, request, prefetch, now)
+        return evaluate_facts(loaded.ruleset, loaded.engine, service.id, factset, request.context,
+                              self.hook_namespace, want_trace)
 
     def status(self) -> dict[str, Any]:
-        return {"version": self.version, "engine": self.backend, "errors": list(self.load_errors)}
+        loaded = self._loaded
+        return {
+            "version": loaded.ruleset.version,
+            "declared_version": loaded.ruleset.info.version,
+            "content_hash": loaded.ruleset.content_hash,
+            "engine": loaded.engine.backend,
+            "rules_active": len(loaded.ruleset.compiled.rules),
+            "facts_from": "cds.fhir" if loaded.extractor else "unavailable (cds.fhir not installed)",
+            "loaded_at": loaded.loaded_at,
+            "errors": list(self.load_errors),
+            **({"last_reload": self.last_reload} if self.last_reload else {}),
+        }
+
+    # -------------------------------------------------------------- hot reload
+    def reload(self) -> bool:
+        """Build, check and test the rules on disk; swap them in only if all is well."""
+        with self._reload_lock:
+            at = datetime.now(UTC).isoformat(timespec="seconds")
+            try:
+                new = _build(self.rules_dir, self.hook_namespace, self.engine_choice)
+            except (RulesetLoadError, ServiceDefinitionError) as exc:
+                lines = exc.lines if isinstance(exc, RulesetLoadError) else [str(exc)]
+                self.load_errors = lines
+                self.last_reload = {"at": at, "result": "refused", "still_serving": self._loaded.ruleset.version}
+                log.error("rule set reload refused; still serving %s:\n%s", self._loaded.ruleset.version, "\n".join(lines))
+                return False
+            old = self._loaded
+            self._loaded = new  # atomic: evaluations already running keep `old` until they finish
+            self.load_errors = []
+            self.last_reload = {"at": at, "result": "loaded", "previous": old.ruleset.version}
+            log.info("rule set reloaded: %s -> %s (%s)", old.ruleset.version, new.ruleset.version, new.engine.backend)
+            # The old durable ruleset is freed when the last evaluation holding it lets go (see durable_backend).
+            return True
+
+    @staticmethod
+    def _facts(loaded: _Loaded, request: CDSRequest, prefetch: Mapping[str, Any], now: datetime) -> FactSet:
+        if loaded.extractor is None:
+            return FactSet(facts=(), warnings=(FactWarning("-", "-", "the FHIR fact layer (cds.fhir) is not installed"),))
+        try:
+            return loaded.extractor(dict(request.context), dict(prefetch), now)
+        except Exception as exc:  # the contract says it never raises; if it does, answer without facts
+            log.exception("cds.fhir.extract_facts raised %s; answering without facts", type(exc).__name__)
+            return FactSet(facts=(), warnings=(FactWarning("-", "-", f"fact extraction failed ({type(exc).__name__})"),))
+
+
+def evaluate_facts(
+    ruleset: RuleSet,
+    engine: LoadedEngine,
+    service_id: str,
+    factset: FactSet,
+    context: Mapping[str, Any],
+    hook_namespace: str,
+    want_trace: bool = False,
+) -> Evaluation:
+    from cds.cards.render import render_cards
+
+    outcome = engine.evaluate(factset, service_id)
+    rendered = render_cards(ruleset, outcome, context, f"{hook_namespace}.ruleset")
+    extension = None
+    if outcome.evidence:
+        extension = {f"{hook_namespace}.differential": outcome.differential.as_list()}
+    response = CDSResponse(cards=[card for card, _ in rendered], extension=extension)
+    trace = outcome.trace(ruleset, engine.backend) if want_trace else None
+    return Evaluation(
+        response=response,
+        trace=trace,
+        rules_fired=outcome.rules_fired,
+        card_rules={str(card.uuid): rules for card, rules in rendered},
+    )
+
+
+def install_reload_signal(pipeline: Pipeline) -> bool:
+    """Reload the rules on SIGHUP (in a thread: the handler itself only starts it). Main thread only."""
+    if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
+        return False
+
+    def on_hup(signum: int, frame: Any) -> None:
+        threading.Thread(target=pipeline.reload, name="rules-reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, on_hup)
+    return True

@@ -87,7 +87,7 @@ def test_one_structured_event_per_request_with_the_request_id():
     assert event["event"] == "request" and event["request_id"] == response.headers["x-request-id"]
     assert event["service"] == "calciphylaxis-risk" and event["hook"] == "patient-view"
     assert event["status"] == 200 and event["cards"] == len(response.json()["cards"])
-    assert event["ruleset"].startswith("sha256:") and "engine" in event and event["duration_ms"] > 0
+    assert event["ruleset"] and "engine" in event and event["duration_ms"] > 0
     assert "source-case-patient" not in stream.getvalue()
 
 
@@ -107,7 +107,7 @@ class BlockingPipeline(Pipeline):
 
 
 def test_saturated_service_answers_503_fast():
-    pipeline = BlockingPipeline(**vars(Pipeline.load(RULES_DIR)))
+    pipeline = BlockingPipeline.load(RULES_DIR)
     pipeline.release = threading.Event()
     with TestClient(create_app(settings(max_concurrent_requests=1), pipeline=pipeline)) as client:
         first: dict = {}
@@ -131,7 +131,7 @@ def test_a_hook_call_over_the_deadline_is_503():
             time.sleep(1.0)
             return super().evaluate(*args, **kwargs)
 
-    pipeline = SlowPipeline(**vars(Pipeline.load(RULES_DIR)))
+    pipeline = SlowPipeline.load(RULES_DIR)
     client = TestClient(create_app(settings(request_deadline_seconds=0.2), pipeline=pipeline))
     started = time.perf_counter()
     response = client.post(HOOK, json=SOURCE_CASE)

@@ -1,0 +1,1 @@
+"""Rendering card intents and the differential into CDS Hooks cards."""

@@ -1,0 +1,1 @@
+"""Rule language, loader and lint, compiler, backends, differential and trace."""

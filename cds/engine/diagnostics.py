@@ -1,0 +1,77 @@
+"""Messages to rule authors: ``file:line:col: CODE message (rule id)``.
+
+Codes are stable; ``docs/writing-rules.md`` explains each one. Errors refuse a
+rule set, warnings fail ``cds rules lint`` but not loading, notes are
+informational.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["error", "warning", "note"]
+
+# code -> (severity, one-line explanation). The single registry of codes.
+CODES: dict[str, tuple[Severity, str]] = {
+    "E001": ("error", "YAML syntax error"),
+    "E002": ("error", "unknown key"),
+    "E003": ("error", "wrong type or invalid value"),
+    "E004": ("error", "required key missing"),
+    "E005": ("error", "duplicate key in a YAML mapping"),
+    "E006": ("error", "file cannot be read"),
+    "E010": ("error", "duplicate id"),
+    "E011": ("error", "undefined value set"),
+    "E012": ("error", "undefined hypothesis"),
+    "E013": ("error", "undefined reference"),
+    "E014": ("error", "unknown fact kind"),
+    "E015": ("error", "unknown attribute for this fact kind"),
+    "E016": ("error", "likelihood ratio must be greater than 0"),
+    "E017": ("error", "evidence, prior or test without a reference"),
+    "E018": ("error", "undefined card template"),
+    "E019": ("error", "invalid join (unknown alias, later pattern, or absence)"),
+    "E020": ("error", "comparison can never be true for this attribute's type"),
+    "E021": ("error", "rule can never fire"),
+    "E022": ("error", "unknown or unresolvable template placeholder"),
+    "E023": ("error", "undefined population or missing prior"),
+    "E024": ("error", "undefined service"),
+    "E025": ("error", "derived facts depend on each other in a cycle"),
+    "E026": ("error", "undefined analyte"),
+    "E027": ("error", "suggested FHIR resource is invalid"),
+    "E028": ("error", "rule test refers to something undefined"),
+    "E029": ("error", "rule has nothing to do (no derive, evidence or card)"),
+    "W101": ("warning", "value set defined but used by no rule"),
+    "W102": ("warning", "likelihood ratio of 1 has no effect"),
+    "W103": ("warning", "active rule without a rule test that fires it"),
+    "N201": ("note", "value sets or analytes not found; references to them are not checked"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    file: str
+    line: int
+    column: int
+    code: str
+    message: str
+    rule_id: str | None = None
+
+    @property
+    def severity(self) -> Severity:
+        return CODES[self.code][0]
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        suffix = f" ({self.rule_id})" if self.rule_id else ""
+        return f"{where}: {self.code} {self.message}{suffix}"
+
+
+class RulesetError(ValueError):
+    """The rule set has errors; ``diagnostics`` lists them (errors first)."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        errors = [d for d in diagnostics if d.severity == "error"]
+        shown = "\n".join(str(d) for d in errors[:20])
+        more = f"\n... and {len(errors) - 20} more" if len(errors) > 20 else ""
+        super().__init__(f"rule set has {len(errors)} error(s):\n{shown}{more}")

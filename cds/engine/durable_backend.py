@@ -1,0 +1,185 @@
+"""durable-rules behind a narrow adapter, hardened per knowledge/durable-rules.md.
+
+What this module does, and why:
+
+* Direct calls of the ``durable_rules_engine`` C extension. No ``durable.lang``
+  (process-global host) and no ``engine.Host`` (its timer threads crash with
+  concurrent sessions, B4).
+* Only alpha tests and equality joins are compiled. No ``$not`` (order-dependent,
+  B3), no non-equality joins or arithmetic (out-of-bounds reads, B2), no regex
+  (leaks on every ruleset rebuild, §4.5): value-set prefixes and absences are
+  computed in Python beforehand (``cds.engine.prepare``).
+* One live session per process under a lock, with a fresh session id per
+  evaluation and ``delete_state`` in ``finally``; with one live session the
+  32-bit session hash (B6) and the 1024-session cap cannot bite, and the GIL
+  serialises the C calls anyway.
+* A sentinel fact and rule so at least one action fires in every session
+  (``delete_state`` segfaults otherwise, B1).
+* Facts carry short engine ids ``f<n>`` (no two collide under the 32-bit fact
+  hash; checked in tests), are flat and far below 252 properties (B5), and
+  have unique ids (a duplicate is reported as code 2 and raises here).
+* A batch where some fact matches no rule returns code 1; the C core has still
+  asserted the others and their actions are taken synchronously below (the
+  stock ``Host`` would have deferred them to a background thread).
+* Derived facts are asserted into the same session after the actions that
+  produce them, until no new ones appear.
+* Retired rulesets (after a hot reload) are deleted only once no evaluation can
+  still hold them: their handles are queued by a finaliser and freed under the
+  lock at the next evaluation or reload.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from cds.engine import ir
+from cds.engine.prepare import PreparedFact, derived_fact
+
+try:  # the C extension; absent on Python 3.13 or where it did not build
+    import durable_rules_engine as _dr
+except ImportError:  # pragma: no cover - depends on the platform
+    _dr = None
+
+AVAILABLE = _dr is not None
+SENTINEL_RULE = "sentinel"
+SENTINEL_ID = "z"
+
+# One lock for every durable call in the process: one live session at a time.
+_LOCK = threading.RLock()
+_SESSIONS = itertools.count(1)
+_RULESET_NAMES = itertools.count(1)
+_RETIRED_HANDLES: list[int] = []
+
+Matches = dict[int, set[tuple[str, ...]]]
+
+
+class DurableError(RuntimeError):
+    """The engine refused a fact batch or a ruleset; the message carries its code."""
+
+
+def _queue_delete(handle: int) -> None:
+    _RETIRED_HANDLES.append(handle)  # list.append is atomic under the GIL; freed under the lock later
+
+
+def _free_retired() -> None:
+    while _RETIRED_HANDLES:
+        handle = _RETIRED_HANDLES.pop()
+        try:
+            _dr.delete_ruleset(handle)
+        except Exception:  # noqa: BLE001 - a handle that cannot be freed is only a leak
+            pass
+
+
+def compile_to_durable(compiled: ir.CompiledRules) -> dict[str, Any]:
+    """The durable-rules JSON ruleset: rule ``r<index>``, patterns ``p<i>``, plus the sentinel."""
+    definition: dict[str, Any] = {}
+    for rule in compiled.rules:
+        patterns = []
+        for index, pattern in enumerate(rule.patterns):
+            conditions: list[dict[str, Any]] = [{"kind": pattern.kind}]
+            conditions.extend(_condition(t) for t in pattern.tests)
+            patterns.append({f"p{index}": {"$and": conditions}})
+        definition[f"r{rule.index}"] = {"all": patterns}
+    definition[SENTINEL_RULE] = {"all": [{"m": {"kind": ir.SENTINEL_KIND}}]}
+    return definition
+
+
+def _condition(test: ir.Test) -> dict[str, Any]:
+    op, attr = test.op, test.attr
+    if op == "eq":
+        return {attr: test.value}
+    if op == "member":
+        return {attr: True}
+    if op == "any_of":
+        if len(test.values) == 1:
+            return {attr: test.values[0]}
+        return {"$or": [{attr: v} for v in test.values]}
+    if op == "join":
+        return {attr: {f"p{test.join_pattern}": test.join_attr}}
+    durable_op = {"ne": "$neq", "lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}[op]
+    return {durable_op: {attr: test.value}}
+
+
+class DurableExecutor:
+    name = "durable"
+
+    def __init__(self, compiled: ir.CompiledRules) -> None:
+        if _dr is None:
+            raise DurableError("durable_rules_engine cannot be imported")
+        self.compiled = compiled
+        self._rules = {f"r{r.index}": r for r in compiled.rules}
+        definition = json.dumps(compile_to_durable(compiled))
+        with _LOCK:
+            _free_retired()
+            try:
+                self._handle = _dr.create_ruleset(f"cds{next(_RULESET_NAMES)}", definition)
+            except Exception as exc:
+                raise DurableError(f"durable-rules refused the compiled rule set: {exc}") from exc
+        self._finalizer = weakref.finalize(self, _queue_delete, self._handle)
+
+    def close(self) -> None:
+        """Retire the ruleset; it is freed once no evaluation holds it."""
+        self._finalizer()
+
+    def match(self, facts: Sequence[PreparedFact]) -> Matches:
+        by_engine_id = {f.engine_id: f for f in facts}
+        matches: Matches = {}
+        derived_done: set[int] = set()
+        with _LOCK:
+            _free_retired()
+            sid = f"s{next(_SESSIONS)}"
+            batch = [self._wire(f, sid) for f in facts]
+            batch.append({"sid": sid, "id": SENTINEL_ID, "kind": ir.SENTINEL_KIND})
+            try:
+                while batch:
+                    state = self._assert(batch)
+                    self._drain(state, matches)
+                    batch = []
+                    for index in sorted(matches):
+                        rule = self.compiled.rules[index]
+                        if rule.derive is not None and index not in derived_done:
+                            derived_done.add(index)
+                            fact = derived_fact(rule)
+                            by_engine_id[fact.engine_id] = fact
+                            batch.append(self._wire(fact, sid))
+            finally:
+                try:
+                    _dr.delete_state(self._handle, sid)
+                except Exception:  # noqa: BLE001 - nothing more can be done for this session
+                    pass
+        return matches
+
+    @staticmethod
+    def _wire(fact: PreparedFact, sid: str) -> dict[str, Any]:
+        return {**fact.attrs, "kind": fact.kind, "id": fact.engine_id, "sid": sid}
+
+    def _assert(self, batch: list[dict[str, Any]]) -> int:
+        code, state = _dr.assert_facts(self._handle, json.dumps(batch))
+        if code == 2:
+            raise DurableError("durable-rules reported a fact as already observed (code 2)")
+        if code not in (0, 1):  # 1: some fact matched no rule; the others are asserted
+            raise DurableError(f"durable-rules refused the facts (code {code})")
+        return state
+
+    def _drain(self, state: int, matches: Matches) -> None:
+        result = _dr.start_action_for_state(self._handle, state)
+        message = result[1] if result else None
+        try:
+            while message:
+                for rule_name, bound in json.loads(message).items():
+                    rule = self._rules.get(rule_name)
+                    if rule is not None:
+                        ids = tuple(bound[f"p{i}"]["id"] for i in range(len(rule.patterns)))
+                        matches.setdefault(rule.index, set()).add(ids)
+                message = _dr.complete_and_start_action(self._handle, state)
+        except BaseException:
+            try:
+                _dr.abandon_action(self._handle, state)
+            except Exception:  # noqa: BLE001
+                pass
+            raise

@@ -1,0 +1,140 @@
+"""Facts as both backends see them: typed, de-duplicated, with precomputed attributes.
+
+Done in Python before any backend runs, so that the engines only ever see the
+safe subset (knowledge/durable-rules.md): value-set prefixes are expanded into
+boolean membership attributes (no regex in the engine), absences become facts
+(no negation in the engine), attribute types are checked against FACT_FIELDS
+(durable-rules coerces "6" > 5 to true; the reference interpreter would not),
+and every fact gets a short engine id ``f<n>`` (no two can collide).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from cds.engine import ir
+from cds.facts import FACT_FIELDS, Fact, FactSet, Scalar
+
+# durable-rules crashes above 252 flattened properties per fact (B5); our facts stay far below.
+MAX_ATTRS_PER_FACT = 100
+# One evaluation's working memory; ids f0..f4999 are checked collision-free in tests.
+MAX_FACTS = 5000
+MAX_TEXT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedFact:
+    engine_id: str
+    source_id: str
+    kind: str
+    attrs: Mapping[str, Scalar]
+
+    def get(self, name: str) -> Scalar | None:
+        return self.attrs.get(name)
+
+
+def _typed(kind: str, name: str, value: object) -> bool:
+    expected = FACT_FIELDS[kind].get(name)
+    if expected == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if expected == "bool":
+        return isinstance(value, bool)
+    if expected == "str":
+        return isinstance(value, str) and 0 < len(value) <= MAX_TEXT
+    return False
+
+
+def prepare_facts(factset: FactSet, compiled: ir.CompiledRules) -> tuple[list[PreparedFact], list[str]]:
+    """Input facts checked and numbered, plus membership attributes and absence facts."""
+    warnings: list[str] = []
+    prepared: list[PreparedFact] = []
+    seen: set[str] = set()
+    memberships_by_kind: dict[str, list[ir.Membership]] = {}
+    for membership in compiled.memberships:
+        memberships_by_kind.setdefault(membership.kind, []).append(membership)
+    for fact in factset.facts:
+        if len(prepared) >= MAX_FACTS:
+            warnings.append(f"more than {MAX_FACTS} facts: the rest were not evaluated")
+            break
+        if fact.kind not in FACT_FIELDS:
+            warnings.append(f"fact {fact.id}: unknown kind {fact.kind!r}, ignored")
+            continue
+        if fact.id in seen:
+            warnings.append(f"fact {fact.id}: duplicate id, later copy ignored")
+            continue
+        seen.add(fact.id)
+        attrs: dict[str, Scalar] = {}
+        for name, value in fact.attrs.items():
+            if _typed(fact.kind, name, value):
+                attrs[name] = value
+            else:
+                warnings.append(f"fact {fact.id}: attribute {name!r} unknown or of the wrong type, ignored")
+        for membership in memberships_by_kind.get(fact.kind, ()):
+            if _in_valueset(attrs, compiled.valueset_codes.get(membership.valueset)):
+                attrs[membership.attr] = True
+        if len(attrs) > MAX_ATTRS_PER_FACT:
+            warnings.append(f"fact {fact.id}: too many attributes, ignored")
+            continue
+        prepared.append(PreparedFact(f"f{len(prepared)}", fact.id, fact.kind, attrs))
+    for absence in compiled.absences:
+        if not any(f.kind == absence.kind and alpha_match(absence.tests, f.attrs) for f in prepared):
+            prepared.append(PreparedFact(f"f{len(prepared)}", f"absent:{absence.key}", ir.ABSENCE_KIND, {"key": absence.key}))
+    return prepared, warnings
+
+
+def _in_valueset(attrs: Mapping[str, Scalar], codes: tuple[frozenset[tuple[str, str]], tuple[tuple[str, str], ...]] | None) -> bool:
+    if codes is None:
+        return False
+    system, code = attrs.get("system"), attrs.get("code")
+    if not isinstance(system, str) or not isinstance(code, str):
+        return False
+    exact, prefixes = codes
+    return (system, code) in exact or any(system == s and code.startswith(p) for s, p in prefixes)
+
+
+def passes(test: ir.Test, attrs: Mapping[str, Scalar], bound: tuple[Mapping[str, Scalar], ...] = ()) -> bool:
+    """The semantics of one test. A missing attribute fails every test, `!=` included."""
+    value = attrs.get(test.attr)
+    if value is None:
+        return False
+    op = test.op
+    if op == "eq":
+        return value == test.value
+    if op == "ne":
+        return value != test.value
+    if op == "lt":
+        return value < test.value  # type: ignore[operator]
+    if op == "le":
+        return value <= test.value  # type: ignore[operator]
+    if op == "gt":
+        return value > test.value  # type: ignore[operator]
+    if op == "ge":
+        return value >= test.value  # type: ignore[operator]
+    if op == "any_of":
+        return value in test.values
+    if op == "member":
+        return value is True
+    if op == "join":
+        other = bound[test.join_pattern].get(test.join_attr)
+        return other is not None and other == value
+    raise ValueError(f"unknown operator {op}")
+
+
+def alpha_match(tests: Iterable[ir.Test], attrs: Mapping[str, Scalar]) -> bool:
+    return all(passes(t, attrs) for t in tests if t.op != "join")
+
+
+def derived_fact(rule: ir.CompiledRule) -> PreparedFact:
+    assert rule.derive is not None
+    return PreparedFact(f"d{rule.index}", f"derived:{rule.derive.name}:{rule.id}", "derived", dict(rule.derive.attrs))
+
+
+def facts_from_dicts(items: Iterable[Mapping[str, Scalar]]) -> FactSet:
+    """Inline facts of rule tests: ``{kind, id, attribute: value, ...}``."""
+    facts = []
+    for item in items:
+        attrs = {k: v for k, v in item.items() if k not in ("kind", "id")}
+        facts.append(Fact(kind=str(item["kind"]), id=str(item["id"]), attrs=attrs))
+    return FactSet(facts=tuple(facts))

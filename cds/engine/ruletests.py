@@ -1,0 +1,122 @@
+"""Rule tests (``rules/tests/*.yaml``): run them and report pass/fail.
+
+A test gives inline facts or a CDS Hooks request from ``fhir_examples/``
+(turned into facts by ``cds.fhir.extract_facts`` when that layer is present;
+otherwise the test is reported as skipped, never as passed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cds.engine.model import RuleTest
+from cds.engine.prepare import facts_from_dicts
+from cds.engine.runner import LoadedEngine, Outcome
+from cds.facts import FactSet
+
+DEFAULT_NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+# (context, prefetch, now) -> FactSet, for `case:` tests
+CaseExtractor = Callable[[dict[str, Any], dict[str, Any], datetime], FactSet]
+
+
+@dataclass
+class TestResult:
+    id: str
+    passed: bool
+    skipped: bool = False
+    failures: list[str] = field(default_factory=list)
+    outcome: Outcome | None = None
+
+    @property
+    def status(self) -> str:
+        return "SKIP" if self.skipped else ("PASS" if self.passed else "FAIL")
+
+
+def check(test: RuleTest, outcome: Outcome) -> list[str]:
+    """What is wrong with ``outcome`` for ``test`` (empty when it passes); names the values seen."""
+    failures = []
+    fired = set(outcome.rules_fired)
+    raised = {c.template for c in outcome.cards}
+    expect = test.expect
+    for rule in expect.fired:
+        if rule not in fired:
+            failures.append(f"rule {rule} did not fire (fired: {', '.join(sorted(fired)) or 'none'})")
+    for rule in expect.not_fired:
+        if rule in fired:
+            failures.append(f"rule {rule} fired but should not")
+    for card in expect.cards:
+        if card not in raised:
+            failures.append(f"card {card} not raised (raised: {', '.join(sorted(raised)) or 'none'})")
+    for card in expect.not_cards:
+        if card in raised:
+            failures.append(f"card {card} raised but should not be")
+    if expect.no_cards and raised:
+        failures.append(f"expected no cards, got {', '.join(sorted(raised))}")
+    top = outcome.differential.top
+    if expect.top is not None and (top is None or top.id != expect.top):
+        ranking = ", ".join(f"{h.id} {h.posterior:.3f}" for h in outcome.differential.hypotheses[:4])
+        failures.append(f"top of the differential is {top.id if top else 'empty'}, expected {expect.top} ({ranking})")
+    for hypothesis, bounds in expect.posterior.items():
+        result = outcome.differential.get(hypothesis)
+        value = result.posterior if result else float("nan")
+        if bounds.at_least is not None and not value >= bounds.at_least:
+            failures.append(f"posterior of {hypothesis} is {value:.4f}, expected at least {bounds.at_least}")
+        if bounds.at_most is not None and not value <= bounds.at_most:
+            failures.append(f"posterior of {hypothesis} is {value:.4f}, expected at most {bounds.at_most}")
+    return failures
+
+
+def run_rule_tests(engine: LoadedEngine, extractor: CaseExtractor | None = None) -> list[TestResult]:
+    results = []
+    repo_root = engine.ruleset.rules_dir.parent
+    for test in engine.ruleset.tests:
+        now = datetime.fromisoformat(test.now) if test.now else DEFAULT_NOW
+        if test.facts is not None:
+            factset = facts_from_dicts(test.facts)
+        else:
+            if extractor is None:
+                results.append(TestResult(test.id, passed=False, skipped=True, failures=["cds.fhir is not available"]))
+                continue
+            request = orjson.loads((repo_root / str(test.case)).read_bytes())
+            factset = extractor(request.get("context", {}), request.get("prefetch") or {}, now)
+        try:
+            outcome = engine.evaluate(factset, test.service)
+        except Exception as exc:  # a crash is a failure of this test, reported with the others
+            results.append(TestResult(test.id, passed=False, failures=[f"evaluation raised {type(exc).__name__}: {exc}"]))
+            continue
+        failures = check(test, outcome)
+        results.append(TestResult(test.id, passed=not failures, failures=failures, outcome=outcome))
+    return results
+
+
+def default_extractor(rules_dir: Path) -> CaseExtractor | None:
+    """``cds.fhir.extract_facts`` bound to this rule set's terminology, when the FHIR layer is installed."""
+    try:
+        from cds.fhir import Terminology, extract_facts  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    terminology = Terminology.load(rules_dir)
+
+    def extract(context: dict[str, Any], prefetch: dict[str, Any], now: datetime) -> FactSet:
+        return extract_facts(context, prefetch, now, terminology)
+
+    return extract
+
+
+def format_report(results: list[TestResult], backend: str) -> str:
+    lines = []
+    for r in results:
+        lines.append(f"{r.status}  {r.id}")
+        for failure in r.failures:
+            lines.append(f"      - {failure}")
+    passed = sum(r.passed for r in results)
+    failed = sum(not r.passed and not r.skipped for r in results)
+    skipped = sum(r.skipped for r in results)
+    lines.append(f"{passed} passed, {failed} failed, {skipped} skipped ({backend})")
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""YAML with positions: plain Python data plus the line/column of every node.
+
+PyYAML's ``compose`` keeps a mark on every node; ``safe_load`` throws them
+away. We compose, then build the data ourselves so that a pydantic error
+location (``("rules", 3, "when", 0)``) can be turned into ``file:line:col``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Path_ = tuple[str | int, ...]
+
+
+class YamlSyntaxError(ValueError):
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.column, self.message = line, column, message
+
+
+@dataclass
+class PositionedYaml:
+    data: Any
+    # path -> (line, column) of the value; keys of mappings also at path + ("<key>",)
+    positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    duplicate_keys: list[tuple[Path_, int, int]] = field(default_factory=list)
+
+    def where(self, path: Sequence[str | int], key: bool = False) -> tuple[int, int]:
+        """Position of the deepest existing node on ``path`` (1-based line and column)."""
+        items = tuple(path)
+        if key and items + ("<key>",) in self.positions:
+            return self.positions[items + ("<key>",)]
+        while items:
+            if items in self.positions:
+                return self.positions[items]
+            items = items[:-1]
+        return self.positions.get((), (1, 1))
+
+
+def load_positioned(text: str) -> PositionedYaml:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise YamlSyntaxError(line, column, f"{exc.problem or exc.context}") from None
+    finally:
+        loader.dispose()
+    result = PositionedYaml(data=None)
+    if node is None:
+        return result
+    result.data = _build(loader, node, (), result)
+    return result
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, out: PositionedYaml) -> Any:
+    out.positions[path] = _mark(node)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)):
+                key = str(key)
+            if key in mapping:
+                out.duplicate_keys.append((path + (key,), *_mark(key_node)))
+            out.positions[path + (key, "<key>")] = _mark(key_node)
+            mapping[key] = _build(loader, value_node, path + (key,), out)
+        return mapping
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(loader, item, path + (index,), out) for index, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)

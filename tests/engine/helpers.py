@@ -1,0 +1,21 @@
+"""Helpers for engine tests: a throw-away copy of the sample rule pack to break on purpose."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.conftest import RULES_DIR
+
+
+def copy_rules(tmp_path: Path) -> Path:
+    """rules/ copied to tmp_path/rules (diagnostics then read rules/...)."""
+    target = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, target, ignore=shutil.ignore_patterns("schema.json"))
+    return target
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
