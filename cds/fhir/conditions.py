@@ -34,7 +34,7 @@ _I70_ULCER_SITE = {"1": "thigh", "2": "calf", "3": "ankle", "4": "heel-midfoot",
 
 
 def icd_site(code: str) -> dict[str, str]:
-    """Site, laterality and severity encoded in an ICD-10-CM ulcer code ("L97.212" -> calf, left, fat-exposed)."""
+    """Site, laterality and severity encoded in an ICD-10-CM ulcer code ("L97.222" -> calf, left, fat exposed)."""
     code = normalise_code(ICD10CM, code)
     tail = code[4:] if len(code) > 4 else ""
     out: dict[str, str] = {}
