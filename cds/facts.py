@@ -68,6 +68,10 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "site_class": "str",  # central | distal (fatty central areas vs acral)
         "laterality": "str",  # left | right | bilateral
         "source": "str",  # "Condition/123"
+        "code_confidence": "str",  # V | S | R: confidence of the value-set code that matched
+        "verification": "str",  # confirmed | provisional | differential | unconfirmed
+        "abated": "str",  # date the condition resolved (abatement)
+        "severity": "str",  # ulcer depth from the ICD-10-CM 6th character, e.g. "fat-exposed"
     },
     "lab": {
         # One fact per analyte: the latest value within the lookback window
@@ -77,6 +81,13 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "value": "number",  # latest value, canonical unit
         "unit": "str",  # canonical UCUM unit
         "comparator": "str",  # "<", "<=", ">", ">=" when the value was censored
+        # A censored result has ``comparator`` and ``limit`` and *no* ``value``, so a rule
+        # threshold on ``value`` is never met by a number the result may not reach.
+        "limit": "number",  # the censoring limit, canonical unit
+        "code": "str",  # LOINC code of the latest result (absent for computed analytes)
+        "previous_value": "number",  # the point value before the latest one in the window
+        "previous_date": "str",
+        "censored_count": "number",  # censored results in the window (not in min/max)
         "date": "str",
         "days_ago": "number",
         "trend": "str",  # rising | falling | stable (needs >= 2 values)
@@ -97,6 +108,11 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "days_since_start": "number",  # exposure so far (or total, when completed)
         "route": "str",
         "source": "str",
+        "resource_type": "str",  # MedicationRequest | MedicationStatement
+        "end": "str",  # end of the recorded period, when given
+        "first_start": "str",  # earliest start among counted orders/statements of this class
+        "days_since_first_start": "number",  # exposure to the class so far
+        "code_confidence": "str",
     },
     "procedure": {
         "concept": "str",  # e.g. "hemodialysis", "skin-biopsy", "bone-scan"
@@ -108,6 +124,8 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "first_date": "str",  # earliest procedure of this concept
         "years_since_first": "number",  # e.g. dialysis vintage
         "outcome": "str",  # e.g. biopsy: "positive" | "negative" | "nondiagnostic"
+        "count": "number",  # procedures of this concept on record (one fact per concept)
+        "code_confidence": "str",
         "site": "str",
         "laterality": "str",
         "source": "str",
@@ -134,6 +152,7 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "code": "str",
         "system": "str",
         "selected": "bool",  # in order-select `selections`; always true for order-sign
+        "code_confidence": "str",
         "source": "str",  # "ServiceRequest/abc" as in draftOrders
     },
     "derived": {

@@ -1,0 +1,124 @@
+"""The FHIR layer: FHIR R4 resources of one CDS Hooks request -> facts for the rules engine.
+
+Public interface (notes/contracts.md):
+
+* ``Terminology.load(rules_dir)`` once per rule set;
+* ``extract_facts(context, prefetch, now, terminology) -> FactSet``, which never
+  raises on bad data: invalid resources become ``FactWarning``s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from cds.facts import Fact, FactSet, FactWarning
+from cds.fhir.conditions import condition_facts
+from cds.fhir.dates import parse_date, years_between
+from cds.fhir.intake import Intake
+from cds.fhir.labs import derive_series, lab_facts, read_observations
+from cds.fhir.medications import medication_facts
+from cds.fhir.orders import draft_order_facts
+from cds.fhir.patient import choose_patient, patient_fact
+from cds.fhir.procedures import procedure_facts
+from cds.fhir.terminology import ExtractionSettings, Terminology, TerminologyError
+
+__all__ = ["ExtractionSettings", "Terminology", "TerminologyError", "extract_facts"]
+
+
+def extract_facts(
+    context: Mapping[str, Any],
+    prefetch: Mapping[str, Any],
+    now: datetime,
+    terminology: Terminology,
+) -> FactSet:
+    """Every fact the rules can use, from the request's context and completed prefetch.
+
+    ``now`` is the time of the hook: ages, durations and look-back windows count to it.
+    """
+    intake = Intake()
+    try:
+        facts = _extract(context if isinstance(context, Mapping) else {}, prefetch or {}, now, terminology, intake)
+    except Exception as exc:  # noqa: BLE001 - the contract: bad data never becomes a 500
+        # Reaching this is a bug in this package, not bad input; keep serving without facts.
+        intake.warnings.append(FactWarning("request", "-", f"fact extraction failed: {type(exc).__name__}"))
+        facts = []
+    return FactSet(facts=tuple(facts), warnings=tuple(intake.warnings))
+
+
+def _extract(
+    context: Mapping[str, Any], prefetch: Mapping[str, Any], now: datetime, term: Terminology, intake: Intake
+) -> list[Fact]:
+    today = now.date()
+    intake.add_prefetch(prefetch)
+    series = read_observations(intake.resources("Observation"), term, intake)
+    derive_series(series)
+
+    facts: list[Fact] = []
+    patient = patient_fact(
+        choose_patient(intake.resources("Patient"), context.get("patientId")), series, term, intake, today
+    )
+    if patient is not None:
+        facts.append(patient)
+    conditions = condition_facts(intake.resources("Condition"), term, intake, today)
+    facts.extend(conditions)
+    facts.extend(lab_facts(series, term, intake, today))
+    medications = intake.resources("MedicationRequest") + intake.resources("MedicationStatement")
+    facts.extend(medication_facts(medications, term, intake, today))
+    procedures = procedure_facts(intake.resources("Procedure"), term, intake, today)
+    facts.extend(procedures)
+    vintage = _dialysis_vintage(conditions, procedures, term, today)
+    if vintage is not None:
+        facts.append(vintage)
+    facts.extend(draft_order_facts(context, term, intake))
+    facts.extend(_findings(intake, conditions, now, term))
+    return facts
+
+
+def _dialysis_vintage(conditions: list[Fact], procedures: list[Fact], term: Terminology, today: date) -> Fact | None:
+    """Years since the earliest dialysis procedure or dialysis-dependence onset."""
+    starts: list[date] = []
+    for fact in procedures:
+        if fact.attrs.get("concept") in term.settings.dialysis_procedure_valuesets:
+            first = parse_date(fact.attrs.get("first_date"))
+            if first is not None:
+                starts.append(first)
+    for fact in conditions:
+        if fact.attrs.get("concept") in term.settings.dialysis_condition_valuesets:
+            onset = parse_date(fact.attrs.get("onset"))
+            if onset is not None:
+                starts.append(onset)
+    if not starts:
+        return None
+    first = min(starts)
+    return Fact(
+        "derived",
+        "derived:dialysis-vintage",
+        {"name": "dialysis-vintage-years", "value": years_between(first, today), "text": first.isoformat()},
+    )
+
+
+def _findings(intake: Intake, conditions: list[Fact], now: datetime, term: Terminology) -> list[Fact]:
+    """Imaging findings from DiagnosticReports, by the cds.findings package when it is installed."""
+    reports = intake.resources("DiagnosticReport")
+    if not reports:
+        return []
+    try:
+        from cds.findings import extract_findings  # type: ignore[attr-defined]
+    except ImportError:
+        return []  # optional stage: without it, reports give no findings
+    if term.findings_knowledge is None:
+        return []
+    lesion_sites = {
+        (str(f.attrs["site"]), str(f.attrs.get("laterality", "")))
+        for f in conditions
+        if f.attrs.get("concept") in term.settings.ulcer_valuesets and "site" in f.attrs
+    }
+    try:
+        found = extract_findings(reports, intake.index, now, lesion_sites, term.findings_knowledge)
+    except Exception as exc:  # noqa: BLE001 - another package's failure must not stop this evaluation
+        intake.warnings.append(FactWarning("DiagnosticReport", "-", f"findings extraction failed: {type(exc).__name__}"))
+        return []
+    intake.warnings.extend(found.warnings)
+    return list(found.facts)

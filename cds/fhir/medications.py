@@ -1,0 +1,141 @@
+"""MedicationRequest / MedicationStatement -> medication facts by drug class."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import date, timedelta
+from typing import Any
+
+from cds.facts import Fact
+from cds.fhir.dates import parse_date
+from cds.fhir.intake import Intake, iter_codings, reference_key
+from cds.fhir.terminology import CodeMatch, Terminology, canonical_system
+
+COUNTED_STATUSES = frozenset({"active", "on-hold", "completed"})
+
+
+def medication_codings(resource: Mapping[str, Any], intake: Intake) -> Iterator[Mapping[str, Any]]:
+    """Codings of the medication: the CodeableConcept, or the referenced Medication's code and ingredients."""
+    concept = resource.get("medicationCodeableConcept")
+    if concept is not None:
+        yield from iter_codings(concept)
+        return
+    medication = intake.resolve(resource.get("medicationReference"), resource)
+    if medication is None or medication.get("resourceType") != "Medication":
+        return
+    yield from iter_codings(medication.get("code"))
+    for ingredient in medication.get("ingredient") or ():
+        if isinstance(ingredient, Mapping):
+            yield from iter_codings(ingredient.get("itemCodeableConcept"))
+
+
+def drug_classes(resource: Mapping[str, Any], term: Terminology, intake: Intake) -> dict[str, CodeMatch]:
+    return term.match_codings(medication_codings(resource, intake), ("medication",))
+
+
+def referenced_medication_valid(resource: Mapping[str, Any], intake: Intake) -> bool:
+    """A Medication outside the resource (not contained) is a fact source too: validate it."""
+    reference = resource.get("medicationReference")
+    if not isinstance(reference, Mapping) or str(reference.get("reference", "")).startswith("#"):
+        return True  # contained resources were validated with their container
+    medication = intake.resolve(reference, resource)
+    return medication is None or intake.validate_full(medication)
+
+
+def _period(resource: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """Start and end of the medication's use as recorded."""
+    if resource.get("resourceType") == "MedicationStatement":
+        period = resource.get("effectivePeriod")
+        if isinstance(period, Mapping):
+            return period.get("start"), period.get("end")
+        return resource.get("effectiveDateTime") or resource.get("dateAsserted"), None
+    starts: list[str] = []
+    ends: list[str] = []
+    for dosage in resource.get("dosageInstruction") or ():
+        bounds = ((dosage.get("timing") or {}).get("repeat") or {}).get("boundsPeriod") if isinstance(dosage, Mapping) else None
+        if isinstance(bounds, Mapping):
+            if isinstance(bounds.get("start"), str):
+                starts.append(bounds["start"])
+            if isinstance(bounds.get("end"), str):
+                ends.append(bounds["end"])
+    validity = (resource.get("dispenseRequest") or {}).get("validityPeriod")
+    if isinstance(validity, Mapping):
+        if not starts and isinstance(validity.get("start"), str):
+            starts.append(validity["start"])
+        if not ends and isinstance(validity.get("end"), str):
+            ends.append(validity["end"])
+    start = min(starts) if starts else resource.get("authoredOn")
+    return start, (max(ends) if ends else None)
+
+
+def _route(resource: Mapping[str, Any]) -> str | None:
+    dosages = resource.get("dosageInstruction") if resource.get("resourceType") == "MedicationRequest" else resource.get("dosage")
+    for dosage in dosages or ():
+        route = dosage.get("route") if isinstance(dosage, Mapping) else None
+        if isinstance(route, Mapping):
+            if isinstance(route.get("text"), str):
+                return route["text"].lower()
+            for coding in iter_codings(route):
+                if isinstance(coding.get("display"), str):
+                    return str(coding["display"]).lower()
+    return None
+
+
+def medication_facts(resources: list[Mapping[str, Any]], term: Terminology, intake: Intake, today: date) -> list[Fact]:
+    window_start = today - timedelta(days=term.settings.completed_medication_days)
+    pending: list[tuple[str, dict[str, Any], date | None]] = []
+    for index, resource in enumerate(resources):
+        classes = drug_classes(resource, term, intake)
+        if not classes:
+            continue
+        if not intake.validate_full(resource) or not referenced_medication_valid(resource, intake):
+            continue
+        status = resource.get("status")
+        if status not in COUNTED_STATUSES:
+            continue
+        start_raw, end_raw = _period(resource)
+        start, end = parse_date(start_raw), parse_date(end_raw, end=True)
+        if status == "completed":
+            last_seen = end or start
+            if last_seen is None or last_seen < window_start:
+                continue
+        rtype = str(resource.get("resourceType"))
+        ref = reference_key(resource, f"{rtype}/#{index}")
+        route = _route(resource)
+        codings = list(medication_codings(resource, intake))
+        for vs_id, match in sorted(classes.items()):
+            attrs: dict[str, Any] = {
+                "drug_class": vs_id,
+                "status": status,
+                "resource_type": rtype,
+                "code_confidence": match.confidence,
+                "source": ref,
+            }
+            coding = next(
+                (c for c in codings if any(m.valueset == vs_id for m in term.match(c.get("system"), c.get("code")))),
+                None,
+            )
+            if coding is not None:
+                attrs["code"] = str(coding.get("code"))
+                attrs["system"] = canonical_system(coding.get("system")) or ""
+            if start is not None:
+                attrs["start"] = start.isoformat()
+                stop = end if (status == "completed" and end is not None and end < today) else today
+                attrs["days_since_start"] = max(0, (stop - start).days)
+            if end is not None:
+                attrs["end"] = end.isoformat()
+            if route:
+                attrs["route"] = route
+            pending.append((vs_id, attrs, start))
+    # Exposure to a class starts with its earliest counted order or statement (refills are separate orders).
+    first: dict[str, date] = {}
+    for vs_id, _, start in pending:
+        if start is not None and (vs_id not in first or start < first[vs_id]):
+            first[vs_id] = start
+    facts = []
+    for vs_id, attrs, _ in pending:
+        if vs_id in first:
+            attrs["first_start"] = first[vs_id].isoformat()
+            attrs["days_since_first_start"] = max(0, (today - first[vs_id]).days)
+        facts.append(Fact("medication", f"medication:{attrs['source']}:{vs_id}", attrs))
+    return facts

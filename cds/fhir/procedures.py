@@ -1,0 +1,82 @@
+"""Procedures -> one procedure fact per concept: the latest occurrence plus first date and count.
+
+One fact per concept rather than per resource: a dialysis patient has hundreds of
+dialysis sessions, and rules ask "ever", "how recently" and "since when"
+(dialysis vintage), not about each session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from cds.facts import Fact
+from cds.fhir.conditions import body_site
+from cds.fhir.dates import parse_date, years_between
+from cds.fhir.intake import Intake, iter_codings, reference_key
+from cds.fhir.terminology import Terminology, canonical_system
+
+COUNTED_STATUSES = frozenset({"completed", "in-progress"})
+
+
+def performed(resource: Mapping[str, Any]) -> tuple[date | None, str]:
+    """The day a procedure was performed (period end, else start) and a sort key."""
+    raw = resource.get("performedDateTime")
+    period = resource.get("performedPeriod")
+    if raw is None and isinstance(period, Mapping):
+        raw = period.get("end") or period.get("start")
+    if not isinstance(raw, str):
+        return None, ""
+    return parse_date(raw), raw
+
+
+def procedure_facts(resources: list[Mapping[str, Any]], term: Terminology, intake: Intake, today: date) -> list[Fact]:
+    # concept -> [(day, sort_key, resource, code, system, confidence)]
+    by_concept: dict[str, list[tuple[date, str, Mapping[str, Any], str, str, str]]] = {}
+    for resource in resources:
+        matches = term.match_codings(iter_codings(resource.get("code")), ("procedure",))
+        if not matches or not intake.validate_full(resource):
+            continue
+        if resource.get("status") not in COUNTED_STATUSES:
+            continue
+        day, sort_key = performed(resource)
+        if day is None or day > today:
+            continue
+        codings = list(iter_codings(resource.get("code")))
+        for vs_id, match in matches.items():
+            coding = next(
+                (c for c in codings if any(m.valueset == vs_id for m in term.match(c.get("system"), c.get("code")))),
+                {},
+            )
+            by_concept.setdefault(vs_id, []).append(
+                (day, sort_key, resource, str(coding.get("code", "")), canonical_system(coding.get("system")) or "", match.confidence)
+            )
+    facts = []
+    for vs_id in sorted(by_concept):
+        rows = sorted(by_concept[vs_id], key=lambda r: (r[0], r[1]))
+        first_day = rows[0][0]
+        day, _, resource, code, system, confidence = rows[-1]
+        ref = reference_key(resource, "Procedure")
+        attrs: dict[str, Any] = {
+            "concept": vs_id,
+            "status": resource["status"],
+            "date": day.isoformat(),
+            "days_ago": (today - day).days,
+            "first_date": first_day.isoformat(),
+            "years_since_first": years_between(first_day, today),
+            "count": len(rows),
+            "code_confidence": confidence,
+            "source": ref,
+        }
+        if code:
+            attrs["code"] = code
+            attrs["system"] = system
+        outcome = resource.get("outcome")
+        if isinstance(outcome, Mapping):
+            text = outcome.get("text") or next((c.get("display") for c in iter_codings(outcome) if c.get("display")), None)
+            if isinstance(text, str):
+                attrs["outcome"] = text.lower()
+        attrs.update(body_site(resource.get("bodySite"), term))
+        facts.append(Fact("procedure", f"procedure:{vs_id}", attrs))
+    return facts

@@ -1,0 +1,406 @@
+"""Value sets, body sites and analytes, loaded once per rule set from ``rules/``.
+
+An informaticist adds a code by editing YAML (``rules/valuesets/*.yaml``,
+``rules/analytes.yaml``); nothing here names a clinical code. Look-ups are
+dictionary hits (exact codes) plus a short scan of declared prefixes, because
+they run once per coded element of every resource in a prefetch.
+
+The matcher is hand-written rather than a terminology server client: the
+service must answer without network access, and the value sets are small,
+enumerated lists with ICD-10-CM style prefixes, which a dict answers faster
+than any general ECL or FHIR ``$validate-code`` implementation would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# Canonical FHIR system URIs, and the spellings EHRs send for the same systems
+# (HL7 OIDs from the HL7 OID registry, plus common variants).
+ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
+SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+CPT = "http://www.ama-assn.org/go/cpt"
+UCUM = "http://unitsofmeasure.org"
+
+SYSTEM_ALIASES: dict[str, str] = {
+    "urn:oid:2.16.840.1.113883.6.90": ICD10CM,
+    "http://hl7.org/fhir/sid/icd-10-cm/": ICD10CM,
+    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
+    "http://snomed.info/sct/": SNOMED,
+    "urn:oid:2.16.840.1.113883.6.1": LOINC,
+    "http://loinc.org/": LOINC,
+    "urn:oid:2.16.840.1.113883.6.88": RXNORM,
+    "http://www.nlm.nih.gov/research/umls/rxnorm/": RXNORM,
+    "urn:oid:2.16.840.1.113883.6.12": CPT,
+    "http://www.ama-assn.org/go/cpt/": CPT,
+}
+
+FACT_KINDS_OF_VALUESETS = ("condition", "medication", "procedure", "draft-order", "finding", "observation")
+CONFIDENCE_RANK = {"V": 3, "S": 2, "R": 1}
+
+
+class TerminologyError(ValueError):
+    """A value-set or analyte file is malformed; the message names file and entry."""
+
+
+def canonical_system(system: str | None) -> str | None:
+    if system is None:
+        return None
+    return SYSTEM_ALIASES.get(system, system)
+
+
+def normalise_code(system: str | None, code: str) -> str:
+    """ICD-10-CM codes compare without case and with the dot after the category."""
+    if system == ICD10CM:
+        code = code.strip().upper()
+        if "." not in code and len(code) > 3:
+            code = f"{code[:3]}.{code[3:]}"
+    return code
+
+
+@dataclass(frozen=True, slots=True)
+class CodeMatch:
+    """One value set a coding belongs to."""
+
+    valueset: str
+    system: str
+    code: str
+    confidence: str  # V | S | R
+
+
+@dataclass(frozen=True, slots=True)
+class ValueSet:
+    id: str
+    title: str
+    fact_kind: str
+    references: tuple[str, ...]
+    source: str  # file name, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class BodySite:
+    id: str
+    site_class: str  # central | distal | other
+
+
+@dataclass(frozen=True, slots=True)
+class UnitConversion:
+    factor: float  # value in this unit x factor = value in the canonical unit
+    confidence: str
+
+
+@dataclass(frozen=True, slots=True)
+class Analyte:
+    id: str
+    title: str
+    unit: str  # canonical UCUM unit
+    codes: Mapping[str, str]  # LOINC code -> confidence
+    conversions: Mapping[str, UnitConversion]  # normalised unit spelling -> conversion
+    low: float | None = None
+    high: float | None = None
+    lookback_days: int | None = None
+    trend_tolerance: float = 0.05  # relative change below which the trend is "stable"
+    unitless_ok: bool = False  # dimensionless results (INR) may come without a unit
+    emit_fact: bool = True  # vitals used for the patient fact (weight, height) emit no lab fact
+    derived: bool = False  # computed (Ca x P, corrected calcium), not read from a LOINC code
+    references: tuple[str, ...] = ()
+
+
+def normalise_unit(unit: str) -> str:
+    """A spelling key for a unit: UCUM is case-sensitive, EHR displays are not."""
+    return unit.strip().replace("µ", "u").replace("μ", "u").replace("^", "*").replace(" ", "").lower()
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """Time windows the extraction applies; declared in rules/analytes.yaml ``extraction``."""
+
+    lab_lookback_days: int = 365
+    nonhealing_weeks: int = 6
+    completed_medication_days: int = 365
+    ulcer_valuesets: tuple[str, ...] = ()
+    chronic_ulcer_valuesets: tuple[str, ...] = ()
+    dialysis_procedure_valuesets: tuple[str, ...] = ()
+    dialysis_condition_valuesets: tuple[str, ...] = ()
+
+
+@dataclass
+class Terminology:
+    """Value sets + analytes + body sites of one rule set."""
+
+    valuesets: dict[str, ValueSet] = field(default_factory=dict)
+    body_sites: dict[str, BodySite] = field(default_factory=dict)
+    analytes: dict[str, Analyte] = field(default_factory=dict)
+    settings: ExtractionSettings = field(default_factory=ExtractionSettings)
+    # (system, code) -> matches, for exact codes
+    _exact: dict[tuple[str, str], list[CodeMatch]] = field(default_factory=dict)
+    # system -> [(stem, dotted, match)], for prefix codes ("L97.*", "E11*")
+    _prefixes: dict[str, list[tuple[str, bool, CodeMatch]]] = field(default_factory=dict)
+    # (system, code) -> body-site id; laterality codes -> left | right | bilateral
+    _site_codes: dict[tuple[str, str], str] = field(default_factory=dict)
+    _laterality_codes: dict[tuple[str, str], str] = field(default_factory=dict)
+    # LOINC code -> analyte id
+    loinc_to_analyte: dict[str, str] = field(default_factory=dict)
+    findings_knowledge: Any = None  # cds.findings knowledge, when that package is installed
+    rules_dir: Path | None = None
+
+    # ----------------------------------------------------------------- loading
+
+    @classmethod
+    def load(cls, rules_dir: Path) -> Terminology:
+        rules_dir = Path(rules_dir)
+        term = cls(rules_dir=rules_dir)
+        valueset_dir = rules_dir / "valuesets"
+        if valueset_dir.is_dir():
+            for path in sorted(valueset_dir.glob("*.yaml")):
+                term._load_valueset_file(path)
+        analytes = rules_dir / "analytes.yaml"
+        if analytes.exists():
+            term._load_analytes(analytes)
+        term._check_settings()
+        term.findings_knowledge = _load_findings_knowledge(rules_dir)
+        return term
+
+    def _load_valueset_file(self, path: Path) -> None:
+        doc = _read_yaml(path)
+        for index, raw in enumerate(doc.get("valuesets") or []):
+            where = f"{path.name}: valuesets[{index}]"
+            if not isinstance(raw, dict):
+                raise TerminologyError(f"{where}: expected a mapping")
+            vs_id = _required_str(raw, "id", where)
+            where = f"{path.name}: value set {vs_id!r}"
+            if vs_id in self.valuesets:
+                raise TerminologyError(f"{where}: id already defined in {self.valuesets[vs_id].source}")
+            fact_kind = _required_str(raw, "fact_kind", where)
+            if fact_kind not in FACT_KINDS_OF_VALUESETS:
+                raise TerminologyError(f"{where}: fact_kind {fact_kind!r} is not one of {FACT_KINDS_OF_VALUESETS}")
+            codes = raw.get("codes")
+            if not isinstance(codes, list) or not codes:
+                raise TerminologyError(f"{where}: needs a non-empty list of codes")
+            self.valuesets[vs_id] = ValueSet(
+                id=vs_id,
+                title=str(raw.get("title") or vs_id),
+                fact_kind=fact_kind,
+                references=tuple(raw.get("references") or ()),
+                source=path.name,
+            )
+            for code_index, entry in enumerate(codes):
+                system, code, confidence = _code_entry(entry, f"{where}: codes[{code_index}]")
+                self._add_code(vs_id, system, code, confidence)
+        for index, raw in enumerate(doc.get("body_sites") or []):
+            where = f"{path.name}: body_sites[{index}]"
+            site_id = _required_str(raw, "id", where)
+            site_class = _required_str(raw, "site_class", where)
+            self.body_sites[site_id] = BodySite(site_id, site_class)
+            for code_index, entry in enumerate(raw.get("codes") or []):
+                system, code, _ = _code_entry(entry, f"{where}: codes[{code_index}]")
+                self._site_codes[(system, code)] = site_id
+        for index, raw in enumerate(doc.get("laterality") or []):
+            where = f"{path.name}: laterality[{index}]"
+            side = _required_str(raw, "id", where)
+            for code_index, entry in enumerate(raw.get("codes") or []):
+                system, code, _ = _code_entry(entry, f"{where}: codes[{code_index}]")
+                self._laterality_codes[(system, code)] = side
+
+    def _add_code(self, vs_id: str, system: str, code: str, confidence: str) -> None:
+        if code.endswith("*"):
+            # "L97.*": the category itself or any code under it; "I70.2*": any code starting so.
+            dotted = code.endswith(".*")
+            stem = code[:-2] if dotted else code[:-1]
+            if system == ICD10CM:
+                stem = stem.upper()
+            match = CodeMatch(vs_id, system, code, confidence)
+            self._prefixes.setdefault(system, []).append((stem, dotted, match))
+        else:
+            code = normalise_code(system, code)
+            self._exact.setdefault((system, code), []).append(CodeMatch(vs_id, system, code, confidence))
+
+    def _load_analytes(self, path: Path) -> None:
+        doc = _read_yaml(path)
+        for index, raw in enumerate(doc.get("analytes") or []):
+            where = f"{path.name}: analytes[{index}]"
+            analyte_id = _required_str(raw, "id", where)
+            where = f"{path.name}: analyte {analyte_id!r}"
+            if analyte_id in self.analytes:
+                raise TerminologyError(f"{where}: defined twice")
+            unit = _required_str(raw, "unit", where)
+            codes: dict[str, str] = {}
+            for code_index, entry in enumerate(raw.get("codes") or []):
+                system, code, confidence = _code_entry(entry, f"{where}: codes[{code_index}]")
+                if system != LOINC:
+                    raise TerminologyError(f"{where}: codes[{code_index}] must be LOINC")
+                codes[code] = confidence
+                if code in self.loinc_to_analyte:
+                    raise TerminologyError(f"{where}: LOINC {code} already belongs to {self.loinc_to_analyte[code]!r}")
+                self.loinc_to_analyte[code] = analyte_id
+            conversions = {normalise_unit(unit): UnitConversion(1.0, "V")}
+            for conv_index, conv in enumerate(raw.get("conversions") or []):
+                cwhere = f"{where}: conversions[{conv_index}]"
+                if not isinstance(conv, dict) or "unit" not in conv or "factor" not in conv:
+                    raise TerminologyError(f"{cwhere}: needs unit and factor")
+                factor = conv["factor"]
+                if not isinstance(factor, int | float) or isinstance(factor, bool) or factor <= 0:
+                    raise TerminologyError(f"{cwhere}: factor must be a positive number")
+                confidence = str(conv.get("confidence", ""))
+                if confidence not in CONFIDENCE_RANK and confidence != "D":
+                    raise TerminologyError(f"{cwhere}: confidence must be V, S, R or D")
+                for spelling in [conv["unit"], *(conv.get("aliases") or [])]:
+                    conversions[normalise_unit(str(spelling))] = UnitConversion(float(factor), confidence)
+            for alias in raw.get("unit_aliases") or []:
+                conversions[normalise_unit(str(alias))] = UnitConversion(1.0, "V")
+            derived = bool(raw.get("derived", False))
+            if not codes and not derived:
+                raise TerminologyError(f"{where}: needs LOINC codes (or derived: true)")
+            self.analytes[analyte_id] = Analyte(
+                id=analyte_id,
+                title=str(raw.get("title") or analyte_id),
+                unit=unit,
+                codes=codes,
+                conversions=conversions,
+                low=_optional_number(raw, "low", where),
+                high=_optional_number(raw, "high", where),
+                lookback_days=raw.get("lookback_days"),
+                trend_tolerance=float(raw.get("trend_tolerance", 0.05)),
+                unitless_ok=bool(raw.get("unitless_ok", False)),
+                emit_fact=bool(raw.get("emit_fact", True)),
+                derived=derived,
+                references=tuple(raw.get("references") or ()),
+            )
+        ext = doc.get("extraction") or {}
+        if not isinstance(ext, dict):
+            raise TerminologyError(f"{path.name}: extraction must be a mapping")
+        known = set(ExtractionSettings.__dataclass_fields__)
+        unknown = set(ext) - known
+        if unknown:
+            raise TerminologyError(f"{path.name}: extraction has unknown settings {sorted(unknown)}")
+        self.settings = ExtractionSettings(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in ext.items()}  # type: ignore[arg-type]
+        )
+
+    def _check_settings(self) -> None:
+        s = self.settings
+        for name in ("ulcer_valuesets", "chronic_ulcer_valuesets", "dialysis_procedure_valuesets",
+                     "dialysis_condition_valuesets"):
+            for vs_id in getattr(s, name):
+                if vs_id not in self.valuesets:
+                    raise TerminologyError(f"analytes.yaml: extraction.{name} names unknown value set {vs_id!r}")
+
+    # ----------------------------------------------------------------- look-ups
+
+    def match(self, system: str | None, code: str | None) -> list[CodeMatch]:
+        """Every value set the coding belongs to (empty when none)."""
+        if not system or not code or not isinstance(code, str) or not isinstance(system, str):
+            return []
+        system = SYSTEM_ALIASES.get(system, system)
+        code = normalise_code(system, code)
+        found = self._exact.get((system, code))
+        prefixes = self._prefixes.get(system)
+        if not prefixes:
+            return found or []
+        result = list(found or ())
+        for stem, dotted, match in prefixes:
+            if dotted:
+                if code == stem or code.startswith(stem + "."):
+                    result.append(match)
+            elif code.startswith(stem):
+                result.append(match)
+        return result
+
+    def match_codings(self, codings: Iterable[Mapping[str, Any]], fact_kinds: tuple[str, ...]) -> dict[str, CodeMatch]:
+        """Value set id -> best match, over all codings, limited to value sets of ``fact_kinds``."""
+        best: dict[str, CodeMatch] = {}
+        for coding in codings:
+            if not isinstance(coding, Mapping):
+                continue
+            for match in self.match(coding.get("system"), coding.get("code")):
+                if self.valuesets[match.valueset].fact_kind not in fact_kinds:
+                    continue
+                current = best.get(match.valueset)
+                if current is None or CONFIDENCE_RANK[match.confidence] > CONFIDENCE_RANK[current.confidence]:
+                    best[match.valueset] = match
+        return best
+
+    def body_site(self, system: str | None, code: str | None) -> str | None:
+        if not system or not code:
+            return None
+        return self._site_codes.get((canonical_system(system) or "", code))
+
+    def laterality(self, system: str | None, code: str | None) -> str | None:
+        if not system or not code:
+            return None
+        return self._laterality_codes.get((canonical_system(system) or "", code))
+
+    def site_class(self, site: str | None) -> str | None:
+        entry = self.body_sites.get(site or "")
+        return entry.site_class if entry else None
+
+    def analyte_for(self, system: str | None, code: str | None) -> str | None:
+        if code is None or canonical_system(system) != LOINC:
+            return None
+        return self.loinc_to_analyte.get(code)
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TerminologyError(f"{path.name}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise TerminologyError(f"{path.name}: expected a mapping at the top level")
+    return doc
+
+
+def _required_str(raw: Mapping[str, Any], key: str, where: str) -> str:
+    value = raw.get(key) if isinstance(raw, Mapping) else None
+    if not isinstance(value, str) or not value:
+        raise TerminologyError(f"{where}: {key} must be a non-empty string")
+    return value
+
+
+def _optional_number(raw: Mapping[str, Any], key: str, where: str) -> float | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise TerminologyError(f"{where}: {key} must be a number")
+    return float(value)
+
+
+def _code_entry(entry: Any, where: str) -> tuple[str, str, str]:
+    if not isinstance(entry, Mapping):
+        raise TerminologyError(f"{where}: expected a mapping with system, code, confidence")
+    system = _required_str(entry, "system", where)
+    code = entry.get("code")
+    if isinstance(code, int):  # YAML reads an unquoted SNOMED or RxNorm code as a number
+        code = str(code)
+    if not isinstance(code, str) or not code:
+        raise TerminologyError(f"{where}: code must be a non-empty string")
+    confidence = str(entry.get("confidence", "V"))
+    if confidence not in CONFIDENCE_RANK:
+        raise TerminologyError(f"{where}: confidence must be V, S or R, not {confidence!r}")
+    return canonical_system(system) or system, code, confidence
+
+
+def _load_findings_knowledge(rules_dir: Path) -> Any:
+    """The imaging-findings worker's knowledge, if that package is installed (optional)."""
+    try:
+        from cds import findings  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    loader = getattr(getattr(findings, "FindingsKnowledge", None), "load", None)
+    if loader is None:
+        return None
+    try:
+        return loader(rules_dir)
+    except Exception:  # noqa: BLE001 - the findings layer is optional; its absence must not stop the service
+        return None
