@@ -145,6 +145,7 @@ class FindingsKnowledge:
     digest: str
     targets: tuple[TargetSpec, ...]
     modifiers: Mapping[str, Mapping[str, tuple[str, ...]]]
+    terminated_by: Mapping[str, tuple[str, ...]]
     section_phrases: Mapping[str, tuple[str, ...]]
     extract_from: frozenset[str]
     sites: Mapping[str, SiteSpec]
@@ -203,6 +204,7 @@ class FindingsKnowledge:
         lat_phrases, lat_codes, lat_components = _parse_laterality(fdir / "sites.yaml", docs["sites.yaml"])
         targets = _parse_targets(fdir / "targets.yaml", docs["targets.yaml"], sites)
         modifiers = _parse_modifiers(fdir / "context.yaml", docs["context.yaml"])
+        terminated_by = _parse_terminated_by(fdir / "context.yaml", docs["context.yaml"])
         section_phrases, extract_from = _parse_sections(fdir / "sections.yaml", docs["sections.yaml"])
         qualifiers, precedence = _parse_qualifiers(fdir / "qualifiers.yaml", docs["qualifiers.yaml"])
         concept_rules = _parse_concept_rules(fdir / "concepts.yaml", docs["concepts.yaml"], sites)
@@ -241,6 +243,7 @@ class FindingsKnowledge:
             digest=digest.hexdigest()[:16],
             targets=targets,
             modifiers=modifiers,
+            terminated_by=terminated_by,
             section_phrases=section_phrases,
             extract_from=extract_from,
             sites=sites,
@@ -372,6 +375,19 @@ def _parse_modifiers(path: Path, doc: Mapping[str, Any]) -> dict[str, dict[str, 
             if direction not in DIRECTIONS:
                 raise FindingsRulesError(f"{path}: {cat}: unknown direction {direction!r}")
             out[cat][direction] = _phrases(path, f"{cat}.{direction}", phrases)
+    return out
+
+
+def _parse_terminated_by(path: Path, doc: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    raw = doc.get("terminated_by") or {}
+    if not isinstance(raw, dict):
+        raise FindingsRulesError(f"{path}: `terminated_by` must map a category to the categories that end its scope")
+    out = {}
+    for cat, others in raw.items():
+        cats = [cat, *(others or [])] if isinstance(others, list) else None
+        if cats is None or any(c not in MODIFIER_CATEGORIES for c in cats):
+            raise FindingsRulesError(f"{path}: terminated_by.{cat}: unknown modifier category")
+        out[str(cat)] = tuple(str(o) for o in others)
     return out
 
 

@@ -125,8 +125,11 @@ def _build_pipeline(knowledge: FindingsKnowledge) -> Any:
     context = nlp.add_pipe("medspacy_context", config={"rules": None, "span_attrs": None})
     ctx_rules = []
     for category, by_dir in knowledge.modifiers.items():
+        # Set per rule: ConText's global `terminating_types` config arrives as spent iterators
+        # through spaCy's config system (medspaCy 1.3.1) and then terminates nothing.
+        ends = set(knowledge.terminated_by.get(category, ()))
         for direction, phrases in by_dir.items():
-            ctx_rules += [ConTextRule(p, category, direction=direction) for p in phrases]
+            ctx_rules += [ConTextRule(p, category, direction=direction, terminated_by=set(ends)) for p in phrases]
     context.add(ctx_rules)
 
     sectionizer = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
@@ -198,8 +201,11 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         return None
 
     # Laterality words attach to the nearest site in the clause (following first: "right knee").
+    qual_spans = [q for q in doc.spans.get("findings_qualifiers", []) if not (set(range(q.start, q.end)) & ent_tokens)]
+    qual_tokens = {i for q in qual_spans for i in range(q.start, q.end)}
     site_spans = [s for s in doc.spans.get("findings_sites", []) if not (set(range(s.start, s.end)) & ent_tokens)]
-    lat_spans = [s for s in site_spans if s.label_.startswith("lat|")]
+    # "right greater than left" is a distribution, not two lateralities.
+    lat_spans = [s for s in site_spans if s.label_.startswith("lat|") and not (set(range(s.start, s.end)) & qual_tokens)]
     body_spans = [s for s in site_spans if s.label_.startswith("site|")]
     lat_of: dict[int, set[str]] = {}
     for lat in lat_spans:
@@ -218,13 +224,17 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         if head is not None:
             head.sites.append((site_id, form, laterality))
 
-    for q in doc.spans.get("findings_qualifiers", []):
-        if set(range(q.start, q.end)) & ent_tokens:
-            continue
+    negations = [m.scope_span for m in modifiers if m.category in ("NEGATED_EXISTENCE", "NORMAL")]
+    for q in qual_spans:
         _, group, value, attach = q.label_.split("|")
         head = nearest_head(q, attach)
-        if head is not None:
-            head.quals.append((abs(head.ent.start - q.start), group, value))
+        if head is None:
+            continue
+        # "calcification ... without a vascular pattern": a negation that covers the qualifier
+        # but not its head denies the qualifier, not the finding.
+        if any(a <= q.start < b and not (a <= head.ent.start < b) for a, b in negations):
+            continue
+        head.quals.append((abs(head.ent.start - q.start), group, value))
 
     # Impressions: assertion, and the findings earlier in the same clause they explain.
     mentions: list[Mention] = []
@@ -251,7 +261,8 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
             # ("diffuse soft-tissue uptake consistent with renal failure"), not every finding
             # earlier in a long sentence.
             clause = clause_of(ent.start)
-            before = [h for h in heads if h.clause == clause and h.ent.end <= ent.start]
+            before = [h for h in heads if h.clause == clause and h.ent.end <= ent.start
+                      and not {m.category for m in h.ent._.modifiers} & {"NEGATED_EXISTENCE", "NORMAL"}]
             if before:
                 nearest = max(before, key=lambda h: h.ent.start)
                 attributions.setdefault(nearest.ent.start, spec.hypothesis)
