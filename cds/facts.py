@@ -144,6 +144,19 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "report": "str",  # "DiagnosticReport/123"
         "date": "str",
         "days_ago": "number",
+        # Added by the findings worker (cds/findings); values in rules/findings/*.yaml.
+        # concept "impression-<hypothesis>" facts are the radiologist's stated interpretation:
+        "hypothesis": "str",  # impressions: hypothesis id, e.g. "calciphylaxis"
+        "attributed_to": "str",  # the report attributes this finding to a hypothesis ("... consistent with renal failure")
+        "site_class": "str",  # central | distal | visceral | joint | bone | region (rules/findings/sites.yaml)
+        "symmetry": "str",  # symmetric | asymmetric (also reflected in distribution)
+        "intensity": "str",  # faint | mild | moderate | intense
+        "layer": "str",  # subcutaneous | cutaneous | soft-tissue | muscular | fascial | vascular | periarticular
+        "pattern": "str",  # net-like (vascular calcification)
+        "section": "str",  # report section: findings | impression | comparison | addendum | none
+        "historical": "bool",  # "history of ...": present only when true
+        "extraction": "str",  # coded | text
+        # certainty may also be "unlikely"; change may also be "resolved" (then negated is true)
     },
     "draft-order": {
         "concept": "str",  # order concept, e.g. "bone-scan", "skin-biopsy"
@@ -162,6 +175,8 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "value": "number",
         "text": "str",
         "flag": "bool",
+        "source": "str",  # the resource a computed fact comes from, e.g. "DiagnosticReport/123"
+        "date": "str",
     },
 }
 
