@@ -23,7 +23,7 @@ REQUIRED_DRUG_CLASSES = {
 }
 REQUIRED_PROCEDURES = {
     "hemodialysis", "peritoneal-dialysis", "kidney-transplant", "skin-biopsy", "parathyroidectomy",
-    "bone-scan", "ct-scan", "gadolinium-mri", "vascular-catheterisation",
+    "bone-scan", "ct-imaging", "gadolinium-mri", "vascular-catheterisation",
 }
 REQUIRED_ANALYTES = {
     "calcium-total", "calcium-ionized", "phosphate", "pth-intact", "albumin", "alkaline-phosphatase",
