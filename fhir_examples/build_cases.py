@@ -43,15 +43,14 @@ THREE_PHASE = coding(CPT, "78315", "Bone and/or joint imaging; 3 phase study")
 CT_LEG = coding(CPT, "73700", "Computed tomography, lower extremity; without contrast material")
 CT_CHEST = coding(CPT, "71250", "Computed tomography, thorax, diagnostic; without contrast material")
 CT_ABD_PELVIS = coding(CPT, "74176", "Computed tomography, abdomen and pelvis; without contrast material")
-CT_ARM = coding(CPT, "73200", "Computed tomography, upper extremity; without contrast material")
 MRI_LEG_GAD = coding(CPT, "73720", "Magnetic resonance imaging, lower extremity other than joint; without contrast "
                      "material(s), followed by contrast material(s) and further sequences")
 XR_FOOT = coding(CPT, "73620", "Radiologic examination, foot; 2 views")
 XR_HAND = coding(CPT, "73130", "Radiologic examination, hand; minimum of 3 views")
 XR_FEMUR = coding(CPT, "73552", "Radiologic examination, femur; minimum 2 views")
+XR_TIB_FIB = coding(CPT, "73590", "Radiologic examination; tibia and fibula, 2 views")
 XR_HIP = coding(CPT, "73502", "Radiologic examination, hip, unilateral, with pelvis when performed; 2-3 views")
 XR_SHOULDER = coding(CPT, "73030", "Radiologic examination, shoulder; complete, minimum of 2 views")
-XR_FOREARM = coding(CPT, "73090", "Radiologic examination; forearm, 2 views")
 DUPLEX_BILAT = coding(CPT, "93970", "Duplex scan of extremity veins including responses to compression and other "
                       "maneuvers; complete bilateral study")
 DUPLEX_UNILAT = coding(CPT, "93971", "Duplex scan of extremity veins including responses to compression and other "
@@ -110,6 +109,7 @@ class Case:
     draft_in_context: bool = False
     notes: str | None = None
     stage: str | None = None  # suspected | confirmed, for order-time cases
+    silent: bool | None = None  # no card at all; default: no expected card and no imaging report on record
 
     @property
     def hook(self) -> str:
@@ -377,7 +377,7 @@ def cohort_ulcerated_negative_scan() -> None:
     bmi(p, 29.1)
     p.med("calcium-acetate", CALCIUM_ACETATE, "Calcium acetate 667 mg, 2 capsules with each meal", 3000)
     p.med("calcitriol", CALCITRIOL, "Calcitriol 0.5 mcg orally three times weekly after dialysis", 2000)
-    p.report("xr-legs", XR_FEMUR, 20, conclusion="Fine net-like calcification of small vessels in the "
+    p.report("xr-legs", XR_TIB_FIB, 20, conclusion="Fine net-like calcification of small vessels in the "
              "subcutaneous fat of both calves beneath the ulcers; medial arterial calcification of the tibial vessels.",
              sections=[
                  ("FINDINGS", "Soft-tissue views of both lower legs: reticular, net-like calcification of small "
@@ -475,6 +475,58 @@ def cohort_esrd_control_normal() -> None:
                   "joint uptake from degenerative change (must not count as soft-tissue evidence)",
                   "normal albumin and mineral labs"],
         notes="Silence expected. No hypothesis is required to rank first (top: null); calciphylaxis must not.",
+        silent=True,
+    ))
+
+
+def cohort_thiosulfate_response() -> None:
+    p = Patient("cx-cohort-sts-response", "female", "1962-05-07", ["Cohort", "Response"])
+    p.esrd_on_hd(2700)
+    p.cond("calciphylaxis", CALCIPHYLAXIS, "Calciphylaxis of both thighs and the right buttock, biopsy-proven", 92,
+           site="thigh:right,thigh:left,buttock:right")
+    p.cond("ulcer-buttock", [coding(ICD, "L98.411", "Non-pressure chronic ulcer of buttock limited to breakdown of "
+                                    "skin")], "Superficial ulcer, right buttock, re-epithelialising", 85,
+           site="buttock:right")
+    p.sign("violaceous-plaque", "Indurated violaceous plaques of both thighs, now softer and less tender", 95,
+           "thigh:right,thigh:left")
+    ckd_mbd_labs(p, ca=(9.6, 9.0), phos=(6.7, 5.2), pth=(780, 420), alb=(2.9, 3.3), alp=(150, 120))
+    bmi(p, 37.9)
+    p.med("thiosulfate", THIOSULFATE, "Sodium thiosulfate 25 g IV over the last hour of each haemodialysis, 3 times "
+          "weekly", 84, reason="Calciphylaxis, biopsy-proven")
+    p.med("warfarin", WARFARIN, "Warfarin 5 mg orally once daily", 1400, status="stopped",
+          reason="Atrial fibrillation; stopped at calciphylaxis diagnosis")
+    p.proc("biopsy", [PUNCH_BIOPSY], "Deep punch biopsy, lateral left thigh plaque", 90, site="thigh:left")
+    bone_scan(p, 88, "Heterogeneous subcutaneous uptake in both thighs and the right buttock, matching the painful "
+              "plaques; compatible with calciphylaxis.", [
+                  ("INDICATION", "Painful thigh plaques, HD. Baseline before sodium thiosulfate."),
+                  ("FINDINGS", "Marked heterogeneous uptake in the subcutaneous fat of the anterolateral right and "
+                   "left thighs and the right buttock, at the clinical plaques. No visceral uptake."),
+                  ("IMPRESSION", "Soft-tissue uptake compatible with calciphylaxis of the thighs and right "
+                   "buttock."),
+              ], stem="bone-scan-baseline")
+    bone_scan(p, 3, "Interval marked decrease of the subcutaneous uptake in both thighs and resolution at the right "
+              "buttock since the baseline study, consistent with treatment response.", [
+                  ("INDICATION", "Calciphylaxis on sodium thiosulfate for 12 weeks. Response?"),
+                  ("COMPARISON", "Bone scan 88 days earlier (baseline)."),
+                  ("FINDINGS", "The heterogeneous subcutaneous uptake in the right and left thighs has decreased "
+                   "markedly compared with the baseline scan; faint residual activity remains laterally on the "
+                   "left. The previously seen uptake in the right buttock is no longer visible. No new sites of "
+                   "soft-tissue uptake."),
+                  ("IMPRESSION", "Decreased soft-tissue uptake at all previously involved sites, compatible with "
+                   "response to treatment. No new soft-tissue uptake."),
+              ], stem="bone-scan-follow-up")
+    add(Case(
+        id="cohort-thiosulfate-response", service="calciphylaxis-risk", patient=p,
+        summary="Woman on haemodialysis with biopsy-proven calciphylaxis of the thighs and buttock after 12 weeks of "
+                "sodium thiosulfate; follow-up bone scan shows markedly decreased uptake (serial comparison).",
+        top="calciphylaxis", not_top=["renal-failure-soft-tissue-clearance"], cards=[],
+        forbidden_cards=["biopsy-advice", "harmful-drug-warning", "bone-scan-question"],
+        features=["confirmed calciphylaxis (SNOMED 237900002, biopsy)", "sodium thiosulfate for 12 weeks",
+                  "baseline and follow-up bone scans: decreased uptake, no new sites (treatment response)",
+                  "albumin and phosphate improving"],
+        notes="Serial comparison (issue 5): the later scan should become a treatment-response fact, supportive only, "
+              "not a stopping rule (sheet section 6). Whether patient-view shows a card for an already treated "
+              "patient is left to the card design; biopsy advice must not appear.",
     ))
 
 
@@ -611,6 +663,7 @@ def ddx_diabetic_ulcer() -> None:
                   "callus", "HbA1c 9.4%", "CKD 3b (eGFR 38), not dialysis", "pulses present, ABI 1.12",
                   "X-ray: no osteomyelitis, medial calcification only"],
         notes="Outside the service's usage population (CKD 4-5/dialysis); silence expected on patient-view.",
+        silent=True,
     ))
 
 
@@ -867,7 +920,7 @@ def ddx_tumoral_calcinosis() -> None:
 def ddx_warfarin_necrosis() -> None:
     p = Patient("cx-ddx-warfarin-necrosis", "female", "1974-01-30", ["Warfarin", "Necrosis"])
     p.cond("dvt", [coding(ICD, "I82.401", "Acute embolism and thrombosis of unspecified deep veins of right lower "
-                          "extremity")], "Acute right popliteal DVT", 9)
+                          "extremity")], "Acute DVT, right leg (popliteal vein on duplex)", 9)
     p.cond("protein-c-deficiency", [coding(ICD, "D68.59", "Other primary thrombophilia")],
            "Protein C deficiency (activity 38%), found on this admission", 2)
     p.cond("warfarin-effect", [coding(ICD, "T45.515A", "Adverse effect of anticoagulants, initial encounter")],
@@ -1523,6 +1576,7 @@ SOURCE_CASE_ENTRY: dict[str, Any] = {
                             "venous-insufficiency", "diabetic-ulcer"],
     "cards": ["risk-card"],
     "forbidden_cards": ["harmful-drug-warning"],
+    "silent": False,
     "key_features": ["ESRD on dialysis since 2013", "diabetes", "nonhealing right calf ulcer", "calcium acetate and "
                      "calcitriol", "albumin 2.9", "bone scan: heterogeneous subcutaneous calf uptake at the lesion",
                      "CT: net-like subcutaneous calcification at the same sites", "biopsy procedure on record"],
@@ -1535,7 +1589,7 @@ BUILDERS = [
     ddx_venous_insufficiency, ddx_venous_thrombosis, ddx_diabetic_ulcer, ddx_metastatic_calcification,
     ddx_scleroderma, ddx_dermatomyositis, ddx_sle, ddx_heterotopic_ossification, ddx_tumoral_calcinosis,
     ddx_warfarin_necrosis, ddx_cholesterol_embolism, ddx_vasculitis, ddx_pad, ddx_nsf, ddx_oxalosis, ddx_pyoderma,
-    ddx_nsti,
+    ddx_nsti, cohort_thiosulfate_response,
     control_diabetic_foot, control_esrd_no_skin, control_warfarin_af,
     order_biopsy_suspected, order_bone_scan_suspected, order_warfarin_suspected, order_warfarin_confirmed,
     order_calcium_acetate_suspected, order_calcium_acetate_confirmed, order_calcitriol_suspected,
@@ -1543,6 +1597,11 @@ BUILDERS = [
     order_warfarin_and_calcium_confirmed,
     review_source_like, review_diffuse_symmetric,
 ]
+
+
+def _has_imaging(case: Case) -> bool:
+    reports = case.patient.reports + ([case.review_report] if case.review_report else [])
+    return any(r["category"][0]["coding"][0]["code"] == "RAD" for r in reports)
 
 
 def manifest_entry(case: Case, request: dict[str, Any]) -> dict[str, Any]:
@@ -1556,6 +1615,7 @@ def manifest_entry(case: Case, request: dict[str, Any]) -> dict[str, Any]:
         "must_not_rank_first": case.not_top,
         "cards": case.cards,
         "forbidden_cards": case.forbidden_cards,
+        "silent": case.silent if case.silent is not None else (not case.cards and not _has_imaging(case)),
     }
     if case.stage:
         entry["calciphylaxis_stage"] = case.stage
@@ -1575,8 +1635,11 @@ MANIFEST_HEADER = """\
 #
 #   expected_top         hypothesis id expected first in the differential (null: none required)
 #   must_not_rank_first  hypothesis ids that must not be first
-#   cards                card intents that must be in the response ([] = no card at all, unless listed in notes)
+#   cards                card intents that must be in the response
 #   forbidden_cards      card intents that must not be in the response
+#   silent               true: the response has no card at all. false with cards: [] means no card is required
+#                        but a radiology-differential card is allowed (issue 5 offers it on patient-view when a
+#                        recent imaging report exists); if present it must rank expected_top first.
 #   codes                every coded concept in the request with its confidence:
 #                          V/S = as tagged in the knowledge sheet (shared/knowledge/calciphylaxis.md section 5),
 #                          R   = recalled, not in the sheet or [R] there: check before a rule relies on it,

@@ -156,6 +156,9 @@ def test_manifest_entry_is_well_formed(entry):
         assert entry["must_not_rank_first"], "a case without an expected top must say what may not be first"
     assert set(entry["cards"]) <= KNOWN_CARDS and set(entry["forbidden_cards"]) <= KNOWN_CARDS
     assert not set(entry["cards"]) & set(entry["forbidden_cards"])
+    assert isinstance(entry["silent"], bool)
+    if entry["silent"]:
+        assert entry["cards"] == [], "a silent case expects no card"
     assert entry["summary"].strip() and entry["key_features"]
     for code in entry["codes"]:
         assert code["confidence"] in CONFIDENCE_TAGS, code
