@@ -176,7 +176,7 @@ def bone_scan(p: Patient, days_ago: int, conclusion: str, sections: list[tuple[s
 def suspected_patient() -> Patient:
     """Woman on haemodialysis for 7 years with 3 weeks of painful retiform plaques on thigh and abdomen."""
     p = Patient("cx-suspected-thigh", "female", "1965-07-19", ["Suspected", "Plaque"])
-    p.esrd_on_hd(2590)
+    p.esrd_on_dialysis(2590)
     p.cond("diabetes", T2DM_CKD, "Type 2 diabetes with diabetic CKD", "2004-03-01")
     p.cond("long-term-insulin", [coding(ICD, "Z79.4", "Long term (current) use of insulin")],
            "Long-term insulin use", "2012-05-01")
@@ -204,7 +204,7 @@ def suspected_patient() -> Patient:
 def confirmed_patient() -> Patient:
     """Man on haemodialysis for 9 years with biopsy-proven calciphylaxis of both calves, diagnosed 5 weeks ago."""
     p = Patient("cx-confirmed-calves", "male", "1969-02-03", ["Confirmed", "Calves"])
-    p.esrd_on_hd(3300)
+    p.esrd_on_dialysis(3300)
     p.cond("af", [coding(ICD, "I48.0", "Paroxysmal atrial fibrillation"),
                   coding(SCT, "49436004", "Atrial fibrillation")], "Paroxysmal atrial fibrillation", "2021-04-12")
     p.cond("shpt", [coding(ICD, "N25.81", "Secondary hyperparathyroidism of renal origin")],
@@ -268,7 +268,7 @@ def add(case: Case) -> None:
 
 def cohort_early_plaque() -> None:
     p = Patient("cx-cohort-early-plaque", "female", "1967-10-08", ["Cohort", "Plaque"])
-    p.esrd_on_hd(2300)
+    p.esrd_on_dialysis(2300)
     p.cond("af", [coding(ICD, "I48.91", "Unspecified atrial fibrillation"),
                   coding(SCT, "49436004", "Atrial fibrillation")], "Atrial fibrillation", "2023-02-14")
     p.cond("anticoagulant", [coding(ICD, "Z79.01", "Long term (current) use of anticoagulants")],
@@ -318,7 +318,7 @@ def cohort_early_plaque() -> None:
 
 def cohort_abdominal_nodules() -> None:
     p = Patient("cx-cohort-abdominal-nodules", "female", "1977-01-25", ["Cohort", "Nodule"])
-    p.esrd_on_hd(1500, pd=True)
+    p.esrd_on_dialysis(1500, pd=True)
     p.cond("diabetes", [coding(ICD, "E10.22", "Type 1 diabetes mellitus with diabetic chronic kidney disease"),
                         coding(SCT, "46635009", "Diabetes mellitus type 1")], "Type 1 diabetes with diabetic CKD",
            "1994-09-01")
@@ -362,7 +362,7 @@ def cohort_abdominal_nodules() -> None:
 
 def cohort_ulcerated_negative_scan() -> None:
     p = Patient("cx-cohort-ulcerated", "male", "1960-12-11", ["Cohort", "Ulcer"])
-    p.esrd_on_hd(3900)
+    p.esrd_on_dialysis(3900)
     p.cond("diabetes", T2DM_CKD, "Type 2 diabetes with diabetic CKD", "2002-01-15")
     p.cond("ulcer-right-calf", [coding(ICD, "L97.212", "Non-pressure chronic ulcer of right calf with fat layer "
                                        "exposed")], "Necrotic ulcer, right lateral calf", 75, site="calf:right")
@@ -417,7 +417,7 @@ def cohort_ulcerated_negative_scan() -> None:
 
 def cohort_esrd_control_diffuse() -> None:
     p = Patient("cx-cohort-control-diffuse", "male", "1963-06-30", ["Control", "Diffuse"])
-    p.esrd_on_hd(1600)
+    p.esrd_on_dialysis(1600)
     p.cond("prostate-cancer-followup", [], "Prostate adenocarcinoma, treated 2022, PSA rising (staging scan)",
            "2022-03-01", category="problem-list-item")
     p.cond("hypertension", [coding(ICD, "I12.0", "Hypertensive chronic kidney disease with stage 5 chronic kidney "
@@ -453,7 +453,7 @@ def cohort_esrd_control_diffuse() -> None:
 
 def cohort_esrd_control_normal() -> None:
     p = Patient("cx-cohort-control-normal", "female", "1971-09-14", ["Control", "Normal"])
-    p.esrd_on_hd(1200)
+    p.esrd_on_dialysis(1200)
     p.cond("hip-pain", [], "Left hip pain, mechanical, 4 months", 120, site="hip:left")
     ckd_mbd_labs(p, ca=(9.0, 9.2), phos=(4.8, 5.0), pth=(260, 290), alb=(4.0, 3.9), alp=(80, 84))
     bmi(p, 24.2)
@@ -481,7 +481,7 @@ def cohort_esrd_control_normal() -> None:
 
 def cohort_thiosulfate_response() -> None:
     p = Patient("cx-cohort-sts-response", "female", "1962-05-07", ["Cohort", "Response"])
-    p.esrd_on_hd(2700)
+    p.esrd_on_dialysis(2700)
     p.cond("calciphylaxis", CALCIPHYLAXIS, "Calciphylaxis of both thighs and the right buttock, biopsy-proven", 92,
            site="thigh:right,thigh:left,buttock:right")
     p.cond("ulcer-buttock", [coding(ICD, "L98.411", "Non-pressure chronic ulcer of buttock limited to breakdown of "
@@ -534,7 +534,7 @@ def cohort_thiosulfate_response() -> None:
 
 def ddx_venous_insufficiency() -> None:
     p = Patient("cx-ddx-venous", "female", "1955-04-22", ["Venous", "Ulcer"])
-    p.esrd_on_hd(1400)
+    p.esrd_on_dialysis(1400)
     p.cond("venous-insufficiency", [coding(ICD, "I87.2", "Venous insufficiency (chronic) (peripheral)")],
            "Chronic venous insufficiency, both legs", "2015-08-01")
     p.cond("varicose-ulcer", [coding(ICD, "I83.013", "Varicose veins of right lower extremity with ulcer of "
@@ -581,7 +581,7 @@ def ddx_venous_insufficiency() -> None:
 
 def ddx_venous_thrombosis() -> None:
     p = Patient("cx-ddx-venous-thrombosis", "male", "1958-11-03", ["Thrombosis", "Leg"])
-    p.esrd_on_hd(2000)
+    p.esrd_on_dialysis(2000)
     p.cond("chronic-dvt", [coding(ICD, "I82.512", "Chronic embolism and thrombosis of left femoral vein")],
            "Chronic thrombosis of the left femoral vein", 640)
     p.cond("dvt-history", [coding(ICD, "Z86.718", "Personal history of other venous thrombosis and embolism")],
@@ -669,7 +669,7 @@ def ddx_diabetic_ulcer() -> None:
 
 def ddx_metastatic_calcification() -> None:
     p = Patient("cx-ddx-metastatic", "female", "1970-03-09", ["Metastatic", "Calcification"])
-    p.esrd_on_hd(3600)
+    p.esrd_on_dialysis(3600)
     p.cond("shpt", [coding(ICD, "N25.81", "Secondary hyperparathyroidism of renal origin")],
            "Severe secondary (tertiary) hyperparathyroidism", "2016-05-01")
     p.cond("hypercalcemia", [coding(ICD, "E83.52", "Hypercalcemia"), coding(SCT, "66931009", "Hypercalcemia")],
@@ -873,7 +873,7 @@ def ddx_heterotopic_ossification() -> None:
 
 def ddx_tumoral_calcinosis() -> None:
     p = Patient("cx-ddx-tumoral", "male", "1975-10-20", ["Tumoral", "Calcinosis"])
-    p.esrd_on_hd(4200)
+    p.esrd_on_dialysis(4200)
     p.cond("phosphate-disorder", [coding(ICD, "E83.39", "Other disorders of phosphorus metabolism")],
            "Severe hyperphosphataemia, poorly controlled", "2019-02-01")
     p.cond("tumoral-masses", [], "Uremic tumoral calcinosis: painless firm masses at both shoulders and the right "
@@ -1022,7 +1022,7 @@ def ddx_vasculitis() -> None:
 
 def ddx_pad() -> None:
     p = Patient("cx-ddx-arterial", "male", "1952-09-09", ["Arterial", "Toe"])
-    p.esrd_on_hd(1800)
+    p.esrd_on_dialysis(1800)
     p.cond("diabetes", T2DM_CKD, "Type 2 diabetes with diabetic CKD", "2000-01-01")
     p.cond("pad", [coding(ICD, "I70.235", "Atherosclerosis of native arteries of right leg with ulceration of "
                           "other part of foot"),
@@ -1091,7 +1091,7 @@ def ddx_nsf() -> None:
 
 def ddx_oxalosis() -> None:
     p = Patient("cx-ddx-oxalosis", "male", "2001-08-23", ["Oxalosis", "Acral"])
-    p.esrd_on_hd(1100)
+    p.esrd_on_dialysis(1100)
     p.cond("ph1", [coding(ICD, "E72.53", "Primary hyperoxaluria")], "Primary hyperoxaluria type 1", "2009-01-01")
     p.cond("stones", [coding(ICD, "N20.0", "Calculus of kidney"), coding(ICD, "Z87.442", "Personal history of "
                                                                                         "urinary calculi")],
@@ -1124,7 +1124,7 @@ def ddx_oxalosis() -> None:
 
 def ddx_pyoderma() -> None:
     p = Patient("cx-ddx-pyoderma", "female", "1981-06-06", ["Pyoderma", "Shin"])
-    p.esrd_on_hd(900)
+    p.esrd_on_dialysis(900)
     p.cond("uc", [coding(ICD, "K51.90", "Ulcerative colitis, unspecified, without complications")],
            "Ulcerative colitis", "2009-03-01")
     p.cond("pg", [coding(ICD, "L88", "Pyoderma gangrenosum"), coding(SCT, "74578003", "Pyoderma gangrenosum")],
@@ -1155,7 +1155,7 @@ def ddx_pyoderma() -> None:
 
 def ddx_nsti() -> None:
     p = Patient("cx-ddx-necrotizing", "male", "1967-12-19", ["Necrotizing", "Thigh"])
-    p.esrd_on_hd(1300)
+    p.esrd_on_dialysis(1300)
     p.cond("diabetes", T2DM_CKD, "Type 2 diabetes with diabetic CKD", "2006-01-01")
     p.cond("cellulitis", [coding(ICD, "L03.115", "Cellulitis of right lower limb")],
            "Cellulitis of the right thigh, spreading", 1, category="encounter-diagnosis", site="thigh:right")
@@ -1223,7 +1223,7 @@ def control_diabetic_foot() -> None:
 
 def control_esrd_no_skin() -> None:
     p = Patient("cx-control-esrd-no-skin", "male", "1959-04-04", ["Control", "Dialysis"])
-    p.esrd_on_hd(2900)
+    p.esrd_on_dialysis(2900)
     p.cond("diabetes", T2DM_CKD, "Type 2 diabetes with diabetic CKD", "2003-01-01")
     p.cond("shpt", [coding(ICD, "N25.81", "Secondary hyperparathyroidism of renal origin")],
            "Secondary hyperparathyroidism", "2017-01-01")
@@ -1243,7 +1243,7 @@ def control_esrd_no_skin() -> None:
 
 def control_warfarin_af() -> None:
     p = Patient("cx-control-warfarin-af", "female", "1950-10-27", ["Control", "Anticoagulation"])
-    p.esrd_on_hd(1000)
+    p.esrd_on_dialysis(1000)
     p.cond("af", [coding(ICD, "I48.91", "Unspecified atrial fibrillation"),
                   coding(SCT, "49436004", "Atrial fibrillation")], "Atrial fibrillation, new", 10,
            category="encounter-diagnosis")
@@ -1474,7 +1474,7 @@ def order_warfarin_and_calcium_confirmed() -> None:
 
 def review_source_like() -> None:
     p = Patient("cx-review-calves", "male", "1961-08-01", ["Review", "Calves"])
-    p.esrd_on_hd(4700)
+    p.esrd_on_dialysis(4700)
     p.cond("diabetes", T2DM_CKD, "Type 2 diabetes with diabetic CKD", "2001-05-01")
     p.cond("shpt", [coding(ICD, "N25.81", "Secondary hyperparathyroidism of renal origin")],
            "Secondary hyperparathyroidism", "2016-01-01")
@@ -1533,7 +1533,7 @@ def review_source_like() -> None:
 
 def review_diffuse_symmetric() -> None:
     p = Patient("cx-review-diffuse", "female", "1957-01-12", ["Review", "Diffuse"])
-    p.esrd_on_hd(2200)
+    p.esrd_on_dialysis(2200)
     p.cond("back-pain", [], "Chronic low back pain; bone scan to exclude occult fracture", 60)
     ckd_mbd_labs(p, ca=(9.0, 9.2), phos=(5.0, 5.3), pth=(350, 380), alb=(3.9, 3.8))
     draft = bone_scan(p, 0, "Diffuse symmetric soft-tissue activity attributable to renal failure. No focal "
@@ -1659,10 +1659,12 @@ def build() -> dict[str, str]:
     outputs: dict[str, str] = {}
     entries: list[dict[str, Any]] = [dict(SOURCE_CASE_ENTRY)]
     source = json.loads((REQUESTS / "source-case.patient-view.json").read_text(encoding="utf-8"))
+    source_notes = entries[0].pop("notes")
     entries[0]["codes"] = [
         {"system": k.SYSTEM_NAMES[s], "code": c, "display": d, "confidence": k.CODE_CONFIDENCE.get((s, c), "R")}
         for s, c, d in k.codes_used(source)
     ]
+    entries[0]["notes"] = source_notes
     seen: set[str] = set()
     for case in CASES:
         if case.id in seen:

@@ -347,7 +347,7 @@ class Patient:
         return self.cond(code, [local(code), *extra], text, onset_days_ago, category=category, site=site,
                          verification="confirmed" if present else "refuted", note=note)
 
-    def esrd_on_hd(self, esrd_days_ago: int, *, cause: list[dict[str, str]] | None = None, pd: bool = False) -> None:
+    def esrd_on_dialysis(self, esrd_days_ago: int, *, cause: list[dict[str, str]] | None = None, pd: bool = False) -> None:
         self.cond("esrd", [coding(ICD, "N18.6", "End stage renal disease"),
                            coding(SCT, "46177005", "End-stage renal disease")],
                   "End-stage renal disease", esrd_days_ago)
