@@ -167,8 +167,9 @@ def lesion(p: Patient, stem: str, codes: list[dict[str, str]], text: str, onset:
 
 def bone_scan(p: Patient, days_ago: int, conclusion: str, sections: list[tuple[str, str]], *,
               study: dict[str, str] = BONE_SCAN, status: str = "final", keep: bool = True,
-              stem: str = "bone-scan") -> dict[str, Any]:
-    return p.report(stem, study, days_ago, conclusion=conclusion, sections=sections, status=status, keep=keep)
+              stem: str = "bone-scan", hhmm: str = "10:00") -> dict[str, Any]:
+    return p.report(stem, study, days_ago, conclusion=conclusion, sections=sections, status=status, keep=keep,
+                    hhmm=hhmm)
 
 
 # =================================================================== suspected / confirmed patients (order cases)
@@ -802,7 +803,7 @@ def ddx_sle() -> None:
     p.cond("lupus-panniculitis", [], "Lupus panniculitis (lupus profundus) with tender depressed nodules of both "
            "upper arms and thighs, some calcified", 300, site="thigh:right,thigh:left")
     p.sign("livedo-reticularis", "Livedo reticularis of both thighs", 300, "thigh:right,thigh:left")
-    p.panel(16, c3=52, c4=6, esr=58, creat=1.5, egfr=48, ca=9.0, phos=4.1, alb=3.5, plt=132)
+    p.panel(16, c3=52, c4=6, esr=58, creat=1.45, egfr=46, ca=9.0, phos=4.1, alb=3.5, plt=132)
     p.lab("anti-dsdna", 210, 16, interpretation="H")
     p.lab("ana", "Positive (1:640, homogeneous)", 700)
     p.lab("lupus-anticoagulant", "Negative", 400)
@@ -825,7 +826,7 @@ def ddx_sle() -> None:
                                                   "scleroderma-calcinosis"],
         cards=[], forbidden_cards=["risk-card"],
         features=["SLE (M32.14) with active serology: low C3/C4, anti-dsDNA 210 IU/mL", "lupus panniculitis",
-                  "CKD 3a (eGFR 48), not dialysis", "dystrophic non-vascular subcutaneous calcification",
+                  "CKD 3a (eGFR 46), not dialysis", "dystrophic non-vascular subcutaneous calcification",
                   "livedo (shared with calciphylaxis)", "normal Ca/P"],
         notes="Lupus is also a calciphylaxis risk factor per the sheet; without kidney failure and with a "
               "non-vascular pattern it should not rank calciphylaxis first.",
@@ -922,7 +923,7 @@ def ddx_warfarin_necrosis() -> None:
     p.cond("dvt", [coding(ICD, "I82.401", "Acute embolism and thrombosis of unspecified deep veins of right lower "
                           "extremity")], "Acute DVT, right leg (popliteal vein on duplex)", 9)
     p.cond("protein-c-deficiency", [coding(ICD, "D68.59", "Other primary thrombophilia")],
-           "Protein C deficiency (activity 38%), found on this admission", 2)
+           "Protein C deficiency (activity 38% on the thrombophilia screen before warfarin)", 7)
     p.cond("warfarin-effect", [coding(ICD, "T45.515A", "Adverse effect of anticoagulants, initial encounter")],
            "Suspected warfarin-induced skin necrosis", 1, verification="provisional",
            category="encounter-diagnosis", site="breast:left,thigh:right")
@@ -931,7 +932,8 @@ def ddx_warfarin_necrosis() -> None:
     p.sign("skin-necrosis", "Sharply demarcated dusky necrosis of the left breast and right thigh", 1,
            "breast:left,thigh:right")
     p.panel(1, creat=0.7, egfr=104, ca=9.1, phos=3.5, alb=3.9, plt=245, hgb=12.6)
-    p.lab("protein-c", 38, 2, interpretation="L")
+    p.lab("protein-c", 38, 7, hhmm="06:00", interpretation="L",
+          note="Drawn at DVT diagnosis, before the first warfarin dose")
     for days, value in ((7, 1.1), (5, 1.9), (3, 3.0), (1, 3.6)):
         p.lab("inr", value, days)
     p.med("warfarin", WARFARIN, "Warfarin 10 mg loading dose daily for 3 days, then 5 mg daily", 6,
@@ -1103,7 +1105,7 @@ def ddx_oxalosis() -> None:
            site="toe:right")
     p.sign("pedal-pulses-present", "Pedal pulses palpable", 5)
     ckd_mbd_labs(p, ca=(9.1, 9.0), phos=(5.1, 5.4), pth=(290, 310), alb=(4.1, 4.0))
-    p.lab("oxalate", 128, 10, interpretation="H", note="reference < 2 umol/L in health; dialysis target < 30")
+    p.lab("oxalate", 128, 10, interpretation="H")
     p.report("xr-foot", XR_FOOT, 15, conclusion="Dense metaphyseal bands and vascular calcification in the feet; "
              "appearance consistent with systemic oxalosis.", sections=[
                  ("FINDINGS", "Dense sclerotic bands at the metaphyses of the metatarsals. Linear calcification of "
@@ -1209,7 +1211,7 @@ def control_diabetic_foot() -> None:
                                   "layer exposed")], "Neuropathic ulcer, right heel", 45, site="heel:right")
     p.sign("insensate-foot", "Loss of protective sensation both feet", 45, "foot:right,foot:left")
     p.sign("pedal-pulses-present", "Pedal pulses palpable", 10)
-    p.panel(20, hba1c=8.2, creat=0.8, egfr=92, ca=9.5, phos=3.4, alb=4.2)
+    p.panel(20, hba1c=8.2, creat=0.75, egfr=92, ca=9.5, phos=3.4, alb=4.2)
     p.med("metformin", METFORMIN, "Metformin 1000 mg orally twice daily", 3000)
     add(Case(
         id="control-diabetic-foot-ulcer-no-ckd", service="calciphylaxis-risk", patient=p,
@@ -1512,7 +1514,7 @@ def review_source_like() -> None:
                           ("IMPRESSION", "Heterogeneous subcutaneous uptake in both calves corresponding to the "
                            "clinical lesion and the CT calcifications, compatible with calciphylaxis in this "
                            "dialysis patient. Diffuse background soft-tissue activity from renal failure."),
-                      ], status="preliminary", keep=False, stem="draft-bone-scan")
+                      ], status="preliminary", keep=False, stem="draft-bone-scan", hhmm="07:00")
     add(Case(
         id="review-bone-scan-calves", service="calciphylaxis-report-review", patient=p, user=RADIOLOGIST,
         review_report=draft, draft_in_context=True,
@@ -1548,7 +1550,7 @@ def review_diffuse_symmetric() -> None:
                           ("IMPRESSION", "1. Diffuse symmetric soft-tissue retention of tracer, a recognised pattern "
                            "of delayed clearance in renal failure; no scintigraphic sign of soft-tissue "
                            "calcification. 2. Degenerative lumbar facet uptake."),
-                      ], status="preliminary", keep=False, stem="draft-bone-scan")
+                      ], status="preliminary", keep=False, stem="draft-bone-scan", hhmm="07:00")
     add(Case(
         id="review-bone-scan-diffuse-symmetric", service="calciphylaxis-report-review", patient=p, user=RADIOLOGIST,
         review_report=draft,
