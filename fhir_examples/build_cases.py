@@ -55,7 +55,8 @@ DUPLEX_BILAT = coding(CPT, "93970", "Duplex scan of extremity veins including re
                       "maneuvers; complete bilateral study")
 DUPLEX_UNILAT = coding(CPT, "93971", "Duplex scan of extremity veins including responses to compression and other "
                        "maneuvers; unilateral or limited study")
-ABI_STUDY = coding(CPT, "93922", "Limited bilateral noninvasive physiologic studies of upper or lower extremity arteries")
+ABI_STUDY = coding(CPT, "93922", "Limited bilateral noninvasive physiologic studies of upper or lower extremity "
+                   "arteries")
 PATHOLOGY = coding(CPT, "88305", "Level IV - Surgical pathology, gross and microscopic examination")
 PUNCH_BIOPSY = coding(CPT, "11104", "Punch biopsy of skin (including simple closure, when performed); single lesion")
 CARDIAC_CATH = coding(CPT, "93458", "Catheter placement in coronary artery(s) for coronary angiography, including "
@@ -212,9 +213,11 @@ def confirmed_patient() -> Patient:
            "Secondary hyperparathyroidism", "2018-01-20")
     p.cond("calciphylaxis", CALCIPHYLAXIS, "Calciphylaxis, biopsy-proven, both calves", 36,
            site="calf:right,calf:left")
-    p.cond("ulcer-right-calf", [coding(ICD, "L97.212", "Non-pressure chronic ulcer of right calf with fat layer exposed")],
+    p.cond("ulcer-right-calf", [coding(ICD, "L97.212", "Non-pressure chronic ulcer of right calf with fat layer "
+                                       "exposed")],
            "Necrotic ulcer with eschar, right posterior calf", 60, site="calf:right")
-    p.cond("ulcer-left-calf", [coding(ICD, "L97.221", "Non-pressure chronic ulcer of left calf limited to breakdown of skin")],
+    p.cond("ulcer-left-calf", [coding(ICD, "L97.221", "Non-pressure chronic ulcer of left calf limited to breakdown "
+                                      "of skin")],
            "Ulcerating purpuric plaque, left medial calf", 50, site="calf:left")
     p.sign("eschar", "Adherent black eschar 4 x 3 cm, right posterior calf", 40, "calf:right")
     p.sign("pedal-pulses-present", "Pedal pulses palpable bilaterally", 36)
@@ -312,7 +315,8 @@ def cohort_early_plaque() -> None:
                   "calcium-based binder", "falling albumin 3.5 -> 2.9 g/dL",
                   "early lesions: painful violaceous plaques and retiform purpura on fatty areas (thighs)",
                   "pain out of proportion", "pedal pulses present",
-                  "bone scan: heterogeneous subcutaneous uptake matching the lesion sites (Paul 2015 positive pattern)"],
+                  "bone scan: heterogeneous subcutaneous uptake matching the lesion sites "
+                  "(Paul 2015 positive pattern)"],
         notes="Paul et al. 2015: the scan performs best in early plaques and nodules. No ulcer yet.",
     ))
 
@@ -410,7 +414,8 @@ def cohort_ulcerated_negative_scan() -> None:
                   "late lesions: necrotic ulcers with black eschar", "pain out of proportion", "pulses present",
                   "plain film: net-like subcutaneous small-vessel calcification beneath the ulcers",
                   "bone scan negative at ulcerated lesions (the scan is reported to be less sensitive at this stage)"],
-        notes="False-negative pattern: the negative scan should weaken, not dismiss, calciphylaxis. A rule that applies "
+        notes="False-negative pattern: the negative scan should weaken, not dismiss, calciphylaxis. "
+              "A rule that applies "
               "the full LR- 0.11 regardless of lesion stage would wrongly drop it; the expected card still advises "
               "histology and wound care.",
     ))
@@ -1554,7 +1559,8 @@ def review_diffuse_symmetric() -> None:
     add(Case(
         id="review-bone-scan-diffuse-symmetric", service="calciphylaxis-report-review", patient=p, user=RADIOLOGIST,
         review_report=draft,
-        summary="Radiologist reviewing a draft bone scan in a dialysis patient without skin lesions: diffuse, symmetric, "
+        summary="Radiologist reviewing a draft bone scan in a dialysis patient without skin lesions: "
+                "diffuse, symmetric, "
                 "homogeneous soft-tissue activity only.",
         top="renal-failure-soft-tissue-clearance", not_top=["calciphylaxis", "metastatic-calcification"],
         cards=["radiology-differential"], forbidden_cards=["risk-card"],

@@ -219,7 +219,8 @@ LABS: dict[str, tuple[str, str, str, str, str]] = {
     "phos": (LOINC, "2777-1", "Phosphate [Mass/volume] in Serum or Plasma", "mg/dL", "laboratory"),
     "pth": (LOINC, "2731-8", "Parathyrin.intact [Mass/volume] in Serum or Plasma", "pg/mL", "laboratory"),
     "alb": (LOINC, "1751-7", "Albumin [Mass/volume] in Serum or Plasma", "g/dL", "laboratory"),
-    "alp": (LOINC, "6768-6", "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma", "U/L", "laboratory"),
+    "alp": (LOINC, "6768-6", "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma", "U/L",
+            "laboratory"),
     "vitd": (LOINC, "62292-8", "25-Hydroxyvitamin D2+25-Hydroxyvitamin D3 [Mass/volume] in Serum or Plasma", "ng/mL",
              "laboratory"),
     "inr": (LOINC, "6301-6", "INR in Platelet poor plasma by Coagulation assay", "{INR}", "laboratory"),
@@ -347,19 +348,17 @@ class Patient:
         return self.cond(code, [local(code), *extra], text, onset_days_ago, category=category, site=site,
                          verification="confirmed" if present else "refuted", note=note)
 
-    def esrd_on_dialysis(self, esrd_days_ago: int, *, cause: list[dict[str, str]] | None = None, pd: bool = False) -> None:
+    def esrd_on_dialysis(self, esrd_days_ago: int, *, pd: bool = False) -> None:
         self.cond("esrd", [coding(ICD, "N18.6", "End stage renal disease"),
                            coding(SCT, "46177005", "End-stage renal disease")],
                   "End-stage renal disease", esrd_days_ago)
         self.cond("dialysis-dependence", [coding(ICD, "Z99.2", "Dependence on renal dialysis")],
                   "Dependence on renal dialysis", esrd_days_ago - 14)
         if pd:
-            self.proc("pd-start", [coding(SCT, "71192002", "Peritoneal dialysis"),
-                                   coding(CPT, "90945", "Dialysis procedure other than hemodialysis, single evaluation")],
-                      "Peritoneal dialysis (CCPD), first exchange", esrd_days_ago - 16)
-            self.proc("pd-latest", [coding(SCT, "71192002", "Peritoneal dialysis"),
-                                    coding(CPT, "90945", "Dialysis procedure other than hemodialysis, single evaluation")],
-                      "Peritoneal dialysis, monthly review", 5)
+            pd_codes = [coding(SCT, "71192002", "Peritoneal dialysis"),
+                        coding(CPT, "90945", "Dialysis procedure other than hemodialysis, single evaluation")]
+            self.proc("pd-start", pd_codes, "Peritoneal dialysis (CCPD), first exchange", esrd_days_ago - 16)
+            self.proc("pd-latest", pd_codes, "Peritoneal dialysis, monthly review", 5)
         else:
             hd = [coding(SCT, "302497006", "Hemodialysis"),
                   coding(CPT, "90935", "Hemodialysis procedure with single evaluation")]
@@ -544,7 +543,8 @@ def codes_used(obj: Any) -> list[tuple[str, str, str]]:
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if isinstance(node.get("system"), str) and isinstance(node.get("code"), str) and node["system"] in SYSTEM_NAMES:
+            system, code = node.get("system"), node.get("code")
+            if isinstance(system, str) and isinstance(code, str) and system in SYSTEM_NAMES:
                 found.setdefault((node["system"], node["code"]), node.get("display", ""))
             for value in node.values():
                 walk(value)
