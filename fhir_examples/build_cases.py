@@ -485,6 +485,99 @@ def cohort_esrd_control_normal() -> None:
     ))
 
 
+def cohort_negative_first_biopsy() -> None:
+    p = Patient("cx-cohort-negative-biopsy", "female", "1959-11-30", ["Cohort", "Biopsy"])
+    p.esrd_on_dialysis(2000)
+    p.cond("obesity", [coding(ICD, "E66.01", "Morbid (severe) obesity due to excess calories"),
+                       coding(ICD, "Z68.41", "Body mass index [BMI] 40.0-44.9, adult")], "Severe obesity", "2014-01-01")
+    p.cond("abdominal-ulcer", [coding(ICD, "L98.492", "Non-pressure chronic ulcer of skin of other sites with fat "
+                                      "layer exposed")],
+           "Painful necrotic ulcer of the lower abdominal pannus with a retiform purpuric rim", 40, site="abdomen")
+    p.sign("retiform-purpura", "Retiform purpura surrounding the pannus ulcer and over both flanks", 45, "abdomen")
+    p.sign("pain-out-of-proportion", "Severe pain at the pannus, disproportionate to the ulcer", 45, "abdomen",
+           extra=[coding(SCT, "22253000", "Pain")])
+    ckd_mbd_labs(p, ca=(9.3, 9.5), phos=(5.6, 6.1), pth=(230, 210), alb=(3.4, 2.8), alp=(98, 110))
+    bmi(p, 43.0)
+    p.med("calcium-acetate", CALCIUM_ACETATE, "Calcium acetate 667 mg, 2 capsules with each meal", 1600)
+    p.proc("biopsy", [PUNCH_BIOPSY], "Punch biopsy, edge of abdominal pannus ulcer", 24, site="abdomen")
+    p.report("skin-pathology", PATHOLOGY, 21, service="SP", conclusion="Ulcer edge with necrosis and mixed "
+             "inflammation; no vascular calcification identified in this sample. Calciphylaxis cannot be excluded.",
+             sections=[
+                 ("SPECIMEN", "Skin, abdominal pannus, 4 mm punch (superficial; minimal subcutaneous fat)."),
+                 ("MICROSCOPIC", "Ulcerated epidermis with dermal necrosis and mixed inflammation. Only a thin rim "
+                  "of subcutaneous fat is present. Von Kossa stain shows no vascular or interstitial calcium in "
+                  "the sampled tissue. No vasculitis."),
+                 ("DIAGNOSIS", "Ulcer with necrosis, non-specific. The sample is too superficial to exclude "
+                  "calciphylaxis; a deeper biopsy or alternative evaluation is suggested if suspicion remains."),
+             ])
+    bone_scan(p, 10, "Heterogeneous soft-tissue uptake in the lower abdominal wall and both flanks at the clinical "
+              "lesions, suspicious for calciphylaxis despite the non-diagnostic biopsy.", [
+                  ("HISTORY", "HD, painful pannus ulcer and retiform purpura, superficial biopsy non-diagnostic."),
+                  ("FINDINGS", "Heterogeneous increased uptake in the subcutaneous fat of the lower abdominal "
+                   "pannus and both flanks, most intense around the ulcer. The limbs show no soft-tissue uptake. "
+                   "No lung or gastric activity."),
+                  ("IMPRESSION", "Abdominal wall and flank soft-tissue uptake corresponding to the lesions; "
+                   "findings are suspicious for calciphylaxis."),
+              ])
+    add(Case(
+        id="cohort-negative-first-biopsy", service="calciphylaxis-risk", patient=p,
+        summary="Obese woman on haemodialysis with a painful necrotic pannus ulcer and retiform purpura; a superficial "
+                "first biopsy was non-diagnostic, the bone scan shows heterogeneous uptake at the lesions.",
+        top="calciphylaxis", not_top=["pyoderma-gangrenosum", "renal-failure-soft-tissue-clearance"],
+        cards=["risk-card"], forbidden_cards=["harmful-drug-warning"],
+        features=["single negative (superficial) biopsy: LR- about 0.5, must not exclude", "central (abdominal) "
+                  "lesion on a fatty area", "retiform purpura", "pain out of proportion", "obesity (BMI 43)",
+                  "albumin falling to 2.8", "calcium-based binder", "bone scan: heterogeneous uptake at the lesions",
+                  "low PTH (< 300 pg/mL, a minor factor in the consensus)"],
+        notes="Tests the biopsy rule: the first-biopsy sensitivity is about 52%, so the non-diagnostic result weakens "
+              "calciphylaxis only slightly and the positive scan dominates.",
+    ))
+
+
+def nonuremic_warfarin_calciphylaxis() -> None:
+    p = Patient("cx-nonuremic-warfarin", "female", "1951-06-12", ["Nonuremic", "Warfarin"])
+    p.cond("mitral-valve", [], "Mechanical mitral valve replacement (2023)", "2023-09-01")
+    p.cond("af", [coding(ICD, "I48.91", "Unspecified atrial fibrillation"),
+                  coding(SCT, "49436004", "Atrial fibrillation")], "Atrial fibrillation", "2023-09-01")
+    p.cond("anticoagulant", [coding(ICD, "Z79.01", "Long term (current) use of anticoagulants")],
+           "Long-term warfarin", "2023-09-20")
+    p.cond("ulcer-left-calf", [coding(ICD, "L97.222", "Non-pressure chronic ulcer of left calf with fat layer "
+                                      "exposed")], "Painful stellate ulcer, left medial calf", 30, site="calf:left")
+    p.sign("retiform-purpura", "Retiform purpura of both medial calves", 42, "calf:right,calf:left")
+    p.sign("pain-out-of-proportion", "Severe calf pain out of proportion to the lesions", 42,
+           "calf:right,calf:left", extra=[coding(SCT, "22253000", "Pain")])
+    p.sign("pedal-pulses-present", "Pedal pulses palpable", 5)
+    p.panel(8, creat=0.9, egfr=66, ca=9.2, phos=3.4, alb=3.3, inr=2.9)
+    bmi(p, 34.5, 8)
+    p.med("warfarin", WARFARIN, "Warfarin 6 mg orally once daily, dose by INR", 1160,
+          reason="Mechanical mitral valve; atrial fibrillation")
+    bone_scan(p, 6, "Heterogeneous subcutaneous uptake in both medial calves at the painful lesions; in a patient on "
+              "long-term warfarin, non-uremic calciphylaxis is a consideration.", [
+                  ("CLINICAL HISTORY", "Painful purpuric calf lesions. On warfarin 3 years. Normal renal function."),
+                  ("FINDINGS", "Patchy heterogeneous subcutaneous uptake in the medial aspect of both calves, left "
+                   "more than right, corresponding to the marked lesions. No uptake elsewhere in the soft "
+                   "tissues. No visceral uptake. Skeleton unremarkable."),
+                  ("IMPRESSION", "Heterogeneous subcutaneous calf uptake at the clinical lesions. Calciphylaxis "
+                   "(non-uremic, warfarin-associated) should be considered; correlate with biopsy."),
+              ])
+    add(Case(
+        id="nonuremic-warfarin-calciphylaxis", service="calciphylaxis-risk", patient=p,
+        summary="Woman with normal kidney function on warfarin for 3 years (mechanical valve) with painful retiform "
+                "purpura and a stellate ulcer of the calves; bone scan shows heterogeneous uptake at the lesions.",
+        top="calciphylaxis", not_top=["warfarin-skin-necrosis", "venous-insufficiency", "vasculitis"],
+        cards=["risk-card"], forbidden_cards=["harmful-drug-warning"],
+        features=["warfarin exposure about 38 months (non-uremic calciphylaxis: mean 32 months, Yu 2017), not "
+                  "days 3-10", "female", "below-knee lesions (67% in Yu 2017)", "normal Ca x P (as in Yu 2017)",
+                  "eGFR 66, no dialysis", "retiform purpura, pain out of proportion, pulses present",
+                  "bone scan: heterogeneous uptake at the lesions"],
+        notes="Contrast pair with ddx-warfarin-skin-necrosis: the same drug, but long exposure and a positive scan. "
+              "A general-population prior keeps the posterior lower than in dialysis; the expectation is that the "
+              "positive scan and lesion features still put calciphylaxis first and above the card threshold. "
+              "Warfarin here is for a mechanical valve, so any advice must leave the anticoagulation decision to "
+              "the clinician.",
+    ))
+
+
 def cohort_thiosulfate_response() -> None:
     p = Patient("cx-cohort-sts-response", "female", "1962-05-07", ["Cohort", "Response"])
     p.esrd_on_dialysis(2700)
@@ -1597,7 +1690,7 @@ BUILDERS = [
     ddx_venous_insufficiency, ddx_venous_thrombosis, ddx_diabetic_ulcer, ddx_metastatic_calcification,
     ddx_scleroderma, ddx_dermatomyositis, ddx_sle, ddx_heterotopic_ossification, ddx_tumoral_calcinosis,
     ddx_warfarin_necrosis, ddx_cholesterol_embolism, ddx_vasculitis, ddx_pad, ddx_nsf, ddx_oxalosis, ddx_pyoderma,
-    ddx_nsti, cohort_thiosulfate_response,
+    ddx_nsti, cohort_thiosulfate_response, cohort_negative_first_biopsy, nonuremic_warfarin_calciphylaxis,
     control_diabetic_foot, control_esrd_no_skin, control_warfarin_af,
     order_biopsy_suspected, order_bone_scan_suspected, order_warfarin_suspected, order_warfarin_confirmed,
     order_calcium_acetate_suspected, order_calcium_acetate_confirmed, order_calcitriol_suspected,
