@@ -98,10 +98,11 @@ def run_rule_tests(engine: LoadedEngine, extractor: CaseExtractor | None = None)
 def default_extractor(rules_dir: Path) -> CaseExtractor | None:
     """``cds.fhir.extract_facts`` bound to this rule set's terminology, when the FHIR layer is installed."""
     try:
-        from cds.fhir import Terminology, extract_facts  # type: ignore[attr-defined]
+        from cds.fhir import Terminology, extract_facts, warm_up  # type: ignore[attr-defined]
     except ImportError:
         return None
     terminology = Terminology.load(rules_dir)
+    warm_up(terminology)
 
     def extract(context: dict[str, Any], prefetch: dict[str, Any], now: datetime) -> FactSet:
         return extract_facts(context, prefetch, now, terminology)

@@ -20,6 +20,7 @@ second), so the pipeline is built lazily, once per ``FindingsKnowledge``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Iterable
@@ -58,6 +59,14 @@ class TextExtractionUnavailable(RuntimeError):
     """medspaCy could not be imported or the pipeline could not be built."""
 
 
+# Pipelines by knowledge digest, shared by every load of the same findings rules: a rule
+# reload (or a test) that leaves rules/findings unchanged does not pay the ~1.5 s build again.
+# Bounded, so a long run of edited reloads keeps at most a few pipelines alive.
+_PIPELINES: dict[str, Any] = {}
+_PIPELINES_MAX = 4
+_PIPELINES_LOCK = threading.Lock()
+
+
 def get_pipeline(knowledge: FindingsKnowledge) -> Any:
     """The medspaCy pipeline of this rule set, built on first use (thread-safe)."""
     box = knowledge._nlp_box
@@ -65,7 +74,15 @@ def get_pipeline(knowledge: FindingsKnowledge) -> Any:
         return box[0]
     with knowledge._nlp_lock:
         if not box:
-            box.append(_build_pipeline(knowledge))
+            with _PIPELINES_LOCK:
+                nlp = _PIPELINES.get(knowledge.digest)
+            if nlp is None:
+                nlp = _build_pipeline(knowledge)
+                with _PIPELINES_LOCK:
+                    while len(_PIPELINES) >= _PIPELINES_MAX:
+                        _PIPELINES.pop(next(iter(_PIPELINES)))
+                    _PIPELINES[knowledge.digest] = nlp
+            box.append(nlp)
     return box[0]
 
 
