@@ -79,10 +79,11 @@ class Intake:
             if not isinstance(entries, list):
                 return
             for entry in entries:
-                if not isinstance(entry, Mapping):
+                # dict, not Mapping: parsed JSON is dicts, and the ABC check costs ~0.5 µs per call here.
+                if not isinstance(entry, dict):
                     continue
                 inner = entry.get("resource")
-                if isinstance(inner, Mapping) and isinstance(inner.get("resourceType"), str):
+                if isinstance(inner, dict) and isinstance(inner.get("resourceType"), str):
                     url = entry.get("fullUrl")
                     self._add(inner, url if isinstance(url, str) else None, seen, depth + 1)
             return

@@ -48,13 +48,13 @@ def read_observations(
     for obs in observations:
         # Pre-filter on the raw dict: only a LOINC code of a declared analyte can make a fact.
         code_cc = obs.get("code")
-        codings = code_cc.get("coding") if isinstance(code_cc, Mapping) else None
+        codings = code_cc.get("coding") if isinstance(code_cc, dict) else None
         if not isinstance(codings, list):
             continue
         analyte_id = None
         loinc_code = None
         for coding in codings:
-            if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
+            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                 candidate = loinc_map.get(coding["code"])
                 if candidate is not None:
                     system = coding.get("system")
@@ -97,7 +97,7 @@ def _effective(obs: Mapping[str, Any]) -> str | None:
 
 def _read_value(obs: Mapping[str, Any], analyte: Analyte, intake: Intake) -> tuple[float, str | None] | None:
     quantity = obs.get("valueQuantity")
-    if not isinstance(quantity, Mapping):
+    if not isinstance(quantity, dict):
         if "dataAbsentReason" not in obs and not any(k.startswith("value") for k in obs):
             intake.warn(obs, f"{analyte.id}: no value; left out")
         elif "dataAbsentReason" not in obs:

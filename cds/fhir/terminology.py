@@ -13,6 +13,7 @@ than any general ECL or FHIR ``$validate-code`` implementation would.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,7 @@ class Analyte:
     references: tuple[str, ...] = ()
 
 
+@functools.lru_cache(maxsize=512)
 def normalise_unit(unit: str) -> str:
     """A spelling key for a unit: UCUM is case-sensitive, EHR displays are not."""
     return unit.strip().replace("µ", "u").replace("μ", "u").replace("^", "*").replace(" ", "").lower()
