@@ -17,8 +17,10 @@ EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 
 # ICD-10-CM characters that carry site, laterality and severity. The structure is
 # recalled ([R] in the knowledge sheet §5a) and lives here rather than in YAML
-# because it is code grammar, not a list of codes.
-_L97_SITE = {"1": "thigh", "2": "calf", "3": "ankle", "4": "heel-midfoot", "5": "foot", "8": "lower-leg", "9": "lower-leg"}
+# because it is code grammar, not a list of codes. Site ids are those of
+# rules/findings/sites.yaml (shared with imaging findings, so that a finding can be
+# matched to a lesion): the calf is part of "lower-leg", heel and midfoot of "foot".
+_L97_SITE = {"1": "thigh", "2": "lower-leg", "3": "ankle", "4": "foot", "5": "foot", "8": "lower-leg", "9": "lower-leg"}
 _SIDE = {"1": "right", "2": "left"}
 _SEVERITY = {
     "1": "skin-breakdown",
@@ -29,12 +31,12 @@ _SEVERITY = {
     "6": "bone-involvement",
     "8": "other",
 }
-_L98_SITE = {"1": "buttock", "2": "back", "9": "other"}
-_I70_ULCER_SITE = {"1": "thigh", "2": "calf", "3": "ankle", "4": "heel-midfoot", "5": "foot", "8": "lower-leg"}
+_L98_SITE = {"1": "buttock", "2": "trunk"}  # L98.49 "other sites" names no site
+_I70_ULCER_SITE = {"1": "thigh", "2": "lower-leg", "3": "ankle", "4": "foot", "5": "foot", "8": "lower-leg"}
 
 
 def icd_site(code: str) -> dict[str, str]:
-    """Site, laterality and severity encoded in an ICD-10-CM ulcer code ("L97.222" -> calf, left, fat exposed)."""
+    """Site, laterality and severity encoded in an ICD-10-CM ulcer code ("L97.222" -> lower-leg (calf), left, fat exposed)."""
     code = normalise_code(ICD10CM, code)
     tail = code[4:] if len(code) > 4 else ""
     out: dict[str, str] = {}

@@ -33,7 +33,7 @@ from tests.fhir.resources import (
         (coding(CPT, "11104"), {"skin-biopsy"}),
         (coding(CPT, "60500"), {"parathyroidectomy"}),
         (coding(CPT, "78306"), {"bone-scan"}),
-        (coding(CPT, "74177"), {"ct-scan"}),
+        (coding(CPT, "74177"), {"ct-imaging"}),
         (coding(CPT, "73720"), {"gadolinium-mri"}),
         (coding(SCT, "415070008"), {"vascular-catheterisation"}),
     ],

@@ -23,11 +23,11 @@ REQUIRED_DRUG_CLASSES = {
 }
 REQUIRED_PROCEDURES = {
     "hemodialysis", "peritoneal-dialysis", "kidney-transplant", "skin-biopsy", "parathyroidectomy",
-    "bone-scan", "ct-scan", "gadolinium-mri", "vascular-catheterisation",
+    "bone-scan", "ct-imaging", "gadolinium-mri", "vascular-catheterisation",
 }
 REQUIRED_ANALYTES = {
     "calcium-total", "calcium-ionized", "phosphate", "pth-intact", "albumin", "alkaline-phosphatase",
-    "vitamin-d-25oh", "inr", "creatine-kinase", "creatinine", "egfr", "eosinophils", "ca-x-p-product",
+    "vitamin-d-25oh", "inr", "creatine-kinase", "creatinine", "egfr", "eosinophils", "calcium-phosphate-product",
     "calcium-corrected",
 }
 
