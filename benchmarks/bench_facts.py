@@ -108,6 +108,8 @@ def synthea_observations(count: int) -> list[dict[str, Any]] | None:
     for i in range(count):
         obs = dict(pool[i % len(pool)])
         obs["id"] = str(uuid.UUID(int=30_000_000 + i))  # distinct resources, as in one patient's record
+        if "effectiveDateTime" in obs:  # re-dated over the last two years, so that facts come out
+            obs["effectiveDateTime"] = (NOW - timedelta(days=(i * 730) // count, hours=i % 24)).isoformat()
         out.append(obs)
     return out
 
