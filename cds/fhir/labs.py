@@ -220,16 +220,16 @@ def _summary_fact(analyte: Analyte, window: list[LabValue], today: date) -> Fact
     if latest.code:
         attrs["code"] = latest.code
     if latest.is_point:
-        attrs["value"] = round(latest.value, 4)
+        attrs["value"] = _sig(latest.value)
     else:
         # A censored result is not a point value: no ``value`` attribute, so no rule
         # threshold on ``value`` can be met by a number the result might not reach.
         attrs["comparator"] = latest.comparator
-        attrs["limit"] = round(latest.value, 4)
+        attrs["limit"] = _sig(latest.value)
     points = [v.value for v in window if v.is_point]
     if points:
-        attrs["max"] = round(max(points), 4)
-        attrs["min"] = round(min(points), 4)
+        attrs["max"] = _sig(max(points))
+        attrs["min"] = _sig(min(points))
     censored = len(window) - len(points)
     if censored:
         attrs["censored_count"] = censored
@@ -240,10 +240,15 @@ def _summary_fact(analyte: Analyte, window: list[LabValue], today: date) -> Fact
     if latest.is_point:
         previous = next((v for v in window[1:] if v.is_point), None)
         if previous is not None:
-            attrs["previous_value"] = round(previous.value, 4)
+            attrs["previous_value"] = _sig(previous.value)
             attrs["previous_date"] = previous.day.isoformat()
             attrs["trend"] = _trend(previous.value, latest.value, analyte.trend_tolerance)
     return Fact("lab", f"lab:{analyte.id}", attrs)
+
+
+def _sig(value: float) -> float:
+    """Six significant digits: drops float noise from unit conversion, keeps small values exact."""
+    return float(f"{value:.6g}")
 
 
 def _known_above(value: LabValue, high: float) -> bool:
