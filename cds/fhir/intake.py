@@ -69,6 +69,10 @@ class Intake:
                 continue
             self._add(value, None, seen, 0)
 
+    def add_resource(self, resource: Mapping[str, Any]) -> None:
+        """One resource or Bundle (e.g. context.draftOrders)."""
+        self._add(resource, None, set(), 0)
+
     def _add(self, resource: Mapping[str, Any], full_url: str | None, seen: set[str], depth: int) -> None:
         rtype = resource.get("resourceType")
         if rtype == "Bundle":

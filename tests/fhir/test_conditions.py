@@ -149,3 +149,17 @@ def test_one_fact_per_value_set_and_none_for_unrelated_codes(run) -> None:
         "condition:Condition/c1:ckd",
         "condition:Condition/c1:esrd",
     ]
+
+
+def test_nonhealing_weeks_is_configurable(terminology) -> None:
+    import dataclasses
+
+    from cds.fhir import extract_facts
+    from tests.fhir.conftest import NOW
+
+    ulcer = condition("c1", coding(SCT, "46742003"), onset="2026-02-01")  # open 28 days
+    stricter = dataclasses.replace(terminology, settings=dataclasses.replace(terminology.settings, nonhealing_weeks=3))
+    default = extract_facts({}, {"r": ulcer}, NOW, terminology)
+    three_weeks = extract_facts({}, {"r": ulcer}, NOW, stricter)
+    assert one(default, "condition", concept="skin-ulcer").attrs["chronic"] is False  # 28 days < 6 weeks
+    assert one(three_weeks, "condition", concept="skin-ulcer").attrs["chronic"] is True  # 28 days > 3 weeks
