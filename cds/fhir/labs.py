@@ -117,7 +117,8 @@ def _read_value(obs: Mapping[str, Any], analyte: Analyte, intake: Intake) -> tup
     else:
         conversion = analyte.conversions.get(normalise_unit(unit))
         if conversion is None:
-            intake.warn(obs, f"{analyte.id}: unit {unit!r} is not declared for this analyte; left out")
+            # The unit (not the value) is named, so an informaticist can declare its conversion.
+            intake.warn(obs, f"{analyte.id}: unit {str(unit)[:24]!r} is not declared for this analyte; left out")
             return None
         factor = conversion.factor
     return float(raw) * factor, quantity.get("comparator")

@@ -125,3 +125,7 @@ def test_bmi_from_weight_and_height_and_weight_change(run) -> None:
 def test_patient_is_chosen_by_context_patient_id(run) -> None:
     facts = run(bundle(patient("other", gender="male"), patient("p1", gender="female")))
     assert one(facts, "patient").attrs["sex"] == "female"
+
+
+def test_partial_birth_date_never_overstates_age(run) -> None:
+    assert one(run(patient(birth="1956")), "patient").attrs["age_years"] == 69  # born by 1956-12-31 at the latest
