@@ -31,6 +31,8 @@ _SEVERITY = {
     "6": "bone-involvement",
     "8": "other",
 }
+# "Non-pressure chronic ulcer" is in the title of these categories: chronic by definition.
+_CHRONIC_ULCER_PREFIXES = ("L97", "L98.4")
 _L98_SITE = {"1": "buttock", "2": "trunk"}  # L98.49 "other sites" names no site
 _I70_ULCER_SITE = {"1": "thigh", "2": "lower-leg", "3": "ankle", "4": "foot", "5": "foot", "8": "lower-leg"}
 
@@ -156,15 +158,14 @@ def condition_facts(conditions: Iterable[Mapping[str, Any]], term: Terminology, 
                 site_class = term.site_class(located.get("site"))
                 if site_class:
                     attrs["site_class"] = site_class
-                attrs["chronic"] = _chronic(vs_id, onset_latest, abated, today, term)
+                coded_chronic = coding[0] == ICD10CM and coding[1].startswith(_CHRONIC_ULCER_PREFIXES)
+                attrs["chronic"] = coded_chronic or _open_longer_than_configured(onset_latest, abated, today, term)
             facts.append(Fact("condition", f"condition:{ref}:{vs_id}", attrs))
     return facts
 
 
-def _chronic(vs_id: str, onset: date | None, abated: date | None, today: date, term: Terminology) -> bool:
-    """Coded as chronic, or open longer than the configured number of weeks."""
-    if vs_id in term.settings.chronic_ulcer_valuesets:
-        return True
+def _open_longer_than_configured(onset: date | None, abated: date | None, today: date, term: Terminology) -> bool:
+    """Open (until healed, or until now) longer than the configured number of weeks."""
     if onset is None:
         return False
     open_until = abated or today

@@ -128,7 +128,6 @@ class ExtractionSettings:
     nonhealing_weeks: int = 6
     completed_medication_days: int = 365
     ulcer_valuesets: tuple[str, ...] = ()
-    chronic_ulcer_valuesets: tuple[str, ...] = ()
     dialysis_procedure_valuesets: tuple[str, ...] = ()
     dialysis_condition_valuesets: tuple[str, ...] = ()
 
@@ -288,7 +287,7 @@ class Terminology:
 
     def _check_settings(self) -> None:
         s = self.settings
-        for name in ("ulcer_valuesets", "chronic_ulcer_valuesets", "dialysis_procedure_valuesets",
+        for name in ("ulcer_valuesets", "dialysis_procedure_valuesets",
                      "dialysis_condition_valuesets"):
             for vs_id in getattr(s, name):
                 if vs_id not in self.valuesets:

@@ -163,3 +163,12 @@ def test_nonhealing_weeks_is_configurable(terminology) -> None:
     three_weeks = extract_facts({}, {"r": ulcer}, NOW, stricter)
     assert one(default, "condition", concept="skin-ulcer").attrs["chronic"] is False  # 28 days < 6 weeks
     assert one(three_weeks, "condition", concept="skin-ulcer").attrs["chronic"] is True  # 28 days > 3 weeks
+
+
+def test_only_non_pressure_chronic_ulcer_codes_are_chronic_by_code(run) -> None:
+    facts = run(bundle(condition("l97", coding(ICD, "L97.221"), onset="2026-02-25"),
+                       condition("foot", coding(ICD, "E11.621"), onset="2026-02-25"),
+                       condition("pressure", coding(ICD, "L89.153"), onset="2026-02-25")))
+    assert one(facts, "condition", source="Condition/l97").attrs["chronic"] is True
+    assert one(facts, "condition", source="Condition/foot", concept="lower-limb-ulcer").attrs["chronic"] is False
+    assert one(facts, "condition", source="Condition/pressure").attrs["chronic"] is False
