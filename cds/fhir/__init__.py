@@ -9,6 +9,8 @@ Public interface (notes/contracts.md):
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
@@ -24,7 +26,7 @@ from cds.fhir.patient import choose_patient, patient_fact
 from cds.fhir.procedures import procedure_facts
 from cds.fhir.terminology import ExtractionSettings, Terminology, TerminologyError
 
-__all__ = ["ExtractionSettings", "Terminology", "TerminologyError", "extract_facts"]
+__all__ = ["ExtractionSettings", "Terminology", "TerminologyError", "extract_facts", "warm_up"]
 
 
 def extract_facts(
@@ -98,6 +100,24 @@ def _dialysis_vintage(conditions: list[Fact], procedures: list[Fact], term: Term
         "derived:dialysis-vintage",
         {"name": "dialysis-vintage-years", "value": years_between(first, today), "text": first.isoformat()},
     )
+
+
+def warm_up(term: Terminology) -> None:
+    """Build what the first request would otherwise build (the report-text NLP pipeline).
+
+    Called when a rule set loads, so the first hook call after start or reload does not pay
+    the medspaCy start-up (~1.5 s here) inside its deadline.
+    """
+    if term.findings_knowledge is None:
+        return
+    try:
+        from cds.findings.text import get_pipeline
+    except ImportError:
+        return
+    try:
+        get_pipeline(term.findings_knowledge)
+    except Exception as exc:  # noqa: BLE001 - text extraction then reports its own warning per request
+        logging.getLogger("cds.fhir").warning("report-text pipeline unavailable: %s", type(exc).__name__)
 
 
 def _findings(
