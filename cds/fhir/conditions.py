@@ -111,10 +111,8 @@ def condition_facts(conditions: Iterable[Mapping[str, Any]], term: Terminology, 
         matches = term.match_codings(iter_codings(resource.get("code")), ("condition",))
         if not matches:
             continue
-        if not intake.validate_full(resource):
-            continue
-        status = _status(resource)
-        if status is None:
+        status = _status(resource)  # read defensively, so refuted / entered-in-error cost no validation
+        if status is None or not intake.validate_full(resource):
             continue
         ref = reference_key(resource, f"Condition/#{index}")
         onset_raw = resource.get("onsetDateTime")

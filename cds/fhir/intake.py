@@ -154,11 +154,20 @@ class Intake:
         return self._validated[key] is None
 
     def validate_observation_lean(self, resource: Mapping[str, Any]) -> bool:
+        return self._validate_lean(resource, _LEAN_OBSERVATION)
+
+    def validate_procedure_lean(self, resource: Mapping[str, Any]) -> bool:
+        return self._validate_lean(resource, _LEAN_PROCEDURE)
+
+    def _validate_lean(self, resource: Mapping[str, Any], schema: TypeAdapter[Any]) -> bool:
+        key = id(resource)
+        if key in self._validated:  # already seen (full or lean): do not warn twice
+            return self._validated[key] is None
         try:
-            _LEAN_OBSERVATION.validate_python(resource)
+            schema.validate_python(resource)
         except ValidationError as exc:
-            self._validated[id(resource)] = summarise(exc)
-            self.warnings.append(FactWarning("Observation", _rid(resource), summarise(exc)))
+            self._validated[key] = summarise(exc)
+            self.warnings.append(FactWarning(str(resource.get("resourceType")), _rid(resource), summarise(exc)))
             return False
         return True
 
@@ -278,3 +287,16 @@ class _LeanObservation(TypedDict):
 
 
 _LEAN_OBSERVATION = TypeAdapter(_LeanObservation)
+
+
+class _LeanProcedure(TypedDict):
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+    resourceType: Literal["Procedure"]
+    id: NotRequired[_Id]
+    status: Literal["preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error", "unknown"]
+    code: NotRequired[_CodeableConcept]
+    performedDateTime: NotRequired[_DateTime]
+    performedPeriod: NotRequired[_Period]
+
+
+_LEAN_PROCEDURE = TypeAdapter(_LeanProcedure)
