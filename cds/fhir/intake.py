@@ -9,11 +9,11 @@ Validation strategy (docs/adr/0002-fact-extraction.md):
   skipped without validation;
 * every resource that is the ``source`` of a fact is validated with the
   ``fhir.resources`` R4B model of its type (``validate_full``);
-* Observations that only feed a lab fact's aggregates (count, min, max, trend)
-  pass a lean pydantic schema of exactly the elements the extraction reads, with
-  the R4 datatype rules for them (``validate_observation_lean``): ~3 µs instead
-  of ~125 µs for the full model, which is what keeps 10,000 Observations within
-  the performance budget.
+* Observations (and Procedures) that only feed a fact's aggregates (count, min,
+  max, trend, first date) pass a lean pydantic schema of exactly the elements the
+  extraction reads, with the R4 datatype rules for them (``validate_*_lean``):
+  ~3 µs instead of ~125 µs for the full model, which is what keeps 10,000
+  Observations within the performance budget.
 
 An invalid resource is skipped with a ``FactWarning`` naming its type, id and
 the failing element paths and error types, never the values.
