@@ -66,15 +66,16 @@ def _extract(
     conditions = condition_facts(intake.resources("Condition"), term, intake, today)
     facts.extend(conditions)
     facts.extend(lab_facts(series, term, intake, today))
-    medications = intake.resources("MedicationRequest") + intake.resources("MedicationStatement")
-    facts.extend(medication_facts(medications, term, intake, today))
+    medication_resources = intake.resources("MedicationRequest") + intake.resources("MedicationStatement")
+    medications = medication_facts(medication_resources, term, intake, today)
+    facts.extend(medications)
     procedures = procedure_facts(intake.resources("Procedure"), term, intake, today)
     facts.extend(procedures)
     vintage = _dialysis_vintage(conditions, procedures, term, today)
     if vintage is not None:
         facts.append(vintage)
     facts.extend(draft_order_facts(context, term, intake))
-    facts.extend(_findings(intake, conditions, now, term))
+    facts.extend(_findings(intake, conditions, medications, now, term))
     return facts
 
 
@@ -119,7 +120,9 @@ def warm_up(term: Terminology) -> None:
         logging.getLogger("cds.fhir").warning("report-text pipeline unavailable: %s", type(exc).__name__)
 
 
-def _findings(intake: Intake, conditions: list[Fact], now: datetime, term: Terminology) -> list[Fact]:
+def _findings(
+    intake: Intake, conditions: list[Fact], medications: list[Fact], now: datetime, term: Terminology
+) -> list[Fact]:
     """Imaging findings from DiagnosticReports, by the cds.findings package when it is installed."""
     reports = intake.resources("DiagnosticReport")
     if not reports:
@@ -130,13 +133,17 @@ def _findings(intake: Intake, conditions: list[Fact], now: datetime, term: Termi
         return []  # optional stage: without it, reports give no findings
     if term.findings_knowledge is None:
         return []
+    # The clinical lesion map: (site, laterality or None) of the patient's current ulcers.
     lesion_sites = {
-        (str(f.attrs["site"]), str(f.attrs.get("laterality", "")))
+        (str(f.attrs["site"]), f.attrs.get("laterality"))  # type: ignore[misc]
         for f in conditions
-        if f.attrs.get("concept") in term.settings.ulcer_valuesets and "site" in f.attrs
+        if f.attrs.get("concept") in term.settings.ulcer_valuesets and "site" in f.attrs and f.attrs["status"] == "active"
     }
     try:
-        found = extract_findings(reports, intake.index, now, lesion_sites, term.findings_knowledge)
+        # medications: lets the serial bone-scan comparison tell a treatment response from a change.
+        found = extract_findings(
+            reports, intake.index, now, lesion_sites, term.findings_knowledge, medications=tuple(medications)
+        )
     except Exception as exc:  # noqa: BLE001 - another package's failure must not stop this evaluation
         intake.warnings.append(FactWarning("DiagnosticReport", "-", f"findings extraction failed: {type(exc).__name__}"))
         return []

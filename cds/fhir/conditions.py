@@ -17,8 +17,10 @@ EXCLUDED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 
 # ICD-10-CM characters that carry site, laterality and severity. The structure is
 # recalled ([R] in the knowledge sheet §5a) and lives here rather than in YAML
-# because it is code grammar, not a list of codes.
-_L97_SITE = {"1": "thigh", "2": "calf", "3": "ankle", "4": "heel-midfoot", "5": "foot", "8": "lower-leg", "9": "lower-leg"}
+# because it is code grammar, not a list of codes. Site ids are those of
+# rules/findings/sites.yaml (shared with imaging findings, so that a finding can be
+# matched to a lesion): the calf is part of "lower-leg", heel and midfoot of "foot".
+_L97_SITE = {"1": "thigh", "2": "lower-leg", "3": "ankle", "4": "foot", "5": "foot", "8": "lower-leg", "9": "lower-leg"}
 _SIDE = {"1": "right", "2": "left"}
 _SEVERITY = {
     "1": "skin-breakdown",
@@ -29,12 +31,14 @@ _SEVERITY = {
     "6": "bone-involvement",
     "8": "other",
 }
-_L98_SITE = {"1": "buttock", "2": "back", "9": "other"}
-_I70_ULCER_SITE = {"1": "thigh", "2": "calf", "3": "ankle", "4": "heel-midfoot", "5": "foot", "8": "lower-leg"}
+# "Non-pressure chronic ulcer" is in the title of these categories: chronic by definition.
+_CHRONIC_ULCER_PREFIXES = ("L97", "L98.4")
+_L98_SITE = {"1": "buttock", "2": "trunk"}  # L98.49 "other sites" names no site
+_I70_ULCER_SITE = {"1": "thigh", "2": "lower-leg", "3": "ankle", "4": "foot", "5": "foot", "8": "lower-leg"}
 
 
 def icd_site(code: str) -> dict[str, str]:
-    """Site, laterality and severity encoded in an ICD-10-CM ulcer code ("L97.222" -> calf, left, fat exposed)."""
+    """Site, laterality and severity encoded in an ICD-10-CM ulcer code ("L97.222" -> lower-leg (calf), left, fat exposed)."""
     code = normalise_code(ICD10CM, code)
     tail = code[4:] if len(code) > 4 else ""
     out: dict[str, str] = {}
@@ -107,10 +111,8 @@ def condition_facts(conditions: Iterable[Mapping[str, Any]], term: Terminology, 
         matches = term.match_codings(iter_codings(resource.get("code")), ("condition",))
         if not matches:
             continue
-        if not intake.validate_full(resource):
-            continue
-        status = _status(resource)
-        if status is None:
+        status = _status(resource)  # read defensively, so refuted / entered-in-error cost no validation
+        if status is None or not intake.validate_full(resource):
             continue
         ref = reference_key(resource, f"Condition/#{index}")
         onset_raw = resource.get("onsetDateTime")
@@ -154,15 +156,14 @@ def condition_facts(conditions: Iterable[Mapping[str, Any]], term: Terminology, 
                 site_class = term.site_class(located.get("site"))
                 if site_class:
                     attrs["site_class"] = site_class
-                attrs["chronic"] = _chronic(vs_id, onset_latest, abated, today, term)
+                coded_chronic = coding[0] == ICD10CM and coding[1].startswith(_CHRONIC_ULCER_PREFIXES)
+                attrs["chronic"] = coded_chronic or _open_longer_than_configured(onset_latest, abated, today, term)
             facts.append(Fact("condition", f"condition:{ref}:{vs_id}", attrs))
     return facts
 
 
-def _chronic(vs_id: str, onset: date | None, abated: date | None, today: date, term: Terminology) -> bool:
-    """Coded as chronic, or open longer than the configured number of weeks."""
-    if vs_id in term.settings.chronic_ulcer_valuesets:
-        return True
+def _open_longer_than_configured(onset: date | None, abated: date | None, today: date, term: Terminology) -> bool:
+    """Open (until healed, or until now) longer than the configured number of weeks."""
     if onset is None:
         return False
     open_until = abated or today

@@ -19,7 +19,7 @@ from cds.fhir.intake import Intake, reference_key
 from cds.fhir.terminology import LOINC, SYSTEM_ALIASES, UCUM, Analyte, Terminology, normalise_unit
 
 COUNTED_STATUSES = frozenset({"final", "amended", "corrected"})
-CA_X_P = "ca-x-p-product"
+CA_X_P = "calcium-phosphate-product"
 CORRECTED_CA = "calcium-corrected"
 
 
@@ -48,13 +48,13 @@ def read_observations(
     for obs in observations:
         # Pre-filter on the raw dict: only a LOINC code of a declared analyte can make a fact.
         code_cc = obs.get("code")
-        codings = code_cc.get("coding") if isinstance(code_cc, Mapping) else None
+        codings = code_cc.get("coding") if isinstance(code_cc, dict) else None
         if not isinstance(codings, list):
             continue
         analyte_id = None
         loinc_code = None
         for coding in codings:
-            if isinstance(coding, Mapping) and isinstance(coding.get("code"), str):
+            if isinstance(coding, dict) and isinstance(coding.get("code"), str):
                 candidate = loinc_map.get(coding["code"])
                 if candidate is not None:
                     system = coding.get("system")
@@ -97,7 +97,7 @@ def _effective(obs: Mapping[str, Any]) -> str | None:
 
 def _read_value(obs: Mapping[str, Any], analyte: Analyte, intake: Intake) -> tuple[float, str | None] | None:
     quantity = obs.get("valueQuantity")
-    if not isinstance(quantity, Mapping):
+    if not isinstance(quantity, dict):
         if "dataAbsentReason" not in obs and not any(k.startswith("value") for k in obs):
             intake.warn(obs, f"{analyte.id}: no value; left out")
         elif "dataAbsentReason" not in obs:
@@ -117,7 +117,8 @@ def _read_value(obs: Mapping[str, Any], analyte: Analyte, intake: Intake) -> tup
     else:
         conversion = analyte.conversions.get(normalise_unit(unit))
         if conversion is None:
-            intake.warn(obs, f"{analyte.id}: unit {unit!r} is not declared for this analyte; left out")
+            # The unit (not the value) is named, so an informaticist can declare its conversion.
+            intake.warn(obs, f"{analyte.id}: unit {str(unit)[:24]!r} is not declared for this analyte; left out")
             return None
         factor = conversion.factor
     return float(raw) * factor, quantity.get("comparator")
@@ -220,16 +221,16 @@ def _summary_fact(analyte: Analyte, window: list[LabValue], today: date) -> Fact
     if latest.code:
         attrs["code"] = latest.code
     if latest.is_point:
-        attrs["value"] = round(latest.value, 4)
+        attrs["value"] = _sig(latest.value)
     else:
         # A censored result is not a point value: no ``value`` attribute, so no rule
         # threshold on ``value`` can be met by a number the result might not reach.
         attrs["comparator"] = latest.comparator
-        attrs["limit"] = round(latest.value, 4)
+        attrs["limit"] = _sig(latest.value)
     points = [v.value for v in window if v.is_point]
     if points:
-        attrs["max"] = round(max(points), 4)
-        attrs["min"] = round(min(points), 4)
+        attrs["max"] = _sig(max(points))
+        attrs["min"] = _sig(min(points))
     censored = len(window) - len(points)
     if censored:
         attrs["censored_count"] = censored
@@ -240,10 +241,15 @@ def _summary_fact(analyte: Analyte, window: list[LabValue], today: date) -> Fact
     if latest.is_point:
         previous = next((v for v in window[1:] if v.is_point), None)
         if previous is not None:
-            attrs["previous_value"] = round(previous.value, 4)
+            attrs["previous_value"] = _sig(previous.value)
             attrs["previous_date"] = previous.day.isoformat()
             attrs["trend"] = _trend(previous.value, latest.value, analyte.trend_tolerance)
     return Fact("lab", f"lab:{analyte.id}", attrs)
+
+
+def _sig(value: float) -> float:
+    """Six significant digits: drops float noise from unit conversion, keeps small values exact."""
+    return float(f"{value:.6g}")
 
 
 def _known_above(value: LabValue, high: float) -> bool:

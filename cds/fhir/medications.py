@@ -43,29 +43,41 @@ def referenced_medication_valid(resource: Mapping[str, Any], intake: Intake) -> 
 
 
 def _period(resource: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """Start and end of the medication's use as recorded."""
+    """Start and end of the medication's use as recorded.
+
+    Runs before validation (it decides whether the resource can become a fact at all),
+    so it reads defensively: a malformed element just gives no date.
+    """
     if resource.get("resourceType") == "MedicationStatement":
         period = resource.get("effectivePeriod")
         if isinstance(period, Mapping):
-            return period.get("start"), period.get("end")
-        return resource.get("effectiveDateTime") or resource.get("dateAsserted"), None
+            return _str(period.get("start")), _str(period.get("end"))
+        return _str(resource.get("effectiveDateTime")) or _str(resource.get("dateAsserted")), None
     starts: list[str] = []
     ends: list[str] = []
-    for dosage in resource.get("dosageInstruction") or ():
-        bounds = ((dosage.get("timing") or {}).get("repeat") or {}).get("boundsPeriod") if isinstance(dosage, Mapping) else None
+    dosages = resource.get("dosageInstruction")
+    for dosage in dosages if isinstance(dosages, list) else ():
+        timing = dosage.get("timing") if isinstance(dosage, Mapping) else None
+        repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
+        bounds = repeat.get("boundsPeriod") if isinstance(repeat, Mapping) else None
         if isinstance(bounds, Mapping):
-            if isinstance(bounds.get("start"), str):
+            if _str(bounds.get("start")):
                 starts.append(bounds["start"])
-            if isinstance(bounds.get("end"), str):
+            if _str(bounds.get("end")):
                 ends.append(bounds["end"])
-    validity = (resource.get("dispenseRequest") or {}).get("validityPeriod")
+    dispense = resource.get("dispenseRequest")
+    validity = dispense.get("validityPeriod") if isinstance(dispense, Mapping) else None
     if isinstance(validity, Mapping):
-        if not starts and isinstance(validity.get("start"), str):
+        if not starts and _str(validity.get("start")):
             starts.append(validity["start"])
-        if not ends and isinstance(validity.get("end"), str):
+        if not ends and _str(validity.get("end")):
             ends.append(validity["end"])
-    start = min(starts) if starts else resource.get("authoredOn")
+    start = min(starts) if starts else _str(resource.get("authoredOn"))
     return start, (max(ends) if ends else None)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _route(resource: Mapping[str, Any]) -> str | None:
@@ -88,10 +100,10 @@ def medication_facts(resources: list[Mapping[str, Any]], term: Terminology, inta
         classes = drug_classes(resource, term, intake)
         if not classes:
             continue
-        if not intake.validate_full(resource) or not referenced_medication_valid(resource, intake):
-            continue
+        # Status and window first, on the raw dict: a long history of stopped or old orders
+        # (refills are separate orders) is dropped without paying for validation.
         status = resource.get("status")
-        if status not in COUNTED_STATUSES:
+        if not isinstance(status, str) or status not in COUNTED_STATUSES:
             continue
         start_raw, end_raw = _period(resource)
         start, end = parse_date(start_raw), parse_date(end_raw, end=True)
@@ -99,6 +111,8 @@ def medication_facts(resources: list[Mapping[str, Any]], term: Terminology, inta
             last_seen = end or start
             if last_seen is None or last_seen < window_start:
                 continue
+        if not intake.validate_full(resource) or not referenced_medication_valid(resource, intake):
+            continue
         rtype = str(resource.get("resourceType"))
         ref = reference_key(resource, f"{rtype}/#{index}")
         route = _route(resource)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cds.facts import Fact
+from cds.facts import Fact, FactWarning
 from cds.fhir.intake import Intake, iter_codings, reference_key
 from cds.fhir.medications import drug_classes, medication_codings
 from cds.fhir.terminology import CodeMatch, Terminology, canonical_system
@@ -16,7 +16,7 @@ def draft_order_facts(context: Mapping[str, Any], term: Terminology, intake: Int
     if bundle is None:
         return []
     if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
-        intake.warnings.append(_warning("context.draftOrders is not a Bundle; ignored"))
+        intake.warnings.append(FactWarning("Bundle", "draftOrders", "context.draftOrders is not a Bundle; ignored"))
         return []
     selections = context.get("selections")
     # order-select names the orders the user acts on; order-sign signs them all.
@@ -24,7 +24,7 @@ def draft_order_facts(context: Mapping[str, Any], term: Terminology, intake: Int
     facts: list[Fact] = []
     drafts = Intake()
     drafts.index = intake.index  # drafts may reference prefetched resources (e.g. a Medication)
-    drafts._add(bundle, None, set(), 0)  # noqa: SLF001 - same package
+    drafts.add_resource(bundle)
     for rtype, resources in drafts.by_type.items():
         for index, resource in enumerate(resources):
             ref = reference_key(resource, f"{rtype}/#{index}")
@@ -60,8 +60,3 @@ def draft_order_facts(context: Mapping[str, Any], term: Terminology, intake: Int
     intake.warnings.extend(drafts.warnings)
     return facts
 
-
-def _warning(message: str):  # type: ignore[no-untyped-def]
-    from cds.facts import FactWarning
-
-    return FactWarning("Bundle", "draftOrders", message)

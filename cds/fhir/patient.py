@@ -31,7 +31,8 @@ def patient_fact(
 ) -> Fact | None:
     attrs: dict[str, Any] = {}
     if patient is not None and intake.validate_full(patient):
-        birth = parse_date(patient.get("birthDate"))
+        # A partial birth date ("1956") counts from its last possible day: age is never overstated.
+        birth = parse_date(patient.get("birthDate"), end=True)
         if birth is not None and birth <= today:
             attrs["age_years"] = whole_years(birth, today)
         gender = patient.get("gender")

@@ -13,6 +13,7 @@ than any general ECL or FHIR ``$validate-code`` implementation would.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,7 @@ class Analyte:
     references: tuple[str, ...] = ()
 
 
+@functools.lru_cache(maxsize=512)
 def normalise_unit(unit: str) -> str:
     """A spelling key for a unit: UCUM is case-sensitive, EHR displays are not."""
     return unit.strip().replace("µ", "u").replace("μ", "u").replace("^", "*").replace(" ", "").lower()
@@ -126,7 +128,6 @@ class ExtractionSettings:
     nonhealing_weeks: int = 6
     completed_medication_days: int = 365
     ulcer_valuesets: tuple[str, ...] = ()
-    chronic_ulcer_valuesets: tuple[str, ...] = ()
     dialysis_procedure_valuesets: tuple[str, ...] = ()
     dialysis_condition_valuesets: tuple[str, ...] = ()
 
@@ -286,7 +287,7 @@ class Terminology:
 
     def _check_settings(self) -> None:
         s = self.settings
-        for name in ("ulcer_valuesets", "chronic_ulcer_valuesets", "dialysis_procedure_valuesets",
+        for name in ("ulcer_valuesets", "dialysis_procedure_valuesets",
                      "dialysis_condition_valuesets"):
             for vs_id in getattr(s, name):
                 if vs_id not in self.valuesets:

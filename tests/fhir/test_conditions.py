@@ -103,10 +103,10 @@ def test_partial_onset_never_overstates_the_duration(run) -> None:
 @pytest.mark.parametrize(
     ("code", "site", "laterality", "severity", "site_class"),
     [
-        ("L97.222", "calf", "left", "fat-exposed", "distal"),
+        ("L97.222", "lower-leg", "left", "fat-exposed", "distal"),
         ("L97.111", "thigh", "right", "skin-breakdown", "central"),
         ("L97.329", "ankle", "left", None, "distal"),
-        ("L97.413", "heel-midfoot", "right", "muscle-necrosis", "distal"),
+        ("L97.413", "foot", "right", "muscle-necrosis", "distal"),
         ("L97.909", "lower-leg", None, None, "distal"),
         ("L98.412", "buttock", None, "fat-exposed", "central"),
         ("E11.621", "foot", None, None, "distal"),
@@ -132,7 +132,7 @@ def test_snomed_ulcer_site_from_body_site_and_nonhealing_by_weeks(run) -> None:
     new = one(facts, "condition", concept="skin-ulcer", source="Condition/c2")
     assert (old.attrs["site"], old.attrs["laterality"], old.attrs["site_class"]) == ("abdomen", "left", "central")
     assert old.attrs["chronic"] is True  # open 90 days > 6 weeks
-    assert (new.attrs["site"], new.attrs["laterality"], new.attrs["site_class"]) == ("calf", "right", "distal")
+    assert (new.attrs["site"], new.attrs["laterality"], new.attrs["site_class"]) == ("lower-leg", "right", "distal")
     assert new.attrs["chronic"] is False  # open 9 days
 
 
@@ -149,3 +149,26 @@ def test_one_fact_per_value_set_and_none_for_unrelated_codes(run) -> None:
         "condition:Condition/c1:ckd",
         "condition:Condition/c1:esrd",
     ]
+
+
+def test_nonhealing_weeks_is_configurable(terminology) -> None:
+    import dataclasses
+
+    from cds.fhir import extract_facts
+    from tests.fhir.conftest import NOW
+
+    ulcer = condition("c1", coding(SCT, "46742003"), onset="2026-02-01")  # open 28 days
+    stricter = dataclasses.replace(terminology, settings=dataclasses.replace(terminology.settings, nonhealing_weeks=3))
+    default = extract_facts({}, {"r": ulcer}, NOW, terminology)
+    three_weeks = extract_facts({}, {"r": ulcer}, NOW, stricter)
+    assert one(default, "condition", concept="skin-ulcer").attrs["chronic"] is False  # 28 days < 6 weeks
+    assert one(three_weeks, "condition", concept="skin-ulcer").attrs["chronic"] is True  # 28 days > 3 weeks
+
+
+def test_only_non_pressure_chronic_ulcer_codes_are_chronic_by_code(run) -> None:
+    facts = run(bundle(condition("l97", coding(ICD, "L97.221"), onset="2026-02-25"),
+                       condition("foot", coding(ICD, "E11.621"), onset="2026-02-25"),
+                       condition("pressure", coding(ICD, "L89.153"), onset="2026-02-25")))
+    assert one(facts, "condition", source="Condition/l97").attrs["chronic"] is True
+    assert one(facts, "condition", source="Condition/foot", concept="lower-limb-ulcer").attrs["chronic"] is False
+    assert one(facts, "condition", source="Condition/pressure").attrs["chronic"] is False

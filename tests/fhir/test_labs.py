@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from tests.fhir.conftest import of_kind, one
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cds.fhir import extract_facts
+from tests.fhir.conftest import NOW, of_kind, one
 from tests.fhir.resources import bundle, observation
 
 
@@ -125,7 +130,7 @@ def test_ca_x_p_product_from_same_day_pairs_only(run) -> None:
         observation("p1", "2777-1", 2.25, "mmol/L", "2026-02-10T07:00:00Z"),   # 6.968 mg/dL
         observation("ca2", "17861-6", 9.0, "mg/dL", "2026-02-20T07:00:00Z"),   # no phosphate that day
     ))
-    fact = one(facts, "lab", analyte="ca-x-p-product")
+    fact = one(facts, "lab", analyte="calcium-phosphate-product")
     assert fact.attrs["value"] == pytest.approx(69.68, abs=0.01)
     assert fact.attrs["unit"] == "mg2/dL2"
     assert fact.attrs["date"] == "2026-02-10"
@@ -136,7 +141,7 @@ def test_ca_x_p_product_from_same_day_pairs_only(run) -> None:
 def test_censored_calcium_is_not_paired(run) -> None:
     facts = run(bundle(observation("ca1", "17861-6", 5.0, "mg/dL", "2026-02-10", comparator="<"),
                        observation("p1", "2777-1", 6.0, "mg/dL", "2026-02-10")))
-    assert of_kind(facts, "lab", analyte="ca-x-p-product") == []
+    assert of_kind(facts, "lab", analyte="calcium-phosphate-product") == []
 
 
 def test_albumin_corrected_calcium(run) -> None:
@@ -173,3 +178,48 @@ def test_unrelated_observations_are_ignored_without_warnings(run) -> None:
     facts = run(bundle(observation("o1", "72514-3", 4, "{score}", "2026-02-20"),
                        observation("o2", "8867-4", 80, "/min", "2026-02-20")))
     assert of_kind(facts, "lab") == [] and facts.warnings == ()
+
+
+# ---------------------------------------------------------------- property: honest summaries
+_RESULT = st.tuples(
+    st.integers(min_value=0, max_value=500),  # days before NOW
+    st.floats(min_value=1, max_value=3000, allow_nan=False).map(lambda v: round(v, 1)),
+    st.sampled_from([None, None, None, "<", "<=", ">", ">="]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(results=st.lists(_RESULT, min_size=1, max_size=12, unique_by=lambda r: r[0]))
+def test_pth_summary_is_honest_about_censored_values(terminology, results) -> None:
+    observations = [
+        observation(f"o{i}", "2731-8", value, "pg/mL", (NOW.date() - timedelta(days=days)).isoformat(), comparator=comp)
+        for i, (days, value, comp) in enumerate(results)
+    ]
+    facts = extract_facts({}, {"b": bundle(*observations)}, NOW, terminology)
+    window = [r for r in results if r[0] <= 365]
+    labs = of_kind(facts, "lab", analyte="pth-intact")
+    if not window:
+        assert labs == []
+        return
+    (fact,) = labs
+    latest = min(window, key=lambda r: r[0])
+    assert fact.attrs["date"] == (NOW.date() - timedelta(days=latest[0])).isoformat()
+    if latest[2] is None:
+        assert fact.attrs["value"] == latest[1] and "comparator" not in fact.attrs
+    else:
+        assert "value" not in fact.attrs  # a censored latest result never poses as a point value
+        assert (fact.attrs["comparator"], fact.attrs["limit"]) == (latest[2], latest[1])
+    points = [v for _, v, c in window if c is None]
+    assert fact.attrs.get("max") == (max(points) if points else None)
+    assert fact.attrs.get("min") == (min(points) if points else None)
+    high, low = 65, 15
+
+    def surely_above(v: float, c: str | None) -> bool:
+        return (c is None and v > high) or (c == ">" and v >= high) or (c == ">=" and v > high)
+
+    def surely_below(v: float, c: str | None) -> bool:
+        return (c is None and v < low) or (c == "<" and v <= low) or (c == "<=" and v < low)
+
+    assert fact.attrs["count_above_high"] == sum(surely_above(v, c) for _, v, c in window)
+    assert fact.attrs["count_below_low"] == sum(surely_below(v, c) for _, v, c in window)
+    assert fact.attrs["count"] == len(window)

@@ -125,3 +125,29 @@ def test_bmi_from_weight_and_height_and_weight_change(run) -> None:
 def test_patient_is_chosen_by_context_patient_id(run) -> None:
     facts = run(bundle(patient("other", gender="male"), patient("p1", gender="female")))
     assert one(facts, "patient").attrs["sex"] == "female"
+
+
+def test_partial_birth_date_never_overstates_age(run) -> None:
+    assert one(run(patient(birth="1956")), "patient").attrs["age_years"] == 69  # born by 1956-12-31 at the latest
+
+
+def test_only_the_latest_and_earliest_procedure_get_the_full_model(run, monkeypatch) -> None:
+    import cds.fhir.intake as intake_module
+
+    validated: list[str] = []
+    real = intake_module.get_fhir_model_class
+    monkeypatch.setattr(intake_module, "get_fhir_model_class", lambda t: validated.append(t) or real(t))
+    sessions = [procedure(f"hd{i}", coding(CPT, "90935"), f"2025-{1 + i // 28:02d}-{1 + i % 28:02d}") for i in range(50)]
+    facts = run(bundle(*sessions))
+    assert one(facts, "procedure", concept="hemodialysis").attrs["count"] == 50
+    assert validated == ["Procedure", "Procedure"]
+
+
+def test_invalid_latest_procedure_falls_back_to_the_previous_with_a_warning(run) -> None:
+    bad = procedure("hd-bad", coding(CPT, "90935"), "2026-02-01")
+    bad["subject"] = {"reference": ["not", "a", "string"]}
+    facts = run(bundle(procedure("hd1", coding(CPT, "90935"), "2025-01-01"),
+                       procedure("hd2", coding(CPT, "90935"), "2026-01-01"), bad))
+    fact = one(facts, "procedure", concept="hemodialysis")
+    assert (fact.attrs["source"], fact.attrs["count"], fact.attrs["first_date"]) == ("Procedure/hd2", 2, "2025-01-01")
+    assert [(w.resource_type, w.resource_id) for w in facts.warnings] == [("Procedure", "hd-bad")]
