@@ -129,8 +129,10 @@ def _read_report(
     textual: tuple[Mention, ...] = ()
     if text:
         version = (report.get("meta") or {}).get("versionId")
-        # Parsed once per process per report version (id + meta.versionId), else per content.
-        key = ("v", rid, str(version)) if rid and version else ("h", hashlib.sha256(text.encode()).hexdigest())
+        # Parsed once per process per report version. The text's digest is part of the key
+        # besides id + meta.versionId: a draft report under review (diagnosticreport-review)
+        # changes while its id and version stay the same, and hashing ~2 kB costs microseconds.
+        key = (rid, str(version or ""), hashlib.sha256(text.encode()).hexdigest())
         try:
             from cds.findings.text import extract_text_mentions
 
@@ -142,9 +144,8 @@ def _read_report(
 
 def _validate(resource: Mapping[str, Any], rtype: str, knowledge: FindingsKnowledge) -> str | None:
     """None if ``resource`` validates as R4B ``rtype``, else the first error's location and type."""
-    rid = resource.get("id")
-    version = (resource.get("meta") or {}).get("versionId") if isinstance(resource.get("meta"), Mapping) else None
-    key = (rtype, rid, version) if rid and version else (rtype, _content_hash(resource))
+    # Keyed on content, not id + version: a resource edited in place keeps both.
+    key = (rtype, _content_hash(resource))
 
     def check() -> str | None:
         if rtype == "DiagnosticReport":
