@@ -442,7 +442,8 @@ def at_lesion_site(
         theirs = knowledge.site_ancestors(lesion_site)
         if lesion_site not in mine and site not in theirs:
             continue
-        if laterality in (None, "bilateral") or lesion_lat in (None, "bilateral") or laterality == lesion_lat:
+        # An empty laterality ("" from a lesion coded without side) is unknown, like None.
+        if not laterality or not lesion_lat or "bilateral" in (laterality, lesion_lat) or laterality == lesion_lat:
             return True
     return False
 

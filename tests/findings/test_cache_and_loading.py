@@ -31,7 +31,7 @@ def test_a_report_is_parsed_once_per_version(knowledge, now, monkeypatch) -> Non
     rep = fx.report("cache-1", fx.BONE_SCAN_CODE, text="FINDINGS: Soft tissue uptake in the right calf.")
     first = extract_findings([rep], {}, now, [], knowledge)
     for _ in range(3):
-        again = extract_findings([rep], {}, now, [("lower-leg", "right")], knowledge)
+        again = extract_findings([rep], {}, now, [("calf", "right")], knowledge)
     assert len(calls) == 1
     assert first.facts[0].attrs["at_lesion_site"] is False and again.facts[0].attrs["at_lesion_site"] is True
     # a new version with new text is parsed again; so is an edited draft that kept its version
@@ -125,4 +125,12 @@ def test_informaticist_can_extend_wording_without_code(tmp_path, now) -> None:
     rep = fx.report("x1", fx.BONE_SCAN_CODE, text="FINDINGS: Subcutaneous hyperfixation in the left calf.")
     facts = extract_findings([rep], {}, now, [], extended).facts
     assert [(f.attrs["concept"], f.attrs["site"], f.attrs["laterality"]) for f in facts] == [
-        ("soft-tissue-uptake", "lower-leg", "left")]
+        ("soft-tissue-uptake", "calf", "left")]
+
+
+def test_cited_references_exist() -> None:
+    known = {r["id"] for r in yaml.safe_load((RULES_DIR / "references.yaml").read_text())["references"]}
+    cited = set(yaml.safe_load((RULES_DIR / "findings" / "serial.yaml").read_text())["references"])
+    for vs in yaml.safe_load((RULES_DIR / "valuesets" / "imaging.yaml").read_text())["valuesets"]:
+        cited |= set(vs["references"])
+    assert cited and cited <= known, cited - known

@@ -27,7 +27,7 @@ def test_indication_and_history_sections_give_no_findings(knowledge, now) -> Non
             "INDICATION: Rule out calciphylaxis.\n"
             "FINDINGS: No soft tissue uptake in the lower extremities.\n")
     fs = run(knowledge, now, [text_report(text)])
-    assert concepts(fs) == {("soft-tissue-uptake", "lower-extremity", "bilateral", True)}
+    assert concepts(fs) == {("soft-tissue-uptake", "lower-limb", "bilateral", True)}
     assert fs.facts[0].attrs["section"] == "findings"
 
 
@@ -150,7 +150,7 @@ def test_coded_negative_result_and_conclusion_code(knowledge, now) -> None:
     rep = fx.report("n-rep", fx.BONE_SCAN_CODE, results=["Observation/n1"],
                     conclusion_codes=[{"system": fx.SCT, "code": "237900002", "display": "Calciphylaxis"}])
     fs = run(knowledge, now, [rep], {"Observation/n1": obs})
-    assert concepts(fs) == {("soft-tissue-uptake", "upper-extremity", "bilateral", True),
+    assert concepts(fs) == {("soft-tissue-uptake", "upper-limb", "bilateral", True),
                             ("impression-calciphylaxis", None, None, False)}
 
 
@@ -164,9 +164,13 @@ def test_at_lesion_site(knowledge) -> None:
     assert at_lesion_site("lower-leg", "right", lesions, knowledge) is True
     assert at_lesion_site("lower-leg", "left", lesions, knowledge) is False
     assert at_lesion_site("lower-leg", "bilateral", lesions, knowledge) is True
-    assert at_lesion_site("lower-extremity", "right", lesions, knowledge) is True  # region covers the calf
+    assert at_lesion_site("lower-limb", "right", lesions, knowledge) is True  # region covers the calf
     assert at_lesion_site("extremities", None, lesions, knowledge) is True
     assert at_lesion_site("thigh", "right", lesions, knowledge) is False
     assert at_lesion_site("knee", "right", lesions, knowledge) is False
     assert at_lesion_site(None, None, lesions, knowledge) is None
     assert at_lesion_site("thigh", None, [], knowledge) is False
+    # the FHIR layer's site ids: calf is part of lower-leg; "" laterality is unknown; "other" matches nothing
+    assert at_lesion_site("calf", "left", [("lower-leg", "")], knowledge) is True
+    assert at_lesion_site("midfoot", None, [("heel-midfoot", "left")], knowledge) is True
+    assert at_lesion_site("calf", "left", [("other", "left")], knowledge) is False

@@ -35,7 +35,7 @@ def test_decrease_after_sodium_thiosulfate_is_a_treatment_response(knowledge, no
     assert d["bone-scan-response"]["flag"] is True
     assert d["bone-scan-response"]["value"] == 47  # days between the scans
     assert d["bone-scan-response"]["source"] == "DiagnosticReport/scan-b"
-    assert latest(fs, "lower-leg")["change"] == "decreased"
+    assert latest(fs, "calf")["change"] == "decreased"
     thigh = latest(fs, "thigh")
     assert thigh["negated"] is True and thigh["change"] == "resolved"
 
@@ -63,7 +63,7 @@ def test_new_site_is_progression(knowledge, now) -> None:
     assert set(d) == {"bone-scan-progression"}
     assert d["bone-scan-progression"]["text"] == "new" and d["bone-scan-progression"]["flag"] is True
     assert latest(fs, "abdomen")["change"] == "new"
-    assert latest(fs, "lower-leg")["change"] == "stable"
+    assert latest(fs, "calf")["change"] == "stable"
 
 
 def test_stated_change_counts_without_the_prior_report(knowledge, now) -> None:

@@ -13,7 +13,7 @@ from cds.facts import FACT_FIELDS, Fact
 from cds.findings import extract_findings
 from tests.findings import fixtures as fx
 
-CALF_ULCERS = [("lower-leg", "left"), ("lower-leg", "right")]
+CALF_ULCERS = [("calf", "left"), ("calf", "right")]
 # Provenance, not content: where in the report (or whether from codes) a finding was read.
 PROVENANCE = {"extraction", "section"}
 
@@ -41,7 +41,7 @@ def test_source_bone_scan_text(knowledge, now) -> None:
     facts = by_id(fs.facts)
     ref = "finding:DiagnosticReport/bone-scan-1"
 
-    calves = facts[f"{ref}:soft-tissue-uptake:lower-leg:bilateral"]
+    calves = facts[f"{ref}:soft-tissue-uptake:calf:bilateral"]
     assert calves["distribution"] == "asymmetric"
     assert calves["intensity"] == "intense"
     assert calves["layer"] == "subcutaneous"
@@ -66,7 +66,7 @@ def test_source_bone_scan_text(knowledge, now) -> None:
 
     # Incidental findings are recognised as such and never counted as soft-tissue uptake:
     soft = [a for a in facts.values() if a["concept"] == "soft-tissue-uptake"]
-    assert {a.get("site") for a in soft} == {None, "lower-leg"}
+    assert {a.get("site") for a in soft} == {None, "calf"}
     # The indication ("rule out calciphylaxis", "ulcers of both calves") is not a finding:
     assert len(facts) == 7
 
@@ -75,8 +75,8 @@ def test_source_ct_text(knowledge, now) -> None:
     fs = extract_findings([fx.source_ct_text_only()], {}, now, CALF_ULCERS, knowledge)
     facts = by_id(fs.facts)
     assert set(facts) == {
-        "finding:DiagnosticReport/ct-1:subcutaneous-calcification:lower-leg:bilateral",
-        "finding:DiagnosticReport/ct-1:cutaneous-calcification:lower-leg:bilateral",
+        "finding:DiagnosticReport/ct-1:subcutaneous-calcification:calf:bilateral",
+        "finding:DiagnosticReport/ct-1:cutaneous-calcification:calf:bilateral",
     }
     for attrs in facts.values():
         assert attrs["modality"] == "CT"
