@@ -147,6 +147,7 @@ class FindingsKnowledge:
     modifiers: Mapping[str, Mapping[str, tuple[str, ...]]]
     terminated_by: Mapping[str, tuple[str, ...]]
     section_phrases: Mapping[str, tuple[str, ...]]
+    sentence_splitter: str
     extract_from: frozenset[str]
     sites: Mapping[str, SiteSpec]
     laterality_phrases: Mapping[str, tuple[str, ...]]
@@ -245,6 +246,7 @@ class FindingsKnowledge:
             modifiers=modifiers,
             terminated_by=terminated_by,
             section_phrases=section_phrases,
+            sentence_splitter=_parse_splitter(fdir / "sections.yaml", docs["sections.yaml"]),
             extract_from=extract_from,
             sites=sites,
             laterality_phrases=lat_phrases,
@@ -389,6 +391,16 @@ def _parse_terminated_by(path: Path, doc: Mapping[str, Any]) -> dict[str, tuple[
             raise FindingsRulesError(f"{path}: terminated_by.{cat}: unknown modifier category")
         out[str(cat)] = tuple(str(o) for o in others)
     return out
+
+
+SENTENCE_SPLITTERS = ("sentencizer", "pyrush", "pysbd")
+
+
+def _parse_splitter(path: Path, doc: Mapping[str, Any]) -> str:
+    value = str(doc.get("sentence_splitter", "sentencizer"))
+    if value not in SENTENCE_SPLITTERS:
+        raise FindingsRulesError(f"{path}: sentence_splitter must be one of {', '.join(SENTENCE_SPLITTERS)}")
+    return value
 
 
 def _parse_sections(path: Path, doc: Mapping[str, Any]) -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:

@@ -134,3 +134,19 @@ def test_cited_references_exist() -> None:
     for vs in yaml.safe_load((RULES_DIR / "valuesets" / "imaging.yaml").read_text())["valuesets"]:
         cited |= set(vs["references"])
     assert cited and cited <= known, cited - known
+
+
+@pytest.mark.parametrize("splitter", ["pyrush", "pysbd"])
+def test_medspacy_sentence_splitters_give_the_same_source_case_facts(tmp_path, now, knowledge, splitter) -> None:
+    rules = copy_rules(tmp_path)
+    path = rules / "findings" / "sections.yaml"
+    path.write_text(path.read_text().replace("sentence_splitter: sentencizer", f"sentence_splitter: {splitter}"))
+    other = FindingsKnowledge.load(rules)
+    assert other.sentence_splitter == splitter
+    reports = [fx.source_bone_scan_text_only(), fx.source_ct_text_only()]
+    lesions = [("calf", "left")]
+
+    def ids(k):
+        return sorted(f.id for f in extract_findings(reports, {}, now, lesions, k).facts)
+
+    assert ids(other) == ids(knowledge)
