@@ -176,7 +176,8 @@ class _Head:
     spec: Any  # TargetSpec
     clause: tuple[int, int]
     quals: list[tuple[int, str, str]] = field(default_factory=list)  # (distance, group, value)
-    sites: list[tuple[str, str, str | None]] = field(default_factory=list)  # (site, form, laterality)
+    # (site, form, laterality, denied): denied = negated for this site only
+    sites: list[tuple[str, str, str | None, bool]] = field(default_factory=list)
 
 
 def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Mention, ...]:
@@ -184,7 +185,10 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
     if not text or not text.strip():
         return ()
     nlp = get_pipeline(knowledge)
-    doc = nlp(normalise_text(text[:MAX_TEXT_CHARS]))
+    # One parse at a time per pipeline: spaCy does not promise that a Language with matchers is
+    # safe to call from several threads, and under the GIL the lock costs no throughput.
+    with knowledge._parse_lock:
+        doc = nlp(normalise_text(text[:MAX_TEXT_CHARS]))
     target_by_id = {t.id: t for t in knowledge.targets}
 
     graph = doc._.context_graph
@@ -243,23 +247,25 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
             min(before, key=lambda b: lat.start - b.end) if before else None)
         if target is not None:
             lat_of.setdefault(target.start, set()).add(lat.label_.split("|")[1])
+    negations = [m.scope_span for m in modifiers if m.category in ("NEGATED_EXISTENCE", "NORMAL")]
+
+    def denied(span: Any, head: _Head) -> bool:
+        # "uptake in the thighs, not in the left calf": a negation that covers a site or a
+        # qualifier but not its head denies that part only.
+        return any(a <= span.start < b and not (a <= head.ent.start < b) for a, b in negations)
+
     for body in body_spans:
         _, site_id, form = body.label_.split("|")
         lats = lat_of.get(body.start, set())
         laterality = _combine_laterality(lats, form, knowledge.sites[site_id].paired)
         head = nearest_head(body, "preceding")
         if head is not None:
-            head.sites.append((site_id, form, laterality))
+            head.sites.append((site_id, form, laterality, denied(body, head)))
 
-    negations = [m.scope_span for m in modifiers if m.category in ("NEGATED_EXISTENCE", "NORMAL")]
     for q in qual_spans:
         _, group, value, attach = q.label_.split("|")
         head = nearest_head(q, attach)
-        if head is None:
-            continue
-        # "calcification ... without a vascular pattern": a negation that covers the qualifier
-        # but not its head denies the qualifier, not the finding.
-        if any(a <= q.start < b and not (a <= head.ent.start < b) for a, b in negations):
+        if head is None or denied(q, head):  # "calcification without a vascular pattern"
             continue
         head.quals.append((abs(head.ent.start - q.start), group, value))
 
@@ -351,11 +357,11 @@ def _head_mentions(h: _Head, knowledge: FindingsKnowledge, **assertion: Any) -> 
     cues = set(groups.get("cue", []))
     pattern = "net-like" if "net-like" in cues else None
 
-    sites = list(dict.fromkeys((s, lat) for s, _, lat in h.sites))
+    sites = list(dict.fromkeys((s, lat, deny) for s, _, lat, deny in h.sites))
     if not sites and spec.site:
-        sites = [(spec.site, spec.laterality)]
-    site_classes = {knowledge.sites[s].site_class for s, _ in sites}
-    site_ids = {s for s, _ in sites}
+        sites = [(spec.site, spec.laterality, False)]
+    site_classes = {knowledge.sites[s].site_class for s, _, _ in sites}
+    site_ids = {s for s, _, _ in sites}
 
     readings: list[tuple[str, str | None]] = []  # (concept, layer)
     if spec.concept:
@@ -369,16 +375,18 @@ def _head_mentions(h: _Head, knowledge: FindingsKnowledge, **assertion: Any) -> 
 
     out = []
     for concept, layer in readings:
-        for site, lat in sites or [(None, None)]:
+        for site, lat, deny in sites or [(None, None, False)]:
             if site is not None and knowledge.sites[site].site_class == "bone" and len(sites) > 1:
                 continue  # "uptake in the tibia and calf": the bone part is skeletal uptake
+            this = dict(assertion, negated=True, certainty="definite", attributed_to=None) if deny else assertion
             out.append(
                 Mention(
                     concept=concept, site=site, laterality=lat,
                     site_class=knowledge.sites[site].site_class if site else None,
-                    distribution=distribution, symmetry=symmetry, intensity=intensity, layer=layer,
+                    distribution=None if deny else distribution, symmetry=None if deny else symmetry,
+                    intensity=None if deny else intensity, layer=layer,
                     pattern=pattern if concept == "vascular-calcification" else None,
-                    start=h.ent.start_char, end=h.ent.end_char, **assertion,
+                    start=h.ent.start_char, end=h.ent.end_char, **this,
                 )
             )
     return out

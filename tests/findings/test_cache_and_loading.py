@@ -150,3 +150,17 @@ def test_medspacy_sentence_splitters_give_the_same_source_case_facts(tmp_path, n
         return sorted(f.id for f in extract_findings(reports, {}, now, lesions, k).facts)
 
     assert ids(other) == ids(knowledge)
+
+
+def test_concurrent_extraction_gives_the_same_facts(knowledge, now) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"FINDINGS: Heterogeneous subcutaneous uptake in the {side} {site}; no uptake in the {other}."
+             for side in ("left", "right") for site in ("calf", "thigh", "buttock")
+             for other in ("arms", "abdominal wall")]
+    reports = [fx.report(f"t{i}", fx.BONE_SCAN_CODE, text=t) for i, t in enumerate(texts)]
+    expected = [extract_findings([r], {}, now, [], knowledge).facts for r in reports]
+    knowledge.text_cache.clear()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda r: extract_findings([r], {}, now, [], knowledge).facts, reports * 3))
+    assert got == expected * 3
