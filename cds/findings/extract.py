@@ -90,8 +90,44 @@ def extract_findings(
     facts: list[Fact] = []
     for info, mentions in per_report:
         facts.extend(_facts(info, mentions, now, lesion_sites, knowledge))
+        summary = _bone_scan_summary(info, mentions, lesion_sites, knowledge)
+        if summary is not None:
+            facts.append(summary)
     facts.extend(derived)
     return FactSet(facts=tuple(facts), warnings=tuple(warnings))
+
+
+def _bone_scan_summary(
+    info: ReportInfo, mentions: list[Mention], lesion_sites: Collection[tuple[str, str | None]],
+    knowledge: FindingsKnowledge,
+) -> Fact | None:
+    """One report-level answer per bone scan: is there soft-tissue uptake at all?
+
+    A negated soft-tissue-uptake fact may deny one region only ("no uptake in the upper
+    extremities" beside calf uptake), so it is not a negative scan by itself. This fact is:
+    text "present" when any soft-tissue uptake is asserted (definite or probable, not
+    historical), "absent" when none is and the report denies some; no fact when the report does
+    not speak of soft-tissue uptake. flag: present and at a clinical lesion site.
+    """
+    if info.modality not in knowledge.bone_scan_modalities:
+        return None
+    uptake = [m for m in mentions if m.concept in knowledge.compare_concepts]
+    positive = [m for m in uptake if not m.negated and not m.historical and m.certainty in ("definite", "probable")]
+    if positive:
+        text = "present"
+    elif any(m.negated for m in uptake):
+        text = "absent"
+    else:
+        return None
+    attrs: dict[str, Any] = {
+        "name": "bone-scan-soft-tissue-uptake",
+        "text": text,
+        "flag": any(at_lesion_site(m.site, m.laterality, lesion_sites, knowledge) for m in positive),
+        "source": info.ref,
+    }
+    if info.date:
+        attrs["date"] = info.date
+    return Fact(kind="derived", id=f"derived:bone-scan-soft-tissue-uptake:{info.ref}", attrs=attrs)
 
 
 # -- one report --------------------------------------------------------------------------

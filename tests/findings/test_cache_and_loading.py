@@ -34,6 +34,7 @@ def test_a_report_is_parsed_once_per_version(knowledge, now, monkeypatch) -> Non
         again = extract_findings([rep], {}, now, [("calf", "right")], knowledge)
     assert len(calls) == 1
     assert first.facts[0].attrs["at_lesion_site"] is False and again.facts[0].attrs["at_lesion_site"] is True
+    assert first.facts[1].attrs["flag"] is False and again.facts[1].attrs["flag"] is True  # scan summary
     # a new version with new text is parsed again; so is an edited draft that kept its version
     v2 = fx.report("cache-1", fx.BONE_SCAN_CODE, version="2", text="FINDINGS: No soft tissue uptake.")
     draft = fx.report("cache-1", fx.BONE_SCAN_CODE, text="FINDINGS: Soft tissue uptake in the left calf.")
@@ -123,7 +124,7 @@ def test_informaticist_can_extend_wording_without_code(tmp_path, now) -> None:
     path.write_text(path.read_text().replace("phrases: [uptake, uptakes,", "phrases: [hyperfixation, uptake, uptakes,"))
     extended = FindingsKnowledge.load(rules)
     rep = fx.report("x1", fx.BONE_SCAN_CODE, text="FINDINGS: Subcutaneous hyperfixation in the left calf.")
-    facts = extract_findings([rep], {}, now, [], extended).facts
+    facts = [f for f in extract_findings([rep], {}, now, [], extended).facts if f.kind == "finding"]
     assert [(f.attrs["concept"], f.attrs["site"], f.attrs["laterality"]) for f in facts] == [
         ("soft-tissue-uptake", "calf", "left")]
 

@@ -11,7 +11,9 @@ from tests.findings import fixtures as fx
 
 
 def run(knowledge, now, reports, resources=None, lesions=()) -> FactSet:
-    return extract_findings(reports, resources or {}, now, lesions, knowledge)
+    """The finding facts (the per-scan summary facts are tested in test_source_case/test_serial)."""
+    fs = extract_findings(reports, resources or {}, now, lesions, knowledge)
+    return FactSet(facts=tuple(f for f in fs.facts if f.kind == "finding"), warnings=fs.warnings)
 
 
 def concepts(fs: FactSet) -> set[tuple]:

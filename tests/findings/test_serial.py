@@ -18,7 +18,8 @@ def scans(later_text: str, later_code=None):
 
 
 def derived(fs):
-    return {f.attrs["name"]: f.attrs for f in fs.facts if f.kind == "derived"}
+    return {f.attrs["name"]: f.attrs for f in fs.facts
+            if f.kind == "derived" and f.attrs["name"] != "bone-scan-soft-tissue-uptake"}
 
 
 def latest(fs, site):
@@ -83,3 +84,21 @@ def test_unchanged_scans_and_ct_reports(knowledge, now) -> None:
                    effective="2026-10-01T10:00:00Z")
     first = fx.report("scan-a", fx.BONE_SCAN_CODE, text=BEFORE, effective="2026-08-15T10:00:00Z")
     assert derived(extract_findings([ct, first], {}, now, [], knowledge)) == {}
+
+
+def summary(fs):
+    return [f.attrs for f in fs.facts if f.kind == "derived" and f.attrs["name"] == "bone-scan-soft-tissue-uptake"]
+
+
+def test_a_partial_negative_is_not_a_negative_scan(knowledge, now) -> None:
+    mixed = fx.report("m1", fx.BONE_SCAN_CODE, text="FINDINGS: No soft tissue uptake in the upper extremities. "
+                      "Patchy subcutaneous uptake in the left thigh.")
+    negative = fx.report("n1", fx.BONE_SCAN_CODE, text="FINDINGS: No abnormal soft tissue uptake.")
+    silent = fx.report("s1", fx.BONE_SCAN_CODE, text="FINDINGS: Degenerative uptake in both knees.")
+    ct = fx.report("c1", fx.CT_CODE, text="FINDINGS: No soft tissue uptake.")
+    lesions = [("thigh", "left")]
+    assert [(a["text"], a["flag"]) for a in summary(extract_findings([mixed], {}, now, lesions, knowledge))] == [
+        ("present", True)]
+    assert [(a["text"], a["flag"]) for a in summary(extract_findings([negative], {}, now, lesions, knowledge))] == [
+        ("absent", False)]
+    assert summary(extract_findings([silent, ct], {}, now, lesions, knowledge)) == []
