@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,22 @@ def get_pipeline(knowledge: FindingsKnowledge) -> Any:
     return box[0]
 
 
+@contextmanager
+def _quiet_matchers() -> Iterator[None]:
+    # spaCy's Matcher warns (W036) on every call when a medspaCy rule set has only phrase rules,
+    # which is normal here. Scoped rather than global so that no other warning is hidden; it
+    # runs under the parse lock, so no second parse changes the filters meanwhile.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\[W036\]")
+        yield
+
+
 def _build_pipeline(knowledge: FindingsKnowledge) -> Any:
+    with _quiet_matchers():
+        return _build_pipeline_inner(knowledge)
+
+
+def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
     t0 = time.perf_counter()
     try:
         import medspacy
@@ -84,9 +100,6 @@ def _build_pipeline(knowledge: FindingsKnowledge) -> Any:
     # PyRuSH logs every sentence boundary at DEBUG through loguru; that is slow and would put
     # report text into the logs.
     loguru_logger.disable("PyRuSH")
-    # medspaCy's matcher warns on every call when a rule set has no token patterns (W036);
-    # having none is normal here. spaCy's documented way to silence one warning code:
-    warnings.filterwarnings("ignore", message=r"\[W036\]")
     t1 = time.perf_counter()
     COLD_START.setdefault("import_s", t1 - t0)
 
@@ -187,7 +200,7 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
     nlp = get_pipeline(knowledge)
     # One parse at a time per pipeline: spaCy does not promise that a Language with matchers is
     # safe to call from several threads, and under the GIL the lock costs no throughput.
-    with knowledge._parse_lock:
+    with knowledge._parse_lock, _quiet_matchers():
         doc = nlp(normalise_text(text[:MAX_TEXT_CHARS]))
     target_by_id = {t.id: t for t in knowledge.targets}
 

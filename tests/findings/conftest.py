@@ -19,8 +19,5 @@ def now() -> datetime:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # spaCy's Matcher warns (W036) on every call when a medspaCy rule set has only phrase rules;
-    # that is the normal case here (the code silences it too, but pytest resets warning filters).
-    config.addinivalue_line("filterwarnings", r"ignore:\[W036\]:UserWarning")
     # spaCy 3.7's CLI helpers import a Click API that Click deprecates; nothing of ours.
     config.addinivalue_line("filterwarnings", "ignore:Importing 'parser.split_arg_string':DeprecationWarning")
