@@ -20,16 +20,16 @@ import json
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from cds.findings import FindingsKnowledge, extract_findings, warm_up  # noqa: E402
-from tests.findings import fixtures as fx  # noqa: E402
+from cds.findings import FindingsKnowledge, extract_findings, warm_up
+from tests.findings import fixtures as fx
 
-NOW = datetime(2026, 10, 10, tzinfo=timezone.utc)
+NOW = datetime(2026, 10, 10, tzinfo=UTC)
 LESIONS = [("calf", "left"), ("calf", "right")]
 
 LONG_REPORT = (

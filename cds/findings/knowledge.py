@@ -276,9 +276,9 @@ class FindingsKnowledge:
             return []
         out: list[str] = []
         for c in index:
-            if c.system == system and (code.startswith(c.code) if c.prefix else code == c.code):
-                if c.valueset not in out:
-                    out.append(c.valueset)
+            matched = c.system == system and (code.startswith(c.code) if c.prefix else code == c.code)
+            if matched and c.valueset not in out:
+                out.append(c.valueset)
         return out
 
     def site_ancestors(self, site: str) -> list[str]:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,7 +15,7 @@ def knowledge() -> FindingsKnowledge:
 
 @pytest.fixture()
 def now() -> datetime:
-    return datetime(2026, 10, 10, 12, 0, tzinfo=timezone.utc)
+    return datetime(2026, 10, 10, 12, 0, tzinfo=UTC)
 
 
 def pytest_configure(config: pytest.Config) -> None:
