@@ -163,6 +163,11 @@ def _read_report(
     for p in text_problems:
         warnings.append(FactWarning("DiagnosticReport", rid, p))
     textual: tuple[Mention, ...] = ()
+    from cds.findings.text import MAX_TEXT_CHARS
+
+    if len(text) > MAX_TEXT_CHARS:
+        warnings.append(FactWarning("DiagnosticReport", rid, f"report text longer than {MAX_TEXT_CHARS} characters; "
+                                    f"only the first {MAX_TEXT_CHARS} were read"))
     if text:
         version = (report.get("meta") or {}).get("versionId")
         # Parsed once per process per report version. The text's digest is part of the key

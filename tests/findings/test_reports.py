@@ -176,3 +176,10 @@ def test_at_lesion_site(knowledge) -> None:
     assert at_lesion_site("calf", "left", [("lower-leg", "")], knowledge) is True
     assert at_lesion_site("midfoot", None, [("heel-midfoot", "left")], knowledge) is True
     assert at_lesion_site("calf", "left", [("other", "left")], knowledge) is False
+
+
+def test_overlong_text_is_cut_with_a_warning(knowledge, now) -> None:
+    text = "FINDINGS: Soft tissue uptake in the right calf.\n" + "Normal skeletal survey otherwise. " * 700
+    fs = run(knowledge, now, [text_report(text, rid="long-9")])
+    assert concepts(fs) == {("soft-tissue-uptake", "calf", "right", False)}
+    assert [w.resource_id for w in fs.warnings] == ["long-9"] and "20000" in fs.warnings[0].message
