@@ -171,7 +171,6 @@ class FindingsKnowledge:
     text_cache: LRUCache = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     validation_cache: LRUCache = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     _nlp_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
-    _parse_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
     _nlp_box: list = field(default_factory=list, compare=False, repr=False)
 
     def __post_init__(self) -> None:

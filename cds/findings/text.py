@@ -20,6 +20,7 @@ second), so the pipeline is built lazily, once per ``FindingsKnowledge``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -68,6 +69,17 @@ def get_pipeline(knowledge: FindingsKnowledge) -> Any:
         if not box:
             box.append(_build_pipeline(knowledge))
     return box[0]
+
+
+_PARSE_LOCKS: dict[int, threading.Lock] = {}
+_PARSE_LOCKS_GUARD = threading.Lock()
+
+
+def _parse_lock(nlp: Any) -> threading.Lock:
+    # Keyed by id(): a Language is not hashable by value; a reused id after a pipeline is freed
+    # only means two pipelines share a lock, which is still correct.
+    with _PARSE_LOCKS_GUARD:
+        return _PARSE_LOCKS.setdefault(id(nlp), threading.Lock())
 
 
 @contextmanager
@@ -199,8 +211,9 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         return ()
     nlp = get_pipeline(knowledge)
     # One parse at a time per pipeline: spaCy does not promise that a Language with matchers is
-    # safe to call from several threads, and under the GIL the lock costs no throughput.
-    with knowledge._parse_lock, _quiet_matchers():
+    # safe to call from several threads, and under the GIL the lock costs no throughput. Keyed
+    # by the pipeline, not the knowledge: several loads of the same rules may share a pipeline.
+    with _parse_lock(nlp), _quiet_matchers():
         doc = nlp(normalise_text(text[:MAX_TEXT_CHARS]))
     target_by_id = {t.id: t for t in knowledge.targets}
 
