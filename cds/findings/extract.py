@@ -478,6 +478,9 @@ def at_lesion_site(
     """
     if site is None:
         return None
+    spec = knowledge.sites.get(site)
+    if spec is not None and not spec.matches_lesions:
+        return False
     mine = knowledge.site_ancestors(site)
     for lesion_site, lesion_lat in lesion_sites:
         theirs = knowledge.site_ancestors(lesion_site)

@@ -102,6 +102,7 @@ class SiteSpec:
     paired: bool
     terms: tuple[str, ...]
     plural: tuple[str, ...]
+    matches_lesions: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,6 +438,7 @@ def _parse_sites(path: Path, doc: Mapping[str, Any]) -> tuple[dict[str, SiteSpec
             paired=bool(item.get("paired", False)),
             terms=_phrases(path, f"site {sid}: terms", item.get("terms")),
             plural=_phrases(path, f"site {sid}: plural", item.get("plural")),
+            matches_lesions=bool(item.get("matches_lesions", True)),
         )
         for c in item.get("codes") or ():
             _check_code(path, f"site {sid}", c)

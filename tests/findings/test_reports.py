@@ -167,7 +167,8 @@ def test_at_lesion_site(knowledge) -> None:
     assert at_lesion_site("lower-leg", "left", lesions, knowledge) is False
     assert at_lesion_site("lower-leg", "bilateral", lesions, knowledge) is True
     assert at_lesion_site("lower-limb", "right", lesions, knowledge) is True  # region covers the calf
-    assert at_lesion_site("extremities", None, lesions, knowledge) is True
+    assert at_lesion_site("extremities", None, lesions, knowledge) is False  # too broad to correspond
+    assert at_lesion_site("whole-body", None, lesions, knowledge) is False
     assert at_lesion_site("thigh", "right", lesions, knowledge) is False
     assert at_lesion_site("knee", "right", lesions, knowledge) is False
     assert at_lesion_site(None, None, lesions, knowledge) is None
@@ -183,3 +184,12 @@ def test_overlong_text_is_cut_with_a_warning(knowledge, now) -> None:
     fs = run(knowledge, now, [text_report(text, rid="long-9")])
     assert concepts(fs) == {("soft-tissue-uptake", "calf", "right", False)}
     assert [w.resource_id for w in fs.warnings] == ["long-9"] and "20000" in fs.warnings[0].message
+
+
+def test_snomed_coded_result_observation(knowledge, now) -> None:
+    obs = fx.observation("sn1", "impression-calciphylaxis")
+    obs["code"] = {"coding": [{"system": fx.SCT, "code": "237900002", "display": "Calciphylaxis"}]}
+    rep = fx.report("sn-rep", fx.BONE_SCAN_CODE, results=["Observation/sn1"])
+    facts = run(knowledge, now, [rep], {"Observation/sn1": obs}).facts
+    assert [(f.attrs["concept"], f.attrs["hypothesis"], f.attrs["extraction"]) for f in facts] == [
+        ("impression-calciphylaxis", "calciphylaxis", "coded")]
