@@ -152,6 +152,7 @@ class FindingsKnowledge:
     extract_from: frozenset[str]
     sites: Mapping[str, SiteSpec]
     laterality_phrases: Mapping[str, tuple[str, ...]]
+    not_site_phrases: tuple[str, ...]
     laterality_codes: Mapping[tuple[str, str], str]
     laterality_component_codes: frozenset[tuple[str, str]]
     site_codes: Mapping[tuple[str, str], str]
@@ -251,6 +252,7 @@ class FindingsKnowledge:
             extract_from=extract_from,
             sites=sites,
             laterality_phrases=lat_phrases,
+            not_site_phrases=_phrases(fdir / "sites.yaml", "not_sites", docs["sites.yaml"].get("not_sites")),
             laterality_codes=lat_codes,
             laterality_component_codes=lat_components,
             site_codes=site_codes,

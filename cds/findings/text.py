@@ -149,6 +149,7 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
         site_rules += [TargetRule(p, f"site|{s.id}|plural") for p in s.plural]
     for lat, phrases in knowledge.laterality_phrases.items():
         site_rules += [TargetRule(p, f"lat|{lat}") for p in phrases]
+    site_rules += [TargetRule(p, "nosite|-") for p in knowledge.not_site_phrases]
     sites.add(site_rules)
 
     quals = nlp.add_pipe(
