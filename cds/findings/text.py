@@ -258,13 +258,13 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
                 return min(group, key=lambda h: abs(h.ent.start - span.start))
         return None
 
-    # Laterality words attach to the nearest site in the clause (following first: "right knee").
     qual_spans = [q for q in doc.spans.get("findings_qualifiers", []) if not (set(range(q.start, q.end)) & ent_tokens)]
     qual_tokens = {i for q in qual_spans for i in range(q.start, q.end)}
     site_spans = [s for s in doc.spans.get("findings_sites", []) if not (set(range(s.start, s.end)) & ent_tokens)]
     # "right greater than left" is a distribution, not two lateralities.
     lat_spans = [s for s in site_spans if s.label_.startswith("lat|") and not (set(range(s.start, s.end)) & qual_tokens)]
     body_spans = [s for s in site_spans if s.label_.startswith("site|")]
+    # Laterality words attach to the nearest site in the clause (following first: "right knee").
     lat_of: dict[int, set[str]] = {}
     for lat in lat_spans:
         clause = clause_of(lat.start)
