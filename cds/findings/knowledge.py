@@ -32,6 +32,7 @@ MODIFIER_CATEGORIES = (
     "UNLIKELY",
     "HISTORICAL",
     "HYPOTHETICAL",
+    "OTHER_STUDY",
     "ATTRIBUTION",
     "CHANGE_DECREASED",
     "CHANGE_INCREASED",
@@ -147,6 +148,7 @@ class FindingsKnowledge:
     targets: tuple[TargetSpec, ...]
     modifiers: Mapping[str, Mapping[str, tuple[str, ...]]]
     terminated_by: Mapping[str, tuple[str, ...]]
+    modifier_max_scope: Mapping[str, int]
     section_phrases: Mapping[str, tuple[str, ...]]
     sentence_splitter: str
     extract_from: frozenset[str]
@@ -158,6 +160,8 @@ class FindingsKnowledge:
     site_codes: Mapping[tuple[str, str], str]
     qualifiers: tuple[QualifierPhrase, ...]
     distribution_precedence: tuple[str, ...]
+    pattern_cues: tuple[str, ...]
+    layer_absorbs: Mapping[str, frozenset[str]]
     concept_rules: tuple[ConceptRule, ...]
     modalities: tuple[ModalitySpec, ...]
     bone_scan_modalities: frozenset[str]
@@ -208,8 +212,10 @@ class FindingsKnowledge:
         targets = _parse_targets(fdir / "targets.yaml", docs["targets.yaml"], sites)
         modifiers = _parse_modifiers(fdir / "context.yaml", docs["context.yaml"])
         terminated_by = _parse_terminated_by(fdir / "context.yaml", docs["context.yaml"])
+        max_scope = _parse_max_scope(fdir / "context.yaml", docs["context.yaml"])
         section_phrases, extract_from = _parse_sections(fdir / "sections.yaml", docs["sections.yaml"])
         qualifiers, precedence = _parse_qualifiers(fdir / "qualifiers.yaml", docs["qualifiers.yaml"])
+        pattern_cues, absorbs = _parse_layer_options(fdir / "qualifiers.yaml", docs["qualifiers.yaml"], qualifiers)
         concept_rules = _parse_concept_rules(fdir / "concepts.yaml", docs["concepts.yaml"], sites)
         modalities, bone_mods = _parse_modalities(fdir / "modalities.yaml", docs["modalities.yaml"], valuesets)
         serial = docs["serial.yaml"]
@@ -247,6 +253,7 @@ class FindingsKnowledge:
             targets=targets,
             modifiers=modifiers,
             terminated_by=terminated_by,
+            modifier_max_scope=max_scope,
             section_phrases=section_phrases,
             sentence_splitter=_parse_splitter(fdir / "sections.yaml", docs["sections.yaml"]),
             extract_from=extract_from,
@@ -258,6 +265,8 @@ class FindingsKnowledge:
             site_codes=site_codes,
             qualifiers=qualifiers,
             distribution_precedence=precedence,
+            pattern_cues=pattern_cues,
+            layer_absorbs=absorbs,
             concept_rules=concept_rules,
             modalities=modalities,
             bone_scan_modalities=bone_mods,
@@ -383,6 +392,16 @@ def _parse_modifiers(path: Path, doc: Mapping[str, Any]) -> dict[str, dict[str, 
     return out
 
 
+def _parse_max_scope(path: Path, doc: Mapping[str, Any]) -> dict[str, int]:
+    raw = doc.get("max_scope") or {}
+    if not isinstance(raw, dict):
+        raise FindingsRulesError(f"{path}: `max_scope` must map a category to a number of tokens")
+    for cat, n in raw.items():
+        if cat not in MODIFIER_CATEGORIES or not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise FindingsRulesError(f"{path}: max_scope.{cat}: needs a known category and a positive whole number")
+    return {str(k): int(v) for k, v in raw.items()}
+
+
 def _parse_terminated_by(path: Path, doc: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     raw = doc.get("terminated_by") or {}
     if not isinstance(raw, dict):
@@ -498,6 +517,24 @@ def _parse_qualifiers(path: Path, doc: Mapping[str, Any]) -> tuple[tuple[Qualifi
     if set(precedence) != set(DISTRIBUTIONS):
         raise FindingsRulesError(f"{path}: distribution_precedence must list {', '.join(DISTRIBUTIONS)}")
     return tuple(out), precedence
+
+
+def _parse_layer_options(
+    path: Path, doc: Mapping[str, Any], qualifiers: tuple[QualifierPhrase, ...]
+) -> tuple[tuple[str, ...], dict[str, frozenset[str]]]:
+    values = {(q.group, q.value) for q in qualifiers}
+    patterns = tuple(str(p) for p in doc.get("pattern_cues") or ())
+    for p in patterns:
+        if ("cue", p) not in values:
+            raise FindingsRulesError(f"{path}: pattern_cues: {p!r} is not a cue value")
+    absorbs: dict[str, frozenset[str]] = {}
+    for layer, others in (doc.get("layer_absorbs") or {}).items():
+        named = [layer, *(others or [])]
+        bad = [x for x in named if ("layer", x) not in values]
+        if bad:
+            raise FindingsRulesError(f"{path}: layer_absorbs.{layer}: unknown layer values {bad}")
+        absorbs[str(layer)] = frozenset(str(o) for o in others)
+    return patterns, absorbs
 
 
 def _parse_concept_rules(path: Path, doc: Mapping[str, Any], sites: Mapping[str, SiteSpec]) -> tuple[ConceptRule, ...]:

@@ -159,14 +159,20 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
     )
     quals.add([TargetRule(q.phrase, f"q|{q.group}|{q.value}|{q.attach}") for q in knowledge.qualifiers])
 
-    context = nlp.add_pipe("medspacy_context", config={"rules": None, "span_attrs": None})
+    # prune_on_target_overlap: a modifier word inside a target is part of it ("kidneys are not
+    # visualised" is one finding, not a negated one).
+    context = nlp.add_pipe(
+        "medspacy_context", config={"rules": None, "span_attrs": None, "prune_on_target_overlap": True}
+    )
     ctx_rules = []
     for category, by_dir in knowledge.modifiers.items():
         # Set per rule: ConText's global `terminating_types` config arrives as spent iterators
         # through spaCy's config system (medspaCy 1.3.1) and then terminates nothing.
         ends = set(knowledge.terminated_by.get(category, ()))
+        scope = knowledge.modifier_max_scope.get(category)
         for direction, phrases in by_dir.items():
-            ctx_rules += [ConTextRule(p, category, direction=direction, terminated_by=set(ends)) for p in phrases]
+            ctx_rules += [ConTextRule(p, category, direction=direction, terminated_by=set(ends), max_scope=scope)
+                          for p in phrases]
     context.add(ctx_rules)
 
     sectionizer = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
@@ -201,9 +207,10 @@ class _Head:
     ent: Any  # spaCy Span
     spec: Any  # TargetSpec
     clause: tuple[int, int]
-    quals: list[tuple[int, str, str]] = field(default_factory=list)  # (distance, group, value)
-    # (site, form, laterality, denied): denied = negated for this site only
-    sites: list[tuple[str, str, str | None, bool]] = field(default_factory=list)
+    # (distance, group, value, start token, end token)
+    quals: list[tuple[int, str, str, int, int]] = field(default_factory=list)
+    # (site, form, laterality, denied, start token): denied = negated for this site only
+    sites: list[tuple[str, str, str | None, bool, int]] = field(default_factory=list)
 
 
 def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Mention, ...]:
@@ -287,14 +294,14 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         laterality = _combine_laterality(lats, form, knowledge.sites[site_id].paired)
         head = nearest_head(body, "preceding")
         if head is not None:
-            head.sites.append((site_id, form, laterality, denied(body, head)))
+            head.sites.append((site_id, form, laterality, denied(body, head), body.start))
 
     for q in qual_spans:
         _, group, value, attach = q.label_.split("|")
         head = nearest_head(q, attach)
         if head is None or denied(q, head):  # "calcification without a vascular pattern"
             continue
-        head.quals.append((abs(head.ent.start - q.start), group, value))
+        head.quals.append((abs(head.ent.start - q.start), group, value, q.start, q.end))
 
     # Impressions: assertion, and the findings earlier in the same clause they explain.
     mentions: list[Mention] = []
@@ -304,7 +311,7 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         if section not in knowledge.extract_from:
             continue
         cats = [m.category for m in ent._.modifiers]
-        if "HYPOTHETICAL" in cats:
+        if "HYPOTHETICAL" in cats or "OTHER_STUDY" in cats:
             continue
         if spec.needs_cue and section != "impression" and not (
             set(cats) & {"PROBABLE_EXISTENCE", "POSSIBLE_EXISTENCE", "UNLIKELY", "ATTRIBUTION", "NEGATED_EXISTENCE"}
@@ -332,11 +339,14 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         if section not in knowledge.extract_from:
             continue
         cats = [m.category for m in h.ent._.modifiers]
-        if "HYPOTHETICAL" in cats:
-            continue
+        if "HYPOTHETICAL" in cats or "OTHER_STUDY" in cats:
+            continue  # "to evaluate for calcification"; "the calcifications on CT" (another study)
         negated, certainty, historical, change = _assertion(cats)
+        changes = [(m.modifier_span[0], m.modifier_span[1], _CHANGE_OF[m.category],
+                    doc[m.modifier_span[1] - 1].lower_ in _FORWARD_ENDINGS)
+                   for m in h.ent._.modifiers if m.category in _CHANGE_OF]
         mentions.extend(
-            _head_mentions(h, knowledge, negated=negated, certainty=certainty, historical=historical,
+            _head_mentions(h, doc, knowledge, changes, negated=negated, certainty=certainty, historical=historical,
                            change=change, section=section, attributed_to=attributions.get(h.ent.start))
         )
     return tuple(mentions)
@@ -369,10 +379,15 @@ def _assertion(categories: Iterable[str]) -> tuple[bool, str, bool, str | None]:
     return negated, certainty, historical, change
 
 
-def _head_mentions(h: _Head, knowledge: FindingsKnowledge, **assertion: Any) -> list[Mention]:
+_COORDINATORS = {"and", "or", ",", "/", "nor"}
+
+
+def _head_mentions(
+    h: _Head, doc: Any, knowledge: FindingsKnowledge, changes: list[tuple[int, str]], **assertion: Any
+) -> list[Mention]:
     spec = h.spec
     groups: dict[str, list[str]] = {}
-    for _, group, value in sorted(h.quals):
+    for _, group, value, _, _ in sorted(h.quals):
         groups.setdefault(group, [])
         if value not in groups[group]:
             groups[group].append(value)
@@ -382,34 +397,45 @@ def _head_mentions(h: _Head, knowledge: FindingsKnowledge, **assertion: Any) -> 
     intensities = groups.get("intensity", [])
     intensity = max(intensities, key=knowledge.intensity_order.index) if intensities else None
     cues = set(groups.get("cue", []))
-    pattern = "net-like" if "net-like" in cues else None
+    pattern = next((p for p in knowledge.pattern_cues if p in cues), None)
+    layers = _layers(h, doc, knowledge)
 
-    sites = list(dict.fromkeys((s, lat, deny) for s, _, lat, deny in h.sites))
+    sites = list(dict.fromkeys((s, lat, deny, start) for s, _, lat, deny, start in h.sites))
     if not sites and spec.site:
-        sites = [(spec.site, spec.laterality, False)]
-    site_classes = {knowledge.sites[s].site_class for s, _, _ in sites}
-    site_ids = {s for s, _, _ in sites}
+        sites = [(spec.site, spec.laterality, False, -1)]
 
-    readings: list[tuple[str, str | None]] = []  # (concept, layer)
-    if spec.concept:
-        readings.append((spec.concept, None))
-    else:
-        layers = groups.get("layer") or [None]
-        for layer in layers:
-            concept = _resolve_concept(knowledge, spec.head, layer, cues, site_classes, site_ids, intensity)
-            if concept is not None and concept not in {c for c, _ in readings}:
-                readings.append((concept, layer))
-
-    out = []
-    for concept, layer in readings:
-        for site, lat, deny in sites or [(None, None, False)]:
-            if site is not None and knowledge.sites[site].site_class == "bone" and len(sites) > 1:
-                continue  # "uptake in the tibia and calf": the bone part is skeletal uptake
-            this = dict(assertion, negated=True, certainty="definite", attributed_to=None) if deny else assertion
+    site_changes = _changes_by_site(changes, [start for _, _, _, start in sites])
+    out: list[Mention] = []
+    seen: set[tuple] = set()
+    for site, lat, deny, site_start in sites or [(None, None, False, -1)]:
+        site_class = knowledge.sites[site].site_class if site else None
+        if spec.concept:
+            readings = [(spec.concept, None)]
+        else:
+            # The concept is decided per site: "no uptake in the upper extremities, lungs or
+            # stomach" is soft-tissue uptake for the limbs and visceral uptake for the organs.
+            readings = []
+            for layer in layers or [None]:
+                concept = _resolve_concept(knowledge, spec.head, layer, cues, {site_class} - {None},
+                                           {site} - {None}, intensity)
+                if concept is not None and concept not in {c for c, _ in readings}:
+                    readings.append((concept, layer))
+        this = dict(assertion)
+        if len(sites) > 1 and changes:
+            # Several sites, several change cues: each site takes the cue that speaks of it.
+            site_change = site_changes.get(site_start)
+            this["change"] = site_change
+            this["negated"] = site_change == "resolved" or (assertion["negated"] and assertion["change"] != "resolved")
+        if deny:
+            this.update(negated=True, certainty="definite", attributed_to=None)
+        for concept, layer in readings:
+            key = (concept, site, lat)
+            if key in seen:
+                continue
+            seen.add(key)
             out.append(
                 Mention(
-                    concept=concept, site=site, laterality=lat,
-                    site_class=knowledge.sites[site].site_class if site else None,
+                    concept=concept, site=site, laterality=lat, site_class=site_class,
                     distribution=None if deny else distribution, symmetry=None if deny else symmetry,
                     intensity=None if deny else intensity, layer=layer,
                     pattern=pattern if concept == "vascular-calcification" else None,
@@ -417,6 +443,52 @@ def _head_mentions(h: _Head, knowledge: FindingsKnowledge, **assertion: Any) -> 
                 )
             )
     return out
+
+
+def _layers(h: _Head, doc: Any, knowledge: FindingsKnowledge) -> list[str]:
+    """The head's tissue layers, each read as its own finding unless it only says where a
+    more specific layer lies: "subcutaneous vascular calcification" is vascular calcification,
+    "muscular and fascial soft-tissue uptake" is muscular and fascial uptake; but "soft tissue
+    or visceral uptake" (coordinated) is both."""
+    spans = sorted((start, end, value) for _, group, value, start, end in h.quals if group == "layer")
+    values = list(dict.fromkeys(v for _, _, v in spans))
+    absorbed: set[str] = set()
+    for a_start, a_end, a in spans:
+        for b_start, b_end, b in spans:
+            if a == b or b not in knowledge.layer_absorbs.get(a, ()):
+                continue
+            lo, hi = (a_end, b_start) if a_end <= b_start else (b_end, a_start)
+            between = {t.lower_ for t in doc[lo:hi]} if hi > lo else set()
+            if not between & _COORDINATORS:
+                absorbed.add(b)
+    return [v for v in values if v not in absorbed]
+
+
+# A change phrase ending in a preposition names the site after it ("resolution at the right
+# buttock", "decrease in the thigh uptake"); any other speaks of the site before it ("the
+# uptake in both thighs has decreased").
+_FORWARD_ENDINGS = {"at", "in", "of", "on", "within", "over"}
+
+
+def _changes_by_site(changes: list[tuple[int, int, str, bool]], site_starts: list[int]) -> dict[int, str]:
+    """Site start token -> the change its nearest cue states ("interval decrease of the uptake in
+    both thighs and resolution at the right buttock": thighs decreased, buttock resolved)."""
+    starts = sorted(s for s in site_starts if s >= 0)
+    out: dict[int, tuple[int, str]] = {}
+    for start, end, change, forward in changes:
+        after = [s for s in starts if s >= end]
+        before = [s for s in starts if s < start]
+        first, second = (after, before) if forward else (before, after)
+        if first:
+            site = min(first) if first is after else max(first)
+        elif second:
+            site = min(second) if second is after else max(second)
+        else:
+            continue
+        distance = abs(site - start)
+        if site not in out or distance < out[site][0]:
+            out[site] = (distance, change)
+    return {site: change for site, (_, change) in out.items()}
 
 
 def _resolve_concept(
