@@ -222,8 +222,9 @@ class FindingsKnowledge:
 
         finding_vs = {vid for vid, vs in valuesets.items() if vs.get("fact_kind") == "finding"}
         study_vs = {v for m in modalities for v in m.valuesets}
-        study_codes = tuple(c for c in _code_index(valuesets) if c.valueset in study_vs)
-        finding_codes = tuple(c for c in _code_index(valuesets) if c.valueset in finding_vs)
+        _check_valueset_codes(valuesets, finding_vs | study_vs)
+        study_codes = tuple(_code_index(valuesets, study_vs))
+        finding_codes = tuple(_code_index(valuesets, finding_vs))
         _check_local_codes(fdir / "codesystem.yaml", docs["codesystem.yaml"], finding_codes)
 
         hypothesis_of: dict[str, str] = {}
@@ -615,16 +616,23 @@ def _load_valuesets(vdir: Path, digest: Any) -> dict[str, dict[str, Any]]:
                 raise FindingsRulesError(f"{path}: valuesets[{i}]: needs an id")
             if vs["id"] in out:
                 raise FindingsRulesError(f"{path}: value set {vs['id']}: duplicate id across value-set files")
-            for c in vs.get("codes") or ():
-                _check_code(path, f"value set {vs['id']}", c)
-            out[vs["id"]] = vs
+            # Codes are checked only for the value sets this layer reads (see load): a mistake in
+            # another layer's value set is that layer's loader's to report.
+            out[vs["id"]] = {**vs, "_file": path}
     return out
 
 
-def _code_index(valuesets: Mapping[str, Mapping[str, Any]]) -> list[CodedConcept]:
-    out = []
-    for vid, vs in valuesets.items():
+def _check_valueset_codes(valuesets: Mapping[str, Mapping[str, Any]], ids: set[str]) -> None:
+    for vid in sorted(ids):
+        vs = valuesets[vid]
         for c in vs.get("codes") or ():
+            _check_code(vs["_file"], f"value set {vid}", c)
+
+
+def _code_index(valuesets: Mapping[str, Mapping[str, Any]], ids: set[str]) -> list[CodedConcept]:
+    out = []
+    for vid in sorted(ids):
+        for c in valuesets[vid].get("codes") or ():
             code = str(c["code"])
             prefix = code.endswith("*")
             out.append(

@@ -165,3 +165,10 @@ def test_concurrent_extraction_gives_the_same_facts(knowledge, now) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         got = list(pool.map(lambda r: extract_findings([r], {}, now, [], knowledge).facts, reports * 3))
     assert got == expected * 3
+
+
+def test_another_layers_value_set_mistake_does_not_stop_findings(tmp_path) -> None:
+    rules = copy_rules(tmp_path)
+    (rules / "valuesets" / "other.yaml").write_text(
+        "valuesets:\n  - id: some-drug-class\n    fact_kind: medication\n    codes:\n      - {code: '1'}\n")
+    assert FindingsKnowledge.load(rules).finding_valuesets  # loads; the other loader reports it
