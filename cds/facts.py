@@ -152,7 +152,7 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "symmetry": "str",  # symmetric | asymmetric (also reflected in distribution)
         "intensity": "str",  # faint | mild | moderate | intense
         "layer": "str",  # subcutaneous | cutaneous | soft-tissue | muscular | fascial | vascular | periarticular
-        "pattern": "str",  # net-like (vascular calcification)
+        "pattern": "str",  # vascular calcification: net-like (small vessels) | medial-arterial (tram-track)
         "section": "str",  # report section: findings | impression | comparison | addendum | none
         "historical": "bool",  # "history of ...": present only when true
         "extraction": "str",  # coded | text

@@ -90,8 +90,44 @@ def extract_findings(
     facts: list[Fact] = []
     for info, mentions in per_report:
         facts.extend(_facts(info, mentions, now, lesion_sites, knowledge))
+        summary = _bone_scan_summary(info, mentions, lesion_sites, knowledge)
+        if summary is not None:
+            facts.append(summary)
     facts.extend(derived)
     return FactSet(facts=tuple(facts), warnings=tuple(warnings))
+
+
+def _bone_scan_summary(
+    info: ReportInfo, mentions: list[Mention], lesion_sites: Collection[tuple[str, str | None]],
+    knowledge: FindingsKnowledge,
+) -> Fact | None:
+    """One report-level answer per bone scan: is there soft-tissue uptake at all?
+
+    A negated soft-tissue-uptake fact may deny one region only ("no uptake in the upper
+    extremities" beside calf uptake), so it is not a negative scan by itself. This fact is:
+    text "present" when any soft-tissue uptake is asserted (definite or probable, not
+    historical), "absent" when none is and the report denies some; no fact when the report does
+    not speak of soft-tissue uptake. flag: present and at a clinical lesion site.
+    """
+    if info.modality not in knowledge.bone_scan_modalities:
+        return None
+    uptake = [m for m in mentions if m.concept in knowledge.compare_concepts]
+    positive = [m for m in uptake if not m.negated and not m.historical and m.certainty in ("definite", "probable")]
+    if positive:
+        text = "present"
+    elif any(m.negated for m in uptake):
+        text = "absent"
+    else:
+        return None
+    attrs: dict[str, Any] = {
+        "name": "bone-scan-soft-tissue-uptake",
+        "text": text,
+        "flag": any(at_lesion_site(m.site, m.laterality, lesion_sites, knowledge) for m in positive),
+        "source": info.ref,
+    }
+    if info.date:
+        attrs["date"] = info.date
+    return Fact(kind="derived", id=f"derived:bone-scan-soft-tissue-uptake:{info.ref}", attrs=attrs)
 
 
 # -- one report --------------------------------------------------------------------------
@@ -127,10 +163,17 @@ def _read_report(
     for p in text_problems:
         warnings.append(FactWarning("DiagnosticReport", rid, p))
     textual: tuple[Mention, ...] = ()
+    from cds.findings.text import MAX_TEXT_CHARS
+
+    if len(text) > MAX_TEXT_CHARS:
+        warnings.append(FactWarning("DiagnosticReport", rid, f"report text longer than {MAX_TEXT_CHARS} characters; "
+                                    f"only the first {MAX_TEXT_CHARS} were read"))
     if text:
         version = (report.get("meta") or {}).get("versionId")
-        # Parsed once per process per report version (id + meta.versionId), else per content.
-        key = ("v", rid, str(version)) if rid and version else ("h", hashlib.sha256(text.encode()).hexdigest())
+        # Parsed once per process per report version. The text's digest is part of the key
+        # besides id + meta.versionId: a draft report under review (diagnosticreport-review)
+        # changes while its id and version stay the same, and hashing ~2 kB costs microseconds.
+        key = (rid, str(version or ""), hashlib.sha256(text.encode()).hexdigest())
         try:
             from cds.findings.text import extract_text_mentions
 
@@ -142,9 +185,8 @@ def _read_report(
 
 def _validate(resource: Mapping[str, Any], rtype: str, knowledge: FindingsKnowledge) -> str | None:
     """None if ``resource`` validates as R4B ``rtype``, else the first error's location and type."""
-    rid = resource.get("id")
-    version = (resource.get("meta") or {}).get("versionId") if isinstance(resource.get("meta"), Mapping) else None
-    key = (rtype, rid, version) if rid and version else (rtype, _content_hash(resource))
+    # Keyed on content, not id + version: a resource edited in place keeps both.
+    key = (rtype, _content_hash(resource))
 
     def check() -> str | None:
         if rtype == "DiagnosticReport":
@@ -436,12 +478,16 @@ def at_lesion_site(
     """
     if site is None:
         return None
+    spec = knowledge.sites.get(site)
+    if spec is not None and not spec.matches_lesions:
+        return False
     mine = knowledge.site_ancestors(site)
     for lesion_site, lesion_lat in lesion_sites:
         theirs = knowledge.site_ancestors(lesion_site)
         if lesion_site not in mine and site not in theirs:
             continue
-        if laterality in (None, "bilateral") or lesion_lat in (None, "bilateral") or laterality == lesion_lat:
+        # An empty laterality ("" from a lesion coded without side) is unknown, like None.
+        if not laterality or not lesion_lat or "bilateral" in (laterality, lesion_lat) or laterality == lesion_lat:
             return True
     return False
 

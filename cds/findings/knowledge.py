@@ -32,6 +32,7 @@ MODIFIER_CATEGORIES = (
     "UNLIKELY",
     "HISTORICAL",
     "HYPOTHETICAL",
+    "OTHER_STUDY",
     "ATTRIBUTION",
     "CHANGE_DECREASED",
     "CHANGE_INCREASED",
@@ -102,6 +103,7 @@ class SiteSpec:
     paired: bool
     terms: tuple[str, ...]
     plural: tuple[str, ...]
+    matches_lesions: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +148,20 @@ class FindingsKnowledge:
     targets: tuple[TargetSpec, ...]
     modifiers: Mapping[str, Mapping[str, tuple[str, ...]]]
     terminated_by: Mapping[str, tuple[str, ...]]
+    modifier_max_scope: Mapping[str, int]
     section_phrases: Mapping[str, tuple[str, ...]]
+    sentence_splitter: str
     extract_from: frozenset[str]
     sites: Mapping[str, SiteSpec]
     laterality_phrases: Mapping[str, tuple[str, ...]]
+    not_site_phrases: tuple[str, ...]
     laterality_codes: Mapping[tuple[str, str], str]
     laterality_component_codes: frozenset[tuple[str, str]]
     site_codes: Mapping[tuple[str, str], str]
     qualifiers: tuple[QualifierPhrase, ...]
     distribution_precedence: tuple[str, ...]
+    pattern_cues: tuple[str, ...]
+    layer_absorbs: Mapping[str, frozenset[str]]
     concept_rules: tuple[ConceptRule, ...]
     modalities: tuple[ModalitySpec, ...]
     bone_scan_modalities: frozenset[str]
@@ -205,16 +212,19 @@ class FindingsKnowledge:
         targets = _parse_targets(fdir / "targets.yaml", docs["targets.yaml"], sites)
         modifiers = _parse_modifiers(fdir / "context.yaml", docs["context.yaml"])
         terminated_by = _parse_terminated_by(fdir / "context.yaml", docs["context.yaml"])
+        max_scope = _parse_max_scope(fdir / "context.yaml", docs["context.yaml"])
         section_phrases, extract_from = _parse_sections(fdir / "sections.yaml", docs["sections.yaml"])
         qualifiers, precedence = _parse_qualifiers(fdir / "qualifiers.yaml", docs["qualifiers.yaml"])
+        pattern_cues, absorbs = _parse_layer_options(fdir / "qualifiers.yaml", docs["qualifiers.yaml"], qualifiers)
         concept_rules = _parse_concept_rules(fdir / "concepts.yaml", docs["concepts.yaml"], sites)
         modalities, bone_mods = _parse_modalities(fdir / "modalities.yaml", docs["modalities.yaml"], valuesets)
         serial = docs["serial.yaml"]
 
         finding_vs = {vid for vid, vs in valuesets.items() if vs.get("fact_kind") == "finding"}
         study_vs = {v for m in modalities for v in m.valuesets}
-        study_codes = tuple(c for c in _code_index(valuesets) if c.valueset in study_vs)
-        finding_codes = tuple(c for c in _code_index(valuesets) if c.valueset in finding_vs)
+        _check_valueset_codes(valuesets, finding_vs | study_vs)
+        study_codes = tuple(_code_index(valuesets, study_vs))
+        finding_codes = tuple(_code_index(valuesets, finding_vs))
         _check_local_codes(fdir / "codesystem.yaml", docs["codesystem.yaml"], finding_codes)
 
         hypothesis_of: dict[str, str] = {}
@@ -244,15 +254,20 @@ class FindingsKnowledge:
             targets=targets,
             modifiers=modifiers,
             terminated_by=terminated_by,
+            modifier_max_scope=max_scope,
             section_phrases=section_phrases,
+            sentence_splitter=_parse_splitter(fdir / "sections.yaml", docs["sections.yaml"]),
             extract_from=extract_from,
             sites=sites,
             laterality_phrases=lat_phrases,
+            not_site_phrases=_phrases(fdir / "sites.yaml", "not_sites", docs["sites.yaml"].get("not_sites")),
             laterality_codes=lat_codes,
             laterality_component_codes=lat_components,
             site_codes=site_codes,
             qualifiers=qualifiers,
             distribution_precedence=precedence,
+            pattern_cues=pattern_cues,
+            layer_absorbs=absorbs,
             concept_rules=concept_rules,
             modalities=modalities,
             bone_scan_modalities=bone_mods,
@@ -273,9 +288,9 @@ class FindingsKnowledge:
             return []
         out: list[str] = []
         for c in index:
-            if c.system == system and (code.startswith(c.code) if c.prefix else code == c.code):
-                if c.valueset not in out:
-                    out.append(c.valueset)
+            matched = c.system == system and (code.startswith(c.code) if c.prefix else code == c.code)
+            if matched and c.valueset not in out:
+                out.append(c.valueset)
         return out
 
     def site_ancestors(self, site: str) -> list[str]:
@@ -378,6 +393,16 @@ def _parse_modifiers(path: Path, doc: Mapping[str, Any]) -> dict[str, dict[str, 
     return out
 
 
+def _parse_max_scope(path: Path, doc: Mapping[str, Any]) -> dict[str, int]:
+    raw = doc.get("max_scope") or {}
+    if not isinstance(raw, dict):
+        raise FindingsRulesError(f"{path}: `max_scope` must map a category to a number of tokens")
+    for cat, n in raw.items():
+        if cat not in MODIFIER_CATEGORIES or not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise FindingsRulesError(f"{path}: max_scope.{cat}: needs a known category and a positive whole number")
+    return {str(k): int(v) for k, v in raw.items()}
+
+
 def _parse_terminated_by(path: Path, doc: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     raw = doc.get("terminated_by") or {}
     if not isinstance(raw, dict):
@@ -389,6 +414,16 @@ def _parse_terminated_by(path: Path, doc: Mapping[str, Any]) -> dict[str, tuple[
             raise FindingsRulesError(f"{path}: terminated_by.{cat}: unknown modifier category")
         out[str(cat)] = tuple(str(o) for o in others)
     return out
+
+
+SENTENCE_SPLITTERS = ("sentencizer", "pyrush", "pysbd")
+
+
+def _parse_splitter(path: Path, doc: Mapping[str, Any]) -> str:
+    value = str(doc.get("sentence_splitter", "sentencizer"))
+    if value not in SENTENCE_SPLITTERS:
+        raise FindingsRulesError(f"{path}: sentence_splitter must be one of {', '.join(SENTENCE_SPLITTERS)}")
+    return value
 
 
 def _parse_sections(path: Path, doc: Mapping[str, Any]) -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
@@ -425,6 +460,7 @@ def _parse_sites(path: Path, doc: Mapping[str, Any]) -> tuple[dict[str, SiteSpec
             paired=bool(item.get("paired", False)),
             terms=_phrases(path, f"site {sid}: terms", item.get("terms")),
             plural=_phrases(path, f"site {sid}: plural", item.get("plural")),
+            matches_lesions=bool(item.get("matches_lesions", True)),
         )
         for c in item.get("codes") or ():
             _check_code(path, f"site {sid}", c)
@@ -482,6 +518,24 @@ def _parse_qualifiers(path: Path, doc: Mapping[str, Any]) -> tuple[tuple[Qualifi
     if set(precedence) != set(DISTRIBUTIONS):
         raise FindingsRulesError(f"{path}: distribution_precedence must list {', '.join(DISTRIBUTIONS)}")
     return tuple(out), precedence
+
+
+def _parse_layer_options(
+    path: Path, doc: Mapping[str, Any], qualifiers: tuple[QualifierPhrase, ...]
+) -> tuple[tuple[str, ...], dict[str, frozenset[str]]]:
+    values = {(q.group, q.value) for q in qualifiers}
+    patterns = tuple(str(p) for p in doc.get("pattern_cues") or ())
+    for p in patterns:
+        if ("cue", p) not in values:
+            raise FindingsRulesError(f"{path}: pattern_cues: {p!r} is not a cue value")
+    absorbs: dict[str, frozenset[str]] = {}
+    for layer, others in (doc.get("layer_absorbs") or {}).items():
+        named = [layer, *(others or [])]
+        bad = [x for x in named if ("layer", x) not in values]
+        if bad:
+            raise FindingsRulesError(f"{path}: layer_absorbs.{layer}: unknown layer values {bad}")
+        absorbs[str(layer)] = frozenset(str(o) for o in others)
+    return patterns, absorbs
 
 
 def _parse_concept_rules(path: Path, doc: Mapping[str, Any], sites: Mapping[str, SiteSpec]) -> tuple[ConceptRule, ...]:
@@ -562,16 +616,23 @@ def _load_valuesets(vdir: Path, digest: Any) -> dict[str, dict[str, Any]]:
                 raise FindingsRulesError(f"{path}: valuesets[{i}]: needs an id")
             if vs["id"] in out:
                 raise FindingsRulesError(f"{path}: value set {vs['id']}: duplicate id across value-set files")
-            for c in vs.get("codes") or ():
-                _check_code(path, f"value set {vs['id']}", c)
-            out[vs["id"]] = vs
+            # Codes are checked only for the value sets this layer reads (see load): a mistake in
+            # another layer's value set is that layer's loader's to report.
+            out[vs["id"]] = {**vs, "_file": path}
     return out
 
 
-def _code_index(valuesets: Mapping[str, Mapping[str, Any]]) -> list[CodedConcept]:
-    out = []
-    for vid, vs in valuesets.items():
+def _check_valueset_codes(valuesets: Mapping[str, Mapping[str, Any]], ids: set[str]) -> None:
+    for vid in sorted(ids):
+        vs = valuesets[vid]
         for c in vs.get("codes") or ():
+            _check_code(vs["_file"], f"value set {vid}", c)
+
+
+def _code_index(valuesets: Mapping[str, Mapping[str, Any]], ids: set[str]) -> list[CodedConcept]:
+    out = []
+    for vid in sorted(ids):
+        for c in valuesets[vid].get("codes") or ():
             code = str(c["code"])
             prefix = code.endswith("*")
             out.append(

@@ -54,20 +54,24 @@ def compare_bone_scans(
         before, now = positives(prior[1]), positives(latest)
         for site, rank in before.items():
             if site not in now:
-                computed[site] = "resolved"
+                # Uptake without a site ("decreased uptake at all previously involved sites")
+                # cannot be matched to a place: it is compared only with uptake without a site.
+                if site != "-":
+                    computed[site] = "resolved"
             elif rank is not None and now[site] is not None and now[site] != rank:
                 computed[site] = "decreased" if now[site] < rank else "increased"
             else:
                 computed[site] = "stable"
         for site in now:
-            if site not in before:
+            if site not in before and site != "-":
                 computed[site] = "new"
 
     updated: list[Mention] = []
     for m in latest:
         if m.concept in compare and m.change is None and (m.site or "-") in computed:
             change = computed[m.site or "-"]
-            if change != "resolved" or m.negated:
+            # A denied finding can only be "resolved"; a present one anything but.
+            if (change == "resolved") == m.negated:
                 m = replace(m, change=change)
         updated.append(m)
     changes = {m.change for m in updated if m.concept in compare and m.change} | set(computed.values())

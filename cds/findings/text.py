@@ -23,7 +23,8 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,33 @@ def get_pipeline(knowledge: FindingsKnowledge) -> Any:
     return box[0]
 
 
+_PARSE_LOCKS: dict[int, threading.Lock] = {}
+_PARSE_LOCKS_GUARD = threading.Lock()
+
+
+def _parse_lock(nlp: Any) -> threading.Lock:
+    # Keyed by id(): a Language is not hashable by value; a reused id after a pipeline is freed
+    # only means two pipelines share a lock, which is still correct.
+    with _PARSE_LOCKS_GUARD:
+        return _PARSE_LOCKS.setdefault(id(nlp), threading.Lock())
+
+
+@contextmanager
+def _quiet_matchers() -> Iterator[None]:
+    # spaCy's Matcher warns (W036) on every call when a medspaCy rule set has only phrase rules,
+    # which is normal here. Scoped rather than global so that no other warning is hidden; it
+    # runs under the parse lock, so no second parse changes the filters meanwhile.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\[W036\]")
+        yield
+
+
 def _build_pipeline(knowledge: FindingsKnowledge) -> Any:
+    with _quiet_matchers():
+        return _build_pipeline_inner(knowledge)
+
+
+def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
     t0 = time.perf_counter()
     try:
         import medspacy
@@ -101,16 +128,24 @@ def _build_pipeline(knowledge: FindingsKnowledge) -> Any:
     # PyRuSH logs every sentence boundary at DEBUG through loguru; that is slow and would put
     # report text into the logs.
     loguru_logger.disable("PyRuSH")
-    # medspaCy's matcher warns on every call when a rule set has no token patterns (W036);
-    # having none is normal here. spaCy's documented way to silence one warning code:
-    warnings.filterwarnings("ignore", message=r"\[W036\]")
     t1 = time.perf_counter()
     COLD_START.setdefault("import_s", t1 - t0)
 
+    _register_line_breaks()
     nlp = spacy.blank("en")
     nlp.tokenizer = create_medspacy_tokenizer(nlp)
-    rush_rules = Path(medspacy.__file__).resolve().parents[1] / "resources" / "en" / "rush_rules.tsv"
-    nlp.add_pipe("medspacy_pyrush", config={"rules_path": str(rush_rules)})
+    if knowledge.sentence_splitter == "pyrush":
+        rush_rules = Path(medspacy.__file__).resolve().parents[1] / "resources" / "en" / "rush_rules.tsv"
+        nlp.add_pipe("medspacy_pyrush", config={"rules_path": str(rush_rules)})
+    elif knowledge.sentence_splitter == "pysbd":
+        nlp.add_pipe("medspacy_pysbd")
+    else:
+        # Default: spaCy's rule sentencizer plus a break at every line end. PyRuSH (medspaCy's
+        # default) is pure Python and took ~28 of 31 ms on a 2 kB bone-scan report here; this
+        # takes ~1 ms and splits radiology reports (one statement per line or per full stop)
+        # just as well on the corpus (ADR 0003).
+        nlp.add_pipe("sentencizer", config={"punct_chars": [".", "!", "?"]})
+        nlp.add_pipe("findings_line_breaks")
 
     targets = nlp.add_pipe("medspacy_target_matcher", name="findings_targets")
     rules = []
@@ -130,6 +165,7 @@ def _build_pipeline(knowledge: FindingsKnowledge) -> Any:
         site_rules += [TargetRule(p, f"site|{s.id}|plural") for p in s.plural]
     for lat, phrases in knowledge.laterality_phrases.items():
         site_rules += [TargetRule(p, f"lat|{lat}") for p in phrases]
+    site_rules += [TargetRule(p, "nosite|-") for p in knowledge.not_site_phrases]
     sites.add(site_rules)
 
     quals = nlp.add_pipe(
@@ -139,14 +175,20 @@ def _build_pipeline(knowledge: FindingsKnowledge) -> Any:
     )
     quals.add([TargetRule(q.phrase, f"q|{q.group}|{q.value}|{q.attach}") for q in knowledge.qualifiers])
 
-    context = nlp.add_pipe("medspacy_context", config={"rules": None, "span_attrs": None})
+    # prune_on_target_overlap: a modifier word inside a target is part of it ("kidneys are not
+    # visualised" is one finding, not a negated one).
+    context = nlp.add_pipe(
+        "medspacy_context", config={"rules": None, "span_attrs": None, "prune_on_target_overlap": True}
+    )
     ctx_rules = []
     for category, by_dir in knowledge.modifiers.items():
         # Set per rule: ConText's global `terminating_types` config arrives as spent iterators
         # through spaCy's config system (medspaCy 1.3.1) and then terminates nothing.
         ends = set(knowledge.terminated_by.get(category, ()))
+        scope = knowledge.modifier_max_scope.get(category)
         for direction, phrases in by_dir.items():
-            ctx_rules += [ConTextRule(p, category, direction=direction, terminated_by=set(ends)) for p in phrases]
+            ctx_rules += [ConTextRule(p, category, direction=direction, terminated_by=set(ends), max_scope=scope)
+                          for p in phrases]
     context.add(ctx_rules)
 
     sectionizer = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
@@ -157,6 +199,22 @@ def _build_pipeline(knowledge: FindingsKnowledge) -> Any:
     return nlp
 
 
+def _register_line_breaks() -> None:
+    from spacy.language import Language
+
+    if "findings_line_breaks" in Language.factories:
+        return
+
+    @Language.component("findings_line_breaks")
+    def line_breaks(doc: Any) -> Any:
+        # A line break ends a sentence: report lines ("FINDINGS: ...", list items) often have no
+        # full stop, and a negation must not run on into the next line.
+        for token in doc[:-1]:
+            if token.is_space and "\n" in token.text:
+                doc[token.i + 1].is_sent_start = True
+        return doc
+
+
 # -- extraction --------------------------------------------------------------------------
 
 
@@ -165,8 +223,10 @@ class _Head:
     ent: Any  # spaCy Span
     spec: Any  # TargetSpec
     clause: tuple[int, int]
-    quals: list[tuple[int, str, str]] = field(default_factory=list)  # (distance, group, value)
-    sites: list[tuple[str, str, str | None]] = field(default_factory=list)  # (site, form, laterality)
+    # (distance, group, value, start token, end token)
+    quals: list[tuple[int, str, str, int, int]] = field(default_factory=list)
+    # (site, form, laterality, denied, start token): denied = negated for this site only
+    sites: list[tuple[str, str, str | None, bool, int]] = field(default_factory=list)
 
 
 def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Mention, ...]:
@@ -174,7 +234,11 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
     if not text or not text.strip():
         return ()
     nlp = get_pipeline(knowledge)
-    doc = nlp(normalise_text(text[:MAX_TEXT_CHARS]))
+    # One parse at a time per pipeline: spaCy does not promise that a Language with matchers is
+    # safe to call from several threads, and under the GIL the lock costs no throughput. Keyed
+    # by the pipeline, not the knowledge: several loads of the same rules may share a pipeline.
+    with _parse_lock(nlp), _quiet_matchers():
+        doc = nlp(normalise_text(text[:MAX_TEXT_CHARS]))
     target_by_id = {t.id: t for t in knowledge.targets}
 
     graph = doc._.context_graph
@@ -217,13 +281,13 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
                 return min(group, key=lambda h: abs(h.ent.start - span.start))
         return None
 
-    # Laterality words attach to the nearest site in the clause (following first: "right knee").
     qual_spans = [q for q in doc.spans.get("findings_qualifiers", []) if not (set(range(q.start, q.end)) & ent_tokens)]
     qual_tokens = {i for q in qual_spans for i in range(q.start, q.end)}
     site_spans = [s for s in doc.spans.get("findings_sites", []) if not (set(range(s.start, s.end)) & ent_tokens)]
     # "right greater than left" is a distribution, not two lateralities.
     lat_spans = [s for s in site_spans if s.label_.startswith("lat|") and not (set(range(s.start, s.end)) & qual_tokens)]
     body_spans = [s for s in site_spans if s.label_.startswith("site|")]
+    # Laterality words attach to the nearest site in the clause (following first: "right knee").
     lat_of: dict[int, set[str]] = {}
     for lat in lat_spans:
         clause = clause_of(lat.start)
@@ -233,25 +297,27 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
             min(before, key=lambda b: lat.start - b.end) if before else None)
         if target is not None:
             lat_of.setdefault(target.start, set()).add(lat.label_.split("|")[1])
+    negations = [m.scope_span for m in modifiers if m.category in ("NEGATED_EXISTENCE", "NORMAL")]
+
+    def denied(span: Any, head: _Head) -> bool:
+        # "uptake in the thighs, not in the left calf": a negation that covers a site or a
+        # qualifier but not its head denies that part only.
+        return any(a <= span.start < b and not (a <= head.ent.start < b) for a, b in negations)
+
     for body in body_spans:
         _, site_id, form = body.label_.split("|")
         lats = lat_of.get(body.start, set())
         laterality = _combine_laterality(lats, form, knowledge.sites[site_id].paired)
         head = nearest_head(body, "preceding")
         if head is not None:
-            head.sites.append((site_id, form, laterality))
+            head.sites.append((site_id, form, laterality, denied(body, head), body.start))
 
-    negations = [m.scope_span for m in modifiers if m.category in ("NEGATED_EXISTENCE", "NORMAL")]
     for q in qual_spans:
         _, group, value, attach = q.label_.split("|")
         head = nearest_head(q, attach)
-        if head is None:
+        if head is None or denied(q, head):  # "calcification without a vascular pattern"
             continue
-        # "calcification ... without a vascular pattern": a negation that covers the qualifier
-        # but not its head denies the qualifier, not the finding.
-        if any(a <= q.start < b and not (a <= head.ent.start < b) for a, b in negations):
-            continue
-        head.quals.append((abs(head.ent.start - q.start), group, value))
+        head.quals.append((abs(head.ent.start - q.start), group, value, q.start, q.end))
 
     # Impressions: assertion, and the findings earlier in the same clause they explain.
     mentions: list[Mention] = []
@@ -261,7 +327,7 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         if section not in knowledge.extract_from:
             continue
         cats = [m.category for m in ent._.modifiers]
-        if "HYPOTHETICAL" in cats:
+        if "HYPOTHETICAL" in cats or "OTHER_STUDY" in cats:
             continue
         if spec.needs_cue and section != "impression" and not (
             set(cats) & {"PROBABLE_EXISTENCE", "POSSIBLE_EXISTENCE", "UNLIKELY", "ATTRIBUTION", "NEGATED_EXISTENCE"}
@@ -289,11 +355,14 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         if section not in knowledge.extract_from:
             continue
         cats = [m.category for m in h.ent._.modifiers]
-        if "HYPOTHETICAL" in cats:
-            continue
+        if "HYPOTHETICAL" in cats or "OTHER_STUDY" in cats:
+            continue  # "to evaluate for calcification"; "the calcifications on CT" (another study)
         negated, certainty, historical, change = _assertion(cats)
+        changes = [(m.modifier_span[0], m.modifier_span[1], _CHANGE_OF[m.category],
+                    doc[m.modifier_span[1] - 1].lower_ in _FORWARD_ENDINGS)
+                   for m in h.ent._.modifiers if m.category in _CHANGE_OF]
         mentions.extend(
-            _head_mentions(h, knowledge, negated=negated, certainty=certainty, historical=historical,
+            _head_mentions(h, doc, knowledge, changes, negated=negated, certainty=certainty, historical=historical,
                            change=change, section=section, attributed_to=attributions.get(h.ent.start))
         )
     return tuple(mentions)
@@ -326,10 +395,15 @@ def _assertion(categories: Iterable[str]) -> tuple[bool, str, bool, str | None]:
     return negated, certainty, historical, change
 
 
-def _head_mentions(h: _Head, knowledge: FindingsKnowledge, **assertion: Any) -> list[Mention]:
+_COORDINATORS = {"and", "or", ",", "/", "nor"}
+
+
+def _head_mentions(
+    h: _Head, doc: Any, knowledge: FindingsKnowledge, changes: list[tuple[int, str]], **assertion: Any
+) -> list[Mention]:
     spec = h.spec
     groups: dict[str, list[str]] = {}
-    for _, group, value in sorted(h.quals):
+    for _, group, value, _, _ in sorted(h.quals):
         groups.setdefault(group, [])
         if value not in groups[group]:
             groups[group].append(value)
@@ -339,39 +413,98 @@ def _head_mentions(h: _Head, knowledge: FindingsKnowledge, **assertion: Any) -> 
     intensities = groups.get("intensity", [])
     intensity = max(intensities, key=knowledge.intensity_order.index) if intensities else None
     cues = set(groups.get("cue", []))
-    pattern = "net-like" if "net-like" in cues else None
+    pattern = next((p for p in knowledge.pattern_cues if p in cues), None)
+    layers = _layers(h, doc, knowledge)
 
-    sites = list(dict.fromkeys((s, lat) for s, _, lat in h.sites))
+    sites = list(dict.fromkeys((s, lat, deny, start) for s, _, lat, deny, start in h.sites))
     if not sites and spec.site:
-        sites = [(spec.site, spec.laterality)]
-    site_classes = {knowledge.sites[s].site_class for s, _ in sites}
-    site_ids = {s for s, _ in sites}
+        sites = [(spec.site, spec.laterality, False, -1)]
 
-    readings: list[tuple[str, str | None]] = []  # (concept, layer)
-    if spec.concept:
-        readings.append((spec.concept, None))
-    else:
-        layers = groups.get("layer") or [None]
-        for layer in layers:
-            concept = _resolve_concept(knowledge, spec.head, layer, cues, site_classes, site_ids, intensity)
-            if concept is not None and concept not in {c for c, _ in readings}:
-                readings.append((concept, layer))
-
-    out = []
-    for concept, layer in readings:
-        for site, lat in sites or [(None, None)]:
-            if site is not None and knowledge.sites[site].site_class == "bone" and len(sites) > 1:
-                continue  # "uptake in the tibia and calf": the bone part is skeletal uptake
+    site_changes = _changes_by_site(changes, [start for _, _, _, start in sites])
+    out: list[Mention] = []
+    seen: set[tuple] = set()
+    for site, lat, deny, site_start in sites or [(None, None, False, -1)]:
+        site_class = knowledge.sites[site].site_class if site else None
+        if spec.concept:
+            readings = [(spec.concept, None)]
+        else:
+            # The concept is decided per site: "no uptake in the upper extremities, lungs or
+            # stomach" is soft-tissue uptake for the limbs and visceral uptake for the organs.
+            readings = []
+            for layer in layers or [None]:
+                concept = _resolve_concept(knowledge, spec.head, layer, cues, {site_class} - {None},
+                                           {site} - {None}, intensity)
+                if concept is not None and concept not in {c for c, _ in readings}:
+                    readings.append((concept, layer))
+        this = dict(assertion)
+        if len(sites) > 1 and changes:
+            # Several sites, several change cues: each site takes the cue that speaks of it.
+            site_change = site_changes.get(site_start)
+            this["change"] = site_change
+            this["negated"] = site_change == "resolved" or (assertion["negated"] and assertion["change"] != "resolved")
+        if deny:
+            this.update(negated=True, certainty="definite", attributed_to=None)
+        for concept, layer in readings:
+            key = (concept, site, lat)
+            if key in seen:
+                continue
+            seen.add(key)
             out.append(
                 Mention(
-                    concept=concept, site=site, laterality=lat,
-                    site_class=knowledge.sites[site].site_class if site else None,
-                    distribution=distribution, symmetry=symmetry, intensity=intensity, layer=layer,
+                    concept=concept, site=site, laterality=lat, site_class=site_class,
+                    distribution=None if deny else distribution, symmetry=None if deny else symmetry,
+                    intensity=None if deny else intensity, layer=layer,
                     pattern=pattern if concept == "vascular-calcification" else None,
-                    start=h.ent.start_char, end=h.ent.end_char, **assertion,
+                    start=h.ent.start_char, end=h.ent.end_char, **this,
                 )
             )
     return out
+
+
+def _layers(h: _Head, doc: Any, knowledge: FindingsKnowledge) -> list[str]:
+    """The head's tissue layers, each read as its own finding unless it only says where a
+    more specific layer lies: "subcutaneous vascular calcification" is vascular calcification,
+    "muscular and fascial soft-tissue uptake" is muscular and fascial uptake; but "soft tissue
+    or visceral uptake" (coordinated) is both."""
+    spans = sorted((start, end, value) for _, group, value, start, end in h.quals if group == "layer")
+    values = list(dict.fromkeys(v for _, _, v in spans))
+    absorbed: set[str] = set()
+    for a_start, a_end, a in spans:
+        for b_start, b_end, b in spans:
+            if a == b or b not in knowledge.layer_absorbs.get(a, ()):
+                continue
+            lo, hi = (a_end, b_start) if a_end <= b_start else (b_end, a_start)
+            between = {t.lower_ for t in doc[lo:hi]} if hi > lo else set()
+            if not between & _COORDINATORS:
+                absorbed.add(b)
+    return [v for v in values if v not in absorbed]
+
+
+# A change phrase ending in a preposition names the site after it ("resolution at the right
+# buttock", "decrease in the thigh uptake"); any other speaks of the site before it ("the
+# uptake in both thighs has decreased").
+_FORWARD_ENDINGS = {"at", "in", "of", "on", "within", "over"}
+
+
+def _changes_by_site(changes: list[tuple[int, int, str, bool]], site_starts: list[int]) -> dict[int, str]:
+    """Site start token -> the change its nearest cue states ("interval decrease of the uptake in
+    both thighs and resolution at the right buttock": thighs decreased, buttock resolved)."""
+    starts = sorted(s for s in site_starts if s >= 0)
+    out: dict[int, tuple[int, str]] = {}
+    for start, end, change, forward in changes:
+        after = [s for s in starts if s >= end]
+        before = [s for s in starts if s < start]
+        first, second = (after, before) if forward else (before, after)
+        if first:
+            site = min(first) if first is after else max(first)
+        elif second:
+            site = min(second) if second is after else max(second)
+        else:
+            continue
+        distance = abs(site - start)
+        if site not in out or distance < out[site][0]:
+            out[site] = (distance, change)
+    return {site: change for site, (_, change) in out.items()}
 
 
 def _resolve_concept(

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,12 +15,9 @@ def knowledge() -> FindingsKnowledge:
 
 @pytest.fixture()
 def now() -> datetime:
-    return datetime(2026, 10, 10, 12, 0, tzinfo=timezone.utc)
+    return datetime(2026, 10, 10, 12, 0, tzinfo=UTC)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # spaCy's Matcher warns (W036) on every call when a medspaCy rule set has only phrase rules;
-    # that is the normal case here (the code silences it too, but pytest resets warning filters).
-    config.addinivalue_line("filterwarnings", r"ignore:\[W036\]:UserWarning")
     # spaCy 3.7's CLI helpers import a Click API that Click deprecates; nothing of ours.
     config.addinivalue_line("filterwarnings", "ignore:Importing 'parser.split_arg_string':DeprecationWarning")

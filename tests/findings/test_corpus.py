@@ -72,3 +72,27 @@ def test_precision_and_recall_on_the_corpus(knowledge, capsys) -> None:
 @pytest.mark.parametrize("sentence", [s for s in load_corpus() if not s["findings"]], ids=lambda s: s["id"])
 def test_sentences_without_findings_stay_silent(sentence, knowledge) -> None:
     assert extract_text_mentions(sentence["text"], knowledge) == ()
+
+
+HELDOUT = Path(__file__).with_name("corpus_heldout.yaml")
+# Floor for the held-out set: low enough that unseen wording may miss, high enough to catch a
+# rule change that breaks general reading. Not tuned to: see the file's header.
+HELDOUT_FLOOR = 0.7
+
+
+def test_precision_and_recall_on_held_out_sentences(knowledge, capsys) -> None:
+    sentences = yaml.safe_load(HELDOUT.read_text())["sentences"]
+    tp = n_pred = n_gold = 0
+    errors: list[str] = []
+    for sentence in sentences:
+        t, p, g, errs = score(sentence, knowledge)
+        tp, n_pred, n_gold = tp + t, n_pred + p, n_gold + g
+        errors += [f"{sentence['id']}: {e}" for e in errs]
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_gold if n_gold else 0.0
+    with capsys.disabled():
+        print(f"\nfindings held-out: {len(sentences)} sentences, {n_gold} annotated, {n_pred} extracted, {tp} correct "
+              f"-> precision {precision:.3f}, recall {recall:.3f}")
+        for e in errors:
+            print("  ", e)
+    assert precision >= HELDOUT_FLOOR and recall >= HELDOUT_FLOOR, errors

@@ -13,13 +13,18 @@ from cds.facts import FACT_FIELDS, Fact
 from cds.findings import extract_findings
 from tests.findings import fixtures as fx
 
-CALF_ULCERS = [("lower-leg", "left"), ("lower-leg", "right")]
+CALF_ULCERS = [("calf", "left"), ("calf", "right")]
 # Provenance, not content: where in the report (or whether from codes) a finding was read.
 PROVENANCE = {"extraction", "section"}
 
 
 def by_id(facts: tuple[Fact, ...]) -> dict[str, dict[str, Any]]:
-    return {f.id: dict(f.attrs) for f in facts}
+    """Finding facts by id."""
+    return {f.id: dict(f.attrs) for f in facts if f.kind == "finding"}
+
+
+def summaries(facts: tuple[Fact, ...]) -> dict[str, dict[str, Any]]:
+    return {f.id: dict(f.attrs) for f in facts if f.kind == "derived"}
 
 
 def content(facts: tuple[Fact, ...]) -> dict[str, dict[str, Any]]:
@@ -41,7 +46,7 @@ def test_source_bone_scan_text(knowledge, now) -> None:
     facts = by_id(fs.facts)
     ref = "finding:DiagnosticReport/bone-scan-1"
 
-    calves = facts[f"{ref}:soft-tissue-uptake:lower-leg:bilateral"]
+    calves = facts[f"{ref}:soft-tissue-uptake:calf:bilateral"]
     assert calves["distribution"] == "asymmetric"
     assert calves["intensity"] == "intense"
     assert calves["layer"] == "subcutaneous"
@@ -66,17 +71,21 @@ def test_source_bone_scan_text(knowledge, now) -> None:
 
     # Incidental findings are recognised as such and never counted as soft-tissue uptake:
     soft = [a for a in facts.values() if a["concept"] == "soft-tissue-uptake"]
-    assert {a.get("site") for a in soft} == {None, "lower-leg"}
+    assert {a.get("site") for a in soft} == {None, "calf"}
     # The indication ("rule out calciphylaxis", "ulcers of both calves") is not a finding:
     assert len(facts) == 7
+    # One report-level answer: soft-tissue uptake present, at the lesion sites.
+    assert summaries(fs.facts) == {"derived:bone-scan-soft-tissue-uptake:DiagnosticReport/bone-scan-1": {
+        "name": "bone-scan-soft-tissue-uptake", "text": "present", "flag": True,
+        "source": "DiagnosticReport/bone-scan-1", "date": "2026-10-02"}}
 
 
 def test_source_ct_text(knowledge, now) -> None:
     fs = extract_findings([fx.source_ct_text_only()], {}, now, CALF_ULCERS, knowledge)
     facts = by_id(fs.facts)
     assert set(facts) == {
-        "finding:DiagnosticReport/ct-1:subcutaneous-calcification:lower-leg:bilateral",
-        "finding:DiagnosticReport/ct-1:cutaneous-calcification:lower-leg:bilateral",
+        "finding:DiagnosticReport/ct-1:subcutaneous-calcification:calf:bilateral",
+        "finding:DiagnosticReport/ct-1:cutaneous-calcification:calf:bilateral",
     }
     for attrs in facts.values():
         assert attrs["modality"] == "CT"
@@ -94,8 +103,9 @@ def test_coded_and_text_versions_give_the_same_findings(knowledge, now, text_rep
     from_codes = extract_findings([rep], resources, now, CALF_ULCERS, knowledge)
     assert from_codes.warnings == () and from_text.warnings == ()
     assert content(from_codes.facts) == content(from_text.facts)
-    assert {f.attrs["extraction"] for f in from_codes.facts} == {"coded"}
-    assert {f.attrs["extraction"] for f in from_text.facts} == {"text"}
+    assert summaries(from_codes.facts) == summaries(from_text.facts)
+    assert {a["extraction"] for a in by_id(from_codes.facts).values()} == {"coded"}
+    assert {a["extraction"] for a in by_id(from_text.facts).values()} == {"text"}
 
 
 def test_coded_and_text_together_merge_into_one_fact_per_finding(knowledge, now) -> None:
