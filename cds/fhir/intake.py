@@ -126,7 +126,8 @@ class Intake:
         if reference.startswith("#"):
             if container is None:
                 return None
-            for contained in container.get("contained") or ():
+            contained_list = container.get("contained")
+            for contained in contained_list if isinstance(contained_list, list) else ():
                 if isinstance(contained, Mapping) and contained.get("id") == reference[1:]:
                     return contained  # type: ignore[return-value]
             return None

@@ -157,3 +157,12 @@ def test_mutated_resources_of_every_handled_type_never_crash_the_layer(terminolo
     context = {"patientId": "p1", "draftOrders": bundle(mutated) if base == 3 else None}
     result = extract_facts(context, {"a": bundle(*_BASES), "b": mutated}, NOW, terminology)
     assert not [w for w in result.warnings if w.message.startswith("fact extraction failed")]
+
+
+def test_contained_that_is_not_a_list_resolves_to_nothing() -> None:
+    # Found by the property test: `contained` holding an object or a number crashed reference resolution.
+    from cds.fhir.intake import Intake
+
+    for odd in (42, {"resourceType": "Medication", "id": "x"}, "x"):
+        container = {"resourceType": "MedicationRequest", "id": "mr", "contained": odd, "medicationReference": {"reference": "#x"}}
+        assert Intake([container]).resolve("#x", container) is None
