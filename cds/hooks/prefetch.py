@@ -8,14 +8,20 @@ OperationOutcome (the client failed: treat as missing).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import quote
 
+from cds.hooks.fhir_client import FhirFetchError
 from cds.hooks.models import CDSRequest
 from cds.hooks.services import ServiceDefinition
+
+log = logging.getLogger("cds.prefetch")
 
 _TOKEN = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 _TODAY = re.compile(r"^today\(\)\s*(?:([+-])\s*(\d+)\s*(days?|weeks?|months?|years?))?$")
@@ -50,13 +56,14 @@ def render_template(template: str, context: Mapping[str, Any], today: date) -> s
             value = context.get(token.removeprefix("context."))
             if not isinstance(value, str | int | float) or isinstance(value, bool) or value == "":
                 raise TemplateError(f"context has no primitive value for {token}")
-            return str(value)
+            # Encoded so that a context value cannot add query parameters or path segments.
+            return quote(str(value), safe="")
         if token in _USER_TOKENS:
             user = context.get("userId")
             prefix = f"{_USER_TOKENS[token]}/"
             if not isinstance(user, str) or not user.startswith(prefix):
                 raise TemplateError(f"userId is not a {_USER_TOKENS[token]} reference")
-            return user.removeprefix(prefix)
+            return quote(user.removeprefix(prefix), safe="")
         relative = _TODAY.match(token)
         if relative:
             sign, amount, unit = relative.groups()
@@ -71,8 +78,31 @@ def is_operation_outcome(value: Any) -> bool:
     return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
 
 
+def has_next_page(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and value.get("resourceType") == "Bundle"
+        and any(isinstance(link, dict) and link.get("relation") == "next" for link in value.get("link") or [])
+    )
+
+
 # fetch(query, request) -> resource or Bundle (or None when not found).
 Fetcher = Callable[[str, CDSRequest], Awaitable[Any]]
+
+
+@runtime_checkable
+class PagingFetcher(Protocol):
+    """A Fetcher that can also complete a paged Bundle (``cds.hooks.fhir_client.FhirClient``)."""
+
+    total_timeout: float
+
+    async def __call__(self, query: str, request: CDSRequest) -> Any: ...
+
+    async def complete_bundle(self, bundle: dict[str, Any], request: CDSRequest) -> dict[str, Any]: ...
+
+
+# Without a paging fetcher's own setting, all fetches of one hook call share this many seconds.
+DEFAULT_FETCH_BUDGET_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
@@ -87,35 +117,76 @@ async def complete_prefetch(
     today: date,
     fetch: Fetcher | None = None,
 ) -> PrefetchResult:
-    """Every prefetch key of ``service``, from the request or fetched; 412 otherwise."""
+    """Every prefetch key of ``service``, from the request or fetched; 412 otherwise.
+
+    Keys are fetched concurrently under one total deadline, so a slow FHIR
+    server costs the hook at most the budget; a key not complete by then is
+    unavailable. Required keys that are unavailable raise PrefetchUnavailable;
+    optional ones are left out.
+    """
     sent = request.prefetch or {}
     data: dict[str, Any] = {}
+    to_page: dict[str, dict[str, Any]] = {}
     missing: dict[str, str] = {}
     for key, template in service.prefetch.items():
-        if key in sent and not is_operation_outcome(sent[key]):
-            data[key] = sent[key]
-        else:
+        if key not in sent or is_operation_outcome(sent[key]):
             missing[key] = template
-    fetched: list[str] = []
-    unavailable: list[str] = []
+        elif has_next_page(sent[key]):
+            to_page[key] = sent[key]
+        else:
+            data[key] = sent[key]
+    if not missing and not to_page:
+        return PrefetchResult(data=data)
+
+    failures: dict[str, str] = {}
+    jobs: dict[str, Awaitable[Any]] = {}
+    for key, bundle in to_page.items():
+        if request.fhirServer is None or not isinstance(fetch, PagingFetcher):
+            failures[key] = "its Bundle has more pages and no fhirServer to fetch them from"
+        else:
+            jobs[key] = fetch.complete_bundle(bundle, request)
     for key, template in missing.items():
         if request.fhirServer is None or fetch is None:
-            if key not in service.optional_prefetch:
-                unavailable.append(key)
+            failures[key] = "no fhirServer was given to fetch it"
             continue
         try:
             query = render_template(template, request.context, today)
-        except TemplateError:
-            if key not in service.optional_prefetch:
-                unavailable.append(key)
+        except TemplateError as exc:
+            failures[key] = str(exc)
             continue
-        data[key] = await fetch(query, request)
-        fetched.append(key)
+        jobs[key] = fetch(query, request)
+
+    budget = fetch.total_timeout if isinstance(fetch, PagingFetcher) else DEFAULT_FETCH_BUDGET_SECONDS
+    fetched: list[str] = []
+    if jobs:
+        tasks = {key: asyncio.ensure_future(job) for key, job in jobs.items()}
+        _, pending = await asyncio.wait(tasks.values(), timeout=budget)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        for key, task in tasks.items():
+            if task in pending:
+                failures[key] = f"fhirServer did not answer within {budget:g} s"
+            elif task.exception() is not None:
+                failures[key] = _describe_failure(task.exception())
+            else:
+                data[key] = task.result()
+                fetched.append(key)
+
+    unavailable = [key for key in service.prefetch if key in failures and key not in service.optional_prefetch]
+    for key, reason in failures.items():
+        # The reason names no patient and no token (FhirFetchError messages are written so).
+        log.warning("prefetch %r unavailable (%s): %s", key, "required" if key in unavailable else "optional", reason)
     if unavailable:
-        reason = (
-            "no fhirServer was given to fetch them"
-            if request.fhirServer is None
-            else "they could not be fetched from fhirServer"
-        )
-        raise PrefetchUnavailable(unavailable, f"required prefetch {', '.join(unavailable)} missing and {reason}")
+        reasons = "; ".join(f"{key}: {failures[key]}" for key in unavailable)
+        raise PrefetchUnavailable(unavailable, f"required prefetch data missing and not fetchable ({reasons})")
     return PrefetchResult(data=data, fetched=tuple(fetched))
+
+
+def _describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, FhirFetchError):
+        return str(exc)
+    # An unexpected error in a fetcher: its text might hold anything, so only its class is shown.
+    log.error("prefetch fetcher raised %s", type(exc).__name__)
+    return "the fetch failed"

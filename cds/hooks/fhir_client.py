@@ -1,0 +1,200 @@
+"""Fetching prefetch data the EHR did not send, from the request's ``fhirServer``.
+
+One ``FhirClient`` (one pooled ``httpx.AsyncClient``) serves the whole
+process; nothing of a request is kept on it:
+
+* the bearer token from ``fhirAuthorization`` is passed per call, only to URLs
+  under that request's ``fhirServer`` (``next`` links elsewhere are refused),
+  and never logged or stored;
+* cookies are refused (a cookie set by one EHR's server would otherwise be
+  sent on another request), redirects are not followed;
+* each GET has its own timeout; the caller puts a total deadline around all of
+  them (``complete_prefetch``); connection failures are retried by the
+  transport (GET is idempotent), nothing else is;
+* responses are size-capped, must be JSON FHIR resources, and a Bundle's
+  ``next`` pages are followed up to ``max_pages``; a loop, a foreign ``next``
+  link or too many pages make the data incomplete, which is a failure, never
+  silently partial data.
+
+Log lines name the prefetch key's resource type, the FHIR server's origin and
+what went wrong; never the query (it carries the patient id) nor the token.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import orjson
+
+from cds.hooks.models import CDSRequest
+
+log = logging.getLogger("cds.fhir_client")
+# httpx logs every request URL at INFO; our URLs carry patient ids.
+logging.getLogger("httpx").setLevel(logging.WARNING)
+
+NOT_FOUND_STATUSES = frozenset({404, 410})
+
+
+class FhirFetchError(Exception):
+    """The FHIR server did not give usable data; the message holds no PHI and no token."""
+
+
+@dataclass(frozen=True)
+class FetchLimits:
+    request_timeout: float = 1.0  # seconds per GET (connect, read, write, pool)
+    total_timeout: float = 1.5  # seconds for all fetches of one hook call, leaving time to evaluate
+    max_pages: int = 20  # pages of one search, the first included
+    connect_retries: int = 1  # extra attempts after a connection failure
+    max_response_bytes: int = 16 * 1024 * 1024
+    max_connections: int = 50
+
+
+def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path
+
+
+def is_under(url: str, base: str) -> bool:
+    """True when ``url`` is on ``base``'s origin and under its path (``base`` is the fhirServer)."""
+    scheme, host, port, path = _origin_and_path(url)
+    b_scheme, b_host, b_port, b_path = _origin_and_path(base)
+    prefix = b_path.rstrip("/") + "/"
+    return (scheme, host, port) == (b_scheme, b_host, b_port) and (path + "/").startswith(prefix)
+
+
+def _origin(url: str) -> str:
+    scheme, host, port, _ = _origin_and_path(url)
+    return f"{scheme}://{host}:{port}"
+
+
+class FhirClient:
+    """The process-wide FHIR fetcher; a ``Fetcher`` for ``complete_prefetch``."""
+
+    def __init__(self, limits: FetchLimits | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.limits = limits or FetchLimits()
+        no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.limits.request_timeout),
+            limits=httpx.Limits(max_connections=self.limits.max_connections, max_keepalive_connections=20),
+            transport=transport or httpx.AsyncHTTPTransport(retries=self.limits.connect_retries),
+            follow_redirects=False,
+            cookies=no_cookies,
+            trust_env=False,  # no proxy from the environment sees the token
+            headers={"Accept": "application/fhir+json"},
+        )
+
+    @property
+    def total_timeout(self) -> float:
+        return self.limits.total_timeout
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # ------------------------------------------------------------------ Fetcher
+
+    async def __call__(self, query: str, request: CDSRequest) -> Any:
+        """The resource or Bundle a rendered prefetch query gives; None for a read that found nothing."""
+        base = self._base(request)
+        url = f"{base.rstrip('/')}/{query.lstrip('/')}"
+        if not is_under(url, base):
+            raise FhirFetchError("the query leaves fhirServer")
+        is_read = "?" not in query and query.count("/") == 1
+        status, body = await self._get(url, request)
+        if status in NOT_FOUND_STATUSES and is_read:
+            return None
+        resource = self._resource(status, body, base)
+        if resource.get("resourceType") == "Bundle":
+            return await self.complete_bundle(resource, request)
+        return resource
+
+    async def complete_bundle(self, bundle: dict[str, Any], request: CDSRequest) -> dict[str, Any]:
+        """``bundle`` with the entries of all its ``next`` pages, as one Bundle without a ``next`` link."""
+        next_url = _next_link(bundle)
+        if next_url is None:
+            return bundle
+        base = self._base(request)
+        entries = list(bundle.get("entry") or [])
+        seen: set[str] = set()
+        pages = 1
+        while next_url is not None:
+            next_url = urljoin(base.rstrip("/") + "/", next_url)
+            if not is_under(next_url, base):
+                # The token must not leave fhirServer, and data from elsewhere is not the EHR's.
+                raise FhirFetchError("a next link points outside fhirServer")
+            if next_url in seen:
+                raise FhirFetchError("the next links loop")
+            if pages >= self.limits.max_pages:
+                raise FhirFetchError(f"more than {self.limits.max_pages} pages")
+            seen.add(next_url)
+            status, body = await self._get(next_url, request)
+            page = self._resource(status, body, base)
+            if page.get("resourceType") != "Bundle":
+                raise FhirFetchError("a next page is not a Bundle")
+            entries.extend(page.get("entry") or [])
+            pages += 1
+            next_url = _next_link(page)
+        merged = {k: v for k, v in bundle.items() if k not in {"entry", "link"}}
+        links = [link for link in bundle.get("link") or [] if isinstance(link, dict) and link.get("relation") != "next"]
+        if links:
+            merged["link"] = links
+        if entries:
+            merged["entry"] = entries
+        return merged
+
+    # ------------------------------------------------------------------ internals
+
+    @staticmethod
+    def _base(request: CDSRequest) -> str:
+        if request.fhirServer is None:
+            raise FhirFetchError("the request names no fhirServer")
+        return request.fhirServer
+
+    async def _get(self, url: str, request: CDSRequest) -> tuple[int, bytes]:
+        headers = {}
+        if request.fhirAuthorization is not None:
+            headers["Authorization"] = f"Bearer {request.fhirAuthorization.access_token.get_secret_value()}"
+        try:
+            async with self._client.stream("GET", url, headers=headers) as response:
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.limits.max_response_bytes:
+                    raise FhirFetchError("the response is too large")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > self.limits.max_response_bytes:
+                        raise FhirFetchError("the response is too large")
+                    chunks.append(chunk)
+                return response.status_code, b"".join(chunks)
+        except httpx.TimeoutException:
+            raise FhirFetchError(f"timed out after {self.limits.request_timeout:g} s at {_origin(url)}") from None
+        except httpx.HTTPError as exc:
+            # The exception text may contain the URL (patient id): name its class only.
+            raise FhirFetchError(f"{type(exc).__name__} at {_origin(url)}") from None
+
+    @staticmethod
+    def _resource(status: int, body: bytes, base: str) -> dict[str, Any]:
+        if not 200 <= status < 300:
+            raise FhirFetchError(f"HTTP {status} from {_origin(base)}")
+        try:
+            resource = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise FhirFetchError(f"a response from {_origin(base)} is not JSON") from None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            raise FhirFetchError(f"a response from {_origin(base)} is not a FHIR resource")
+        if resource["resourceType"] == "OperationOutcome":
+            raise FhirFetchError(f"{_origin(base)} answered with an OperationOutcome")
+        return resource
+
+
+def _next_link(bundle: dict[str, Any]) -> str | None:
+    for link in bundle.get("link") or []:
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return link["url"]
+    return None
