@@ -12,7 +12,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds import __version__
 from cds.hooks.errors import HookError, describe_validation_error, outcome_response
+from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.handler import answer_hook
 from cds.hooks.models import DiscoveryResponse, FeedbackRequest, FeedbackResponse
 from cds.hooks.prefetch import Fetcher
@@ -214,7 +216,25 @@ def create_app(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FastAPI:
     pipeline = pipeline or Pipeline.load(settings.rules_dir, settings.hook_namespace, engine=settings.engine)
+    fhir_client: FhirClient | None = None
+    if fetch is None:
+        fhir_client = FhirClient(
+            FetchLimits(
+                request_timeout=settings.fhir_request_timeout_seconds,
+                total_timeout=settings.fhir_total_timeout_seconds,
+                max_pages=settings.fhir_max_pages,
+            )
+        )
+        fetch = fhir_client
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if fhir_client is not None:
+            await fhir_client.aclose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Calciphylaxis CDS",
         version=__version__,
         docs_url=None,

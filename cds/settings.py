@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     external_base_url: str | None = None  # the URL EHRs use; JWT `aud` is checked against it
     trusted_clients_file: Path | None = None
 
+    # Fetching prefetch data the EHR did not send (cds.hooks.fhir_client). The hook answers within
+    # about fhir_total_timeout_seconds plus the evaluation: 1.5 s + evaluation keeps it under 2 s.
+    fhir_request_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    fhir_total_timeout_seconds: float = Field(default=1.5, gt=0, le=120)
+    fhir_max_pages: int = Field(default=20, ge=1, le=1000)
+
     # Extension key that asks for the evaluation trace in the response.
     trace_extension_key: str = "org.calciphylaxis-cds.trace"
     # Namespace of the radiologist's reverse-domain hook.

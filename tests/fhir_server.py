@@ -257,3 +257,56 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+# --------------------------------------------------------------------------- for the tests
+
+
+class RunningFhirServer:
+    """A started test server process, as the tests see it."""
+
+    def __init__(self, process: Any, port: int) -> None:
+        self.process = process
+        self.port = port
+
+    def base(self, mode: str = "ok", tag: str | None = None) -> str:
+        return f"http://127.0.0.1:{self.port}/{mode}{'.' + tag if tag else ''}/fhir"
+
+    def requests(self, tag: str | None = None) -> list[dict[str, Any]]:
+        """Requests received so far (only those of ``tag`` when given)."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_requests", timeout=5) as response:
+            log = json.loads(response.read())
+        log = [r for r in log if r["path"] != "/_requests"]
+        if tag is not None:
+            log = [r for r in log if r["path"].split("/")[1].partition(".")[2] == tag]
+        return log
+
+
+def start(bundle_paths: list[str]) -> RunningFhirServer:
+    """Start the server in its own process; the caller stops it with ``stop``."""
+    import subprocess
+
+    process = subprocess.Popen(
+        [sys.executable, __file__, *bundle_paths],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = process.stdout.readline() if process.stdout else ""
+    if not line.startswith("PORT "):
+        process.kill()
+        raise RuntimeError(f"the FHIR test server did not start: {line!r}")
+    return RunningFhirServer(process, int(line.split()[1]))
+
+
+def stop(server: RunningFhirServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=5)
+    except Exception:
+        server.process.kill()
+        server.process.wait(timeout=5)
+    if server.process.stdout:
+        server.process.stdout.close()

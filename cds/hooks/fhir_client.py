@@ -22,6 +22,7 @@ what went wrong; never the query (it carries the patient id) nor the token.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -63,6 +64,8 @@ def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
 def is_under(url: str, base: str) -> bool:
     """True when ``url`` is on ``base``'s origin and under its path (``base`` is the fhirServer)."""
     scheme, host, port, path = _origin_and_path(url)
+    if any(segment in {".", ".."} for segment in path.split("/")):
+        return False
     b_scheme, b_host, b_port, b_path = _origin_and_path(base)
     prefix = b_path.rstrip("/") + "/"
     return (scheme, host, port) == (b_scheme, b_host, b_port) and (path + "/").startswith(prefix)
@@ -78,23 +81,40 @@ class FhirClient:
 
     def __init__(self, limits: FetchLimits | None = None, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.limits = limits or FetchLimits()
-        no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(self.limits.request_timeout),
-            limits=httpx.Limits(max_connections=self.limits.max_connections, max_keepalive_connections=20),
-            transport=transport or httpx.AsyncHTTPTransport(retries=self.limits.connect_retries),
-            follow_redirects=False,
-            cookies=no_cookies,
-            trust_env=False,  # no proxy from the environment sees the token
-            headers={"Accept": "application/fhir+json"},
-        )
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def total_timeout(self) -> float:
         return self.limits.total_timeout
 
+    def _pool(self) -> httpx.AsyncClient:
+        """The pooled client of the running event loop.
+
+        A pool's connections belong to the loop that opened them; under uvicorn
+        there is one loop for the process, but test clients may run each call in
+        a fresh loop, which then gets a fresh pool.
+        """
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.limits.request_timeout),
+                limits=httpx.Limits(max_connections=self.limits.max_connections, max_keepalive_connections=20),
+                transport=self._transport or httpx.AsyncHTTPTransport(retries=self.limits.connect_retries),
+                follow_redirects=False,
+                cookies=no_cookies,
+                trust_env=False,  # no proxy from the environment sees the token
+                headers={"Accept": "application/fhir+json"},
+            )
+            self._loop = loop
+        return self._client
+
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._client is not None and self._loop is asyncio.get_running_loop():
+            await self._client.aclose()
+        self._client = None
 
     # ------------------------------------------------------------------ Fetcher
 
@@ -160,7 +180,7 @@ class FhirClient:
         if request.fhirAuthorization is not None:
             headers["Authorization"] = f"Bearer {request.fhirAuthorization.access_token.get_secret_value()}"
         try:
-            async with self._client.stream("GET", url, headers=headers) as response:
+            async with self._pool().stream("GET", url, headers=headers) as response:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > self.limits.max_response_bytes:
                     raise FhirFetchError("the response is too large")
