@@ -26,6 +26,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds import __version__
+from cds.auth import build_authenticator
 from cds.hooks.errors import HookError, describe_validation_error, outcome_response
 from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.handler import answer_hook
@@ -226,6 +227,8 @@ def create_app(
             )
         )
         fetch = fhir_client
+    if authenticate is None and settings.auth_required:
+        authenticate = build_authenticator(settings, clock)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -275,13 +278,13 @@ def create_app(
 
     @app.post("/cds-services/{service_id}")
     async def call_service(service_id: str, request: Request) -> Response:
+        await check_caller(request, f"/cds-services/{service_id}")
         current: Pipeline = app.state.pipeline
         service = current.service(service_id)
         if service is None:
             raise HookError(404, f"no CDS service with id {service_id!r}")
         fields = log_fields(request)
         fields.update(service=service.id, hook=service.hook, ruleset=current.version, engine=current.backend)
-        await check_caller(request, f"/cds-services/{service_id}")
         payload = await read_json_object(request)
         try:
             async with asyncio.timeout(settings.request_deadline_seconds):
@@ -306,11 +309,11 @@ def create_app(
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
+        await check_caller(request, f"/cds-services/{service_id}/feedback")
         current: Pipeline = app.state.pipeline
         if current.service(service_id) is None:
             raise HookError(404, f"no CDS service with id {service_id!r}")
         log_fields(request)["service"] = service_id
-        await check_caller(request, f"/cds-services/{service_id}/feedback")
         payload = await read_json_object(request)
         try:
             parsed = FeedbackRequest.model_validate(payload)

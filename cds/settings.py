@@ -45,7 +45,14 @@ class Settings(BaseSettings):
     # Authentication of the EHR (CDS Hooks JWT). Off only for a loopback demo.
     auth_required: bool = True
     external_base_url: str | None = None  # the URL EHRs use; JWT `aud` is checked against it
-    trusted_clients_file: Path | None = None
+    trusted_clients_file: Path | None = None  # YAML: iss -> jwks_file | allow-listed jku (cds.auth.clients)
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["ES384", "RS384"])
+    jwt_clock_skew_seconds: float = Field(default=30, ge=0, le=300)
+    jwt_max_lifetime_seconds: float = Field(default=3600, gt=0, le=86400)
+    # Where seen jtis are kept: this process only, or the shared database (several workers or hosts).
+    jwt_replay_store: Literal["memory", "database"] = "memory"
+    jwks_cache_seconds: float = Field(default=3600, gt=0)
+    jwks_min_refresh_seconds: float = Field(default=30, ge=0)
 
     # Fetching prefetch data the EHR did not send (cds.hooks.fhir_client). The hook answers within
     # about fhir_total_timeout_seconds plus the evaluation: 1.5 s + evaluation keeps it under 2 s.
@@ -59,6 +66,18 @@ class Settings(BaseSettings):
     hook_namespace: str = "org.calciphylaxis-cds"
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _split_algorithms(cls, value: Any) -> Any:
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _asymmetric_algorithms(cls, value: list[str]) -> list[str]:
+        from cds.auth.clients import check_algorithms
+
+        return check_algorithms(value)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -82,6 +101,13 @@ class Settings(BaseSettings):
             raise SettingsError(
                 f"CDS_AUTH_REQUIRED=false is only allowed when bound to loopback; CDS_HOST={self.host!r} is not"
             )
+        if self.auth_required and not self.external_base_url:
+            raise SettingsError(
+                "CDS_EXTERNAL_BASE_URL is required when authentication is on: "
+                "a JWT's aud is checked against the URL the EHR calls"
+            )
+        if self.auth_required and self.trusted_clients_file is None:
+            raise SettingsError("CDS_TRUSTED_CLIENTS_FILE is required when authentication is on")
         if self.profile == "production" and "*" in self.cors_origins:
             raise SettingsError("CDS_CORS_ORIGINS='*' is not allowed in the production profile")
         if not self.rules_dir.is_dir():

@@ -61,6 +61,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     root.addHandler(_guard)
     # Records below the root's level are never created; check them all.
     root.setLevel(logging.DEBUG)
+    logging.getLogger("asyncio").setLevel(logging.INFO)  # one "Using selector" line per event loop
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -1,0 +1,60 @@
+"""Authentication of CDS clients (EHRs) by the JWT of CDS Hooks 2.0 §security."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from cds.auth.clients import TrustedClient, TrustedClientsError, load_trusted_clients
+from cds.auth.keys import KeyRing, KeysUnavailable
+from cds.auth.replay import MemoryReplayStore, ReplayStore, SqlReplayStore
+from cds.auth.verify import AuthFailure, BearerAuthenticator, JwtVerifier, VerifiedToken
+
+if TYPE_CHECKING:
+    from cds.settings import Settings
+
+__all__ = [
+    "AuthFailure",
+    "BearerAuthenticator",
+    "JwtVerifier",
+    "KeyRing",
+    "MemoryReplayStore",
+    "ReplayStore",
+    "SqlReplayStore",
+    "TrustedClient",
+    "TrustedClientsError",
+    "VerifiedToken",
+    "build_authenticator",
+    "load_trusted_clients",
+]
+
+log = logging.getLogger("cds.auth")
+
+
+def build_authenticator(
+    settings: Settings, clock: Callable[[], datetime], replay: ReplayStore | None = None
+) -> BearerAuthenticator:
+    """The authenticator the settings describe; with no trusted clients every call is refused."""
+    clients = load_trusted_clients(settings.trusted_clients_file) if settings.trusted_clients_file else {}
+    if not clients:
+        log.warning("authentication is on and no trusted client is configured (CDS_TRUSTED_CLIENTS_FILE): "
+                    "every call will be refused")
+    keys = KeyRing(cache_seconds=settings.jwks_cache_seconds, min_refresh_seconds=settings.jwks_min_refresh_seconds)
+    for client in clients.values():
+        if client.jwks_file is not None:
+            try:
+                keys.load_file(client)
+            except KeysUnavailable as exc:
+                raise TrustedClientsError(f"trusted client {client.iss!r}: {exc}") from exc
+    verifier = JwtVerifier(
+        clients,
+        keys,
+        replay=replay,
+        algorithms=settings.jwt_algorithms,
+        clock_skew_seconds=settings.jwt_clock_skew_seconds,
+        max_lifetime_seconds=settings.jwt_max_lifetime_seconds,
+        clock=clock,
+    )
+    return BearerAuthenticator(verifier)

@@ -1,0 +1,115 @@
+"""Trusted CDS clients (EHRs), configured by ``iss`` in a YAML file.
+
+```yaml
+clients:
+  - iss: https://sandbox.cds-hooks.org
+    jwks_file: sandbox-jwks.json          # keys exchanged out of band (relative to this file)
+  - iss: https://ehr.example.org
+    jku:                                  # allow-listed JWK Set URLs; no other jku is ever fetched
+      - https://ehr.example.org/.well-known/jwks.json
+    tenants: [hospital-a, hospital-b]     # optional: only these `tenant` claims
+    algorithms: [ES384]                   # optional: narrows CDS_JWT_ALGORITHMS for this client
+```
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+
+# Asymmetric JWS algorithms only: CDS Hooks forbids `none` and every symmetric (HMAC) algorithm.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+)
+DEFAULT_ALGORITHMS = ("ES384", "RS384")  # the two the spec recommends
+
+
+class TrustedClientsError(ValueError):
+    """The trusted-clients file is missing or invalid; the message names the file and the entry."""
+
+
+def check_algorithms(algorithms: list[str] | tuple[str, ...]) -> list[str]:
+    refused = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
+    if refused:
+        raise ValueError(
+            f"not an asymmetric JWS algorithm: {', '.join(refused)} (none and HMAC are never accepted); "
+            f"choose from {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+        )
+    if not algorithms:
+        raise ValueError("at least one algorithm is needed")
+    return list(algorithms)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class TrustedClient(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    iss: Annotated[str, StringConstraints(min_length=1)]
+    jwks_file: Path | None = None
+    jku: tuple[str, ...] = ()
+    tenants: frozenset[str] | None = None
+    algorithms: tuple[str, ...] | None = None
+
+    @field_validator("jku")
+    @classmethod
+    def _https(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            parts = urlsplit(url)
+            # Keys fetched over plain HTTP could be swapped in transit; loopback is for tests and demos.
+            if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname or "")):
+                raise ValueError(f"jku {url!r} must be an https URL")
+        return value
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        return None if value is None else tuple(check_algorithms(value))
+
+    @model_validator(mode="after")
+    def _has_keys(self) -> TrustedClient:
+        if self.jwks_file is None and not self.jku:
+            raise ValueError("a trusted client needs jwks_file or jku")
+        return self
+
+
+class TrustedClientsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    clients: list[TrustedClient] = Field(default_factory=list)
+
+
+def load_trusted_clients(path: Path) -> dict[str, TrustedClient]:
+    """The trusted clients by ``iss``; relative ``jwks_file`` paths are resolved against ``path``'s folder."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise TrustedClientsError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise TrustedClientsError(f"{path}: invalid YAML: {exc}") from exc
+    try:
+        parsed = TrustedClientsFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_input=False)[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise TrustedClientsError(f"{path}: {loc}: {first['msg']}") from None
+    clients: dict[str, TrustedClient] = {}
+    for client in parsed.clients:
+        if client.iss in clients:
+            raise TrustedClientsError(f"{path}: iss {client.iss!r} is listed twice")
+        if client.jwks_file is not None and not client.jwks_file.is_absolute():
+            client = client.model_copy(update={"jwks_file": path.parent / client.jwks_file})
+        clients[client.iss] = client
+    return clients

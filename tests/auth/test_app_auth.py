@@ -1,0 +1,158 @@
+"""Authentication through the HTTP app: every endpoint, 401 bodies, log lines, settings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+
+import jwt
+import pytest
+from fastapi.testclient import TestClient
+
+from cds.app import create_app
+from cds.settings import Settings, SettingsError
+from tests.auth.conftest import BASE, ISS, NOW, claims, sign
+from tests.conftest import RULES_DIR, shared_data
+
+ENDPOINTS = {
+    "discovery": ("GET", "/cds-services"),
+    "service": ("POST", "/cds-services/calciphylaxis-risk"),
+    "feedback": ("POST", "/cds-services/calciphylaxis-risk/feedback"),
+}
+
+
+def app_client(clients_file, **settings) -> TestClient:
+    base = {
+        "profile": "production",
+        "rules_dir": RULES_DIR,
+        "external_base_url": BASE,
+        "trusted_clients_file": clients_file,
+        "database_url": "sqlite://",
+    }
+    return TestClient(create_app(Settings(**{**base, **settings}), clock=lambda: NOW))
+
+
+def request_body(endpoint: str) -> dict | None:
+    if endpoint == "service":
+        body = json.loads(shared_data("cds-hooks-sandbox", "sandbox-patient-view-request.json").read_text())["body"]
+        body.pop("fhirServer")
+        return body
+    if endpoint == "feedback":
+        return {
+            "feedback": [
+                {
+                    "card": str(uuid.uuid4()),
+                    "outcome": "overridden",
+                    "overrideReason": {"userComment": "not relevant"},
+                    "outcomeTimestamp": "2026-11-21T06:00:00Z",
+                }
+            ]
+        }
+    return None
+
+
+def call(client: TestClient, endpoint: str, token: str | None):
+    method, path = ENDPOINTS[endpoint]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return client.request(method, path, json=request_body(endpoint), headers=headers)
+
+
+def assert_refused(response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    # Nothing useful to an attacker: the same words whatever check failed.
+    assert [i["diagnostics"] for i in outcome["issue"]] == ["authentication failed"]
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_each_endpoint_accepts_its_own_audience_only(keys, clients_file, endpoint):
+    client = app_client(clients_file)
+    own = f"{BASE}{ENDPOINTS[endpoint][1]}"
+    response = call(client, endpoint, sign(keys, claims(aud=own)))
+    # Authenticated; feedback about a card never issued may then be refused for that reason.
+    assert response.status_code in ((200, 422) if endpoint == "feedback" else (200,)), response.text
+    for other, (_, path) in ENDPOINTS.items():
+        if other != endpoint:
+            assert_refused(call(client, endpoint, sign(keys, claims(aud=f"{BASE}{path}"))))
+    assert_refused(call(client, endpoint, sign(keys, claims(aud=f"http://testserver{ENDPOINTS[endpoint][1]}"))))
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_no_token_is_refused_everywhere(clients_file, endpoint):
+    assert_refused(call(app_client(clients_file), endpoint, None))
+
+
+def test_a_replayed_token_is_refused_by_the_app(keys, clients_file):
+    client = app_client(clients_file)
+    token = sign(keys, claims(aud=f"{BASE}/cds-services"))
+    assert call(client, "discovery", token).status_code == 200
+    assert_refused(call(client, "discovery", token))
+
+
+def test_the_log_line_names_the_check_iss_and_jti_never_the_token(keys, clients_file, caplog):
+    client = app_client(clients_file)
+    payload = claims(aud=f"{BASE}/cds-services/other")
+    token = sign(keys, payload)
+    with caplog.at_level(logging.WARNING, logger="cds.auth"):
+        assert_refused(call(client, "discovery", token))
+    [line] = [r.getMessage() for r in caplog.records if r.name == "cds.auth"]
+    assert "check=aud" in line and f"iss={ISS}" in line and f"jti={payload['jti']}" in line
+    assert token not in line and token.split(".")[2] not in line
+
+
+def test_other_schemes_and_junk_headers_are_refused(clients_file):
+    client = app_client(clients_file)
+    for header in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "eyJ.eyJ.x", "Bearer a.b.c"):
+        assert_refused(client.get("/cds-services", headers={"Authorization": header}))
+
+
+def test_no_trusted_clients_refuses_every_call(keys):
+    client = TestClient(
+        create_app(
+            Settings(profile="production", rules_dir=RULES_DIR, external_base_url=BASE, database_url="sqlite://"),
+            clock=lambda: NOW,
+        )
+    )
+    assert_refused(call(client, "discovery", sign(keys, claims(aud=f"{BASE}/cds-services"))))
+
+
+def test_the_sandbox_token_is_checked_by_the_app(tmp_path):
+    """The sandbox's real token reaches our order-sign service: refused, since its aud is the sandbox's stub URL."""
+    capture = json.loads(shared_data("cds-hooks-sandbox", "sandbox-order-sign-request.json").read_text())
+    clients = tmp_path / "clients.yaml"
+    clients.write_text(
+        f"clients:\n  - iss: https://sandbox.cds-hooks.org\n    jwks_file: {shared_data('cds-hooks-sandbox', 'jwks.json')}\n"
+    )
+    token = capture["headers"]["Authorization"].removeprefix("Bearer ")
+    sent_at = jwt.decode(token, options={"verify_signature": False})["iat"]
+    from datetime import UTC, datetime
+
+    settings = Settings(
+        profile="production",
+        rules_dir=RULES_DIR,
+        external_base_url="http://127.0.0.1:3100",
+        trusted_clients_file=clients,
+        database_url="sqlite://",
+    )
+    client = TestClient(create_app(settings, clock=lambda: datetime.fromtimestamp(sent_at + 5, UTC)))
+    response = client.post(
+        "/cds-services/calciphylaxis-order-sign", json=capture["body"], headers={"Authorization": f"Bearer {token}"}
+    )
+    assert_refused(response)
+
+
+def test_auth_off_needs_loopback_and_on_needs_base_url_and_clients(clients_file):
+    Settings(auth_required=False, host="127.0.0.1").check()
+    with pytest.raises(SettingsError, match="loopback"):
+        Settings(auth_required=False, host="0.0.0.0").check()
+    with pytest.raises(SettingsError, match="CDS_EXTERNAL_BASE_URL"):
+        Settings(trusted_clients_file=clients_file).check()
+    with pytest.raises(SettingsError, match="CDS_TRUSTED_CLIENTS_FILE"):
+        Settings(external_base_url=BASE).check()
+    with pytest.raises(ValueError, match="asymmetric"):
+        Settings(jwt_algorithms=["ES384", "HS256"])
+    with pytest.raises(ValueError, match="asymmetric"):
+        Settings(jwt_algorithms=["none"])
