@@ -21,12 +21,14 @@ import orjson
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds import __version__
-from cds.auth import build_authenticator
+from cds.auth import SqlReplayStore, build_authenticator
 from cds.hooks.errors import HookError, describe_validation_error, outcome_response
 from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.handler import answer_hook
@@ -36,6 +38,7 @@ from cds.observability import metrics
 from cds.observability.logs import request_id_var
 from cds.pipeline import Pipeline
 from cds.settings import Settings
+from cds.store import Store, StoreUnavailable, UnknownCard, audit_records, open_store
 
 log = logging.getLogger("cds.request")
 
@@ -215,6 +218,7 @@ def create_app(
     fetch: Fetcher | None = None,
     authenticate: Authenticator | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    store: Store | None = None,
 ) -> FastAPI:
     pipeline = pipeline or Pipeline.load(settings.rules_dir, settings.hook_namespace, engine=settings.engine)
     fhir_client: FhirClient | None = None
@@ -227,14 +231,18 @@ def create_app(
             )
         )
         fetch = fhir_client
+    active_store = store or open_store(settings)
     if authenticate is None and settings.auth_required:
-        authenticate = build_authenticator(settings, clock)
+        replay = SqlReplayStore(active_store.engine) if settings.jwt_replay_store == "database" else None
+        authenticate = build_authenticator(settings, clock, replay)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         if fhir_client is not None:
             await fhir_client.aclose()
+        if store is None:
+            active_store.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -246,6 +254,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.pipeline = pipeline
+    app.state.store = active_store
 
     def audience(request: Request, path: str) -> str:
         base = (settings.external_base_url or str(request.base_url)).rstrip("/")
@@ -286,10 +295,11 @@ def create_app(
         fields = log_fields(request)
         fields.update(service=service.id, hook=service.hook, ruleset=current.version, engine=current.backend)
         payload = await read_json_object(request)
+        now = clock()
         try:
             async with asyncio.timeout(settings.request_deadline_seconds):
                 evaluation = await answer_hook(
-                    current, service, payload, clock(), fetch, settings.trace_extension_key
+                    current, service, payload, now, fetch, settings.trace_extension_key
                 )
         except TimeoutError:
             metrics.DEADLINE_EXCEEDED.inc()
@@ -305,7 +315,22 @@ def create_app(
         for card_uuid, rule_ids in evaluation.card_rules.items():
             for rule_id in rule_ids:
                 metrics.CARDS_RAISED.labels(service.id, rule_id).inc()
-        return json_response(response)
+        answer = json_response(response)
+        if evaluation.response.cards:
+            # answer_hook validated hookInstance and context.patientId. The write runs after the
+            # answer is sent and never fails the call (Store.audit queues and counts failures).
+            records = audit_records(
+                service.id,
+                service.hook,
+                str(payload["hookInstance"]),
+                current.version,
+                evaluation.response.cards,
+                evaluation.card_rules,
+                active_store.patient_hash(payload["context"].get("patientId")),
+                now,
+            )
+            answer.background = BackgroundTask(active_store.audit, records)
+        return answer
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
@@ -321,7 +346,16 @@ def create_app(
             raise HookError(422, describe_validation_error(exc)) from None
         for item in parsed.feedback:
             metrics.FEEDBACK.labels(item.outcome).inc()
-        return json_response(FeedbackResponse(accepted=len(parsed.feedback)).to_wire())
+        client_iss = getattr(request.state, "client_iss", None)
+        try:
+            stored, duplicates = await run_in_threadpool(
+                active_store.record_feedback, service_id, parsed.feedback, client_iss
+            )
+        except UnknownCard as exc:
+            raise HookError(422, exc.problems) from None
+        except StoreUnavailable:
+            raise HookError(503, "feedback cannot be stored now; send it again later", {"Retry-After": "30"}) from None
+        return json_response(FeedbackResponse(accepted=stored, duplicates=duplicates).to_wire())
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -331,7 +365,7 @@ def create_app(
                 "status": "ok",
                 "version": __version__,
                 "ruleset": current.status(),
-                "store": {"status": "not-configured"},
+                "store": await run_in_threadpool(active_store.status),
             }
         )
 

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     rules_dir: Path = DEFAULT_RULES_DIR
     database_url: SecretStr = SecretStr("sqlite:///data/cds.sqlite3")
     engine: Literal["auto", "durable", "reference"] = "auto"
+    # Feedback and audit store (cds.store): connect/lock timeout, audit records kept while the database is down,
+    # and the secret key of the patient-id HMAC in the audit (required in production).
+    database_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    audit_queue_limit: int = Field(default=1000, ge=0)
+    audit_hmac_key: SecretStr | None = None
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # Fail fast when saturated: over this many hook/feedback requests in flight
@@ -108,6 +113,8 @@ class Settings(BaseSettings):
             )
         if self.auth_required and self.trusted_clients_file is None:
             raise SettingsError("CDS_TRUSTED_CLIENTS_FILE is required when authentication is on")
+        if self.profile == "production" and self.audit_hmac_key is None:
+            raise SettingsError("CDS_AUDIT_HMAC_KEY is required in the production profile (it keys the patient hash)")
         if self.profile == "production" and "*" in self.cors_origins:
             raise SettingsError("CDS_CORS_ORIGINS='*' is not allowed in the production profile")
         if not self.rules_dir.is_dir():
@@ -119,7 +126,8 @@ class Settings(BaseSettings):
         for name, value in self.model_dump(mode="json").items():
             if isinstance(getattr(self, name), SecretStr):
                 raw = getattr(self, name).get_secret_value()
-                value = _mask_url(raw)
+                # A URL keeps all but its password; any other secret (a key) is hidden whole.
+                value = _mask_url(raw) if "://" in raw else "***"
             shown[name] = value
         return shown
 

@@ -145,13 +145,17 @@ def test_the_sandbox_token_is_checked_by_the_app(tmp_path):
 
 
 def test_auth_off_needs_loopback_and_on_needs_base_url_and_clients(clients_file):
-    Settings(auth_required=False, host="127.0.0.1").check()
+    key = {"audit_hmac_key": "k" * 32}
+    Settings(auth_required=False, host="127.0.0.1", **key).check()
+    Settings(external_base_url=BASE, trusted_clients_file=clients_file, **key).check()
     with pytest.raises(SettingsError, match="loopback"):
-        Settings(auth_required=False, host="0.0.0.0").check()
+        Settings(auth_required=False, host="0.0.0.0", **key).check()
     with pytest.raises(SettingsError, match="CDS_EXTERNAL_BASE_URL"):
-        Settings(trusted_clients_file=clients_file).check()
+        Settings(trusted_clients_file=clients_file, **key).check()
     with pytest.raises(SettingsError, match="CDS_TRUSTED_CLIENTS_FILE"):
-        Settings(external_base_url=BASE).check()
+        Settings(external_base_url=BASE, **key).check()
+    with pytest.raises(SettingsError, match="CDS_AUDIT_HMAC_KEY"):
+        Settings(external_base_url=BASE, trusted_clients_file=clients_file).check()
     with pytest.raises(ValueError, match="asymmetric"):
         Settings(jwt_algorithms=["ES384", "HS256"])
     with pytest.raises(ValueError, match="asymmetric"):

@@ -1,0 +1,40 @@
+"""Feedback and audit persistence (SQLAlchemy 2; SQLite by default, PostgreSQL by URL)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING
+
+from cds.store.store import AuditRecord, Store, StoreUnavailable, UnknownCard, audit_records, feedback_key
+
+if TYPE_CHECKING:
+    from cds.settings import Settings
+
+__all__ = [
+    "AuditRecord",
+    "Store",
+    "StoreUnavailable",
+    "UnknownCard",
+    "audit_records",
+    "feedback_key",
+    "open_store",
+]
+
+log = logging.getLogger("cds.store")
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings describe, migrated if the database is up (retried later if not)."""
+    if settings.audit_hmac_key is not None:
+        key = settings.audit_hmac_key.get_secret_value().encode()
+    else:
+        # Settings.check() requires a key in production; elsewhere hashes are only comparable within this run.
+        key = secrets.token_bytes(32)
+        log.warning("CDS_AUDIT_HMAC_KEY is not set: patient hashes in the audit use a random key for this process")
+    return Store.open(
+        settings.database_url.get_secret_value(),
+        key,
+        timeout_seconds=settings.database_timeout_seconds,
+        queue_limit=settings.audit_queue_limit,
+    )

@@ -1,0 +1,66 @@
+"""Engines and migrations: SQLite (a file, WAL) by default, PostgreSQL (psycopg 3) by URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Serialises migrations when several workers start at once on one PostgreSQL database.
+_MIGRATION_LOCK_ID = 0x63647331
+
+
+def engine_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` URLs use the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
+
+
+def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
+    url = engine_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:":
+            # One shared in-memory database for all threads (tests, throwaway demos).
+            return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": timeout_seconds, "check_same_thread": False})
+        busy_ms = int(timeout_seconds * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
+            cursor = dbapi_connection.cursor()
+            # WAL lets readers (reports, health) run while the service writes.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.close()
+
+        return engine
+    connect_args = {"connect_timeout": max(1, round(timeout_seconds))} if parsed.get_backend_name() == "postgresql" else {}
+    return create_engine(url, pool_pre_ping=True, pool_timeout=timeout_seconds, connect_args=connect_args)
+
+
+def alembic_config() -> Config:
+    """Alembic configuration from inside the package, so migrations run from an installed wheel."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision."""
+    config = alembic_config()
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,82 @@
+"""The feedback and audit schema (SQLAlchemy 2). Changes go through an Alembic migration.
+
+No PHI is stored: the patient appears only as a keyed HMAC of its id; cards
+are identified by their uuid and the rules that raised them, not their text.
+Free-text override comments are the clinician's words and are kept, because
+they are what informaticists read to improve a rule (see docs in cds.store).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CardAudit(Base):
+    """One card the service issued."""
+
+    __tablename__ = "card_audit"
+
+    card_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(128), index=True)
+    hook: Mapped[str] = mapped_column(String(128))
+    hook_instance: Mapped[str] = mapped_column(String(36), index=True)
+    ruleset_version: Mapped[str] = mapped_column(String(64))
+    indicator: Mapped[str] = mapped_column(String(16))
+    patient_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class CardRule(Base):
+    """A rule that raised a card (``Evaluation.card_rules``)."""
+
+    __tablename__ = "card_rule"
+
+    card_uuid: Mapped[str] = mapped_column(ForeignKey("card_audit.card_uuid", ondelete="CASCADE"), primary_key=True)
+    rule_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+
+
+class CardSuggestion(Base):
+    __tablename__ = "card_suggestion"
+
+    card_uuid: Mapped[str] = mapped_column(ForeignKey("card_audit.card_uuid", ondelete="CASCADE"), primary_key=True)
+    suggestion_uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class FeedbackRecord(Base):
+    """One feedback item; ``dedup_key`` makes a repeated post a no-op."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    card_uuid: Mapped[str] = mapped_column(ForeignKey("card_audit.card_uuid", ondelete="CASCADE"), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    accepted_suggestions: Mapped[str | None] = mapped_column(Text)  # JSON array of suggestion uuids
+    override_system: Mapped[str | None] = mapped_column(String(500))
+    override_code: Mapped[str | None] = mapped_column(String(200))
+    override_display: Mapped[str | None] = mapped_column(String(500))
+    override_comment: Mapped[str | None] = mapped_column(Text)
+    outcome_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    client_iss: Mapped[str | None] = mapped_column(String(500))
+
+
+class JwtReplay(Base):
+    """jtis seen, for the shared replay store (``cds.auth.replay.SqlReplayStore``)."""
+
+    __tablename__ = "jwt_replay"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_jwt_replay_expires_at", "expires_at"),)
+
+
+jwt_replay = JwtReplay.__table__

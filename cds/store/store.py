@@ -1,0 +1,322 @@
+"""The feedback and audit store the web layer calls.
+
+* ``audit(records)`` runs after a hook has answered (a background task). If the
+  database is down the records wait in a bounded in-memory queue and are
+  written with the next successful write; the failure is logged and counted
+  (``cds_audit_write_failures_total``), the hook answer is never held up.
+* ``record_feedback(...)`` stores feedback idempotently in one transaction and
+  returns only after commit, so a 200 means stored; if the database is down it
+  raises ``StoreUnavailable`` (the app answers 503 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from prometheus_client import Counter
+from sqlalchemy import Engine, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from cds.hooks.models import Feedback
+from cds.store.database import create_store_engine, migrate
+from cds.store.models import CardAudit, CardRule, CardSuggestion, FeedbackRecord
+
+log = logging.getLogger("cds.store")
+
+AUDIT_WRITE_FAILURES = Counter("cds_audit_write_failures_total", "Audit writes that failed (records queued)")
+AUDIT_RECORDS_DROPPED = Counter("cds_audit_records_dropped_total", "Audit records dropped because the queue was full")
+FEEDBACK_UNAVAILABLE = Counter("cds_feedback_store_unavailable_total", "Feedback posts answered 503")
+
+MIGRATION_RETRY_SECONDS = 5.0
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or written now; the message names no data."""
+
+
+class UnknownCard(ValueError):
+    """Feedback names a card (or suggestion) this service did not issue; ``problems`` say which item."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    card_uuid: str
+    service_id: str
+    hook: str
+    hook_instance: str
+    ruleset_version: str
+    indicator: str
+    rule_ids: tuple[str, ...]
+    suggestion_uuids: tuple[str, ...]
+    patient_hash: str | None
+    issued_at: datetime
+
+
+def audit_records(
+    service_id: str,
+    hook: str,
+    hook_instance: str,
+    ruleset_version: str,
+    cards: Sequence[Any],
+    card_rules: Mapping[str, Sequence[str]],
+    patient_hash: str | None,
+    issued_at: datetime,
+) -> list[AuditRecord]:
+    """One record per card of a response (``cards`` are ``cds.hooks.models.Card``)."""
+    return [
+        AuditRecord(
+            card_uuid=str(card.uuid),
+            service_id=service_id,
+            hook=hook,
+            hook_instance=hook_instance,
+            ruleset_version=ruleset_version,
+            indicator=card.indicator,
+            rule_ids=tuple(dict.fromkeys(card_rules.get(str(card.uuid), ()))),
+            suggestion_uuids=tuple(str(s.uuid) for s in card.suggestions or ()),
+            patient_hash=patient_hash,
+            issued_at=issued_at,
+        )
+        for card in cards
+    ]
+
+
+def feedback_key(service_id: str, item: Feedback) -> str:
+    """Identity of a feedback item: the same item posted again has the same key."""
+    reason = item.overrideReason
+    canonical = {
+        "service": service_id,
+        "card": str(item.card),
+        "outcome": item.outcome,
+        "accepted": sorted(str(s.id) for s in item.acceptedSuggestions or ()),
+        "reason": [reason.reason.system, reason.reason.code] if reason and reason.reason else None,
+        "comment": reason.userComment if reason else None,
+        "at": item.outcomeTimestamp.astimezone(UTC).isoformat(),
+    }
+    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class Store:
+    def __init__(
+        self,
+        engine: Engine,
+        patient_key: bytes,
+        queue_limit: int = 1000,
+        clock: Any = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self._patient_key = patient_key
+        self._clock = clock
+        self._pending: deque[AuditRecord] = deque()
+        self._queue_limit = queue_limit
+        self._lock = threading.Lock()
+        self._migrated = False
+        self._last_migration_attempt = float("-inf")
+        self.audit_failures = 0
+        self.audit_dropped = 0
+
+    @classmethod
+    def open(cls, url: str, patient_key: bytes, timeout_seconds: float = 2.0, queue_limit: int = 1000) -> Store:
+        store = cls(create_store_engine(url, timeout_seconds), patient_key, queue_limit)
+        store.ensure_schema()
+        return store
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    # ------------------------------------------------------------------ schema
+
+    def ensure_schema(self) -> bool:
+        """Apply migrations once; if the database is down, try again on a later call (at most every few s)."""
+        if self._migrated:
+            return True
+        now = time.monotonic()
+        if now - self._last_migration_attempt < MIGRATION_RETRY_SECONDS and self._last_migration_attempt > 0:
+            return False
+        self._last_migration_attempt = now
+        try:
+            migrate(self.engine)
+        except SQLAlchemyError as exc:
+            log.error("store migrations not applied, database unavailable (%s); will retry", type(exc).__name__)
+            return False
+        self._migrated = True
+        return True
+
+    def _ready(self) -> None:
+        if not self.ensure_schema():
+            raise StoreUnavailable("the database is unavailable")
+
+    # ------------------------------------------------------------------ audit
+
+    def patient_hash(self, patient_id: Any) -> str | None:
+        if not isinstance(patient_id, str) or not patient_id:
+            return None
+        return hmac.new(self._patient_key, patient_id.encode(), hashlib.sha256).hexdigest()
+
+    def audit(self, records: Iterable[AuditRecord]) -> None:
+        """Write audit records, with any queued from earlier failures; never raises."""
+        with self._lock:
+            for record in records:
+                if len(self._pending) >= self._queue_limit:
+                    self._pending.popleft()
+                    self.audit_dropped += 1
+                    AUDIT_RECORDS_DROPPED.inc()
+                self._pending.append(record)
+            batch = list(self._pending)
+            if not batch:
+                return
+            try:
+                self._ready()
+                self._write_audit(batch)
+            except (SQLAlchemyError, StoreUnavailable) as exc:
+                self.audit_failures += 1
+                AUDIT_WRITE_FAILURES.inc()
+                log.error(
+                    "audit write failed (%s): %d card record(s) queued in memory", type(exc).__name__, len(self._pending)
+                )
+                return
+            self._pending.clear()
+
+    def flush_pending(self) -> None:
+        self.audit(())
+
+    def _write_audit(self, records: list[AuditRecord]) -> None:
+        insert = postgresql.insert if self.backend == "postgresql" else sqlite.insert
+        with self.engine.begin() as connection:
+            for record in records:
+                connection.execute(
+                    insert(CardAudit.__table__)
+                    .values(
+                        card_uuid=record.card_uuid,
+                        service_id=record.service_id,
+                        hook=record.hook,
+                        hook_instance=record.hook_instance,
+                        ruleset_version=record.ruleset_version,
+                        indicator=record.indicator,
+                        patient_hash=record.patient_hash,
+                        issued_at=record.issued_at,
+                    )
+                    .on_conflict_do_nothing(index_elements=["card_uuid"])
+                )
+                for rule_id in record.rule_ids:
+                    connection.execute(
+                        insert(CardRule.__table__).values(card_uuid=record.card_uuid, rule_id=rule_id).on_conflict_do_nothing()
+                    )
+                for suggestion in record.suggestion_uuids:
+                    connection.execute(
+                        insert(CardSuggestion.__table__)
+                        .values(card_uuid=record.card_uuid, suggestion_uuid=suggestion)
+                        .on_conflict_do_nothing()
+                    )
+
+    # ------------------------------------------------------------------ feedback
+
+    def record_feedback(
+        self, service_id: str, items: Sequence[Feedback], client_iss: str | None = None
+    ) -> tuple[int, int]:
+        """Store feedback items all or none; (stored, duplicates). UnknownCard or StoreUnavailable otherwise."""
+        self.flush_pending()  # a card audited during an outage becomes known before its feedback is checked
+        insert = postgresql.insert if self.backend == "postgresql" else sqlite.insert
+        now = self._clock()
+        try:
+            self._ready()
+            with self.engine.begin() as connection:
+                cards = {str(i.card) for i in items}
+                known = {
+                    row.card_uuid: row.service_id
+                    for row in connection.execute(
+                        select(CardAudit.card_uuid, CardAudit.service_id).where(CardAudit.card_uuid.in_(cards))
+                    )
+                }
+                suggestions: dict[str, set[str]] = {}
+                for row in connection.execute(
+                    select(CardSuggestion.card_uuid, CardSuggestion.suggestion_uuid).where(
+                        CardSuggestion.card_uuid.in_(cards)
+                    )
+                ):
+                    suggestions.setdefault(row.card_uuid, set()).add(row.suggestion_uuid)
+                problems = []
+                for index, item in enumerate(items):
+                    card = str(item.card)
+                    if known.get(card) != service_id:
+                        problems.append(f"feedback[{index}].card: no card with this uuid was issued by this service")
+                        continue
+                    for s_index, accepted in enumerate(item.acceptedSuggestions or ()):
+                        if str(accepted.id) not in suggestions.get(card, set()):
+                            problems.append(
+                                f"feedback[{index}].acceptedSuggestions[{s_index}].id: not a suggestion of that card"
+                            )
+                if problems:
+                    raise UnknownCard(problems)
+                stored = 0
+                for item in items:
+                    reason = item.overrideReason
+                    coding = reason.reason if reason else None
+                    result = connection.execute(
+                        insert(FeedbackRecord.__table__)
+                        .values(
+                            dedup_key=feedback_key(service_id, item),
+                            card_uuid=str(item.card),
+                            outcome=item.outcome,
+                            accepted_suggestions=orjson.dumps(
+                                [str(s.id) for s in item.acceptedSuggestions]
+                            ).decode()
+                            if item.acceptedSuggestions
+                            else None,
+                            override_system=coding.system if coding else None,
+                            override_code=coding.code if coding else None,
+                            override_display=coding.display if coding else None,
+                            override_comment=reason.userComment if reason else None,
+                            outcome_timestamp=item.outcomeTimestamp,
+                            received_at=now,
+                            client_iss=client_iss,
+                        )
+                        .on_conflict_do_nothing(index_elements=["dedup_key"])
+                    )
+                    stored += result.rowcount or 0
+        except SQLAlchemyError as exc:
+            FEEDBACK_UNAVAILABLE.inc()
+            log.error("feedback not stored, database unavailable (%s)", type(exc).__name__)
+            raise StoreUnavailable("the database is unavailable") from None
+        except StoreUnavailable:
+            FEEDBACK_UNAVAILABLE.inc()
+            raise
+        return stored, len(items) - stored
+
+    # ------------------------------------------------------------------ health
+
+    def status(self) -> dict[str, Any]:
+        state = "ok"
+        try:
+            if not self.ensure_schema():
+                state = "unavailable"
+            else:
+                with self.engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            state = "unavailable"
+        return {
+            "status": state,
+            "backend": self.backend,
+            "pending_audit_records": len(self._pending),
+            "audit_write_failures": self.audit_failures,
+            "audit_records_dropped": self.audit_dropped,
+        }
+
+    def close(self) -> None:
+        self.engine.dispose()
