@@ -106,6 +106,10 @@ class Settings(BaseSettings):
             raise SettingsError(
                 f"CDS_AUTH_REQUIRED=false is only allowed when bound to loopback; CDS_HOST={self.host!r} is not"
             )
+        if self.profile == "production" and "*" in self.cors_origins:
+            raise SettingsError("CDS_CORS_ORIGINS='*' is not allowed in the production profile")
+        if not self.rules_dir.is_dir():
+            raise SettingsError(f"CDS_RULES_DIR={str(self.rules_dir)!r} is not a directory")
         if self.auth_required and not self.external_base_url:
             raise SettingsError(
                 "CDS_EXTERNAL_BASE_URL is required when authentication is on: "
@@ -115,10 +119,6 @@ class Settings(BaseSettings):
             raise SettingsError("CDS_TRUSTED_CLIENTS_FILE is required when authentication is on")
         if self.profile == "production" and self.audit_hmac_key is None:
             raise SettingsError("CDS_AUDIT_HMAC_KEY is required in the production profile (it keys the patient hash)")
-        if self.profile == "production" and "*" in self.cors_origins:
-            raise SettingsError("CDS_CORS_ORIGINS='*' is not allowed in the production profile")
-        if not self.rules_dir.is_dir():
-            raise SettingsError(f"CDS_RULES_DIR={str(self.rules_dir)!r} is not a directory")
 
     def masked(self) -> dict[str, Any]:
         """The effective configuration with secrets masked (for `cds config show`)."""

@@ -39,6 +39,7 @@ from cds.auth.clients import DEFAULT_ALGORITHMS, TrustedClient, check_algorithms
 from cds.auth.keys import KeyRing, KeysUnavailable
 from cds.auth.replay import MemoryReplayStore, ReplayStore, ReplayStoreUnavailable
 from cds.hooks.errors import HookError
+from cds.observability import metrics
 
 log = logging.getLogger("cds.auth")
 
@@ -202,10 +203,12 @@ class BearerAuthenticator:
         path = request.url.path
         if scheme.lower() != "bearer" or not token:
             log.warning("JWT refused: check=missing path=%s", path)
+            metrics.AUTH_FAILURES.labels("missing").inc()
             raise HookError(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
         try:
             verified = await self.verifier.verify(token, audience)
         except AuthFailure as failure:
+            metrics.AUTH_FAILURES.labels(failure.check).inc()
             log.warning(
                 "JWT refused: check=%s iss=%s jti=%s path=%s",
                 failure.check,
@@ -216,6 +219,7 @@ class BearerAuthenticator:
             raise HookError(401, UNAUTHORIZED, {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
         except ReplayStoreUnavailable as exc:
             log.error("JWT not checked: the replay store is unavailable (%s)", exc)
+            metrics.AUTH_FAILURES.labels("replay-store-unavailable").inc()
             raise HookError(503, "authentication is temporarily unavailable", {"Retry-After": "5"}) from None
         request.state.client_iss = verified.iss
         log.debug("JWT accepted: iss=%s jti=%s path=%s", loggable(verified.iss), loggable(verified.jti), path)

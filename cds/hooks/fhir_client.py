@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
@@ -33,6 +34,7 @@ import httpx
 import orjson
 
 from cds.hooks.models import CDSRequest
+from cds.observability import metrics
 
 log = logging.getLogger("cds.fhir_client")
 # httpx logs every request URL at INFO; our URLs carry patient ids.
@@ -179,6 +181,7 @@ class FhirClient:
         headers = {}
         if request.fhirAuthorization is not None:
             headers["Authorization"] = f"Bearer {request.fhirAuthorization.access_token.get_secret_value()}"
+        started = time.perf_counter()
         try:
             async with self._pool().stream("GET", url, headers=headers) as response:
                 declared = response.headers.get("content-length", "")
@@ -191,12 +194,21 @@ class FhirClient:
                     if size > self.limits.max_response_bytes:
                         raise FhirFetchError("the response is too large")
                     chunks.append(chunk)
+                if response.status_code >= 400:
+                    metrics.FHIR_FETCH_ERRORS.labels(f"http-{response.status_code // 100}xx").inc()
                 return response.status_code, b"".join(chunks)
         except httpx.TimeoutException:
+            metrics.FHIR_FETCH_ERRORS.labels("timeout").inc()
             raise FhirFetchError(f"timed out after {self.limits.request_timeout:g} s at {_origin(url)}") from None
         except httpx.HTTPError as exc:
+            metrics.FHIR_FETCH_ERRORS.labels("connection").inc()
             # The exception text may contain the URL (patient id): name its class only.
             raise FhirFetchError(f"{type(exc).__name__} at {_origin(url)}") from None
+        except FhirFetchError:
+            metrics.FHIR_FETCH_ERRORS.labels("too-large").inc()
+            raise
+        finally:
+            metrics.FHIR_FETCH_LATENCY.observe(time.perf_counter() - started)
 
     @staticmethod
     def _resource(status: int, body: bytes, base: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 * ``audit(records)`` runs after a hook has answered (a background task). If the
   database is down the records wait in a bounded in-memory queue and are
   written with the next successful write; the failure is logged and counted
-  (``cds_audit_write_failures_total``), the hook answer is never held up.
+  (``cds_store_errors_total{operation="audit"}``), the hook answer is never held up.
 * ``record_feedback(...)`` stores feedback idempotently in one transaction and
   returns only after commit, so a 200 means stored; if the database is down it
   raises ``StoreUnavailable`` (the app answers 503 with Retry-After).
@@ -23,20 +23,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from prometheus_client import Counter
 from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds.hooks.models import Feedback
+from cds.observability import metrics
 from cds.store.database import create_store_engine, migrate
 from cds.store.models import CardAudit, CardRule, CardSuggestion, FeedbackRecord
 
 log = logging.getLogger("cds.store")
-
-AUDIT_WRITE_FAILURES = Counter("cds_audit_write_failures_total", "Audit writes that failed (records queued)")
-AUDIT_RECORDS_DROPPED = Counter("cds_audit_records_dropped_total", "Audit records dropped because the queue was full")
-FEEDBACK_UNAVAILABLE = Counter("cds_feedback_store_unavailable_total", "Feedback posts answered 503")
 
 MIGRATION_RETRY_SECONDS = 5.0
 
@@ -175,7 +171,7 @@ class Store:
                 if len(self._pending) >= self._queue_limit:
                     self._pending.popleft()
                     self.audit_dropped += 1
-                    AUDIT_RECORDS_DROPPED.inc()
+                    metrics.STORE_ERRORS.labels("audit-dropped").inc()
                 self._pending.append(record)
             batch = list(self._pending)
             if not batch:
@@ -185,7 +181,7 @@ class Store:
                 self._write_audit(batch)
             except (SQLAlchemyError, StoreUnavailable) as exc:
                 self.audit_failures += 1
-                AUDIT_WRITE_FAILURES.inc()
+                metrics.STORE_ERRORS.labels("audit").inc()
                 log.error(
                     "audit write failed (%s): %d card record(s) queued in memory", type(exc).__name__, len(self._pending)
                 )
@@ -290,11 +286,11 @@ class Store:
                     )
                     stored += result.rowcount or 0
         except SQLAlchemyError as exc:
-            FEEDBACK_UNAVAILABLE.inc()
+            metrics.STORE_ERRORS.labels("feedback").inc()
             log.error("feedback not stored, database unavailable (%s)", type(exc).__name__)
             raise StoreUnavailable("the database is unavailable") from None
         except StoreUnavailable:
-            FEEDBACK_UNAVAILABLE.inc()
+            metrics.STORE_ERRORS.labels("feedback").inc()
             raise
         return stored, len(items) - stored
 
