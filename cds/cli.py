@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--config", type=Path, help="YAML config file")
     show.set_defaults(run=run_config_show)
 
+    from cds.store.cli import add_feedback_commands
+
+    add_feedback_commands(commands)
+
     openapi = commands.add_parser("openapi", help="print the OpenAPI contract (YAML)")
     openapi.set_defaults(run=run_openapi)
     from cds.engine.cli import add_rules_commands

@@ -33,7 +33,11 @@ def run_feedback_report(args: argparse.Namespace) -> int:
 
     overrides = {"database_url": args.database_url} if args.database_url else {}
     settings = load_settings(Path(args.config) if args.config else None, **overrides)
-    engine = create_store_engine(settings.database_url.get_secret_value(), settings.database_timeout_seconds)
+    try:
+        engine = create_store_engine(settings.database_url.get_secret_value(), settings.database_timeout_seconds)
+    except OSError as exc:
+        print(f"cds feedback report: cannot open the database: {exc.strerror}", file=sys.stderr)
+        return 1
     try:
         migrate(engine)
         report = feedback_report(engine, card_limit=args.cards)

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Serialises migrations when several workers start at once on one PostgreSQL database.
@@ -32,7 +32,11 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
             # One shared in-memory database for all threads (tests, throwaway demos).
             return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
         Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": timeout_seconds, "check_same_thread": False})
+        # No pool: SQLite connections are cheap, and a pooled one would keep writing to a database file
+        # that was moved or deleted (acknowledging feedback that is then lost) instead of failing.
+        engine = create_engine(
+            url, poolclass=NullPool, connect_args={"timeout": timeout_seconds, "check_same_thread": False}
+        )
         busy_ms = int(timeout_seconds * 1000)
 
         @event.listens_for(engine, "connect")

@@ -283,8 +283,9 @@ class Store:
                             client_iss=client_iss,
                         )
                         .on_conflict_do_nothing(index_elements=["dedup_key"])
+                        .returning(FeedbackRecord.id)  # rowcount is not reliable across drivers; a row back means new
                     )
-                    stored += result.rowcount or 0
+                    stored += result.first() is not None
         except SQLAlchemyError as exc:
             metrics.STORE_ERRORS.labels("feedback").inc()
             log.error("feedback not stored, database unavailable (%s)", type(exc).__name__)

@@ -1,0 +1,256 @@
+"""Feedback and audit store, on SQLite and PostgreSQL, through the HTTP app as an EHR uses it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, inspect, select, text
+
+from cds.app import create_app
+from cds.auth import SqlReplayStore
+from cds.cli import main as cds_main
+from cds.hooks.models import Card, CDSResponse, Source, Suggestion
+from cds.pipeline import Evaluation, Pipeline
+from cds.settings import Settings
+from cds.store.database import create_store_engine, engine_url
+from cds.store.models import CardAudit, CardRule, CardSuggestion, FeedbackRecord
+from tests.conftest import REPO, RULES_DIR
+
+SOURCE_CASE = json.loads((REPO / "fhir_examples" / "requests" / "source-case.patient-view.json").read_text())
+PATIENT_ID = SOURCE_CASE["context"]["patientId"]
+HMAC_KEY = "audit-key-for-tests-0123456789abcdef"
+HOOK = "/cds-services/calciphylaxis-risk"
+RULES = ("calciphylaxis.esrd-with-painful-ulcer", "warfarin.review-in-esrd")
+
+
+class CardPipeline(Pipeline):
+    """The real services, answering every call with one card that has two suggestions."""
+
+    def evaluate(self, service, request, prefetch, now, want_trace=False):  # noqa: ANN001
+        card = Card(
+            summary="Calciphylaxis is possible: painful ulcer in a patient on dialysis",
+            indicator="warning",
+            source=Source(label="Calciphylaxis CDS"),
+            suggestions=[Suggestion(label="Order a skin biopsy"), Suggestion(label="Review warfarin")],
+            selectionBehavior="any",
+        )
+        return Evaluation(response=CDSResponse(cards=[card]), rules_fired=RULES, card_rules={str(card.uuid): RULES})
+
+
+def make_app(database, **settings) -> TestClient:
+    base = {
+        "profile": "demo",
+        "auth_required": False,
+        "rules_dir": RULES_DIR,
+        "database_url": database.url,
+        "audit_hmac_key": HMAC_KEY,
+        "database_timeout_seconds": 0.5,
+    }
+    pipeline = CardPipeline(**vars(Pipeline.load(RULES_DIR)))
+    return TestClient(create_app(Settings(**{**base, **settings}), pipeline=pipeline))
+
+
+def issue_card(client: TestClient) -> dict:
+    response = client.post(HOOK, json={**SOURCE_CASE, "hookInstance": str(uuid.uuid4())})
+    assert response.status_code == 200, response.text
+    [card] = response.json()["cards"]
+    return card
+
+
+def accepted(card: dict, when: str = "2026-11-21T10:05:31Z") -> dict:
+    return {
+        "card": card["uuid"],
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+        "outcomeTimestamp": when,
+    }
+
+
+def overridden(card: dict, code: str = "not-relevant", comment: str | None = None) -> dict:
+    reason: dict = {"reason": {"system": "http://example.org/override", "code": code, "display": code.replace("-", " ")}}
+    if comment:
+        reason["userComment"] = comment
+    return {"card": card["uuid"], "outcome": "overridden", "overrideReason": reason, "outcomeTimestamp": "2026-11-21T10:06:00Z"}
+
+
+def rows(database, model) -> list:
+    engine = create_engine(engine_url(database.url))
+    try:
+        with engine.connect() as connection:
+            return list(connection.execute(select(model)))
+    finally:
+        engine.dispose()
+
+
+def test_migrations_create_the_schema(database):
+    client = make_app(database)
+    engine = create_store_engine(database.url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+        assert {"card_audit", "card_rule", "card_suggestion", "feedback", "jwt_replay", "alembic_version"} <= tables
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            if database.kind == "sqlite":
+                assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    finally:
+        engine.dispose()
+    assert client.get("/healthz").json()["store"]["status"] == "ok"
+    make_app(database)  # a second start migrates nothing and fails nothing
+
+
+def test_every_card_is_audited_with_a_keyed_patient_hash_and_no_phi(database):
+    client = make_app(database)
+    card = issue_card(client)
+    [audit] = rows(database, CardAudit)
+    assert audit.card_uuid == card["uuid"] and audit.service_id == "calciphylaxis-risk"
+    assert audit.hook == "patient-view" and uuid.UUID(audit.hook_instance)
+    assert audit.ruleset_version.startswith("sha256:") and audit.indicator == "warning"
+    assert audit.patient_hash == hmac.new(HMAC_KEY.encode(), PATIENT_ID.encode(), hashlib.sha256).hexdigest()
+    assert abs((audit.issued_at.replace(tzinfo=audit.issued_at.tzinfo or UTC) - datetime.now(UTC)).total_seconds()) < 60
+    assert {r.rule_id for r in rows(database, CardRule)} == set(RULES)
+    assert {r.suggestion_uuid for r in rows(database, CardSuggestion)} == {s["uuid"] for s in card["suggestions"]}
+    everything = json.dumps([list(map(str, r)) for m in (CardAudit, CardRule, CardSuggestion) for r in rows(database, m)])
+    assert PATIENT_ID not in everything and "Practitioner" not in everything and "dialysis-visit" not in everything
+
+
+def test_feedback_is_stored_once_however_often_it_is_posted(database):
+    client = make_app(database)
+    card = issue_card(client)
+    body = {"feedback": [accepted(card)]}
+    first = client.post(f"{HOOK}/feedback", json=body)
+    assert first.status_code == 200 and first.json() == {"accepted": 1, "duplicates": 0}
+    again = client.post(f"{HOOK}/feedback", json=body)
+    assert again.status_code == 200 and again.json() == {"accepted": 0, "duplicates": 1}
+    # A batch repeating an item and adding a new one stores only the new one.
+    batch = client.post(f"{HOOK}/feedback", json={"feedback": [accepted(card), overridden(card), overridden(card)]})
+    assert batch.json() == {"accepted": 1, "duplicates": 2}
+    stored = rows(database, FeedbackRecord)
+    assert sorted(r.outcome for r in stored) == ["accepted", "overridden"]
+    assert all(r.card_uuid == card["uuid"] for r in stored)
+
+
+def test_feedback_on_an_unknown_card_or_suggestion_is_refused_whole(database):
+    client = make_app(database)
+    card = issue_card(client)
+    unknown = {**overridden(card), "card": str(uuid.uuid4())}
+    response = client.post(f"{HOOK}/feedback", json={"feedback": [overridden(card), unknown]})
+    assert response.status_code == 422
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert "feedback[1].card" in outcome["issue"][0]["diagnostics"]
+    bad_suggestion = {**accepted(card), "acceptedSuggestions": [{"id": str(uuid.uuid4())}]}
+    assert client.post(f"{HOOK}/feedback", json={"feedback": [bad_suggestion]}).status_code == 422
+    # The card was issued by another service: unknown here.
+    other = client.post("/cds-services/calciphylaxis-order-sign/feedback", json={"feedback": [overridden(card)]})
+    assert other.status_code == 422
+    assert rows(database, FeedbackRecord) == []
+
+
+def test_hooks_keep_answering_while_the_database_is_down_and_the_audit_catches_up(database, caplog):
+    client = make_app(database)
+    first = issue_card(client)
+    database.down()
+    try:
+        during = issue_card(client)  # 200 while the database is down
+        health = client.get("/healthz").json()["store"]
+        assert health["status"] == "unavailable"
+        assert health["pending_audit_records"] == 1 and health["audit_write_failures"] >= 1
+        assert any("audit write failed" in r.getMessage() for r in caplog.records)
+    finally:
+        database.up()
+    after = issue_card(client)
+    audited = {r.card_uuid for r in rows(database, CardAudit)}
+    assert audited == {first["uuid"], during["uuid"], after["uuid"]}
+    assert client.get("/healthz").json()["store"]["pending_audit_records"] == 0
+    # Feedback on the card issued during the outage is now accepted.
+    assert client.post(f"{HOOK}/feedback", json={"feedback": [overridden(during)]}).status_code == 200
+
+
+def test_feedback_is_503_while_the_database_is_down_and_never_lost_once_acknowledged(database):
+    client = make_app(database)
+    card = issue_card(client)
+    body = {"feedback": [overridden(card, comment="patient declined")]}
+    database.down()
+    try:
+        response = client.post(f"{HOOK}/feedback", json=body)
+        assert response.status_code == 503
+        assert int(response.headers["retry-after"]) > 0
+        assert response.json()["issue"][0]["code"] == "transient"
+    finally:
+        database.up()
+    assert rows(database, FeedbackRecord) == []
+    retried = client.post(f"{HOOK}/feedback", json=body)
+    assert retried.status_code == 200 and retried.json() == {"accepted": 1, "duplicates": 0}
+    # Acknowledged means committed: a fresh app (another process) sees it.
+    [stored] = rows(database, FeedbackRecord)
+    assert stored.override_comment == "patient declined" and stored.override_code == "not-relevant"
+
+
+def test_the_service_starts_while_the_database_is_down(database):
+    make_app(database)  # creates the schema
+    database.down()
+    try:
+        client = make_app(database)
+        assert client.get("/healthz").json()["store"]["status"] == "unavailable"
+        issue_card(client)
+    finally:
+        database.up()
+
+
+def test_feedback_report_per_rule_and_per_card(database, capsys):
+    client = make_app(database)
+    cards = [issue_card(client) for _ in range(3)]
+    client.post(f"{HOOK}/feedback", json={"feedback": [accepted(cards[0])]})
+    client.post(f"{HOOK}/feedback", json={"feedback": [overridden(cards[1], "already-biopsied")]})
+    client.post(f"{HOOK}/feedback", json={"feedback": [overridden(cards[2], "already-biopsied", "done last week")]})
+
+    assert cds_main(["feedback", "report", "--database-url", database.url, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["cards_issued"] == 3 and report["feedback_items"] == 3
+    by_rule = {r["rule"]: r for r in report["rules"]}
+    assert set(by_rule) == set(RULES)
+    for entry in by_rule.values():
+        assert (entry["cards"], entry["accepted"], entry["overridden"]) == (3, 1, 2)
+        assert entry["reasons"] == {"already biopsied (http://example.org/override|already-biopsied)": 2}
+    by_card = {c["card"]: c for c in report["cards"]}
+    assert by_card[cards[2]["uuid"]]["comments"] == ["done last week"]
+    assert by_card[cards[0]["uuid"]]["accepted"] == 1 and by_card[cards[0]["uuid"]]["rules"] == sorted(RULES)
+
+    assert cds_main(["feedback", "report", "--database-url", database.url]) == 0
+    text_report = capsys.readouterr().out
+    assert f"{RULES[0]}: 3 card(s), 1 accepted, 2 overridden (33% accepted)" in text_report
+    assert "override: already biopsied" in text_report
+
+
+def test_the_shared_replay_store_refuses_a_jti_seen_by_another_worker(database):
+    make_app(database)  # schema
+    engines = [create_store_engine(database.url), create_store_engine(database.url)]
+    try:
+        worker_a, worker_b = (SqlReplayStore(e, clock=lambda: 1000.0) for e in engines)
+        assert asyncio.run(worker_a.remember("https://ehr.example.org", "jti-1", 1300.0))
+        assert not asyncio.run(worker_b.remember("https://ehr.example.org", "jti-1", 1300.0))
+        assert asyncio.run(worker_b.remember("https://other.example.org", "jti-1", 1300.0))
+        later = SqlReplayStore(engines[0], clock=lambda: 2000.0)
+        assert asyncio.run(later.remember("https://ehr.example.org", "jti-1", 2300.0))  # its token expired long ago
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_the_report_cli_says_when_the_database_is_unreachable(capsys, tmp_path):
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("")
+    assert cds_main(["feedback", "report", "--database-url", f"sqlite:///{blocked}/cds.sqlite3"]) == 1
+    assert "cds feedback report" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:p@h/db", "postgres://u:p@h/db"])
+def test_postgres_urls_use_psycopg_3(url):
+    assert engine_url(url) == "postgresql+psycopg://u:p@h/db"
