@@ -110,6 +110,11 @@ class Settings(BaseSettings):
             raise SettingsError("CDS_CORS_ORIGINS='*' is not allowed in the production profile")
         if not self.rules_dir.is_dir():
             raise SettingsError(f"CDS_RULES_DIR={str(self.rules_dir)!r} is not a directory")
+        if self.fhir_total_timeout_seconds >= self.request_deadline_seconds:
+            raise SettingsError(
+                "CDS_FHIR_TOTAL_TIMEOUT_SECONDS must be below CDS_REQUEST_DEADLINE_SECONDS, "
+                "so that a slow fhirServer gives 412 and the rules still have time to run"
+            )
         if self.auth_required and not self.external_base_url:
             raise SettingsError(
                 "CDS_EXTERNAL_BASE_URL is required when authentication is on: "

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
-from collections.abc import Callable
 from typing import Protocol
 
 from sqlalchemy import delete, insert
@@ -23,8 +21,11 @@ class ReplayStoreUnavailable(Exception):
 
 
 class ReplayStore(Protocol):
-    async def remember(self, iss: str, jti: str, expires_at: float) -> bool:
-        """Record ``jti`` of ``iss`` until ``expires_at`` (epoch seconds); False if it was already there."""
+    async def remember(self, iss: str, jti: str, expires_at: float, now: float) -> bool:
+        """Record ``jti`` of ``iss`` until ``expires_at``; False if it was recorded and not expired at ``now``.
+
+        Times are epoch seconds from the verifier's clock, so the store and the exp check agree.
+        """
 
 
 def replay_key(iss: str, jti: str) -> str:
@@ -33,16 +34,14 @@ def replay_key(iss: str, jti: str) -> str:
 
 
 class MemoryReplayStore:
-    def __init__(self, max_entries: int = 1_000_000, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, max_entries: int = 1_000_000) -> None:
         self.max_entries = max_entries
-        self._clock = clock
         self._seen: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    async def remember(self, iss: str, jti: str, expires_at: float) -> bool:
+    async def remember(self, iss: str, jti: str, expires_at: float, now: float) -> bool:
         key = replay_key(iss, jti)
         with self._lock:
-            now = self._clock()
             seen_until = self._seen.get(key)
             if seen_until is not None and seen_until >= now:
                 return False
@@ -63,19 +62,17 @@ class SqlReplayStore:
 
     PURGE_EVERY = 500  # inserts between deletions of expired rows
 
-    def __init__(self, engine, clock: Callable[[], float] = time.time) -> None:  # noqa: ANN001 - sqlalchemy Engine
+    def __init__(self, engine) -> None:  # noqa: ANN001 - sqlalchemy Engine
         from cds.store.models import jwt_replay
 
         self._engine = engine
         self._table = jwt_replay
-        self._clock = clock
         self._inserts = 0
 
-    async def remember(self, iss: str, jti: str, expires_at: float) -> bool:
-        return await run_in_threadpool(self._remember, replay_key(iss, jti), expires_at)
+    async def remember(self, iss: str, jti: str, expires_at: float, now: float) -> bool:
+        return await run_in_threadpool(self._remember, replay_key(iss, jti), expires_at, now)
 
-    def _remember(self, key: str, expires_at: float) -> bool:
-        now = self._clock()
+    def _remember(self, key: str, expires_at: float, now: float) -> bool:
         try:
             with self._engine.begin() as connection:
                 self._inserts += 1

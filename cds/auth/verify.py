@@ -182,7 +182,7 @@ class JwtVerifier:
         tenant = claims.get("tenant")
         if client.tenants is not None and tenant not in client.tenants:
             raise fail("tenant")
-        if not await self.replay.remember(client.iss, claims["jti"], float(exp) + self.skew):
+        if not await self.replay.remember(client.iss, claims["jti"], float(exp) + self.skew, now):
             raise fail("replay")
         return VerifiedToken(iss=client.iss, jti=claims["jti"], tenant=tenant if isinstance(tenant, str) else None,
                              expires_at=float(exp))

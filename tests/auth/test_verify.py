@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cds.auth import AuthFailure, JwtVerifier, KeyRing, MemoryReplayStore, load_trusted_clients
 from cds.auth.clients import TrustedClient, TrustedClientsError
+from cds.auth.replay import ReplayStoreUnavailable
 from cds.auth.verify import loggable
 from tests.auth.conftest import ISS, NOW, SERVICE_URL, claims, sign
 from tests.conftest import shared_data
@@ -189,13 +190,18 @@ def test_a_refused_token_does_not_use_up_its_jti(keys, clients_file):
 
 
 def test_memory_replay_store_forgets_expired_jtis():
-    clock = [1000.0]
-    store = MemoryReplayStore(max_entries=2, clock=lambda: clock[0])
-    assert asyncio.run(store.remember("i", "a", 1010))
-    assert not asyncio.run(store.remember("i", "a", 1010))
-    assert asyncio.run(store.remember("j", "a", 1010))  # jtis are per issuer
-    clock[0] = 1011
-    assert asyncio.run(store.remember("i", "b", 1100)) and len(store) == 1
+    store = MemoryReplayStore(max_entries=2)
+    assert asyncio.run(store.remember("i", "a", 1010, now=1000))
+    assert not asyncio.run(store.remember("i", "a", 1010, now=1005))
+    assert asyncio.run(store.remember("j", "a", 1010, now=1005))  # jtis are per issuer
+    assert asyncio.run(store.remember("i", "b", 1100, now=1011)) and len(store) == 1  # full: expired ones purged
+
+
+def test_memory_replay_store_fails_closed_when_full_of_live_jtis():
+    store = MemoryReplayStore(max_entries=1)
+    asyncio.run(store.remember("i", "a", 1010, now=1000))
+    with pytest.raises(ReplayStoreUnavailable):
+        asyncio.run(store.remember("i", "b", 1010, now=1000))
 
 
 def test_tenant_allow_list(keys, tmp_path):

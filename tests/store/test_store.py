@@ -233,12 +233,12 @@ def test_the_shared_replay_store_refuses_a_jti_seen_by_another_worker(database):
     make_app(database)  # schema
     engines = [create_store_engine(database.url), create_store_engine(database.url)]
     try:
-        worker_a, worker_b = (SqlReplayStore(e, clock=lambda: 1000.0) for e in engines)
-        assert asyncio.run(worker_a.remember("https://ehr.example.org", "jti-1", 1300.0))
-        assert not asyncio.run(worker_b.remember("https://ehr.example.org", "jti-1", 1300.0))
-        assert asyncio.run(worker_b.remember("https://other.example.org", "jti-1", 1300.0))
-        later = SqlReplayStore(engines[0], clock=lambda: 2000.0)
-        assert asyncio.run(later.remember("https://ehr.example.org", "jti-1", 2300.0))  # its token expired long ago
+        worker_a, worker_b = (SqlReplayStore(e) for e in engines)
+        assert asyncio.run(worker_a.remember("https://ehr.example.org", "jti-1", 1300.0, now=1000.0))
+        assert not asyncio.run(worker_b.remember("https://ehr.example.org", "jti-1", 1300.0, now=1001.0))
+        assert asyncio.run(worker_b.remember("https://other.example.org", "jti-1", 1300.0, now=1001.0))
+        # Its token expired long ago: the jti is forgotten (and such a token is refused as expired anyway).
+        assert asyncio.run(worker_a.remember("https://ehr.example.org", "jti-1", 2300.0, now=2000.0))
     finally:
         for engine in engines:
             engine.dispose()
