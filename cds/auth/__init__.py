@@ -41,6 +41,12 @@ def build_authenticator(
     if not clients:
         log.warning("authentication is on and no trusted client is configured (CDS_TRUSTED_CLIENTS_FILE): "
                     "every call will be refused")
+    if replay is None and settings.workers > 1:
+        log.warning(
+            "CDS_WORKERS=%d with the in-memory JWT replay store: a token replayed to another worker is not "
+            "caught; set CDS_JWT_REPLAY_STORE=database",
+            settings.workers,
+        )
     keys = KeyRing(cache_seconds=settings.jwks_cache_seconds, min_refresh_seconds=settings.jwks_min_refresh_seconds)
     for client in clients.values():
         if client.jwks_file is not None:
