@@ -133,6 +133,8 @@ class FhirClient:
         resource = self._resource(status, body, base)
         if resource.get("resourceType") == "Bundle":
             return await self.complete_bundle(resource, request)
+        if not is_read:
+            raise FhirFetchError(f"a search at {_origin(base)} did not answer with a Bundle")
         return resource
 
     async def complete_bundle(self, bundle: dict[str, Any], request: CDSRequest) -> dict[str, Any]:
