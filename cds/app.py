@@ -21,7 +21,6 @@ import orjson
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
@@ -317,8 +316,8 @@ def create_app(
                 metrics.CARDS_RAISED.labels(service.id, rule_id).inc()
         answer = json_response(response)
         if evaluation.response.cards:
-            # answer_hook validated hookInstance and context.patientId. The write runs after the
-            # answer is sent and never fails the call (Store.audit queues and counts failures).
+            # answer_hook validated hookInstance and context.patientId. A writer thread stores the
+            # records; the answer never waits for the database (Store.submit).
             records = audit_records(
                 service.id,
                 service.hook,
@@ -329,7 +328,7 @@ def create_app(
                 active_store.patient_hash(payload["context"].get("patientId")),
                 now,
             )
-            answer.background = BackgroundTask(active_store.audit, records)
+            active_store.submit(records)
         return answer
 
     @app.post("/cds-services/{service_id}/feedback")

@@ -1,8 +1,9 @@
 """The feedback and audit store the web layer calls.
 
-* ``audit(records)`` runs after a hook has answered (a background task). If the
-  database is down the records wait in a bounded in-memory queue and are
-  written with the next successful write; the failure is logged and counted
+* ``submit(records)`` queues the audit records of a hook's answer for a
+  writer thread, so the answer never waits for the database. If the database
+  is down the records stay in a bounded in-memory queue and are retried; the
+  failure is logged and counted
   (``cds_store_errors_total{operation="audit"}``), the hook answer is never held up.
 * ``record_feedback(...)`` stores feedback idempotently in one transaction and
   returns only after commit, so a 200 means stored; if the database is down it
@@ -28,13 +29,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds.hooks.models import Feedback
-from cds.observability import metrics
 from cds.store.database import create_store_engine, migrate
 from cds.store.models import CardAudit, CardRule, CardSuggestion, FeedbackRecord
 
 log = logging.getLogger("cds.store")
 
 MIGRATION_RETRY_SECONDS = 5.0
+AUDIT_RETRY_SECONDS = 5.0  # while records are queued, the writer tries again this often
+
+
+def _count_error(operation: str) -> None:
+    # Imported on use: `cds serve` imports this package (for its CLI) before it sets up multiprocess
+    # metrics, and prometheus-client must not be imported before that.
+    from cds.observability import metrics
+
+    metrics.STORE_ERRORS.labels(operation).inc()
 
 
 class StoreUnavailable(Exception):
@@ -124,6 +133,10 @@ class Store:
         self._last_migration_attempt = float("-inf")
         self.audit_failures = 0
         self.audit_dropped = 0
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._stopping = False
 
     @classmethod
     def open(cls, url: str, patient_key: bytes, timeout_seconds: float = 2.0, queue_limit: int = 1000) -> Store:
@@ -142,7 +155,7 @@ class Store:
         if self._migrated:
             return True
         now = time.monotonic()
-        if now - self._last_migration_attempt < MIGRATION_RETRY_SECONDS and self._last_migration_attempt > 0:
+        if now - self._last_migration_attempt < MIGRATION_RETRY_SECONDS:
             return False
         self._last_migration_attempt = now
         try:
@@ -164,32 +177,57 @@ class Store:
             return None
         return hmac.new(self._patient_key, patient_id.encode(), hashlib.sha256).hexdigest()
 
-    def audit(self, records: Iterable[AuditRecord]) -> None:
-        """Write audit records, with any queued from earlier failures; never raises."""
+    def submit(self, records: Iterable[AuditRecord]) -> None:
+        """Queue audit records for the writer thread; returns at once and never raises.
+
+        The hook's answer does not wait for the database: the records are written
+        by a background thread, and kept (up to ``queue_limit``) while the database
+        is down.
+        """
         with self._lock:
             for record in records:
                 if len(self._pending) >= self._queue_limit:
                     self._pending.popleft()
                     self.audit_dropped += 1
-                    metrics.STORE_ERRORS.labels("audit-dropped").inc()
+                    _count_error("audit-dropped")
                 self._pending.append(record)
-            batch = list(self._pending)
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_loop, name="cds-audit-writer", daemon=True)
+                self._writer.start()
+        self._wake.set()
+
+    def flush(self) -> bool:
+        """Write every queued audit record now; False if the database refused (they stay queued)."""
+        with self._write_lock:
+            with self._lock:
+                batch = list(self._pending)
+                self._pending.clear()
             if not batch:
-                return
+                return True
             try:
                 self._ready()
                 self._write_audit(batch)
+                return True
             except (SQLAlchemyError, StoreUnavailable) as exc:
+                with self._lock:
+                    # Back in front of anything queued meanwhile, oldest dropped beyond the limit.
+                    self._pending.extendleft(reversed(batch))
+                    while len(self._pending) > self._queue_limit:
+                        self._pending.popleft()
+                        self.audit_dropped += 1
+                        _count_error("audit-dropped")
+                    queued = len(self._pending)
                 self.audit_failures += 1
-                metrics.STORE_ERRORS.labels("audit").inc()
-                log.error(
-                    "audit write failed (%s): %d card record(s) queued in memory", type(exc).__name__, len(self._pending)
-                )
-                return
-            self._pending.clear()
+                _count_error("audit")
+                log.error("audit write failed (%s): %d card record(s) queued in memory", type(exc).__name__, queued)
+                return False
 
-    def flush_pending(self) -> None:
-        self.audit(())
+    def _write_loop(self) -> None:
+        while not self._stopping:
+            self._wake.wait(timeout=AUDIT_RETRY_SECONDS)
+            self._wake.clear()
+            if self._pending:
+                self.flush()
 
     def _write_audit(self, records: list[AuditRecord]) -> None:
         insert = postgresql.insert if self.backend == "postgresql" else sqlite.insert
@@ -226,7 +264,8 @@ class Store:
         self, service_id: str, items: Sequence[Feedback], client_iss: str | None = None
     ) -> tuple[int, int]:
         """Store feedback items all or none; (stored, duplicates). UnknownCard or StoreUnavailable otherwise."""
-        self.flush_pending()  # a card audited during an outage becomes known before its feedback is checked
+        if self._pending:
+            self.flush()  # a card audited during an outage becomes known before its feedback is checked
         insert = postgresql.insert if self.backend == "postgresql" else sqlite.insert
         now = self._clock()
         try:
@@ -287,11 +326,11 @@ class Store:
                     )
                     stored += result.first() is not None
         except SQLAlchemyError as exc:
-            metrics.STORE_ERRORS.labels("feedback").inc()
+            _count_error("feedback")
             log.error("feedback not stored, database unavailable (%s)", type(exc).__name__)
             raise StoreUnavailable("the database is unavailable") from None
         except StoreUnavailable:
-            metrics.STORE_ERRORS.labels("feedback").inc()
+            _count_error("feedback")
             raise
         return stored, len(items) - stored
 
@@ -316,4 +355,10 @@ class Store:
         }
 
     def close(self) -> None:
+        """Stop the writer after a last attempt to write what is queued."""
+        self._stopping = True
+        self._wake.set()
+        if self._writer is not None:
+            self._writer.join(timeout=5)
+        self.flush()
         self.engine.dispose()
