@@ -160,9 +160,12 @@ async def complete_prefetch(
     fetched: list[str] = []
     if jobs:
         tasks = {key: asyncio.ensure_future(job) for key, job in jobs.items()}
-        _, pending = await asyncio.wait(tasks.values(), timeout=budget)
-        for task in pending:
-            task.cancel()
+        try:
+            _, pending = await asyncio.wait(tasks.values(), timeout=budget)
+        finally:
+            # Also when this hook call itself is cancelled (the request deadline): no fetch outlives it.
+            for task in tasks.values():
+                task.cancel()
         if pending:
             await asyncio.wait(pending)
         for key, task in tasks.items():

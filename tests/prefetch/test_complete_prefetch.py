@@ -205,3 +205,23 @@ def test_context_values_cannot_inject_parameters_or_paths():
 def test_unfillable_templates_are_errors(template, context):
     with pytest.raises(TemplateError):
         render_template(template, context, TODAY)
+
+
+def test_cancelling_the_hook_call_cancels_its_fetches(fhir):
+    """The app's request deadline cancels answer_hook: no fetch may outlive the call."""
+    t = tag()
+
+    async def go():
+        client = FhirClient(FetchLimits(request_timeout=5, total_timeout=5))
+        try:
+            call = asyncio.ensure_future(complete_prefetch(SERVICE, cds_request(fhir.base("slow-1", t), prefetch={}), TODAY, client))
+            await asyncio.sleep(0.3)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            await asyncio.sleep(0.1)  # cancelled fetches finish cancelling; uncancelled ones would still wait on the server
+            return [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(go()) == []
