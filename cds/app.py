@@ -230,7 +230,7 @@ def create_app(
             )
         )
         fetch = fhir_client
-    active_store = store or open_store(settings)
+    active_store = store if store is not None else open_store(settings)
     if authenticate is None and settings.auth_required:
         replay = SqlReplayStore(active_store.engine) if settings.jwt_replay_store == "database" else None
         authenticate = build_authenticator(settings, clock, replay)

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     # Feedback and audit store (cds.store): connect/lock timeout, audit records kept while the database is down,
     # and the secret key of the patient-id HMAC in the audit (required in production).
     database_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
-    audit_queue_limit: int = Field(default=1000, ge=0)
+    audit_queue_limit: int = Field(default=1000, ge=1)
     audit_hmac_key: SecretStr | None = None
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)

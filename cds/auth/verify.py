@@ -94,7 +94,7 @@ class JwtVerifier:
     ) -> None:
         self.clients = dict(clients)
         self.keys = keys
-        self.replay = replay or MemoryReplayStore()
+        self.replay = replay if replay is not None else MemoryReplayStore()  # an empty store is falsy (__len__)
         self.algorithms = frozenset(check_algorithms(list(algorithms)))
         self.skew = clock_skew_seconds
         self.max_lifetime = max_lifetime_seconds

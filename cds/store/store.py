@@ -160,7 +160,7 @@ class Store:
         self._last_migration_attempt = now
         try:
             migrate(self.engine)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:  # OSError: the SQLite folder or lock file is unusable
             log.error("store migrations not applied, database unavailable (%s); will retry", type(exc).__name__)
             return False
         self._migrated = True

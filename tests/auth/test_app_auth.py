@@ -174,3 +174,18 @@ def test_auth_off_needs_loopback_and_on_needs_base_url_and_clients(clients_file)
         Settings(jwt_algorithms=["ES384", "HS256"])
     with pytest.raises(ValueError, match="asymmetric"):
         Settings(jwt_algorithms=["none"])
+
+
+def test_an_unavailable_replay_store_fails_closed_with_503(keys, clients_file):
+    from cds.auth import BearerAuthenticator, JwtVerifier, KeyRing, MemoryReplayStore, load_trusted_clients
+
+    clients = load_trusted_clients(clients_file)
+    ring = KeyRing()
+    ring.load_file(clients[ISS])
+    verifier = JwtVerifier(clients, ring, replay=MemoryReplayStore(max_entries=1), clock=lambda: NOW)
+    settings = Settings(profile="production", rules_dir=RULES_DIR, external_base_url=BASE, database_url="sqlite://")
+    client = TestClient(create_app(settings, authenticate=BearerAuthenticator(verifier), clock=lambda: NOW))
+    assert call(client, "discovery", sign(keys, claims(aud=f"{BASE}/cds-services"))).status_code == 200
+    # The store is full of live jtis: the next token cannot be checked for replay, so it is not let in.
+    response = call(client, "discovery", sign(keys, claims(aud=f"{BASE}/cds-services")))
+    assert response.status_code == 503 and int(response.headers["retry-after"]) > 0

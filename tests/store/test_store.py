@@ -261,3 +261,18 @@ def test_the_report_cli_says_when_the_database_is_unreachable(capsys, tmp_path):
 @pytest.mark.parametrize("url", ["postgresql://u:p@h/db", "postgres://u:p@h/db"])
 def test_postgres_urls_use_psycopg_3(url):
     assert engine_url(url) == "postgresql+psycopg://u:p@h/db"
+
+
+def test_the_audit_queue_is_bounded_while_the_database_is_down(database):
+    client = make_app(database, audit_queue_limit=2)
+    cards = []
+    database.down()
+    try:
+        cards = [issue_card(client, written=None) for _ in range(3)]
+        assert client.app.state.store.flush() is False
+        health = client.get("/healthz").json()["store"]
+        assert (health["pending_audit_records"], health["audit_records_dropped"]) == (2, 1)
+    finally:
+        database.up()
+    assert client.app.state.store.flush() is True
+    assert {r.card_uuid for r in rows(database, CardAudit)} == {c["uuid"] for c in cards[1:]}  # the oldest was dropped
