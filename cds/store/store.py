@@ -137,6 +137,7 @@ class Store:
         self._wake = threading.Event()
         self._writer: threading.Thread | None = None
         self._stopping = False
+        self._writing = 0  # records taken from the queue by a write in progress
 
     @classmethod
     def open(cls, url: str, patient_key: bytes, timeout_seconds: float = 2.0, queue_limit: int = 1000) -> Store:
@@ -202,14 +203,18 @@ class Store:
             with self._lock:
                 batch = list(self._pending)
                 self._pending.clear()
+                self._writing = len(batch)
             if not batch:
                 return True
             try:
                 self._ready()
                 self._write_audit(batch)
+                with self._lock:
+                    self._writing = 0
                 return True
             except (SQLAlchemyError, StoreUnavailable) as exc:
                 with self._lock:
+                    self._writing = 0
                     # Back in front of anything queued meanwhile, oldest dropped beyond the limit.
                     self._pending.extendleft(reversed(batch))
                     while len(self._pending) > self._queue_limit:
@@ -221,6 +226,12 @@ class Store:
                 _count_error("audit")
                 log.error("audit write failed (%s): %d card record(s) queued in memory", type(exc).__name__, queued)
                 return False
+
+    @property
+    def pending_audit_records(self) -> int:
+        """Audit records not yet written: queued, or being written right now."""
+        with self._lock:
+            return len(self._pending) + self._writing
 
     def _write_loop(self) -> None:
         while not self._stopping:
@@ -349,7 +360,7 @@ class Store:
         return {
             "status": state,
             "backend": self.backend,
-            "pending_audit_records": len(self._pending),
+            "pending_audit_records": self.pending_audit_records,
             "audit_write_failures": self.audit_failures,
             "audit_records_dropped": self.audit_dropped,
         }
