@@ -15,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class Base(DeclarativeBase):
-    pass
+    """The store's tables; its metadata is what Alembic migrations are compared with."""
 
 
 class CardAudit(Base):
