@@ -14,7 +14,8 @@ from ../shared/data) under ``http://127.0.0.1:<n>/<mode>/fhir``:
   ``fail`` (HTTP 500); ``outcome`` (200 with an OperationOutcome); ``garbage``
   (200 with bytes that are not JSON); ``loop`` (every ``next`` link points back
   at the same page); ``foreign`` (``next`` links point at another origin,
-  ``localhost`` instead of ``127.0.0.1``); ``token-<value>`` (401 unless the
+  ``localhost`` instead of ``127.0.0.1``); ``redirect`` (302 to that other
+  origin); ``token-<value>`` (401 unless the
   request carries ``Authorization: Bearer <value>``).
   A mode may carry a tag after a dot (``ok.t1``) so a test can pick its own
   requests out of the log.
@@ -182,6 +183,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         elif mode == "garbage":
             self._send(200, b"<html>\x00\xff this is not FHIR", "application/fhir+json")
+            return
+        elif mode == "redirect":
+            # To another origin (localhost instead of 127.0.0.1), same path in ok mode.
+            target = f"http://localhost:{self.server.server_address[1]}/ok/fhir/{'/'.join(rest)}"
+            self.send_response(302)
+            self.send_header("Location", target + (f"?{parts.query}" if parts.query else ""))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         elif mode.startswith("token-"):
             if self.headers.get("Authorization") != f"Bearer {mode.removeprefix('token-')}":

@@ -79,6 +79,14 @@ def test_a_next_link_to_another_origin_is_refused_and_gets_no_token(fhir):
     assert not [r for r in fhir.requests() if r["host"].startswith("localhost")]
 
 
+def test_a_redirect_is_not_followed_so_the_token_stays_on_fhir_server(fhir):
+    t, token = tag(), access_token()
+    with pytest.raises(FhirFetchError, match="HTTP 302"):
+        run(fetch(f"Patient/{SANDBOX_PATIENT_ID}", cds_request(fhir.base("redirect", t), token)))
+    assert len(fhir.requests(t)) == 1
+    assert not [r for r in fhir.requests() if r["host"].startswith("localhost")]
+
+
 def test_looping_next_links_stop(fhir):
     t = tag()
     with pytest.raises(FhirFetchError, match="loop"):
