@@ -18,6 +18,9 @@ What this module does, and why:
 * Facts carry short engine ids ``f<n>`` (no two collide under the 32-bit fact
   hash; checked in tests), are flat and far below 252 properties (B5), and
   have unique ids (a duplicate is reported as code 2 and raises here).
+* Numbers are written in fixed-point notation by ``dumps``: the engine's JSON
+  number parser crashes on exponent notation such as ``1e-05`` (measured here,
+  not in the knowledge file); ``prepare`` bounds range and precision.
 * A batch where some fact matches no rule returns code 1; the C core has still
   asserted the others and their actions are taken synchronously below (the
   stock ``Host`` would have deferred them to a background thread).
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 import weakref
 from collections.abc import Sequence
@@ -75,6 +79,26 @@ def _free_retired() -> None:
             pass
 
 
+def dumps(value: Any) -> str:
+    """JSON without exponent notation (see the module docstring); only what facts and rules contain."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise DurableError(f"non-finite number {value!r} cannot be sent to durable-rules")
+        text = format(value, ".6f").rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    raise DurableError(f"cannot send {type(value).__name__} to durable-rules")
+
+
 def compile_to_durable(compiled: ir.CompiledRules) -> dict[str, Any]:
     """The durable-rules JSON ruleset: rule ``r<index>``, patterns ``p<i>``, plus the sentinel."""
     definition: dict[str, Any] = {}
@@ -113,7 +137,7 @@ class DurableExecutor:
             raise DurableError("durable_rules_engine cannot be imported")
         self.compiled = compiled
         self._rules = {f"r{r.index}": r for r in compiled.rules}
-        definition = json.dumps(compile_to_durable(compiled))
+        definition = dumps(compile_to_durable(compiled))
         with _LOCK:
             _free_retired()
             try:
@@ -159,7 +183,7 @@ class DurableExecutor:
         return {**fact.attrs, "kind": fact.kind, "id": fact.engine_id, "sid": sid}
 
     def _assert(self, batch: list[dict[str, Any]]) -> int:
-        code, state = _dr.assert_facts(self._handle, json.dumps(batch))
+        code, state = _dr.assert_facts(self._handle, dumps(batch))
         if code == 2:
             raise DurableError("durable-rules reported a fact as already observed (code 2)")
         if code not in (0, 1):  # 1: some fact matched no rule; the others are asserted

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from cds.engine import ir
 from cds.engine.diagnostics import Diagnostic, RulesetError
+from cds.engine.prepare import DECIMALS, MAX_ABS_NUMBER
 from cds.engine.model import (
     PATTERN_KINDS,
     CardTemplate,
@@ -560,6 +561,14 @@ class _Checker:
                     if not _type_ok(attr_type, value, op):
                         self.out.add(vwhere, "E020", f"{kind}.{attr} is {attr_type}: cannot compare it with {op} {value!r}", rid)
                         continue
+                    if attr_type == "number" and (abs(value) >= MAX_ABS_NUMBER or round(value, DECIMALS) != value):
+                        self.out.add(vwhere, "E003", f"{value!r}: numbers in rules have at most {DECIMALS} decimals and "
+                                     f"magnitude below {MAX_ABS_NUMBER:g} (facts are rounded the same way)", rid)
+                        continue
+                    if (kind, attr) in VALUESET_ATTRS:
+                        self._valueset(item, vwhere, str(value))
+                    elif (kind, attr) == ("lab", "analyte") and self.analytes is not None and value not in self.analytes:
+                        self.out.add(vwhere, "E026", f"undefined analyte {value!r} (rules/analytes.yaml)", rid)
                     tests.append(ir.Test(attr, op, value))
         self._contradictions(item, path, kind, tests)
         return tuple(tests)
