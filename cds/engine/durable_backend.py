@@ -183,7 +183,11 @@ class DurableExecutor:
         return {**fact.attrs, "kind": fact.kind, "id": fact.engine_id, "sid": sid}
 
     def _assert(self, batch: list[dict[str, Any]]) -> int:
-        code, state = _dr.assert_facts(self._handle, dumps(batch))
+        # Python writes floats below 1e-4 in exponent notation (prepare keeps them below 1e12, so no
+        # large exponents); only then is the slower fixed-point writer needed.
+        needs_fixed = any(type(v) is float and v != 0 and -1e-4 < v < 1e-4 for fact in batch for v in fact.values())
+        text = dumps(batch) if needs_fixed else json.dumps(batch, ensure_ascii=False)
+        code, state = _dr.assert_facts(self._handle, text)
         if code == 2:
             raise DurableError("durable-rules reported a fact as already observed (code 2)")
         if code not in (0, 1):  # 1: some fact matched no rule; the others are asserted
