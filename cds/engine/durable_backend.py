@@ -58,6 +58,8 @@ _LOCK = threading.RLock()
 _SESSIONS = itertools.count(1)
 _RULESET_NAMES = itertools.count(1)
 _RETIRED_HANDLES: list[int] = []
+# rulesets created and freed in this process (hot reload must not accumulate them)
+RULESET_COUNTS = {"created": 0, "deleted": 0}
 
 Matches = dict[int, set[tuple[str, ...]]]
 
@@ -75,6 +77,7 @@ def _free_retired() -> None:
         handle = _RETIRED_HANDLES.pop()
         try:
             _dr.delete_ruleset(handle)
+            RULESET_COUNTS["deleted"] += 1
         except Exception:  # noqa: BLE001 - a handle that cannot be freed is only a leak
             pass
 
@@ -142,6 +145,7 @@ class DurableExecutor:
             _free_retired()
             try:
                 self._handle = _dr.create_ruleset(f"cds{next(_RULESET_NAMES)}", definition)
+                RULESET_COUNTS["created"] += 1
             except Exception as exc:
                 raise DurableError(f"durable-rules refused the compiled rule set: {exc}") from exc
         self._finalizer = weakref.finalize(self, _queue_delete, self._handle)
