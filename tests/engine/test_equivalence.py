@@ -109,7 +109,7 @@ def test_backends_agree_on_generated_fact_sets(probe_engines, facts):
             st.builds(lambda a: {"kind": "condition", **a}, _opt(concept=["esrd", "lower-limb-ulcer"], status=["active", "history"])),
             st.builds(lambda a: {"kind": "finding", **a}, _opt(concept=["soft-tissue-uptake"], modality=["NM", "CT"],
                       distribution=["diffuse", "heterogeneous", "focal"], negated=st.booleans())),
-            st.builds(lambda a: {"kind": "lab", **a}, _opt(analyte=["calcium-phosphate-product"], unit=["mg2/dL2"], value=numbers.map(lambda v: v * 10))),
+            st.builds(lambda a: {"kind": "lab", **a}, _opt(analyte=["ca-x-p-product"], unit=["mg2/dL2"], value=numbers.map(lambda v: v * 10))),
             st.builds(lambda a: {"kind": "medication", **a}, _opt(drug_class=["vitamin-k-antagonist"], status=["active", "stopped"])),
             st.builds(lambda a: {"kind": "draft-order", **a}, _opt(drug_class=["vitamin-k-antagonist"], source=["MedicationRequest/d1"])),
         ),

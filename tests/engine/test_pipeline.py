@@ -17,7 +17,7 @@ from cds.app import create_app
 from cds.engine import durable_backend
 from cds.engine.prepare import facts_from_dicts
 from cds.hooks.models import CDSRequest
-from cds.pipeline import Pipeline
+from cds.pipeline import Pipeline, RulesetLoadError
 from cds.settings import Settings
 from tests.conftest import RULES_DIR
 
@@ -154,7 +154,7 @@ def test_auto_falls_back_to_reference_when_durable_is_missing(monkeypatch):
     monkeypatch.setattr(durable_backend, "AVAILABLE", False)
     pipeline = Pipeline.load(RULES_DIR, engine="auto")
     assert pipeline.status()["engine"] == "reference (durable-rules unavailable)"
-    with pytest.raises(durable_backend.DurableError):
+    with pytest.raises(RulesetLoadError, match="cannot be imported"):
         Pipeline.load(RULES_DIR, engine="durable")
 
 

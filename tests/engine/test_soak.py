@@ -35,7 +35,7 @@ def fact_sets() -> list[FactSet]:
     for value in (60.0, 70.5, 88.25, 1e-5, 0.0):
         sets.append(facts_from_dicts([
             {"kind": "condition", "id": "condition:Condition/e:esrd", "concept": "esrd", "status": "active"},
-            {"kind": "lab", "id": "lab:cxp", "analyte": "calcium-phosphate-product", "unit": "mg2/dL2", "value": value},
+            {"kind": "lab", "id": "lab:cxp", "analyte": "ca-x-p-product", "unit": "mg2/dL2", "value": value},
         ]))
     sets.append(FactSet(facts=()))
     return sets
