@@ -31,14 +31,16 @@ def diagnostics_for(tmp_path: Path, text: str, name: str = "rules/rules/probe.ya
     rules = copy_rules(tmp_path)
     write(rules / name.removeprefix("rules/"), textwrap.dedent(text))
     result = load_ruleset(rules)
-    return [str(d) for d in result.diagnostics if d.severity != "note"]
+    # W101 (value set used by no rule) stands for the bundled terminology, not for the probe.
+    return [str(d) for d in result.diagnostics if d.severity != "note" and d.code != "W101"]
 
 
 def test_sample_pack_loads_and_lints_clean():
     result = load_ruleset(RULES_DIR)
     assert result.ruleset is not None
-    # W101: value sets of the FHIR layer that no rule uses yet (the knowledge base will)
-    assert [str(d) for d in result.diagnostics if d.severity != "note" and d.code != "W101"] == []
+    # W101 (value set used by no rule) is expected while the terminology in rules/valuesets/
+    # covers more concepts than the rules use; every other finding must be absent.
+    assert [d for d in result.diagnostics if d.severity != "note" and d.code != "W101"] == []
     assert len(result.ruleset.compiled.rules) >= 8
 
 
