@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 import signal
@@ -25,11 +24,19 @@ ENGINE = "durable" if durable_backend.AVAILABLE else "reference"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def stand_in(context, prefetch, now):
+    """Test-only stand-in for cds.fhir.extract_facts: the same facts for every request."""
+    return facts_from_dicts(ESRD_ULCER_SCAN)
+
+
+@pytest.fixture(autouse=True)
+def fixed_facts(monkeypatch):
+    # Every rule set the pipeline builds (at load and on each reload) uses the stand-in.
+    monkeypatch.setattr("cds.pipeline.default_extractor", lambda rules_dir: stand_in)
+
+
 def loaded(rules_dir):
-    pipeline = Pipeline.load(rules_dir, engine=ENGINE)
-    stand_in = lambda context, prefetch, now: facts_from_dicts(ESRD_ULCER_SCAN)  # noqa: E731 - test-only cds.fhir
-    pipeline._loaded = dataclasses.replace(pipeline._loaded, extractor=stand_in)
-    return pipeline
+    return Pipeline.load(rules_dir, engine=ENGINE)
 
 
 def evaluate(pipeline):
@@ -41,22 +48,8 @@ def rules(tmp_path):
     return copy_rules(tmp_path)
 
 
-def keep_stand_in(pipeline):
-    """Reloaded sets get cds.fhir (absent here) again; put the stand-in back after each reload."""
-    extractor = pipeline._loaded.extractor
-    reload = pipeline.reload
-
-    def reload_keeping_stand_in():
-        ok = reload()
-        pipeline._loaded = dataclasses.replace(pipeline._loaded, extractor=extractor)
-        return ok
-
-    pipeline.reload = reload_keeping_stand_in
-    return pipeline
-
-
 def test_broken_rule_file_is_refused_and_old_rules_keep_serving(rules):
-    pipeline = keep_stand_in(loaded(rules))
+    pipeline = loaded(rules)
     version = pipeline.version
     assert len(evaluate(pipeline).response.cards) == 1
     imaging = rules / "rules" / "imaging.yaml"
@@ -124,7 +117,7 @@ def test_sighup_reloads(rules):
 
 
 def test_no_request_is_dropped_while_reloading(rules):
-    pipeline = keep_stand_in(loaded(rules))
+    pipeline = loaded(rules)
     errors: list[str] = []
     counts = [0] * 4
     stop = threading.Event()
