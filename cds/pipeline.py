@@ -178,7 +178,8 @@ class Pipeline:
         try:
             return loaded.extractor(dict(request.context), dict(prefetch), now)
         except Exception as exc:  # the contract says it never raises; if it does, answer without facts
-            log.exception("cds.fhir.extract_facts raised %s; answering without facts", type(exc).__name__)
+            # type only: the message or traceback could carry patient data
+            log.error("cds.fhir.extract_facts raised %s; answering without facts", type(exc).__name__)
             return FactSet(facts=(), warnings=(FactWarning("-", "-", f"fact extraction failed ({type(exc).__name__})"),))
 
 

@@ -48,7 +48,7 @@ def rules(tmp_path):
     return copy_rules(tmp_path)
 
 
-def test_broken_rule_file_is_refused_and_old_rules_keep_serving(rules):
+def test_broken_rule_file_is_refused_and_old_rules_keep_serving(rules, caplog):
     pipeline = loaded(rules)
     version = pipeline.version
     assert len(evaluate(pipeline).response.cards) == 1
@@ -59,6 +59,7 @@ def test_broken_rule_file_is_refused_and_old_rules_keep_serving(rules):
     assert status["version"] == version
     assert any(line.startswith("rules/rules/imaging.yaml:") and " E016 " in line for line in status["errors"]), status
     assert status["last_reload"]["result"] == "refused"
+    assert any("reload refused" in r.getMessage() and " E016 " in r.getMessage() for r in caplog.records)
     assert len(evaluate(pipeline).response.cards) == 1  # still the old rules
 
 
