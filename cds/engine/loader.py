@@ -561,19 +561,25 @@ class _Checker:
                     if not _type_ok(attr_type, value, op):
                         self.out.add(vwhere, "E020", f"{kind}.{attr} is {attr_type}: cannot compare it with {op} {value!r}", rid)
                         continue
-                    if attr_type == "number" and (abs(value) >= MAX_ABS_NUMBER or round(value, DECIMALS) != value):
-                        self.out.add(vwhere, "E003", f"{value!r}: numbers in rules have at most {DECIMALS} decimals and "
-                                     f"magnitude below {MAX_ABS_NUMBER:g} (facts are rounded the same way)", rid)
-                        continue
-                    if (kind, attr) in VALUESET_ATTRS:
-                        self._valueset(item, vwhere, str(value))
-                    elif (kind, attr) == ("lab", "analyte") and self.analytes is not None and value not in self.analytes:
-                        self.out.add(vwhere, "E026", f"undefined analyte {value!r} (rules/analytes.yaml)", rid)
+                    if isinstance(value, str):
+                        # `concept: esrd` names a value set (or an analyte) just as `in: [esrd]` does:
+                        # check that it exists and count it as used.
+                        if (kind, attr) in VALUESET_ATTRS:
+                            self._valueset(item, vwhere, value)
+                        elif (kind, attr) == ("lab", "analyte") and self.analytes is not None and value not in self.analytes:
+                            self.out.add(vwhere, "E026", f"undefined analyte {value!r} (rules/analytes.yaml)", rid)
                     tests.append(ir.Test(attr, op, value))
         self._contradictions(item, path, kind, tests)
         return tuple(tests)
 
     def _contradictions(self, item: _Item, path: tuple[str | int, ...], kind: str, tests: list[ir.Test]) -> None:
+        for t in tests:
+            # facts are bounded and rounded the same way (prepare.py), so both backends compare alike
+            if isinstance(t.value, float) and (abs(t.value) >= MAX_ABS_NUMBER or round(t.value, DECIMALS) != t.value):
+                self.out.add(item.at(*path, t.attr), "E003", f"{t.value!r}: numbers in rules have at most {DECIMALS} "
+                             f"decimals and magnitude below {MAX_ABS_NUMBER:g}", item.value.id)
+            elif isinstance(t.value, int) and not isinstance(t.value, bool) and abs(t.value) >= MAX_ABS_NUMBER:
+                self.out.add(item.at(*path, t.attr), "E003", f"{t.value!r}: magnitude must be below {MAX_ABS_NUMBER:g}", item.value.id)
         by_attr: dict[str, list[ir.Test]] = {}
         for t in tests:
             by_attr.setdefault(t.attr, []).append(t)

@@ -182,3 +182,8 @@ def test_rule_files_validate_against_the_exported_schema():
             continue
         errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
         assert not errors, f"{path}: {errors[0].message}"
+
+
+def test_rule_numbers_are_limited_to_what_both_backends_compare_alike(tmp_path):
+    lines = diagnostics_for(tmp_path, VALID_RULE.replace('{">": 5.5}', '{">": 5.1234567}'))
+    assert any(line.startswith("rules/rules/probe.yaml:7:42: E003") and "6 decimals" in line for line in lines), lines
