@@ -19,6 +19,7 @@ from cds.engine.prepare import facts_from_dicts
 from cds.engine.runner import LoadedEngine
 from cds.facts import Fact, FactSet
 from tests.conftest import RULES_DIR
+from tests.engine.helpers import SAMPLE_RULES
 
 pytestmark = pytest.mark.skipif(not durable_backend.AVAILABLE, reason="durable-rules not importable")
 
@@ -37,7 +38,7 @@ def probe_engines():
 
 @pytest.fixture(scope="module")
 def sample_engines():
-    ruleset = load_or_raise(RULES_DIR)
+    ruleset = load_or_raise(SAMPLE_RULES)
     reference, durable = LoadedEngine(ruleset, "reference"), LoadedEngine(ruleset, "durable")
     yield reference, durable
     durable.close()
@@ -54,6 +55,24 @@ def test_backends_agree_on_every_rule_test_fixture(sample_engines):
         assert ref.comparable() == dur.comparable(), test.id
         firing += bool(ref.fired)
     assert firing >= len(reference.ruleset.tests) - 2  # not a vacuous comparison of empty results
+
+
+def test_backends_agree_on_the_live_rule_tests():
+    """rules/tests of the knowledge base as it stands (inline facts, and cases when cds.fhir is present)."""
+    from cds.engine.ruletests import default_extractor, run_rule_tests
+
+    ruleset = load_or_raise(RULES_DIR)
+    extractor = default_extractor(RULES_DIR)
+    reference, durable = LoadedEngine(ruleset, "reference"), LoadedEngine(ruleset, "durable")
+    ref = {r.id: r for r in run_rule_tests(reference, extractor)}
+    dur = {r.id: r for r in run_rule_tests(durable, extractor)}
+    compared = 0
+    for test_id, result in ref.items():
+        if result.outcome is None:
+            continue
+        assert result.outcome.comparable() == dur[test_id].outcome.comparable(), test_id
+        compared += 1
+    assert compared > 0
 
 
 def test_backends_agree_when_nothing_matches(probe_engines):

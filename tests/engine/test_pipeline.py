@@ -19,7 +19,7 @@ from cds.engine.prepare import facts_from_dicts
 from cds.hooks.models import CDSRequest
 from cds.pipeline import Pipeline, RulesetLoadError
 from cds.settings import Settings
-from tests.conftest import RULES_DIR
+from tests.engine.helpers import SAMPLE_RULES as RULES_DIR
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ESRD_ULCER_SCAN = [
@@ -29,6 +29,12 @@ ESRD_ULCER_SCAN = [
      "distribution": "heterogeneous", "negated": False},
 ]
 ENGINES = ["reference"] + (["durable"] if durable_backend.AVAILABLE else [])
+
+
+@pytest.fixture(autouse=True)
+def no_fhir_layer(monkeypatch):
+    """The sample fixture has no value sets for cds.fhir's terminology; tests put facts in directly."""
+    monkeypatch.setattr("cds.pipeline.default_extractor", lambda rules_dir: None)
 
 
 def with_facts(pipeline: Pipeline, facts: list[dict]) -> Pipeline:

@@ -14,7 +14,7 @@ from cds.engine.loader import load_or_raise
 from cds.engine.prepare import MAX_FACTS, facts_from_dicts
 from cds.engine.runner import LoadedEngine
 from cds.facts import Fact, FactSet
-from tests.conftest import RULES_DIR
+from tests.engine.helpers import SAMPLE_RULES as RULES_DIR
 
 pytestmark = pytest.mark.skipif(not durable_backend.AVAILABLE, reason="durable-rules not importable")
 PROBE_RULES = Path(__file__).parent / "fixtures" / "equivalence" / "rules"
