@@ -16,16 +16,24 @@ RULESET = load_or_raise(RULES_DIR)
 ENGINES = ["reference"] + (["durable"] if durable_backend.AVAILABLE else [])
 
 
+@pytest.fixture(scope="module")
+def extractor():
+    return default_extractor(RULES_DIR)
+
+
 @pytest.fixture(scope="module", params=ENGINES)
-def engine(request):
+def results(request, extractor):
+    """Every live rule test run once per backend; the tests below look their result up."""
     loaded = LoadedEngine(RULESET, request.param)
-    yield loaded
-    loaded.close()
+    try:
+        yield {r.id: r for r in run_rule_tests(loaded, extractor)}
+    finally:
+        loaded.close()
 
 
 @pytest.mark.parametrize("test_id", [t.id for t in RULESET.tests])
-def test_rule_test(engine, test_id):
-    (result,) = [r for r in run_rule_tests(engine, default_extractor(RULES_DIR)) if r.id == test_id]
+def test_rule_test(results, test_id):
+    result = results[test_id]
     if result.skipped:
         pytest.skip("; ".join(result.failures))
     assert result.passed, "\n".join(result.failures)
