@@ -67,8 +67,14 @@ def _build(rules_dir: Path, hook_namespace: str, engine_choice: str) -> _Loaded:
     result = load_ruleset(rules_dir, [s.id for s in services])
     if result.ruleset is None or result.errors:
         raise RulesetLoadError([str(d) for d in result.errors])
-    engine = LoadedEngine(result.ruleset, engine_choice)  # type: ignore[arg-type]
-    extractor = default_extractor(rules_dir)
+    try:
+        engine = LoadedEngine(result.ruleset, engine_choice)  # type: ignore[arg-type]
+    except Exception as exc:  # e.g. durable refuses the compiled set, or CDS_ENGINE=durable without it
+        raise RulesetLoadError([f"engine {engine_choice}: {exc}"]) from exc
+    try:
+        extractor = default_extractor(rules_dir)
+    except Exception as exc:  # the terminology (value sets, analytes) of the FHIR layer does not load
+        raise RulesetLoadError([f"terminology (cds.fhir.Terminology.load): {type(exc).__name__}: {exc}"]) from exc
     failures = [
         f"rule test {r.id}: {failure}" for r in run_rule_tests(engine, extractor) if not r.passed and not r.skipped
         for failure in r.failures
@@ -151,8 +157,8 @@ class Pipeline:
             at = datetime.now(UTC).isoformat(timespec="seconds")
             try:
                 new = _build(self.rules_dir, self.hook_namespace, self.engine_choice)
-            except (RulesetLoadError, ServiceDefinitionError) as exc:
-                lines = exc.lines if isinstance(exc, RulesetLoadError) else [str(exc)]
+            except Exception as exc:  # noqa: BLE001 - whatever goes wrong, the serving set stays
+                lines = exc.lines if isinstance(exc, RulesetLoadError) else [f"{type(exc).__name__}: {exc}"]
                 self.load_errors = lines
                 self.last_reload = {"at": at, "result": "refused", "still_serving": self._loaded.ruleset.version}
                 log.error("rule set reload refused; still serving %s:\n%s", self._loaded.ruleset.version, "\n".join(lines))
@@ -172,7 +178,8 @@ class Pipeline:
         try:
             return loaded.extractor(dict(request.context), dict(prefetch), now)
         except Exception as exc:  # the contract says it never raises; if it does, answer without facts
-            log.exception("cds.fhir.extract_facts raised %s; answering without facts", type(exc).__name__)
+            # type only: the message or traceback could carry patient data
+            log.error("cds.fhir.extract_facts raised %s; answering without facts", type(exc).__name__)
             return FactSet(facts=(), warnings=(FactWarning("-", "-", f"fact extraction failed ({type(exc).__name__})"),))
 
 

@@ -29,7 +29,9 @@ def add_rules_commands(commands: Any) -> None:
         return parser
 
     add("validate", "load the rule set; print errors as file:line:col", run_validate)
-    add("lint", "print errors, warnings and notes; fail on errors or warnings", run_lint)
+    lint = add("lint", "print errors, warnings and notes; fail on errors or warnings", run_lint)
+    lint.add_argument("--ignore", action="append", default=[], metavar="CODE",
+                      help="do not fail on this warning code (repeatable), e.g. W101 while value sets await rules")
     test = add("test", "run the rule tests (rules/tests/*.yaml)", run_test)
     test.add_argument("--engine", choices=["both", "reference", "durable"], default="both",
                       help="backend(s) to run on (default: both when durable-rules is importable)")
@@ -65,11 +67,14 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_lint(args: argparse.Namespace) -> int:
     result = _load(args)
+    ignored = {code.upper() for code in args.ignore}
     for d in result.diagnostics:
         print(d)
     counts = {s: sum(d.severity == s for d in result.diagnostics) for s in ("error", "warning", "note")}
-    print(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['note']} note(s)")
-    return EXIT_FAILURE if counts["error"] or counts["warning"] else EXIT_OK
+    failing_warnings = sum(d.severity == "warning" and d.code not in ignored for d in result.diagnostics)
+    print(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['note']} note(s)"
+          + (f"; ignored: {', '.join(sorted(ignored))}" if ignored else ""))
+    return EXIT_FAILURE if counts["error"] or failing_warnings else EXIT_OK
 
 
 def run_test(args: argparse.Namespace) -> int:

@@ -18,6 +18,9 @@ What this module does, and why:
 * Facts carry short engine ids ``f<n>`` (no two collide under the 32-bit fact
   hash; checked in tests), are flat and far below 252 properties (B5), and
   have unique ids (a duplicate is reported as code 2 and raises here).
+* Numbers are written in fixed-point notation by ``dumps``: the engine's JSON
+  number parser crashes on exponent notation such as ``1e-05`` (measured here,
+  not in the knowledge file); ``prepare`` bounds range and precision.
 * A batch where some fact matches no rule returns code 1; the C core has still
   asserted the others and their actions are taken synchronously below (the
   stock ``Host`` would have deferred them to a background thread).
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 import weakref
 from collections.abc import Sequence
@@ -54,6 +58,8 @@ _LOCK = threading.RLock()
 _SESSIONS = itertools.count(1)
 _RULESET_NAMES = itertools.count(1)
 _RETIRED_HANDLES: list[int] = []
+# rulesets created and freed in this process (hot reload must not accumulate them)
+RULESET_COUNTS = {"created": 0, "deleted": 0}
 
 Matches = dict[int, set[tuple[str, ...]]]
 
@@ -71,8 +77,29 @@ def _free_retired() -> None:
         handle = _RETIRED_HANDLES.pop()
         try:
             _dr.delete_ruleset(handle)
+            RULESET_COUNTS["deleted"] += 1
         except Exception:  # noqa: BLE001 - a handle that cannot be freed is only a leak
             pass
+
+
+def dumps(value: Any) -> str:
+    """JSON without exponent notation (see the module docstring); only what facts and rules contain."""
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise DurableError(f"non-finite number {value!r} cannot be sent to durable-rules")
+        text = format(value, ".6f").rstrip("0")
+        return text + "0" if text.endswith(".") else text
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{dumps(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    raise DurableError(f"cannot send {type(value).__name__} to durable-rules")
 
 
 def compile_to_durable(compiled: ir.CompiledRules) -> dict[str, Any]:
@@ -113,11 +140,12 @@ class DurableExecutor:
             raise DurableError("durable_rules_engine cannot be imported")
         self.compiled = compiled
         self._rules = {f"r{r.index}": r for r in compiled.rules}
-        definition = json.dumps(compile_to_durable(compiled))
+        definition = dumps(compile_to_durable(compiled))
         with _LOCK:
             _free_retired()
             try:
                 self._handle = _dr.create_ruleset(f"cds{next(_RULESET_NAMES)}", definition)
+                RULESET_COUNTS["created"] += 1
             except Exception as exc:
                 raise DurableError(f"durable-rules refused the compiled rule set: {exc}") from exc
         self._finalizer = weakref.finalize(self, _queue_delete, self._handle)
@@ -159,7 +187,11 @@ class DurableExecutor:
         return {**fact.attrs, "kind": fact.kind, "id": fact.engine_id, "sid": sid}
 
     def _assert(self, batch: list[dict[str, Any]]) -> int:
-        code, state = _dr.assert_facts(self._handle, json.dumps(batch))
+        # Python writes floats below 1e-4 in exponent notation (prepare keeps them below 1e12, so no
+        # large exponents); only then is the slower fixed-point writer needed.
+        needs_fixed = any(type(v) is float and v != 0 and -1e-4 < v < 1e-4 for fact in batch for v in fact.values())
+        text = dumps(batch) if needs_fixed else json.dumps(batch, ensure_ascii=False)
+        code, state = _dr.assert_facts(self._handle, text)
         if code == 2:
             raise DurableError("durable-rules reported a fact as already observed (code 2)")
         if code not in (0, 1):  # 1: some fact matched no rule; the others are asserted

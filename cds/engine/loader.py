@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from cds.engine import ir
 from cds.engine.diagnostics import Diagnostic, RulesetError
+from cds.engine.prepare import DECIMALS, MAX_ABS_NUMBER
 from cds.engine.model import (
     PATTERN_KINDS,
     CardTemplate,
@@ -560,11 +561,25 @@ class _Checker:
                     if not _type_ok(attr_type, value, op):
                         self.out.add(vwhere, "E020", f"{kind}.{attr} is {attr_type}: cannot compare it with {op} {value!r}", rid)
                         continue
+                    if isinstance(value, str):
+                        # `concept: esrd` names a value set (or an analyte) just as `in: [esrd]` does:
+                        # check that it exists and count it as used.
+                        if (kind, attr) in VALUESET_ATTRS:
+                            self._valueset(item, vwhere, value)
+                        elif (kind, attr) == ("lab", "analyte") and self.analytes is not None and value not in self.analytes:
+                            self.out.add(vwhere, "E026", f"undefined analyte {value!r} (rules/analytes.yaml)", rid)
                     tests.append(ir.Test(attr, op, value))
         self._contradictions(item, path, kind, tests)
         return tuple(tests)
 
     def _contradictions(self, item: _Item, path: tuple[str | int, ...], kind: str, tests: list[ir.Test]) -> None:
+        for t in tests:
+            # facts are bounded and rounded the same way (prepare.py), so both backends compare alike
+            if isinstance(t.value, float) and (abs(t.value) >= MAX_ABS_NUMBER or round(t.value, DECIMALS) != t.value):
+                self.out.add(item.at(*path, t.attr), "E003", f"{t.value!r}: numbers in rules have at most {DECIMALS} "
+                             f"decimals and magnitude below {MAX_ABS_NUMBER:g}", item.value.id)
+            elif isinstance(t.value, int) and not isinstance(t.value, bool) and abs(t.value) >= MAX_ABS_NUMBER:
+                self.out.add(item.at(*path, t.attr), "E003", f"{t.value!r}: magnitude must be below {MAX_ABS_NUMBER:g}", item.value.id)
         by_attr: dict[str, list[ir.Test]] = {}
         for t in tests:
             by_attr.setdefault(t.attr, []).append(t)
@@ -679,8 +694,14 @@ class _Checker:
         for index, ref in enumerate(card.references):
             if ref not in self.references:
                 self.out.add(item.at("references", index), "E013", f"undefined reference {ref!r}", cid)
-        if card.when.differential is not None and card.when.differential.hypothesis not in self.hypotheses:
-            self.out.add(item.at("when", "differential", "hypothesis"), "E012", f"undefined hypothesis {card.when.differential.hypothesis!r}", cid)
+        condition = card.when.differential
+        if condition is not None and condition.hypothesis not in self.hypotheses:
+            self.out.add(item.at("when", "differential", "hypothesis"), "E012", f"undefined hypothesis {condition.hypothesis!r}", cid)
+        if condition is not None and (condition.at_least is not None or condition.below is not None):
+            if condition.reference is None:
+                self.out.add(item.at("when", "differential"), "E017", "a posterior threshold names no reference", cid)
+            elif condition.reference not in self.references:
+                self.out.add(item.at("when", "differential", "reference"), "E013", f"undefined reference {condition.reference!r}", cid)
         raisers = [r.value for r in rules.values() if cid in r.value.then.cards and r.value.status == "active"]
         if card.when.intent and not raisers:
             self.out.add(item.at("when", "intent"), "E021", "no active rule raises this card (`then.cards`)", cid)

@@ -35,10 +35,23 @@ class PreparedFact:
         return self.attrs.get(name)
 
 
+# durable-rules' JSON number parser corrupts memory on exponent notation (measured: "1e-05",
+# "1e+16", "5e-324" crash the process; see docs/adr/0001-rules-engine.md). Numbers are therefore
+# kept to a range and precision that both backends see identically and that serialise without an
+# exponent (durable_backend.dumps writes fixed-point).
+MAX_ABS_NUMBER = 1e12
+DECIMALS = 6
+
+
 def _typed(kind: str, name: str, value: object) -> bool:
     expected = FACT_FIELDS[kind].get(name)
     if expected == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and abs(value) < MAX_ABS_NUMBER
+        )
     if expected == "bool":
         return isinstance(value, bool)
     if expected == "str":
@@ -68,7 +81,7 @@ def prepare_facts(factset: FactSet, compiled: ir.CompiledRules) -> tuple[list[Pr
         attrs: dict[str, Scalar] = {}
         for name, value in fact.attrs.items():
             if _typed(fact.kind, name, value):
-                attrs[name] = value
+                attrs[name] = round(value, DECIMALS) if isinstance(value, float) else value
             else:
                 warnings.append(f"fact {fact.id}: attribute {name!r} unknown or of the wrong type, ignored")
         for membership in memberships_by_kind.get(fact.kind, ()):

@@ -1,17 +1,22 @@
-"""Helpers for engine tests: a throw-away copy of the sample rule pack to break on purpose."""
+"""Helpers for engine tests.
+
+Engine tests run on a frozen copy of the sample rule pack (fixtures/sample/rules), so the
+knowledge base in rules/ can evolve without breaking tests of the engine itself; tests of the
+live rules/ (its rule tests, schema, lint) are generic.
+"""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
-from tests.conftest import RULES_DIR
+SAMPLE_RULES = Path(__file__).parent / "fixtures" / "sample" / "rules"
 
 
 def copy_rules(tmp_path: Path) -> Path:
-    """rules/ copied to tmp_path/rules (diagnostics then read rules/...)."""
+    """The sample rule pack copied to tmp_path/rules (diagnostics then read rules/...)."""
     target = tmp_path / "rules"
-    shutil.copytree(RULES_DIR, target, ignore=shutil.ignore_patterns("schema.json"))
+    shutil.copytree(SAMPLE_RULES, target)
     return target
 
 

@@ -19,6 +19,7 @@ rules:
     title: Probe rule
     version: 1
     status: active
+    references: [weenig-2007]
     when:
       - lab: {analyte: phosphate, value: {">": 5.5}}
     then:
@@ -53,27 +54,27 @@ def test_valid_probe_rule_gives_only_the_untested_warning(tmp_path):
 
 # (replace this, with this, expected "file:line:col: CODE")
 MISTAKES = [
-    pytest.param("    status: active\n", "    status: active\n    when: [\n", "rules/rules/probe.yaml:8:7: E001", id="yaml-syntax"),
+    pytest.param("    status: active\n", "    status: active\n    when: [\n", "rules/rules/probe.yaml:8:5: E001", id="yaml-syntax"),
     pytest.param("    version: 1\n", "    version: 1\n    author: me\n", "rules/rules/probe.yaml:5:5: E002", id="unknown-key"),
     pytest.param("    version: 1\n", "    version: one\n", "rules/rules/probe.yaml:4:14: E003", id="wrong-type"),
     pytest.param("    title: Probe rule\n", "", "rules/rules/probe.yaml:2:5: E004", id="missing-key"),
     pytest.param("  - id: probe\n", "  - id: warfarin-in-kidney-failure\n", "rules/rules/risk-factors.yaml:2:9: E010 duplicate rule id 'warfarin-in-kidney-failure' (first defined at rules/rules/probe.yaml:2)", id="duplicate-id"),
-    pytest.param("hypothesis: calciphylaxis", "hypothesis: calciphylaxia", "rules/rules/probe.yaml:10:24: E012", id="undefined-hypothesis"),
-    pytest.param("reference: weenig-2007", "reference: weenig-2077", "rules/rules/probe.yaml:10:73: E013", id="undefined-reference"),
-    pytest.param("      - lab: {", "      - labs: {", "rules/rules/probe.yaml:7:9: E014", id="unknown-fact-kind"),
-    pytest.param("value: {", "valeu: {", "rules/rules/probe.yaml:7:35: E015", id="unknown-attribute"),
-    pytest.param("likelihood_ratio: 1.2", "likelihood_ratio: -2", "rules/rules/probe.yaml:10:57: E016", id="lr-negative"),
-    pytest.param("likelihood_ratio: 1.2", "likelihood_ratio: 0", "rules/rules/probe.yaml:10:57: E016", id="lr-zero"),
-    pytest.param(", reference: weenig-2007", "", "rules/rules/probe.yaml:10:11: E017", id="evidence-without-reference"),
-    pytest.param('{">": 5.5}', '{">": "high"}', "rules/rules/probe.yaml:7:48: E003", id="ordering-a-text-literal"),
-    pytest.param("value: {\">\": 5.5}", "value: \"5.5\"", "rules/rules/probe.yaml:7:42: E020", id="number-attribute-vs-text"),
+    pytest.param("hypothesis: calciphylaxis", "hypothesis: calciphylaxia", "rules/rules/probe.yaml:11:24: E012", id="undefined-hypothesis"),
+    pytest.param("reference: weenig-2007", "reference: weenig-2077", "rules/rules/probe.yaml:11:73: E013", id="undefined-reference"),
+    pytest.param("      - lab: {", "      - labs: {", "rules/rules/probe.yaml:8:9: E014", id="unknown-fact-kind"),
+    pytest.param("value: {", "valeu: {", "rules/rules/probe.yaml:8:35: E015", id="unknown-attribute"),
+    pytest.param("likelihood_ratio: 1.2", "likelihood_ratio: -2", "rules/rules/probe.yaml:11:57: E016", id="lr-negative"),
+    pytest.param("likelihood_ratio: 1.2", "likelihood_ratio: 0", "rules/rules/probe.yaml:11:57: E016", id="lr-zero"),
+    pytest.param(", reference: weenig-2007", "", "rules/rules/probe.yaml:11:11: E017", id="evidence-without-reference"),
+    pytest.param('{">": 5.5}', '{">": "high"}', "rules/rules/probe.yaml:8:48: E003", id="ordering-a-text-literal"),
+    pytest.param("value: {\">\": 5.5}", "value: \"5.5\"", "rules/rules/probe.yaml:8:42: E020", id="number-attribute-vs-text"),
     pytest.param("{analyte: phosphate, value: {\">\": 5.5}}", "{analyte: phosphate, value: {\">\": 7, \"<\": 5}}",
-                 "rules/rules/probe.yaml:7:42: E021", id="contradiction-never-fires"),
-    pytest.param("      - lab:", "      - derived: {name: nobody-derives-this}\n      - lab:", "rules/rules/probe.yaml:7:25: E021",
+                 "rules/rules/probe.yaml:8:42: E021", id="contradiction-never-fires"),
+    pytest.param("      - lab:", "      - derived: {name: nobody-derives-this}\n      - lab:", "rules/rules/probe.yaml:8:25: E021",
                  id="derived-fact-never-derived"),
-    pytest.param("      evidence:", "      cards: [no-such-card]\n      evidence:", "rules/rules/probe.yaml:9:15: E018", id="undefined-card"),
+    pytest.param("      evidence:", "      cards: [no-such-card]\n      evidence:", "rules/rules/probe.yaml:10:15: E018", id="undefined-card"),
     pytest.param("      - lab:", "      - condition: {concept: esrd}\n      - lab: {analyte: phosphate, value: {same_as: nobody.value}}\n      - lab:",
-                 "rules/rules/probe.yaml:8:42: E019", id="join-unknown-alias"),
+                 "rules/rules/probe.yaml:9:42: E019", id="join-unknown-alias"),
     pytest.param("  - id: probe", "  - id: Probe_1", "rules/rules/probe.yaml:2:9: E003", id="bad-id"),
     pytest.param("    status: active", "    status: live", "rules/rules/probe.yaml:5:13: E003", id="bad-status"),
 ]
@@ -107,7 +108,7 @@ def test_undefined_and_unused_value_sets_when_value_sets_exist(tmp_path):
         """))
     write(rules / "rules" / "probe.yaml", VALID_RULE.replace("lab: {analyte: phosphate, value: {\">\": 5.5}}", "condition: {concept: {in: [esrd, esdr]}}"))
     lines = [str(d) for d in load_ruleset(rules).diagnostics]
-    assert any(line.startswith("rules/rules/probe.yaml:7:30: E011 undefined value set 'esdr'") for line in lines), lines
+    assert any(line.startswith("rules/rules/probe.yaml:8:30: E011 undefined value set 'esdr'") for line in lines), lines
     assert any("W101 value set 'never-used' is used by no rule" in line for line in lines), lines
 
 
@@ -118,7 +119,7 @@ def test_card_placeholder_and_service_are_checked(tmp_path):
     cards = cards.replace("services: [calciphylaxis-risk, calciphylaxis-risk-encounter]", "services: [calciphylaxis-risk, no-such-service]")
     (rules / "cards.yaml").write_text(cards)
     lines = [str(d) for d in load_ruleset(rules).errors]
-    assert any(line.startswith("rules/cards.yaml:10:14: E022") and "calciphylaxsis" in line for line in lines), lines
+    assert any(line.startswith("rules/cards.yaml:17:14: E022") and "calciphylaxsis" in line for line in lines), lines
     assert any(line.startswith("rules/cards.yaml:6:36: E024") for line in lines), lines
 
 
@@ -182,3 +183,8 @@ def test_rule_files_validate_against_the_exported_schema():
             continue
         errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
         assert not errors, f"{path}: {errors[0].message}"
+
+
+def test_rule_numbers_are_limited_to_what_both_backends_compare_alike(tmp_path):
+    lines = diagnostics_for(tmp_path, VALID_RULE.replace('{">": 5.5}', '{">": 5.1234567}'))
+    assert any(line.startswith("rules/rules/probe.yaml:8:42: E003") and "6 decimals" in line for line in lines), lines
