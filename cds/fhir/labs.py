@@ -19,7 +19,7 @@ from cds.fhir.intake import Intake, reference_key
 from cds.fhir.terminology import LOINC, SYSTEM_ALIASES, UCUM, Analyte, Terminology, normalise_unit
 
 COUNTED_STATUSES = frozenset({"final", "amended", "corrected"})
-CA_X_P = "calcium-phosphate-product"
+CA_X_P = "ca-x-p-product"
 CORRECTED_CA = "calcium-corrected"
 
 

@@ -130,7 +130,7 @@ def test_ca_x_p_product_from_same_day_pairs_only(run) -> None:
         observation("p1", "2777-1", 2.25, "mmol/L", "2026-02-10T07:00:00Z"),   # 6.968 mg/dL
         observation("ca2", "17861-6", 9.0, "mg/dL", "2026-02-20T07:00:00Z"),   # no phosphate that day
     ))
-    fact = one(facts, "lab", analyte="calcium-phosphate-product")
+    fact = one(facts, "lab", analyte="ca-x-p-product")
     assert fact.attrs["value"] == pytest.approx(69.68, abs=0.01)
     assert fact.attrs["unit"] == "mg2/dL2"
     assert fact.attrs["date"] == "2026-02-10"
@@ -141,7 +141,7 @@ def test_ca_x_p_product_from_same_day_pairs_only(run) -> None:
 def test_censored_calcium_is_not_paired(run) -> None:
     facts = run(bundle(observation("ca1", "17861-6", 5.0, "mg/dL", "2026-02-10", comparator="<"),
                        observation("p1", "2777-1", 6.0, "mg/dL", "2026-02-10")))
-    assert of_kind(facts, "lab", analyte="calcium-phosphate-product") == []
+    assert of_kind(facts, "lab", analyte="ca-x-p-product") == []
 
 
 def test_albumin_corrected_calcium(run) -> None:

@@ -27,7 +27,7 @@ REQUIRED_PROCEDURES = {
 }
 REQUIRED_ANALYTES = {
     "calcium-total", "calcium-ionized", "phosphate", "pth-intact", "albumin", "alkaline-phosphatase",
-    "vitamin-d-25oh", "inr", "creatine-kinase", "creatinine", "egfr", "eosinophils", "calcium-phosphate-product",
+    "vitamin-d-25oh", "inr", "creatine-kinase", "creatinine", "egfr", "eosinophils", "ca-x-p-product",
     "calcium-corrected",
 }
 
