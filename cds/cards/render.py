@@ -17,7 +17,12 @@ from cds.engine.runner import Outcome, RaisedCard
 from cds.hooks.models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
 
 TEMPLATE_SYSTEM = "https://calciphylaxis-cds.org/fhir/CodeSystem/card-template"
-DIFFERENTIAL_PLACEHOLDERS = {"posterior", "prior", "evidence_for", "evidence_against", "next_test", "differential"}
+DIFFERENTIAL_PLACEHOLDERS = {
+    "posterior", "prior", "evidence_for", "evidence_against", "next_test", "differential", "differential_evidence",
+    "differential_top",
+}
+# {differential_evidence} lists the hypotheses with evidence, highest posterior first, at most this many.
+EVIDENCE_LIST_LIMIT = 6
 
 
 def percent(p: float) -> str:
@@ -55,6 +60,38 @@ class _Context:
         for h in self.diff.hypotheses:
             rows.append(f"| {h.title} | {percent(h.prior)} | {percent(h.posterior)} | {len(h.evidence_for)} | {len(h.evidence_against)} |")
         return "\n".join(rows)
+
+    def differential_evidence(self) -> str:
+        """The leading hypotheses that have evidence, each with what speaks for and against it."""
+        blocks = []
+        ranked = [h for h in self.diff.hypotheses if h.evidence_for or h.evidence_against][:EVIDENCE_LIST_LIMIT]
+        for rank, h in enumerate(ranked, start=1):
+            blocks.append(
+                f"{rank}. **{h.title}**: {percent(h.posterior)} (prior {percent(h.prior)})\n"
+                f"   - for: {self.short_list(h.evidence_for)}\n"
+                f"   - against: {self.short_list(h.evidence_against)}"
+            )
+        return "\n".join(blocks) if blocks else "- no imaging or clinical evidence recorded"
+
+    @staticmethod
+    def short_list(items: tuple[EvidenceItem, ...]) -> str:
+        if not items:
+            return "none recorded"
+        return "; ".join(f"{e.rule_title} (LR {e.likelihood_ratio:g} [{e.confidence}])" for e in items)
+
+    def lesion_sites(self) -> str:
+        """Sites of recorded skin lesions: conditions whose concept a `skin-lesion` rule names."""
+        concepts = self.rs.lesion_concepts
+        sites = []
+        for fact in self.outcome.facts:
+            if fact.kind != "condition" or fact.attrs.get("concept") not in concepts:
+                continue
+            site = fact.attrs.get("site")
+            if not isinstance(site, str):
+                continue
+            side = fact.attrs.get("laterality")
+            sites.append(f"{side} {site}" if isinstance(side, str) else site)
+        return ", ".join(sorted(set(sites))) if sites else "not recorded"
 
     def matched(self, arg: str) -> str:
         alias, _, attr = arg.partition(".")
@@ -94,6 +131,16 @@ class _Context:
             return self.rs.version
         if name == "matched":
             return self.matched(arg or "")
+        if name == "matched_id":
+            value = self.matched(arg or "")
+            return value.rsplit("/", 1)[-1]
+        if name == "differential_evidence":
+            return self.differential_evidence()
+        if name == "differential_top":
+            top = self.diff.top
+            return f"{top.title} ({percent(top.posterior)})" if top else "none"
+        if name == "lesion_sites":
+            return self.lesion_sites()
         raise KeyError(name)  # unreachable: the loader rejects unknown placeholders
 
     def fill(self, text: str) -> str:

@@ -27,7 +27,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "E014": ("error", "unknown fact kind"),
     "E015": ("error", "unknown attribute for this fact kind"),
     "E016": ("error", "likelihood ratio must be greater than 0"),
-    "E017": ("error", "evidence, prior or test without a reference"),
+    "E017": ("error", "evidence, prior, test, card threshold or numeric rule threshold without a reference"),
     "E018": ("error", "undefined card template"),
     "E019": ("error", "invalid join (unknown alias, later pattern, or absence)"),
     "E020": ("error", "comparison can never be true for this attribute's type"),

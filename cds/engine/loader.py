@@ -50,9 +50,18 @@ VALUESET_ATTRS = {
     ("draft-order", "drug_class"),
 }
 CODE_KINDS = {"condition", "medication", "procedure", "draft-order"}
+# Derived facts computed in Python before the rules run (not by a rule's `derive`), so a rule may
+# test them: dialysis vintage (cds/fhir/__init__.py) and the serial bone-scan comparison
+# (cds/findings/serial.py).
+EXTERNAL_DERIVED_NAMES = frozenset(
+    {"dialysis-vintage-years", "bone-scan-response", "bone-scan-change", "bone-scan-progression"}
+)
 PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([A-Za-z0-9_.\-]+))?\}")
 HYPOTHESIS_PLACEHOLDERS = {"posterior", "prior", "evidence_for", "evidence_against", "next_test", "hypothesis"}
-PLAIN_PLACEHOLDERS = {"differential", "population", "patient_id", "ruleset_version"}
+# differential_evidence: the leading hypotheses with their evidence; differential_top: the first one; lesion_sites: sites of the recorded skin
+# lesions (conditions whose concepts the rules deriving `skin-lesion` name).
+PLAIN_PLACEHOLDERS = {"differential", "differential_evidence", "differential_top", "population", "patient_id", "ruleset_version", "lesion_sites"}
+MATCHED_PLACEHOLDERS = {"matched", "matched_id"}  # matched_id: the id part of a `Type/id` reference
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,21 @@ class RuleSet:
     @property
     def version(self) -> str:
         return f"{self.info.version}+sha256.{self.content_hash}"
+
+    @property
+    def lesion_concepts(self) -> frozenset[str]:
+        """Condition concepts that active rules deriving `skin-lesion` name (the lesion map of cards)."""
+        concepts: set[str] = set()
+        for rule in self.rules.values():
+            if rule.status != "active" or rule.then.derive is None or rule.then.derive.name != "skin-lesion":
+                continue
+            for pattern in rule.when:
+                spec = (pattern.condition or {}).get("concept")
+                if isinstance(spec, str):
+                    concepts.add(spec)
+                elif isinstance(spec, Operators) and spec.in_ is not None:
+                    concepts.update([spec.in_] if isinstance(spec.in_, str) else spec.in_)
+        return frozenset(concepts)
 
     @property
     def active_rules(self) -> tuple[Rule, ...]:
@@ -469,7 +493,8 @@ class _Checker:
             self._lr(item, test.lr_negative, ("tests", index, "lr_negative"), hyp.id)
 
     def _derived_names(self, rules: dict[str, _Item]) -> set[str]:
-        return {r.value.then.derive.name for r in rules.values() if r.value.status == "active" and r.value.then.derive}
+        by_rules = {r.value.then.derive.name for r in rules.values() if r.value.status == "active" and r.value.then.derive}
+        return by_rules | EXTERNAL_DERIVED_NAMES
 
     # ------------------------------------------------------------------ rules
     def _check_rule(self, item: _Item) -> tuple[tuple[ir.Pattern, ...], dict[str, tuple[int, str]]]:
@@ -478,6 +503,8 @@ class _Checker:
         for index, ref in enumerate(rule.references):
             if ref not in self.references:
                 self.out.add(item.at("references", index), "E013", f"undefined reference {ref!r}", rid)
+        if not rule.references and _has_numeric_threshold(rule):
+            self.out.add(item.at("when"), "E017", "a numeric threshold (<, <=, >, >=) needs `references` on the rule", rid)
         then = rule.then
         if then.derive is None and not then.evidence and not then.cards:
             self.out.add(item.at("then"), "E029", "`then` derives nothing, adds no evidence and raises no card", rid)
@@ -560,6 +587,13 @@ class _Checker:
                     if not _type_ok(attr_type, value, op):
                         self.out.add(vwhere, "E020", f"{kind}.{attr} is {attr_type}: cannot compare it with {op} {value!r}", rid)
                         continue
+                    if isinstance(value, str):
+                        # `concept: esrd` names a value set (or an analyte) just as `in: [esrd]` does:
+                        # check that it exists and count it as used.
+                        if (kind, attr) in VALUESET_ATTRS:
+                            self._valueset(item, vwhere, value)
+                        elif (kind, attr) == ("lab", "analyte") and self.analytes is not None and value not in self.analytes:
+                            self.out.add(vwhere, "E026", f"undefined analyte {value!r} (rules/analytes.yaml)", rid)
                     tests.append(ir.Test(attr, op, value))
         self._contradictions(item, path, kind, tests)
         return tuple(tests)
@@ -679,8 +713,14 @@ class _Checker:
         for index, ref in enumerate(card.references):
             if ref not in self.references:
                 self.out.add(item.at("references", index), "E013", f"undefined reference {ref!r}", cid)
-        if card.when.differential is not None and card.when.differential.hypothesis not in self.hypotheses:
-            self.out.add(item.at("when", "differential", "hypothesis"), "E012", f"undefined hypothesis {card.when.differential.hypothesis!r}", cid)
+        condition = card.when.differential
+        if condition is not None and condition.hypothesis not in self.hypotheses:
+            self.out.add(item.at("when", "differential", "hypothesis"), "E012", f"undefined hypothesis {condition.hypothesis!r}", cid)
+        if condition is not None and (condition.at_least is not None or condition.below is not None):
+            if condition.reference is None:
+                self.out.add(item.at("when", "differential"), "E017", "a posterior threshold names no reference", cid)
+            elif condition.reference not in self.references:
+                self.out.add(item.at("when", "differential", "reference"), "E013", f"undefined reference {condition.reference!r}", cid)
         raisers = [r.value for r in rules.values() if cid in r.value.then.cards and r.value.status == "active"]
         if card.when.intent and not raisers:
             self.out.add(item.at("when", "intent"), "E021", "no active rule raises this card (`then.cards`)", cid)
@@ -714,7 +754,7 @@ class _Checker:
         elif name in PLAIN_PLACEHOLDERS:
             if arg is not None:
                 self.out.add(where, "E022", f"{{{name}}} takes no argument", cid)
-        elif name == "matched":
+        elif name in MATCHED_PLACEHOLDERS:
             alias, _, attr = (arg or "").partition(".")
             if not card.when.intent or not raisers:
                 self.out.add(where, "E022", f"{{matched:{arg}}} needs `when: {{intent: true}}` and a rule raising the card", cid)
@@ -725,7 +765,7 @@ class _Checker:
                 elif attr not in FACT_FIELDS.get(found[1], {}):
                     self.out.add(where, "E022", f"{{matched:{arg}}}: {found[1]} facts have no attribute {attr!r}", cid)
         else:
-            known = sorted(HYPOTHESIS_PLACEHOLDERS | PLAIN_PLACEHOLDERS | {"matched"})
+            known = sorted(HYPOTHESIS_PLACEHOLDERS | PLAIN_PLACEHOLDERS | MATCHED_PLACEHOLDERS)
             self.out.add(where, "E022", f"unknown placeholder {{{name}}} (known: {', '.join(known)})", cid)
 
     def _check_action(self, item: _Item, base: tuple[str | int, ...], action: Any) -> None:
@@ -783,6 +823,23 @@ class _Checker:
         for item in rules.values():
             if item.value.status == "active" and item.value.id not in fired:
                 self.out.add(item.at("id"), "W103", "no rule test expects this rule to fire", item.value.id)
+
+
+def _has_numeric_threshold(rule: Rule) -> bool:
+    """Whether any pattern (absences included) compares a number with <, <=, > or >=."""
+    for pattern in rule.when:
+        groups = [pattern.absent] if pattern.absent is not None else [pattern]
+        for group in groups:
+            for name in group.model_fields_set - {"as_"}:
+                tests = getattr(group, name)
+                if not isinstance(tests, dict):
+                    continue
+                for spec in tests.values():
+                    if isinstance(spec, Operators) and any(
+                        getattr(spec, op) is not None for op in ("lt", "le", "gt", "ge")
+                    ):
+                        return True
+    return False
 
 
 def _type_ok(attr_type: str, value: Any, op: str) -> bool:

@@ -211,6 +211,10 @@ class DifferentialCondition(Strict):
     hypothesis: Id
     at_least: Probability | None = None
     below: Probability | None = None
+    # A threshold is a clinical number like a likelihood ratio: it names its reference (E017) and why.
+    reference: Id | None = None
+    confidence: Confidence | None = None
+    reason: Text | None = None
 
 
 class CardWhen(Strict):
