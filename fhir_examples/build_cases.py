@@ -55,7 +55,8 @@ DUPLEX_BILAT = coding(CPT, "93970", "Duplex scan of extremity veins including re
                       "maneuvers; complete bilateral study")
 DUPLEX_UNILAT = coding(CPT, "93971", "Duplex scan of extremity veins including responses to compression and other "
                        "maneuvers; unilateral or limited study")
-ABI_STUDY = coding(CPT, "93922", "Limited bilateral noninvasive physiologic studies of upper or lower extremity arteries")
+ABI_STUDY = coding(CPT, "93922", "Limited bilateral noninvasive physiologic studies of upper or lower extremity "
+                   "arteries")
 PATHOLOGY = coding(CPT, "88305", "Level IV - Surgical pathology, gross and microscopic examination")
 PUNCH_BIOPSY = coding(CPT, "11104", "Punch biopsy of skin (including simple closure, when performed); single lesion")
 CARDIAC_CATH = coding(CPT, "93458", "Catheter placement in coronary artery(s) for coronary angiography, including "
@@ -167,8 +168,9 @@ def lesion(p: Patient, stem: str, codes: list[dict[str, str]], text: str, onset:
 
 def bone_scan(p: Patient, days_ago: int, conclusion: str, sections: list[tuple[str, str]], *,
               study: dict[str, str] = BONE_SCAN, status: str = "final", keep: bool = True,
-              stem: str = "bone-scan") -> dict[str, Any]:
-    return p.report(stem, study, days_ago, conclusion=conclusion, sections=sections, status=status, keep=keep)
+              stem: str = "bone-scan", hhmm: str = "10:00") -> dict[str, Any]:
+    return p.report(stem, study, days_ago, conclusion=conclusion, sections=sections, status=status, keep=keep,
+                    hhmm=hhmm)
 
 
 # =================================================================== suspected / confirmed patients (order cases)
@@ -211,9 +213,11 @@ def confirmed_patient() -> Patient:
            "Secondary hyperparathyroidism", "2018-01-20")
     p.cond("calciphylaxis", CALCIPHYLAXIS, "Calciphylaxis, biopsy-proven, both calves", 36,
            site="calf:right,calf:left")
-    p.cond("ulcer-right-calf", [coding(ICD, "L97.212", "Non-pressure chronic ulcer of right calf with fat layer exposed")],
+    p.cond("ulcer-right-calf", [coding(ICD, "L97.212", "Non-pressure chronic ulcer of right calf with fat layer "
+                                       "exposed")],
            "Necrotic ulcer with eschar, right posterior calf", 60, site="calf:right")
-    p.cond("ulcer-left-calf", [coding(ICD, "L97.221", "Non-pressure chronic ulcer of left calf limited to breakdown of skin")],
+    p.cond("ulcer-left-calf", [coding(ICD, "L97.221", "Non-pressure chronic ulcer of left calf limited to breakdown "
+                                      "of skin")],
            "Ulcerating purpuric plaque, left medial calf", 50, site="calf:left")
     p.sign("eschar", "Adherent black eschar 4 x 3 cm, right posterior calf", 40, "calf:right")
     p.sign("pedal-pulses-present", "Pedal pulses palpable bilaterally", 36)
@@ -311,7 +315,8 @@ def cohort_early_plaque() -> None:
                   "calcium-based binder", "falling albumin 3.5 -> 2.9 g/dL",
                   "early lesions: painful violaceous plaques and retiform purpura on fatty areas (thighs)",
                   "pain out of proportion", "pedal pulses present",
-                  "bone scan: heterogeneous subcutaneous uptake matching the lesion sites (Paul 2015 positive pattern)"],
+                  "bone scan: heterogeneous subcutaneous uptake matching the lesion sites "
+                  "(Paul 2015 positive pattern)"],
         notes="Paul et al. 2015: the scan performs best in early plaques and nodules. No ulcer yet.",
     ))
 
@@ -409,7 +414,8 @@ def cohort_ulcerated_negative_scan() -> None:
                   "late lesions: necrotic ulcers with black eschar", "pain out of proportion", "pulses present",
                   "plain film: net-like subcutaneous small-vessel calcification beneath the ulcers",
                   "bone scan negative at ulcerated lesions (the scan is reported to be less sensitive at this stage)"],
-        notes="False-negative pattern: the negative scan should weaken, not dismiss, calciphylaxis. A rule that applies "
+        notes="False-negative pattern: the negative scan should weaken, not dismiss, calciphylaxis. "
+              "A rule that applies "
               "the full LR- 0.11 regardless of lesion stage would wrongly drop it; the expected card still advises "
               "histology and wound care.",
     ))
@@ -476,6 +482,99 @@ def cohort_esrd_control_normal() -> None:
                   "normal albumin and mineral labs"],
         notes="Silence expected. No hypothesis is required to rank first (top: null); calciphylaxis must not.",
         silent=True,
+    ))
+
+
+def cohort_negative_first_biopsy() -> None:
+    p = Patient("cx-cohort-negative-biopsy", "female", "1959-11-30", ["Cohort", "Biopsy"])
+    p.esrd_on_dialysis(2000)
+    p.cond("obesity", [coding(ICD, "E66.01", "Morbid (severe) obesity due to excess calories"),
+                       coding(ICD, "Z68.41", "Body mass index [BMI] 40.0-44.9, adult")], "Severe obesity", "2014-01-01")
+    p.cond("abdominal-ulcer", [coding(ICD, "L98.492", "Non-pressure chronic ulcer of skin of other sites with fat "
+                                      "layer exposed")],
+           "Painful necrotic ulcer of the lower abdominal pannus with a retiform purpuric rim", 40, site="abdomen")
+    p.sign("retiform-purpura", "Retiform purpura surrounding the pannus ulcer and over both flanks", 45, "abdomen")
+    p.sign("pain-out-of-proportion", "Severe pain at the pannus, disproportionate to the ulcer", 45, "abdomen",
+           extra=[coding(SCT, "22253000", "Pain")])
+    ckd_mbd_labs(p, ca=(9.3, 9.5), phos=(5.6, 6.1), pth=(230, 210), alb=(3.4, 2.8), alp=(98, 110))
+    bmi(p, 43.0)
+    p.med("calcium-acetate", CALCIUM_ACETATE, "Calcium acetate 667 mg, 2 capsules with each meal", 1600)
+    p.proc("biopsy", [PUNCH_BIOPSY], "Punch biopsy, edge of abdominal pannus ulcer", 24, site="abdomen")
+    p.report("skin-pathology", PATHOLOGY, 21, service="SP", conclusion="Ulcer edge with necrosis and mixed "
+             "inflammation; no vascular calcification identified in this sample. Calciphylaxis cannot be excluded.",
+             sections=[
+                 ("SPECIMEN", "Skin, abdominal pannus, 4 mm punch (superficial; minimal subcutaneous fat)."),
+                 ("MICROSCOPIC", "Ulcerated epidermis with dermal necrosis and mixed inflammation. Only a thin rim "
+                  "of subcutaneous fat is present. Von Kossa stain shows no vascular or interstitial calcium in "
+                  "the sampled tissue. No vasculitis."),
+                 ("DIAGNOSIS", "Ulcer with necrosis, non-specific. The sample is too superficial to exclude "
+                  "calciphylaxis; a deeper biopsy or alternative evaluation is suggested if suspicion remains."),
+             ])
+    bone_scan(p, 10, "Heterogeneous soft-tissue uptake in the lower abdominal wall and both flanks at the clinical "
+              "lesions, suspicious for calciphylaxis despite the non-diagnostic biopsy.", [
+                  ("HISTORY", "HD, painful pannus ulcer and retiform purpura, superficial biopsy non-diagnostic."),
+                  ("FINDINGS", "Heterogeneous increased uptake in the subcutaneous fat of the lower abdominal "
+                   "pannus and both flanks, most intense around the ulcer. The limbs show no soft-tissue uptake. "
+                   "No lung or gastric activity."),
+                  ("IMPRESSION", "Abdominal wall and flank soft-tissue uptake corresponding to the lesions; "
+                   "findings are suspicious for calciphylaxis."),
+              ])
+    add(Case(
+        id="cohort-negative-first-biopsy", service="calciphylaxis-risk", patient=p,
+        summary="Obese woman on haemodialysis with a painful necrotic pannus ulcer and retiform purpura; a superficial "
+                "first biopsy was non-diagnostic, the bone scan shows heterogeneous uptake at the lesions.",
+        top="calciphylaxis", not_top=["pyoderma-gangrenosum", "renal-failure-soft-tissue-clearance"],
+        cards=["risk-card"], forbidden_cards=["harmful-drug-warning"],
+        features=["single negative (superficial) biopsy: LR- about 0.5, must not exclude", "central (abdominal) "
+                  "lesion on a fatty area", "retiform purpura", "pain out of proportion", "obesity (BMI 43)",
+                  "albumin falling to 2.8", "calcium-based binder", "bone scan: heterogeneous uptake at the lesions",
+                  "low PTH (< 300 pg/mL, a minor factor in the consensus)"],
+        notes="Tests the biopsy rule: the first-biopsy sensitivity is about 52%, so the non-diagnostic result weakens "
+              "calciphylaxis only slightly and the positive scan dominates.",
+    ))
+
+
+def nonuremic_warfarin_calciphylaxis() -> None:
+    p = Patient("cx-nonuremic-warfarin", "female", "1951-06-12", ["Nonuremic", "Warfarin"])
+    p.cond("mitral-valve", [], "Mechanical mitral valve replacement (2023)", "2023-09-01")
+    p.cond("af", [coding(ICD, "I48.91", "Unspecified atrial fibrillation"),
+                  coding(SCT, "49436004", "Atrial fibrillation")], "Atrial fibrillation", "2023-09-01")
+    p.cond("anticoagulant", [coding(ICD, "Z79.01", "Long term (current) use of anticoagulants")],
+           "Long-term warfarin", "2023-09-20")
+    p.cond("ulcer-left-calf", [coding(ICD, "L97.222", "Non-pressure chronic ulcer of left calf with fat layer "
+                                      "exposed")], "Painful stellate ulcer, left medial calf", 30, site="calf:left")
+    p.sign("retiform-purpura", "Retiform purpura of both medial calves", 42, "calf:right,calf:left")
+    p.sign("pain-out-of-proportion", "Severe calf pain out of proportion to the lesions", 42,
+           "calf:right,calf:left", extra=[coding(SCT, "22253000", "Pain")])
+    p.sign("pedal-pulses-present", "Pedal pulses palpable", 5)
+    p.panel(8, creat=0.9, egfr=66, ca=9.2, phos=3.4, alb=3.3, inr=2.9)
+    bmi(p, 34.5, 8)
+    p.med("warfarin", WARFARIN, "Warfarin 6 mg orally once daily, dose by INR", 1160,
+          reason="Mechanical mitral valve; atrial fibrillation")
+    bone_scan(p, 6, "Heterogeneous subcutaneous uptake in both medial calves at the painful lesions; in a patient on "
+              "long-term warfarin, non-uremic calciphylaxis is a consideration.", [
+                  ("CLINICAL HISTORY", "Painful purpuric calf lesions. On warfarin 3 years. Normal renal function."),
+                  ("FINDINGS", "Patchy heterogeneous subcutaneous uptake in the medial aspect of both calves, left "
+                   "more than right, corresponding to the marked lesions. No uptake elsewhere in the soft "
+                   "tissues. No visceral uptake. Skeleton unremarkable."),
+                  ("IMPRESSION", "Heterogeneous subcutaneous calf uptake at the clinical lesions. Calciphylaxis "
+                   "(non-uremic, warfarin-associated) should be considered; correlate with biopsy."),
+              ])
+    add(Case(
+        id="nonuremic-warfarin-calciphylaxis", service="calciphylaxis-risk", patient=p,
+        summary="Woman with normal kidney function on warfarin for 3 years (mechanical valve) with painful retiform "
+                "purpura and a stellate ulcer of the calves; bone scan shows heterogeneous uptake at the lesions.",
+        top="calciphylaxis", not_top=["warfarin-skin-necrosis", "venous-insufficiency", "vasculitis"],
+        cards=["risk-card"], forbidden_cards=["harmful-drug-warning"],
+        features=["warfarin exposure about 38 months (non-uremic calciphylaxis: mean 32 months, Yu 2017), not "
+                  "days 3-10", "female", "below-knee lesions (67% in Yu 2017)", "normal Ca x P (as in Yu 2017)",
+                  "eGFR 66, no dialysis", "retiform purpura, pain out of proportion, pulses present",
+                  "bone scan: heterogeneous uptake at the lesions"],
+        notes="Contrast pair with ddx-warfarin-skin-necrosis: the same drug, but long exposure and a positive scan. "
+              "A general-population prior keeps the posterior lower than in dialysis; the expectation is that the "
+              "positive scan and lesion features still put calciphylaxis first and above the card threshold. "
+              "Warfarin here is for a mechanical valve, so any advice must leave the anticoagulation decision to "
+              "the clinician.",
     ))
 
 
@@ -802,7 +901,7 @@ def ddx_sle() -> None:
     p.cond("lupus-panniculitis", [], "Lupus panniculitis (lupus profundus) with tender depressed nodules of both "
            "upper arms and thighs, some calcified", 300, site="thigh:right,thigh:left")
     p.sign("livedo-reticularis", "Livedo reticularis of both thighs", 300, "thigh:right,thigh:left")
-    p.panel(16, c3=52, c4=6, esr=58, creat=1.5, egfr=48, ca=9.0, phos=4.1, alb=3.5, plt=132)
+    p.panel(16, c3=52, c4=6, esr=58, creat=1.45, egfr=46, ca=9.0, phos=4.1, alb=3.5, plt=132)
     p.lab("anti-dsdna", 210, 16, interpretation="H")
     p.lab("ana", "Positive (1:640, homogeneous)", 700)
     p.lab("lupus-anticoagulant", "Negative", 400)
@@ -825,7 +924,7 @@ def ddx_sle() -> None:
                                                   "scleroderma-calcinosis"],
         cards=[], forbidden_cards=["risk-card"],
         features=["SLE (M32.14) with active serology: low C3/C4, anti-dsDNA 210 IU/mL", "lupus panniculitis",
-                  "CKD 3a (eGFR 48), not dialysis", "dystrophic non-vascular subcutaneous calcification",
+                  "CKD 3a (eGFR 46), not dialysis", "dystrophic non-vascular subcutaneous calcification",
                   "livedo (shared with calciphylaxis)", "normal Ca/P"],
         notes="Lupus is also a calciphylaxis risk factor per the sheet; without kidney failure and with a "
               "non-vascular pattern it should not rank calciphylaxis first.",
@@ -922,7 +1021,7 @@ def ddx_warfarin_necrosis() -> None:
     p.cond("dvt", [coding(ICD, "I82.401", "Acute embolism and thrombosis of unspecified deep veins of right lower "
                           "extremity")], "Acute DVT, right leg (popliteal vein on duplex)", 9)
     p.cond("protein-c-deficiency", [coding(ICD, "D68.59", "Other primary thrombophilia")],
-           "Protein C deficiency (activity 38%), found on this admission", 2)
+           "Protein C deficiency (activity 38% on the thrombophilia screen before warfarin)", 7)
     p.cond("warfarin-effect", [coding(ICD, "T45.515A", "Adverse effect of anticoagulants, initial encounter")],
            "Suspected warfarin-induced skin necrosis", 1, verification="provisional",
            category="encounter-diagnosis", site="breast:left,thigh:right")
@@ -931,7 +1030,8 @@ def ddx_warfarin_necrosis() -> None:
     p.sign("skin-necrosis", "Sharply demarcated dusky necrosis of the left breast and right thigh", 1,
            "breast:left,thigh:right")
     p.panel(1, creat=0.7, egfr=104, ca=9.1, phos=3.5, alb=3.9, plt=245, hgb=12.6)
-    p.lab("protein-c", 38, 2, interpretation="L")
+    p.lab("protein-c", 38, 7, hhmm="06:00", interpretation="L",
+          note="Drawn at DVT diagnosis, before the first warfarin dose")
     for days, value in ((7, 1.1), (5, 1.9), (3, 3.0), (1, 3.6)):
         p.lab("inr", value, days)
     p.med("warfarin", WARFARIN, "Warfarin 10 mg loading dose daily for 3 days, then 5 mg daily", 6,
@@ -1103,7 +1203,7 @@ def ddx_oxalosis() -> None:
            site="toe:right")
     p.sign("pedal-pulses-present", "Pedal pulses palpable", 5)
     ckd_mbd_labs(p, ca=(9.1, 9.0), phos=(5.1, 5.4), pth=(290, 310), alb=(4.1, 4.0))
-    p.lab("oxalate", 128, 10, interpretation="H", note="reference < 2 umol/L in health; dialysis target < 30")
+    p.lab("oxalate", 128, 10, interpretation="H")
     p.report("xr-foot", XR_FOOT, 15, conclusion="Dense metaphyseal bands and vascular calcification in the feet; "
              "appearance consistent with systemic oxalosis.", sections=[
                  ("FINDINGS", "Dense sclerotic bands at the metaphyses of the metatarsals. Linear calcification of "
@@ -1209,7 +1309,7 @@ def control_diabetic_foot() -> None:
                                   "layer exposed")], "Neuropathic ulcer, right heel", 45, site="heel:right")
     p.sign("insensate-foot", "Loss of protective sensation both feet", 45, "foot:right,foot:left")
     p.sign("pedal-pulses-present", "Pedal pulses palpable", 10)
-    p.panel(20, hba1c=8.2, creat=0.8, egfr=92, ca=9.5, phos=3.4, alb=4.2)
+    p.panel(20, hba1c=8.2, creat=0.75, egfr=92, ca=9.5, phos=3.4, alb=4.2)
     p.med("metformin", METFORMIN, "Metformin 1000 mg orally twice daily", 3000)
     add(Case(
         id="control-diabetic-foot-ulcer-no-ckd", service="calciphylaxis-risk", patient=p,
@@ -1512,7 +1612,7 @@ def review_source_like() -> None:
                           ("IMPRESSION", "Heterogeneous subcutaneous uptake in both calves corresponding to the "
                            "clinical lesion and the CT calcifications, compatible with calciphylaxis in this "
                            "dialysis patient. Diffuse background soft-tissue activity from renal failure."),
-                      ], status="preliminary", keep=False, stem="draft-bone-scan")
+                      ], status="preliminary", keep=False, stem="draft-bone-scan", hhmm="07:00")
     add(Case(
         id="review-bone-scan-calves", service="calciphylaxis-report-review", patient=p, user=RADIOLOGIST,
         review_report=draft, draft_in_context=True,
@@ -1548,11 +1648,12 @@ def review_diffuse_symmetric() -> None:
                           ("IMPRESSION", "1. Diffuse symmetric soft-tissue retention of tracer, a recognised pattern "
                            "of delayed clearance in renal failure; no scintigraphic sign of soft-tissue "
                            "calcification. 2. Degenerative lumbar facet uptake."),
-                      ], status="preliminary", keep=False, stem="draft-bone-scan")
+                      ], status="preliminary", keep=False, stem="draft-bone-scan", hhmm="07:00")
     add(Case(
         id="review-bone-scan-diffuse-symmetric", service="calciphylaxis-report-review", patient=p, user=RADIOLOGIST,
         review_report=draft,
-        summary="Radiologist reviewing a draft bone scan in a dialysis patient without skin lesions: diffuse, symmetric, "
+        summary="Radiologist reviewing a draft bone scan in a dialysis patient without skin lesions: "
+                "diffuse, symmetric, "
                 "homogeneous soft-tissue activity only.",
         top="renal-failure-soft-tissue-clearance", not_top=["calciphylaxis", "metastatic-calcification"],
         cards=["radiology-differential"], forbidden_cards=["risk-card"],
@@ -1589,7 +1690,7 @@ BUILDERS = [
     ddx_venous_insufficiency, ddx_venous_thrombosis, ddx_diabetic_ulcer, ddx_metastatic_calcification,
     ddx_scleroderma, ddx_dermatomyositis, ddx_sle, ddx_heterotopic_ossification, ddx_tumoral_calcinosis,
     ddx_warfarin_necrosis, ddx_cholesterol_embolism, ddx_vasculitis, ddx_pad, ddx_nsf, ddx_oxalosis, ddx_pyoderma,
-    ddx_nsti, cohort_thiosulfate_response,
+    ddx_nsti, cohort_thiosulfate_response, cohort_negative_first_biopsy, nonuremic_warfarin_calciphylaxis,
     control_diabetic_foot, control_esrd_no_skin, control_warfarin_af,
     order_biopsy_suspected, order_bone_scan_suspected, order_warfarin_suspected, order_warfarin_confirmed,
     order_calcium_acetate_suspected, order_calcium_acetate_confirmed, order_calcitriol_suspected,

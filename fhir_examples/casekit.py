@@ -62,7 +62,7 @@ _conf(
     ICD, "R",
     "E11.22", "E11.621", "E11.42", "E10.22", "N18.32", "N18.31",
     "L97.212", "L97.222", "L97.221", "L97.512", "L97.412", "L97.821", "L97.511",
-    "L98.411",
+    "L98.411", "L98.492",
     "I83.93", "I83.013", "I82.512", "I87.012", "Z86.718",
     "M34.1", "L94.2", "I73.00", "M33.10", "M32.14", "M61.051", "E72.53", "N20.0",
     "I70.235", "I75.023", "L88", "M72.6", "L03.115", "A41.9", "L95.9", "D89.1", "B18.2",
@@ -219,7 +219,8 @@ LABS: dict[str, tuple[str, str, str, str, str]] = {
     "phos": (LOINC, "2777-1", "Phosphate [Mass/volume] in Serum or Plasma", "mg/dL", "laboratory"),
     "pth": (LOINC, "2731-8", "Parathyrin.intact [Mass/volume] in Serum or Plasma", "pg/mL", "laboratory"),
     "alb": (LOINC, "1751-7", "Albumin [Mass/volume] in Serum or Plasma", "g/dL", "laboratory"),
-    "alp": (LOINC, "6768-6", "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma", "U/L", "laboratory"),
+    "alp": (LOINC, "6768-6", "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma", "U/L",
+            "laboratory"),
     "vitd": (LOINC, "62292-8", "25-Hydroxyvitamin D2+25-Hydroxyvitamin D3 [Mass/volume] in Serum or Plasma", "ng/mL",
              "laboratory"),
     "inr": (LOINC, "6301-6", "INR in Platelet poor plasma by Coagulation assay", "{INR}", "laboratory"),
@@ -347,19 +348,17 @@ class Patient:
         return self.cond(code, [local(code), *extra], text, onset_days_ago, category=category, site=site,
                          verification="confirmed" if present else "refuted", note=note)
 
-    def esrd_on_dialysis(self, esrd_days_ago: int, *, cause: list[dict[str, str]] | None = None, pd: bool = False) -> None:
+    def esrd_on_dialysis(self, esrd_days_ago: int, *, pd: bool = False) -> None:
         self.cond("esrd", [coding(ICD, "N18.6", "End stage renal disease"),
                            coding(SCT, "46177005", "End-stage renal disease")],
                   "End-stage renal disease", esrd_days_ago)
         self.cond("dialysis-dependence", [coding(ICD, "Z99.2", "Dependence on renal dialysis")],
                   "Dependence on renal dialysis", esrd_days_ago - 14)
         if pd:
-            self.proc("pd-start", [coding(SCT, "71192002", "Peritoneal dialysis"),
-                                   coding(CPT, "90945", "Dialysis procedure other than hemodialysis, single evaluation")],
-                      "Peritoneal dialysis (CCPD), first exchange", esrd_days_ago - 16)
-            self.proc("pd-latest", [coding(SCT, "71192002", "Peritoneal dialysis"),
-                                    coding(CPT, "90945", "Dialysis procedure other than hemodialysis, single evaluation")],
-                      "Peritoneal dialysis, monthly review", 5)
+            pd_codes = [coding(SCT, "71192002", "Peritoneal dialysis"),
+                        coding(CPT, "90945", "Dialysis procedure other than hemodialysis, single evaluation")]
+            self.proc("pd-start", pd_codes, "Peritoneal dialysis (CCPD), first exchange", esrd_days_ago - 16)
+            self.proc("pd-latest", pd_codes, "Peritoneal dialysis, monthly review", 5)
         else:
             hd = [coding(SCT, "302497006", "Hemodialysis"),
                   coding(CPT, "90935", "Hemodialysis procedure with single evaluation")]
@@ -544,7 +543,8 @@ def codes_used(obj: Any) -> list[tuple[str, str, str]]:
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if isinstance(node.get("system"), str) and isinstance(node.get("code"), str) and node["system"] in SYSTEM_NAMES:
+            system, code = node.get("system"), node.get("code")
+            if isinstance(system, str) and isinstance(code, str) and system in SYSTEM_NAMES:
                 found.setdefault((node["system"], node["code"]), node.get("display", ""))
             for value in node.values():
                 walk(value)
