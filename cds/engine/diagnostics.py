@@ -44,6 +44,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "W102": ("warning", "likelihood ratio of 1 has no effect"),
     "W103": ("warning", "active rule without a rule test that fires it"),
     "N201": ("note", "value sets or analytes not found; references to them are not checked"),
+    "N202": ("note", "value set used by no rule, with the reason it exists (`used_by:`)"),
 }
 
 

@@ -70,6 +70,9 @@ class ValueSetInfo:
     fact_kind: str | None
     codes: frozenset[tuple[str, str]]
     prefixes: tuple[tuple[str, str], ...]
+    # Why a value set exists although no rule uses it (read by another layer, kept on purpose):
+    # `used_by:` in the value-set file turns lint warning W101 into note N202.
+    used_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -306,7 +309,8 @@ def _read_terminology(
                         prefixes.append((system, code.rstrip("*").rstrip(".") if code.endswith(".*") else code[:-1]))
                     else:
                         exact.add((system, code))
-                valuesets[entry["id"]] = ValueSetInfo(entry["id"], entry.get("fact_kind"), frozenset(exact), tuple(prefixes))
+                used_by = entry.get("used_by") if isinstance(entry.get("used_by"), str) else None
+                valuesets[entry["id"]] = ValueSetInfo(entry["id"], entry.get("fact_kind"), frozenset(exact), tuple(prefixes), used_by)
     else:
         out.add((display(folder), 0, 0), "N201", "rules/valuesets/ not found: value-set references are not checked")
     analytes: set[str] | None = None
@@ -816,7 +820,12 @@ class _Checker:
         if self.valuesets is None:
             return
         for vs in sorted(set(self.valuesets) - self.used_valuesets):
-            self.out.add((str(Path(self.rules_dir.name) / "valuesets"), 0, 0), "W101", f"value set {vs!r} is used by no rule")
+            where = (str(Path(self.rules_dir.name) / "valuesets"), 0, 0)
+            used_by = self.valuesets[vs].used_by
+            if used_by:
+                self.out.add(where, "N202", f"value set {vs!r} is used by no rule; kept because: {used_by.strip()}")
+            else:
+                self.out.add(where, "W101", f"value set {vs!r} is used by no rule (say why it exists with `used_by:`)")
 
     def _check_untested(self, rules: dict[str, _Item], tests: dict[str, _Item]) -> None:
         fired = {rid for t in tests.values() for rid in t.value.expect.fired}
