@@ -19,7 +19,7 @@ from cds.hooks.models import Action, Card, Coding, Link, OverrideReason, Source,
 TEMPLATE_SYSTEM = "https://calciphylaxis-cds.org/fhir/CodeSystem/card-template"
 DIFFERENTIAL_PLACEHOLDERS = {
     "posterior", "prior", "evidence_for", "evidence_against", "next_test", "differential", "differential_evidence",
-    "differential_top",
+    "differential_top", "differential_runner_up",
 }
 # {differential_evidence} lists the hypotheses with evidence, highest posterior first, at most this many.
 EVIDENCE_LIST_LIMIT = 6
@@ -136,9 +136,9 @@ class _Context:
             return value.rsplit("/", 1)[-1]
         if name == "differential_evidence":
             return self.differential_evidence()
-        if name == "differential_top":
-            top = self.diff.top
-            return f"{top.title} ({percent(top.posterior)})" if top else "none"
+        if name in ("differential_top", "differential_runner_up"):
+            ranked = self.diff.hypotheses[0 if name == "differential_top" else 1 :]
+            return f"{ranked[0].title} ({percent(ranked[0].posterior)})" if ranked else "none"
         if name == "lesion_sites":
             return self.lesion_sites()
         raise KeyError(name)  # unreachable: the loader rejects unknown placeholders

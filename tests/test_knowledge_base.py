@@ -1,0 +1,223 @@
+"""The calciphylaxis knowledge base (rules/): rule tests on both backends, case coverage, lint,
+the clinical-content report, and what the served responses carry (issue 6)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+
+from cds.cli import main
+from cds.engine import durable_backend
+from cds.engine.loader import load_or_raise, load_ruleset
+from cds.engine.report import markdown_report
+from cds.engine.ruletests import default_extractor, run_rule_tests
+from cds.engine.runner import LoadedEngine
+from cds.hooks.models import CDSRequest
+from cds.pipeline import Pipeline
+from tests.conftest import REPO, RULES_DIR
+from tests.engine.helpers import copy_rules
+
+RULESET = load_or_raise(RULES_DIR)
+ENGINES = ["reference"] + (["durable"] if durable_backend.AVAILABLE else [])
+MANIFEST = yaml.safe_load((REPO / "fhir_examples" / "cases.yaml").read_text(encoding="utf-8"))["cases"]
+CASES_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # fhir_examples/README.md: today = 2026-11-21
+NAMESPACE = "org.calciphylaxis-cds"
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def results(request):
+    """Every rule test, run once per backend."""
+    engine = LoadedEngine(RULESET, request.param)
+    try:
+        yield {r.id: r for r in run_rule_tests(engine, default_extractor(RULES_DIR))}
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("test_id", [t.id for t in RULESET.tests])
+def test_rule_test_passes(results, test_id):
+    result = results[test_id]
+    assert not result.skipped, result.failures
+    assert result.passed, "\n".join(result.failures)
+
+
+def test_every_case_has_a_rule_test_with_its_service():
+    by_case = {t.case: t for t in RULESET.tests if t.case}
+    for case in MANIFEST:
+        path = f"fhir_examples/requests/{case['file']}"
+        assert path in by_case, f"no rule test for {path}"
+        test = by_case[path]
+        assert test.service == case["service"], test.id
+        assert test.expect.top == case["expected_top"], test.id
+        if case.get("silent"):
+            assert test.expect.no_cards, test.id
+
+
+def test_every_hypothesis_of_issue_5_is_declared_and_ranked_first_by_its_case():
+    ids = {
+        "calciphylaxis", "renal-failure-soft-tissue-clearance", "venous-insufficiency", "venous-thrombosis",
+        "diabetic-ulcer", "metastatic-calcification", "scleroderma-calcinosis", "dermatomyositis-calcinosis",
+        "connective-tissue-disease", "heterotopic-ossification", "tumoral-calcinosis", "warfarin-skin-necrosis",
+        "cholesterol-embolism", "vasculitis", "peripheral-arterial-disease", "nephrogenic-systemic-fibrosis",
+        "oxalosis", "pyoderma-gangrenosum", "necrotizing-soft-tissue-infection",
+    }
+    assert ids <= set(RULESET.hypotheses)
+    tops = {t.expect.top for t in RULESET.tests if t.case}
+    assert ids <= tops, f"hypotheses no case ranks first: {sorted(ids - tops)}"
+
+
+def test_lint_is_clean():
+    result = load_ruleset(RULES_DIR)
+    problems = [str(d) for d in result.diagnostics if d.severity != "note"]
+    assert problems == []
+
+
+def test_every_weight_prior_and_threshold_names_a_reference():
+    for hyp in RULESET.hypotheses.values():
+        assert all(p.reference in RULESET.references for p in hyp.priors), hyp.id
+        assert all(t.reference in RULESET.references for t in hyp.tests), hyp.id
+    for rule in RULESET.rules.values():
+        assert all(e.reference in RULESET.references for e in rule.then.evidence), rule.id
+    for card in RULESET.cards.values():
+        if card.when.differential is not None:
+            assert card.when.differential.reference in RULESET.references, card.id
+            assert card.when.differential.reason, card.id
+
+
+def test_a_card_threshold_without_reference_is_an_error(tmp_path, capsys):
+    rules = copy_rules(tmp_path)
+    cards = rules / "cards.yaml"
+    text = cards.read_text(encoding="utf-8")
+    assert "        reference: card-threshold\n" in text
+    cards.write_text(text.replace("        reference: card-threshold\n", "", 1), encoding="utf-8")
+    assert main(["rules", "validate", "--rules", str(rules)]) == 1
+    assert "E017 a posterior threshold names no reference (calciphylaxis-risk)" in capsys.readouterr().err
+
+
+def test_a_numeric_rule_threshold_without_reference_is_an_error(tmp_path, capsys):
+    rules = copy_rules(tmp_path)
+    path = rules / "rules" / "risk-factors.yaml"
+    text = path.read_text(encoding="utf-8")
+    old = "    references: [mazhar-2001, hayashi-2012]\n"
+    assert old in text
+    path.write_text(text.replace(old, "", 1), encoding="utf-8")
+    assert main(["rules", "validate", "--rules", str(rules)]) == 1
+    assert "E017 a numeric threshold (<, <=, >, >=) needs `references` on the rule (risk-hypoalbuminemia)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_an_unexplained_unused_value_set_warns(tmp_path):
+    rules = copy_rules(tmp_path)
+    path = rules / "valuesets" / "medications.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("  - id: bisphosphonate")
+    line_end = text.index("\n", text.index("used_by:", start))
+    path.write_text(text[: text.index("    used_by:", start)] + text[line_end + 1 :], encoding="utf-8")
+    codes = {(d.code, d.message.split(" is used")[0]) for d in load_ruleset(rules).diagnostics}
+    assert ("W101", "value set 'bisphosphonate'") in codes
+
+
+def test_clinical_content_report_is_current():
+    checked_in = (REPO / "docs" / "clinical-content.md").read_text(encoding="utf-8")
+    assert checked_in == markdown_report(RULESET), (
+        "docs/clinical-content.md is out of date: run `python -m cds.cli rules report > docs/clinical-content.md`"
+    )
+
+
+def test_report_shows_every_hypothesis_weight_and_tag():
+    report = markdown_report(RULESET)
+    for hyp in RULESET.hypotheses.values():
+        assert f"Id `{hyp.id}`." in report
+    assert "| 29.7 | D | `paul-2015-derived-lr` [D] |" in report
+    assert "at least 0.25 [R], `card-threshold` [R]" in report
+
+
+# ---- what the service returns -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return Pipeline.load(RULES_DIR, NAMESPACE, engine="reference")
+
+
+def _respond(pipeline, name):
+    case = next(c for c in MANIFEST if c["file"].startswith(name + "."))
+    raw = orjson.loads((REPO / "fhir_examples" / "requests" / case["file"]).read_bytes())
+    request = CDSRequest.model_validate(raw)
+    service = pipeline.service(case["service"])
+    return pipeline.evaluate(service, request, raw.get("prefetch") or {}, CASES_NOW).response
+
+
+def test_source_case_warns_and_returns_the_differential(pipeline):
+    response = _respond(pipeline, "source-case")
+    assert [c.indicator for c in response.cards] == ["warning"]
+    differential = response.extension[f"{NAMESPACE}.differential"]
+    assert differential[0]["hypothesis"] == "calciphylaxis"
+    assert {"hypothesis", "posterior", "evidence_for", "evidence_against"} <= set(differential[0])
+    assert len(differential) == len(RULESET.hypotheses)
+    assert [d["posterior"] for d in differential] == sorted((d["posterior"] for d in differential), reverse=True)
+    assert any(e["rule"] == "bone-scan-heterogeneous-soft-tissue-uptake" for e in differential[0]["evidence_for"])
+    assert "does not\nreplace, clinical judgement" in response.cards[0].detail or "not replace" in response.cards[0].detail
+
+
+def test_two_draft_orders_give_one_card_each(pipeline):
+    response = _respond(pipeline, "order-warfarin-and-calcium-acetate-confirmed")
+    deletes = sorted(a.resourceId for c in response.cards for s in c.suggestions or [] for a in s.actions)
+    assert deletes == ["MedicationRequest/draft-calcium-acetate", "MedicationRequest/draft-warfarin"]
+    assert [c.indicator for c in response.cards] == ["critical", "critical"]
+    assert len({c.summary for c in response.cards}) == 2
+    assert all(o.display for c in response.cards for o in c.overrideReasons or [])
+
+
+def test_suspected_case_gets_a_warning_not_critical(pipeline):
+    response = _respond(pipeline, "order-warfarin-suspected")
+    assert [c.indicator for c in response.cards] == ["warning"]
+
+
+def test_bone_scan_order_gets_an_update_with_reason_and_lesion_sites(pipeline):
+    response = _respond(pipeline, "order-bone-scan-suspected")
+    (card,) = response.cards
+    (action,) = card.suggestions[0].actions
+    assert action.type == "update"
+    resource = action.resource
+    raw = orjson.loads((REPO / "fhir_examples/requests/order-bone-scan-suspected.order-sign.json").read_bytes())
+    draft = raw["context"]["draftOrders"]["entry"][0]["resource"]
+    assert resource["id"] == draft["id"]
+    assert resource["reasonCode"][0]["coding"][0]["code"] == "237900002"
+    assert "thigh" in resource["note"][0]["text"]
+
+
+def test_biopsy_order_suggests_a_bone_scan_and_a_distal_deep_punch(pipeline):
+    response = _respond(pipeline, "order-biopsy-suspected")
+    (card,) = response.cards
+    assert "distal site" in card.detail and "deep punch" in card.detail and "51.8%" in card.detail
+    (action,) = card.suggestions[0].actions
+    assert action.type == "create" and action.resource["code"]["coding"][0]["code"] == "78306"
+
+
+def test_negative_controls_are_silent(pipeline):
+    for name in ("control-esrd-no-skin-findings", "control-diabetic-foot-ulcer-no-ckd", "control-warfarin-af-no-lesions"):
+        assert _respond(pipeline, name).cards == [], name
+
+
+def test_report_review_ranks_renal_clearance_first_for_diffuse_symmetric_uptake(pipeline):
+    response = _respond(pipeline, "review-bone-scan-diffuse-symmetric")
+    (card,) = response.cards
+    assert card.summary.startswith("Soft-tissue uptake/calcification: leading explanation Delayed soft-tissue clearance")
+    assert response.extension[f"{NAMESPACE}.differential"][0]["hypothesis"] == "renal-failure-soft-tissue-clearance"
+
+
+def test_documented_extension_key():
+    doc = (REPO / "docs" / "knowledge-base.md").read_text(encoding="utf-8")
+    assert f"`{NAMESPACE}.differential`" in doc
+
+
+def test_case_paths_exist():
+    for test in RULESET.tests:
+        if test.case:
+            assert (Path(REPO) / test.case).is_file(), test.case
