@@ -100,13 +100,14 @@ def test_a_card_threshold_without_reference_is_an_error(tmp_path, capsys):
 
 def test_a_numeric_rule_threshold_without_reference_is_an_error(tmp_path, capsys):
     rules = copy_rules(tmp_path)
-    path = rules / "rules" / "risk-factors.yaml"
+    # A rule that only derives a fact (no evidence whose reference could stand for the threshold).
+    path = rules / "rules" / "population.yaml"
     text = path.read_text(encoding="utf-8")
-    old = "    references: [mazhar-2001, hayashi-2012]\n"
+    old = "    references: [sheet-7]\n    when:\n      - lab: {analyte: egfr"
     assert old in text
-    path.write_text(text.replace(old, "", 1), encoding="utf-8")
+    path.write_text(text.replace(old, "    when:\n      - lab: {analyte: egfr", 1), encoding="utf-8")
     assert main(["rules", "validate", "--rules", str(rules)]) == 1
-    assert "E017 a numeric threshold (<, <=, >, >=) needs `references` on the rule (risk-hypoalbuminemia)" in (
+    assert "E017 a numeric threshold (<, <=, >, >=) needs `references` on the rule (population-kidney-failure-egfr-below-15)" in (
         capsys.readouterr().err
     )
 

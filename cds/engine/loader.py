@@ -507,7 +507,9 @@ class _Checker:
         for index, ref in enumerate(rule.references):
             if ref not in self.references:
                 self.out.add(item.at("references", index), "E013", f"undefined reference {ref!r}", rid)
-        if not rule.references and _has_numeric_threshold(rule):
+        # A threshold in `when` is a clinical number too: its source is the rule's `references` or, for a rule
+        # that weighs evidence, the references its evidence cites.
+        if not rule.references and not any(e.reference for e in rule.then.evidence) and _has_numeric_threshold(rule):
             self.out.add(item.at("when"), "E017", "a numeric threshold (<, <=, >, >=) needs `references` on the rule", rid)
         then = rule.then
         if then.derive is None and not then.evidence and not then.cards:

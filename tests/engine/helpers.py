@@ -12,6 +12,10 @@ def copy_rules(tmp_path: Path) -> Path:
     """rules/ copied to tmp_path/rules (diagnostics then read rules/...)."""
     target = tmp_path / "rules"
     shutil.copytree(RULES_DIR, target, ignore=shutil.ignore_patterns("schema.json"))
+    # Rule tests name their cases relative to the repository root (rules/..): link the cases in.
+    examples = RULES_DIR.parent / "fhir_examples"
+    if examples.is_dir() and not (tmp_path / "fhir_examples").exists():
+        (tmp_path / "fhir_examples").symlink_to(examples, target_is_directory=True)
     return target
 
 
