@@ -222,3 +222,24 @@ def test_case_paths_exist():
     for test in RULESET.tests:
         if test.case:
             assert (Path(REPO) / test.case).is_file(), test.case
+
+
+def test_ordinary_patients_get_no_card(pipeline):
+    """False-positive baseline (docs/knowledge-base.md): Synthea patients, none with calciphylaxis, see no card."""
+    from cds.cli import request_from_bundle
+    from tests.conftest import shared_data
+
+    folder = shared_data("synthea")
+    service = pipeline.service("calciphylaxis-risk")
+    evaluated = 0
+    for path in sorted(folder.glob("*.json")):
+        bundle = orjson.loads(path.read_bytes())
+        try:
+            raw = request_from_bundle(bundle, service)
+        except LookupError:  # Synthea's hospital and practitioner bundles hold no Patient
+            continue
+        request = CDSRequest.model_validate(raw)
+        response = pipeline.evaluate(service, request, raw["prefetch"], datetime.now(UTC)).response
+        assert response.cards == [], f"{path.name}: {[c.summary for c in response.cards]}"
+        evaluated += 1
+    assert evaluated >= 10
