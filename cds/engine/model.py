@@ -297,6 +297,11 @@ class RuleTest(Strict):
         default=None, description="inline facts: {kind, id, attribute: value, ...}"
     )
     now: Text | None = Field(default=None, description="evaluation time, ISO 8601 (default: 2026-01-01T12:00:00Z)")
+    known_gap: Text | None = Field(
+        default=None,
+        description="why the expectation is not met yet: a failure is reported as GAP (not a failure); "
+        "once the expectation is met the test fails until this key is removed",
+    )
     expect: Expect
 
     @model_validator(mode="after")
