@@ -102,6 +102,7 @@ def markdown_report(rs: RuleSet) -> str:
         "- [Hypotheses, priors and evidence](#hypotheses-priors-and-evidence)",
         "- [Rules that select populations or raise cards](#rules-that-select-populations-or-raise-cards)",
         "- [Cards](#cards)",
+        "- [Known gaps](#known-gaps)",
         "- [Value sets kept without a rule](#value-sets-kept-without-a-rule)",
         "- [References](#references)",
         "",
@@ -184,7 +185,14 @@ def markdown_report(rs: RuleSet) -> str:
         if c.references:
             out.append(f"- Sources: {', '.join(_ref(rs, r) for r in c.references)}")
         out.append("")
+    out += ["## Known gaps", "", "Expectations of the rule tests that the knowledge base does not meet yet (`known_gap`).", ""]
+    gaps = [t for t in rs.tests if t.known_gap]
+    for t in gaps:
+        out.append(f"- **{t.id}**: {_cell(t.description)} Gap: {_cell(t.known_gap)}")
+    if not gaps:
+        out.append("None.")
     out += [
+        "",
         "## Value sets kept without a rule",
         "",
         "Value sets in `rules/valuesets/` that no rule uses, with the reason each is kept (`used_by:`).",
