@@ -163,7 +163,7 @@ def test_source_case_warns_and_returns_the_differential(pipeline):
     assert len(differential) == len(RULESET.hypotheses)
     assert [d["posterior"] for d in differential] == sorted((d["posterior"] for d in differential), reverse=True)
     assert any(e["rule"] == "bone-scan-heterogeneous-soft-tissue-uptake" for e in differential[0]["evidence_for"])
-    assert "does not\nreplace, clinical judgement" in response.cards[0].detail or "not replace" in response.cards[0].detail
+    assert "supports, and does not replace, clinical judgement" in " ".join(response.cards[0].detail.split())
 
 
 def test_two_draft_orders_give_one_card_each(pipeline):

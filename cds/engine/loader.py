@@ -58,9 +58,13 @@ EXTERNAL_DERIVED_NAMES = frozenset(
 )
 PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([A-Za-z0-9_.\-]+))?\}")
 HYPOTHESIS_PLACEHOLDERS = {"posterior", "prior", "evidence_for", "evidence_against", "next_test", "hypothesis"}
-# differential_evidence: the leading hypotheses with their evidence; differential_top / differential_runner_up: the first / second; lesion_sites: sites of the recorded skin
-# lesions (conditions whose concepts the rules deriving `skin-lesion` name).
-PLAIN_PLACEHOLDERS = {"differential", "differential_evidence", "differential_top", "differential_runner_up", "population", "patient_id", "ruleset_version", "lesion_sites"}
+# differential_evidence: the leading hypotheses with their evidence; differential_top / differential_runner_up:
+# the first / second; lesion_sites: sites of the recorded skin lesions (conditions whose concepts the rules
+# deriving `skin-lesion` name).
+PLAIN_PLACEHOLDERS = {
+    "differential", "differential_evidence", "differential_top", "differential_runner_up",
+    "population", "patient_id", "ruleset_version", "lesion_sites",
+}
 MATCHED_PLACEHOLDERS = {"matched", "matched_id"}  # matched_id: the id part of a `Type/id` reference
 
 
