@@ -262,3 +262,18 @@ def test_a_known_gap_that_no_longer_reproduces_fails(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "FAIL  gap-plasma-oxalate-is-not-a-lab-fact" in out
     assert "the known gap no longer reproduces: remove `known_gap` from this test" in out
+
+
+def test_every_card_of_every_case_keeps_the_invariants(pipeline):
+    """Across all cases: each card says it supports judgement, no template twice in a response,
+    critical only for a confirmed case, and the manifest's silent cases stay silent."""
+    for case in MANIFEST:
+        response = _respond(pipeline, case["file"].split(".")[0])
+        templates = [c.source.topic.code for c in response.cards]
+        assert len(templates) == len(set(templates)), (case["id"], templates)
+        for card in response.cards:
+            assert "does not replace, clinical judgement" in " ".join(card.detail.split()), (case["id"], card.summary)
+            if card.indicator == "critical":
+                assert case.get("calciphylaxis_stage") == "confirmed", (case["id"], card.summary)
+        if case.get("silent"):
+            assert response.cards == [], case["id"]
