@@ -277,3 +277,20 @@ def test_every_card_of_every_case_keeps_the_invariants(pipeline):
                 assert case.get("calciphylaxis_stage") == "confirmed", (case["id"], card.summary)
         if case.get("silent"):
             assert response.cards == [], case["id"]
+
+
+def test_capped_evidence_is_reported_in_the_differential(results):
+    outcome = results["many-risk-factors-are-capped"].outcome
+    (entry,) = [h for h in outcome.differential.as_list() if h["hypothesis"] == "calciphylaxis"]
+    (cap,) = entry["caps"]
+    assert cap["cap"] == "risk-factors" and cap["max"] == 10 and cap["product"] == pytest.approx(115.2)
+
+
+def test_a_cap_naming_an_unknown_rule_is_an_error(tmp_path, capsys):
+    rules = copy_rules(tmp_path)
+    path = rules / "hypotheses.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "rules: [risk-female-sex," in text
+    path.write_text(text.replace("rules: [risk-female-sex,", "rules: [risk-femal-sex,", 1), encoding="utf-8")
+    assert main(["rules", "validate", "--rules", str(rules)]) == 1
+    assert "E030 cap 'risk-factors': undefined rule 'risk-femal-sex' (calciphylaxis)" in capsys.readouterr().err

@@ -68,10 +68,19 @@ class _Context:
         for rank, h in enumerate(ranked, start=1):
             blocks.append(
                 f"{rank}. **{h.title}**: {percent(h.posterior)} (prior {percent(h.prior)})\n"
-                f"   - for: {self.short_list(h.evidence_for)}\n"
+                f"   - for: {self.short_list(h.evidence_for)}"
+                f"{'; '.join(f' (risk factors `{c}` capped at LR {m:g})' for c, _, m in h.caps_applied)}\n"
                 f"   - against: {self.short_list(h.evidence_against)}"
             )
         return "\n".join(blocks) if blocks else "- no imaging or clinical evidence recorded"
+
+    @staticmethod
+    def caps_note(result: HypothesisResult) -> str:
+        """One line per cap that lowered the posterior: related findings are not multiplied without limit."""
+        return "".join(
+            f"\n- (combined, the related findings `{cap}` count as likelihood ratio {limit:g}, not {product:.3g})"
+            for cap, product, limit in result.caps_applied
+        )
 
     @staticmethod
     def short_list(items: tuple[EvidenceItem, ...]) -> str:
@@ -113,7 +122,8 @@ class _Context:
         if name == "hypothesis":
             return self.rs.hypotheses[arg].title
         if name == "evidence_for":
-            return self.evidence_list(self.hypothesis(arg).evidence_for)
+            result = self.hypothesis(arg)
+            return self.evidence_list(result.evidence_for) + self.caps_note(result)
         if name == "evidence_against":
             return self.evidence_list(self.hypothesis(arg).evidence_against)
         if name == "next_test":

@@ -499,6 +499,15 @@ class _Checker:
             self._reference(item, test.reference, ("tests", index), "test", hyp.id)
             self._lr(item, test.lr_positive, ("tests", index, "lr_positive"), hyp.id)
             self._lr(item, test.lr_negative, ("tests", index, "lr_negative"), hyp.id)
+        for index, cap in enumerate(hyp.caps):
+            self._reference(item, cap.reference, ("caps", index), "evidence cap", hyp.id)
+            for r_index, rule_id in enumerate(cap.rules):
+                rule = self.rules.get(rule_id)
+                if rule is None:
+                    self.out.add(item.at("caps", index, "rules", r_index), "E030", f"cap {cap.id!r}: undefined rule {rule_id!r}", hyp.id)
+                elif not any(e.hypothesis == hyp.id for e in rule.value.then.evidence):
+                    self.out.add(item.at("caps", index, "rules", r_index), "E030",
+                                 f"cap {cap.id!r}: rule {rule_id!r} weighs no evidence for {hyp.id!r}", hyp.id)
 
     def _derived_names(self, rules: dict[str, _Item]) -> set[str]:
         by_rules = {r.value.then.derive.name for r in rules.values() if r.value.status == "active" and r.value.then.derive}

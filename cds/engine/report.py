@@ -130,6 +130,13 @@ def markdown_report(rs: RuleSet) -> str:
                     f"- **{t.title}** (`{t.id}`): LR+ {t.lr_positive:g}, LR- {t.lr_negative:g} [{t.confidence}], "
                     f"{_ref(rs, t.reference)}. {_cell(t.note)}".rstrip()
                 )
+        if h.caps:
+            out += ["", "Ceilings on related evidence (their combined LR counts at most this much):", ""]
+            for cap in h.caps:
+                out.append(
+                    f"- **`{cap.id}`**: at most LR {cap.max_likelihood_ratio:g} [{cap.confidence}], "
+                    f"{_ref(rs, cap.reference)}. {_cell(cap.reason)} Rules: {', '.join(f'`{r}`' for r in cap.rules)}."
+                )
         weighed = list(_rules_for(rs, h.id))
         out.append("")
         if weighed:
