@@ -17,7 +17,12 @@ from cds.engine.runner import Outcome, RaisedCard
 from cds.hooks.models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
 
 TEMPLATE_SYSTEM = "https://calciphylaxis-cds.org/fhir/CodeSystem/card-template"
-DIFFERENTIAL_PLACEHOLDERS = {"posterior", "prior", "evidence_for", "evidence_against", "next_test", "differential"}
+DIFFERENTIAL_PLACEHOLDERS = {
+    "posterior", "prior", "evidence_for", "evidence_against", "next_test", "differential", "differential_evidence",
+    "differential_top", "differential_runner_up",
+}
+# {differential_evidence} lists the hypotheses with evidence, highest posterior first, at most this many.
+EVIDENCE_LIST_LIMIT = 6
 
 
 def percent(p: float) -> str:
@@ -56,6 +61,47 @@ class _Context:
             rows.append(f"| {h.title} | {percent(h.prior)} | {percent(h.posterior)} | {len(h.evidence_for)} | {len(h.evidence_against)} |")
         return "\n".join(rows)
 
+    def differential_evidence(self) -> str:
+        """The leading hypotheses that have evidence, each with what speaks for and against it."""
+        blocks = []
+        ranked = [h for h in self.diff.hypotheses if h.evidence_for or h.evidence_against][:EVIDENCE_LIST_LIMIT]
+        for rank, h in enumerate(ranked, start=1):
+            blocks.append(
+                f"{rank}. **{h.title}**: {percent(h.posterior)} (prior {percent(h.prior)})\n"
+                f"   - for: {self.short_list(h.evidence_for)}"
+                f"{'; '.join(f' (risk factors `{c}` capped at LR {m:g})' for c, _, m in h.caps_applied)}\n"
+                f"   - against: {self.short_list(h.evidence_against)}"
+            )
+        return "\n".join(blocks) if blocks else "- no imaging or clinical evidence recorded"
+
+    @staticmethod
+    def caps_note(result: HypothesisResult) -> str:
+        """One line per cap that lowered the posterior: related findings are not multiplied without limit."""
+        return "".join(
+            f"\n- (combined, the related findings `{cap}` count as likelihood ratio {limit:g}, not {product:.3g})"
+            for cap, product, limit in result.caps_applied
+        )
+
+    @staticmethod
+    def short_list(items: tuple[EvidenceItem, ...]) -> str:
+        if not items:
+            return "none recorded"
+        return "; ".join(f"{e.rule_title} (LR {e.likelihood_ratio:g} [{e.confidence}])" for e in items)
+
+    def lesion_sites(self) -> str:
+        """Sites of recorded skin lesions: conditions whose concept a `skin-lesion` rule names."""
+        concepts = self.rs.lesion_concepts
+        sites = []
+        for fact in self.outcome.facts:
+            if fact.kind != "condition" or fact.attrs.get("concept") not in concepts:
+                continue
+            site = fact.attrs.get("site")
+            if not isinstance(site, str):
+                continue
+            side = fact.attrs.get("laterality")
+            sites.append(f"{side} {site}" if isinstance(side, str) else site)
+        return ", ".join(sorted(set(sites))) if sites else "not recorded"
+
     def matched(self, arg: str) -> str:
         alias, _, attr = arg.partition(".")
         rule_id = self.raised.raising_rule
@@ -76,7 +122,8 @@ class _Context:
         if name == "hypothesis":
             return self.rs.hypotheses[arg].title
         if name == "evidence_for":
-            return self.evidence_list(self.hypothesis(arg).evidence_for)
+            result = self.hypothesis(arg)
+            return self.evidence_list(result.evidence_for) + self.caps_note(result)
         if name == "evidence_against":
             return self.evidence_list(self.hypothesis(arg).evidence_against)
         if name == "next_test":
@@ -94,6 +141,16 @@ class _Context:
             return self.rs.version
         if name == "matched":
             return self.matched(arg or "")
+        if name == "matched_id":
+            value = self.matched(arg or "")
+            return value.rsplit("/", 1)[-1]
+        if name == "differential_evidence":
+            return self.differential_evidence()
+        if name in ("differential_top", "differential_runner_up"):
+            ranked = self.diff.hypotheses[0 if name == "differential_top" else 1 :]
+            return f"{ranked[0].title} ({percent(ranked[0].posterior)})" if ranked else "none"
+        if name == "lesion_sites":
+            return self.lesion_sites()
         raise KeyError(name)  # unreachable: the loader rejects unknown placeholders
 
     def fill(self, text: str) -> str:

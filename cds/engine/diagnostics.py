@@ -40,6 +40,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "E027": ("error", "suggested FHIR resource is invalid"),
     "E028": ("error", "rule test refers to something undefined"),
     "E029": ("error", "rule has nothing to do (no derive, evidence or card)"),
+    "E030": ("error", "evidence cap names a rule that is undefined or weighs nothing for the hypothesis"),
     "W101": ("warning", "value set defined but used by no rule"),
     "W102": ("warning", "likelihood ratio of 1 has no effect"),
     "W103": ("warning", "active rule without a rule test that fires it"),

@@ -52,6 +52,8 @@ class HypothesisResult:
     evidence_for: tuple[EvidenceItem, ...]
     evidence_against: tuple[EvidenceItem, ...]
     next_test: NextTest | None
+    # (cap id, product of the capped ratios, the ceiling) for each cap that lowered the posterior
+    caps_applied: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,8 @@ class Differential:
                 "evidence_for": [_evidence_dict(e) for e in h.evidence_for],
                 "evidence_against": [_evidence_dict(e) for e in h.evidence_against],
                 **({"next_test": h.next_test.id} if h.next_test else {}),
+                **({"caps": [{"cap": c, "product": round(p, 4), "max": m} for c, p, m in h.caps_applied]}
+                   if h.caps_applied else {}),
             }
             for h in self.hypotheses
         ]
@@ -123,7 +127,14 @@ def weigh(
     for hyp in hypotheses.values():
         prior = next(p for p in hyp.priors if p.population == population.id)
         items = by_hypothesis.get(hyp.id, [])
-        post = posterior_probability(prior.probability, (e.likelihood_ratio for e in items))
+        ratios = [e.likelihood_ratio for e in items]
+        applied = []
+        for cap in hyp.caps:
+            product = math.prod(e.likelihood_ratio for e in items if e.rule_id in cap.rules)
+            if product > cap.max_likelihood_ratio:
+                ratios.append(cap.max_likelihood_ratio / product)  # brings the group's product down to the cap
+                applied.append((cap.id, product, cap.max_likelihood_ratio))
+        post = posterior_probability(prior.probability, ratios)
         done_tests = {e.test for e in items if e.test}
         results.append(
             HypothesisResult(
@@ -135,6 +146,7 @@ def weigh(
                 evidence_for=tuple(e for e in items if e.likelihood_ratio > 1),
                 evidence_against=tuple(e for e in items if e.likelihood_ratio < 1),
                 next_test=_next_test(hyp.tests, done_tests),
+                caps_applied=tuple(applied),
             )
         )
     results.sort(key=lambda h: (-h.posterior, h.id))

@@ -51,9 +51,22 @@ VALUESET_ATTRS = {
     ("draft-order", "drug_class"),
 }
 CODE_KINDS = {"condition", "medication", "procedure", "draft-order"}
+# Derived facts computed in Python before the rules run (not by a rule's `derive`), so a rule may
+# test them: dialysis vintage (cds/fhir/__init__.py) and the serial bone-scan comparison
+# (cds/findings/serial.py).
+EXTERNAL_DERIVED_NAMES = frozenset(
+    {"dialysis-vintage-years", "bone-scan-response", "bone-scan-change", "bone-scan-progression"}
+)
 PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([A-Za-z0-9_.\-]+))?\}")
 HYPOTHESIS_PLACEHOLDERS = {"posterior", "prior", "evidence_for", "evidence_against", "next_test", "hypothesis"}
-PLAIN_PLACEHOLDERS = {"differential", "population", "patient_id", "ruleset_version"}
+# differential_evidence: the leading hypotheses with their evidence; differential_top / differential_runner_up:
+# the first / second; lesion_sites: sites of the recorded skin lesions (conditions whose concepts the rules
+# deriving `skin-lesion` name).
+PLAIN_PLACEHOLDERS = {
+    "differential", "differential_evidence", "differential_top", "differential_runner_up",
+    "population", "patient_id", "ruleset_version", "lesion_sites",
+}
+MATCHED_PLACEHOLDERS = {"matched", "matched_id"}  # matched_id: the id part of a `Type/id` reference
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,9 @@ class ValueSetInfo:
     fact_kind: str | None
     codes: frozenset[tuple[str, str]]
     prefixes: tuple[tuple[str, str], ...]
+    # Why a value set exists although no rule uses it (read by another layer, kept on purpose):
+    # `used_by:` in the value-set file turns lint warning W101 into note N202.
+    used_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,21 @@ class RuleSet:
     @property
     def version(self) -> str:
         return f"{self.info.version}+sha256.{self.content_hash}"
+
+    @property
+    def lesion_concepts(self) -> frozenset[str]:
+        """Condition concepts that active rules deriving `skin-lesion` name (the lesion map of cards)."""
+        concepts: set[str] = set()
+        for rule in self.rules.values():
+            if rule.status != "active" or rule.then.derive is None or rule.then.derive.name != "skin-lesion":
+                continue
+            for pattern in rule.when:
+                spec = (pattern.condition or {}).get("concept")
+                if isinstance(spec, str):
+                    concepts.add(spec)
+                elif isinstance(spec, Operators) and spec.in_ is not None:
+                    concepts.update([spec.in_] if isinstance(spec.in_, str) else spec.in_)
+        return frozenset(concepts)
 
     @property
     def active_rules(self) -> tuple[Rule, ...]:
@@ -283,7 +314,8 @@ def _read_terminology(
                         prefixes.append((system, code.rstrip("*").rstrip(".") if code.endswith(".*") else code[:-1]))
                     else:
                         exact.add((system, code))
-                valuesets[entry["id"]] = ValueSetInfo(entry["id"], entry.get("fact_kind"), frozenset(exact), tuple(prefixes))
+                used_by = entry.get("used_by") if isinstance(entry.get("used_by"), str) else None
+                valuesets[entry["id"]] = ValueSetInfo(entry["id"], entry.get("fact_kind"), frozenset(exact), tuple(prefixes), used_by)
     else:
         out.add((display(folder), 0, 0), "N201", "rules/valuesets/ not found: value-set references are not checked")
     analytes: set[str] | None = None
@@ -468,9 +500,19 @@ class _Checker:
             self._reference(item, test.reference, ("tests", index), "test", hyp.id)
             self._lr(item, test.lr_positive, ("tests", index, "lr_positive"), hyp.id)
             self._lr(item, test.lr_negative, ("tests", index, "lr_negative"), hyp.id)
+        for index, cap in enumerate(hyp.caps):
+            self._reference(item, cap.reference, ("caps", index), "evidence cap", hyp.id)
+            for r_index, rule_id in enumerate(cap.rules):
+                rule = self.rules.get(rule_id)
+                if rule is None:
+                    self.out.add(item.at("caps", index, "rules", r_index), "E030", f"cap {cap.id!r}: undefined rule {rule_id!r}", hyp.id)
+                elif not any(e.hypothesis == hyp.id for e in rule.value.then.evidence):
+                    self.out.add(item.at("caps", index, "rules", r_index), "E030",
+                                 f"cap {cap.id!r}: rule {rule_id!r} weighs no evidence for {hyp.id!r}", hyp.id)
 
     def _derived_names(self, rules: dict[str, _Item]) -> set[str]:
-        return {r.value.then.derive.name for r in rules.values() if r.value.status == "active" and r.value.then.derive}
+        by_rules = {r.value.then.derive.name for r in rules.values() if r.value.status == "active" and r.value.then.derive}
+        return by_rules | EXTERNAL_DERIVED_NAMES
 
     # ------------------------------------------------------------------ rules
     def _check_rule(self, item: _Item) -> tuple[tuple[ir.Pattern, ...], dict[str, tuple[int, str]]]:
@@ -479,6 +521,10 @@ class _Checker:
         for index, ref in enumerate(rule.references):
             if ref not in self.references:
                 self.out.add(item.at("references", index), "E013", f"undefined reference {ref!r}", rid)
+        # A threshold in `when` is a clinical number too: its source is the rule's `references` or, for a rule
+        # that weighs evidence, the references its evidence cites.
+        if not rule.references and not any(e.reference for e in rule.then.evidence) and _has_numeric_threshold(rule):
+            self.out.add(item.at("when"), "E017", "a numeric threshold (<, <=, >, >=) needs `references` on the rule", rid)
         then = rule.then
         if then.derive is None and not then.evidence and not then.cards:
             self.out.add(item.at("then"), "E029", "`then` derives nothing, adds no evidence and raises no card", rid)
@@ -735,7 +781,7 @@ class _Checker:
         elif name in PLAIN_PLACEHOLDERS:
             if arg is not None:
                 self.out.add(where, "E022", f"{{{name}}} takes no argument", cid)
-        elif name == "matched":
+        elif name in MATCHED_PLACEHOLDERS:
             alias, _, attr = (arg or "").partition(".")
             if not card.when.intent or not raisers:
                 self.out.add(where, "E022", f"{{matched:{arg}}} needs `when: {{intent: true}}` and a rule raising the card", cid)
@@ -746,7 +792,7 @@ class _Checker:
                 elif attr not in FACT_FIELDS.get(found[1], {}):
                     self.out.add(where, "E022", f"{{matched:{arg}}}: {found[1]} facts have no attribute {attr!r}", cid)
         else:
-            known = sorted(HYPOTHESIS_PLACEHOLDERS | PLAIN_PLACEHOLDERS | {"matched"})
+            known = sorted(HYPOTHESIS_PLACEHOLDERS | PLAIN_PLACEHOLDERS | MATCHED_PLACEHOLDERS)
             self.out.add(where, "E022", f"unknown placeholder {{{name}}} (known: {', '.join(known)})", cid)
 
     def _check_action(self, item: _Item, base: tuple[str | int, ...], action: Any) -> None:
@@ -797,13 +843,35 @@ class _Checker:
         if self.valuesets is None:
             return
         for vs in sorted(set(self.valuesets) - self.used_valuesets):
-            self.out.add((str(Path(self.rules_dir.name) / "valuesets"), 0, 0), "W101", f"value set {vs!r} is used by no rule")
+            where = (str(Path(self.rules_dir.name) / "valuesets"), 0, 0)
+            used_by = self.valuesets[vs].used_by
+            if used_by:
+                self.out.add(where, "N202", f"value set {vs!r} is used by no rule; kept because: {used_by.strip()}")
+            else:
+                self.out.add(where, "W101", f"value set {vs!r} is used by no rule (say why it exists with `used_by:`)")
 
     def _check_untested(self, rules: dict[str, _Item], tests: dict[str, _Item]) -> None:
         fired = {rid for t in tests.values() for rid in t.value.expect.fired}
         for item in rules.values():
             if item.value.status == "active" and item.value.id not in fired:
                 self.out.add(item.at("id"), "W103", "no rule test expects this rule to fire", item.value.id)
+
+
+def _has_numeric_threshold(rule: Rule) -> bool:
+    """Whether any pattern (absences included) compares a number with <, <=, > or >=."""
+    for pattern in rule.when:
+        groups = [pattern.absent] if pattern.absent is not None else [pattern]
+        for group in groups:
+            for name in group.model_fields_set - {"as_"}:
+                tests = getattr(group, name)
+                if not isinstance(tests, dict):
+                    continue
+                for spec in tests.values():
+                    if isinstance(spec, Operators) and any(
+                        getattr(spec, op) is not None for op in ("lt", "le", "gt", "ge")
+                    ):
+                        return True
+    return False
 
 
 def _type_ok(attr_type: str, value: Any, op: str) -> bool:

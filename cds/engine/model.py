@@ -95,12 +95,29 @@ class DiagnosticTest(Strict):
     note: Text | None = None
 
 
+class EvidenceCap(Strict):
+    """A ceiling on the combined likelihood ratio of related evidence (e.g. many weak risk factors).
+
+    The independence assumption multiplies every ratio; where findings are known to be correlated or to
+    be counted as a tier (e.g. the consensus's "2 major or 1 major + 3 minor factors"), their product is
+    capped so that their number alone cannot make a diagnosis near-certain.
+    """
+
+    id: Id
+    rules: list[Id] = Field(min_length=2, description="rules whose evidence for this hypothesis is combined")
+    max_likelihood_ratio: Annotated[float, Field(strict=True, gt=1)]
+    reference: Id | None = None
+    confidence: Confidence
+    reason: Text
+
+
 class Hypothesis(Strict):
     id: Id
     title: Text
     description: Text | None = None
     priors: list[Prior] = Field(min_length=1)
     tests: list[DiagnosticTest] = Field(default_factory=list)
+    caps: list[EvidenceCap] = Field(default_factory=list)
 
 
 class Operators(Strict):
@@ -297,6 +314,11 @@ class RuleTest(Strict):
         default=None, description="inline facts: {kind, id, attribute: value, ...}"
     )
     now: Text | None = Field(default=None, description="evaluation time, ISO 8601 (default: 2026-01-01T12:00:00Z)")
+    known_gap: Text | None = Field(
+        default=None,
+        description="why the expectation is not met yet: a failure is reported as GAP (not a failure); "
+        "once the expectation is met the test fails until this key is removed",
+    )
     expect: Expect
 
     @model_validator(mode="after")

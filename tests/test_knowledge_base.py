@@ -1,0 +1,296 @@
+"""The calciphylaxis knowledge base (rules/): rule tests on both backends, case coverage, lint,
+the clinical-content report, and what the served responses carry (issue 6)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+import yaml
+
+from cds.cli import main
+from cds.engine import durable_backend
+from cds.engine.loader import load_or_raise, load_ruleset
+from cds.engine.report import markdown_report
+from cds.engine.ruletests import default_extractor, run_rule_tests
+from cds.engine.runner import LoadedEngine
+from cds.hooks.models import CDSRequest
+from cds.pipeline import Pipeline
+from tests.conftest import REPO, RULES_DIR
+from tests.engine.helpers import copy_live_rules as copy_rules
+
+RULESET = load_or_raise(RULES_DIR)
+ENGINES = ["reference"] + (["durable"] if durable_backend.AVAILABLE else [])
+MANIFEST = yaml.safe_load((REPO / "fhir_examples" / "cases.yaml").read_text(encoding="utf-8"))["cases"]
+CASES_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # fhir_examples/README.md: today = 2026-11-21
+NAMESPACE = "org.calciphylaxis-cds"
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def results(request):
+    """Every rule test, run once per backend."""
+    engine = LoadedEngine(RULESET, request.param)
+    try:
+        yield {r.id: r for r in run_rule_tests(engine, default_extractor(RULES_DIR))}
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("test_id", [t.id for t in RULESET.tests])
+def test_rule_test_passes(results, test_id):
+    result = results[test_id]
+    assert not result.skipped, result.failures
+    assert result.passed, "\n".join(result.failures)
+
+
+def test_every_case_has_a_rule_test_with_its_service():
+    by_case = {t.case: t for t in RULESET.tests if t.case and t.known_gap is None}
+    for case in MANIFEST:
+        path = f"fhir_examples/requests/{case['file']}"
+        assert path in by_case, f"no rule test for {path}"
+        test = by_case[path]
+        assert test.service == case["service"], test.id
+        assert test.expect.top == case["expected_top"], test.id
+        if case.get("silent"):
+            assert test.expect.no_cards, test.id
+
+
+def test_every_hypothesis_of_issue_5_is_declared_and_ranked_first_by_its_case():
+    ids = {
+        "calciphylaxis", "renal-failure-soft-tissue-clearance", "venous-insufficiency", "venous-thrombosis",
+        "diabetic-ulcer", "metastatic-calcification", "scleroderma-calcinosis", "dermatomyositis-calcinosis",
+        "connective-tissue-disease", "heterotopic-ossification", "tumoral-calcinosis", "warfarin-skin-necrosis",
+        "cholesterol-embolism", "vasculitis", "peripheral-arterial-disease", "nephrogenic-systemic-fibrosis",
+        "oxalosis", "pyoderma-gangrenosum", "necrotizing-soft-tissue-infection",
+    }
+    assert ids <= set(RULESET.hypotheses)
+    tops = {t.expect.top for t in RULESET.tests if t.case and t.known_gap is None}
+    assert ids <= tops, f"hypotheses no case ranks first: {sorted(ids - tops)}"
+
+
+def test_lint_is_clean():
+    result = load_ruleset(RULES_DIR)
+    problems = [str(d) for d in result.diagnostics if d.severity != "note"]
+    assert problems == []
+
+
+def test_every_weight_prior_and_threshold_names_a_reference():
+    for hyp in RULESET.hypotheses.values():
+        assert all(p.reference in RULESET.references for p in hyp.priors), hyp.id
+        assert all(t.reference in RULESET.references for t in hyp.tests), hyp.id
+    for rule in RULESET.rules.values():
+        assert all(e.reference in RULESET.references for e in rule.then.evidence), rule.id
+    for card in RULESET.cards.values():
+        if card.when.differential is not None:
+            assert card.when.differential.reference in RULESET.references, card.id
+            assert card.when.differential.reason, card.id
+
+
+def test_a_card_threshold_without_reference_is_an_error(tmp_path, capsys):
+    rules = copy_rules(tmp_path)
+    cards = rules / "cards.yaml"
+    text = cards.read_text(encoding="utf-8")
+    assert "        reference: card-threshold\n" in text
+    cards.write_text(text.replace("        reference: card-threshold\n", "", 1), encoding="utf-8")
+    assert main(["rules", "validate", "--rules", str(rules)]) == 1
+    assert "E017 a posterior threshold names no reference (calciphylaxis-risk)" in capsys.readouterr().err
+
+
+def test_a_numeric_rule_threshold_without_reference_is_an_error(tmp_path, capsys):
+    rules = copy_rules(tmp_path)
+    # A rule that only derives a fact (no evidence whose reference could stand for the threshold).
+    path = rules / "rules" / "population.yaml"
+    text = path.read_text(encoding="utf-8")
+    old = "    references: [sheet-7]\n    when:\n      - lab: {analyte: egfr"
+    assert old in text
+    path.write_text(text.replace(old, "    when:\n      - lab: {analyte: egfr", 1), encoding="utf-8")
+    assert main(["rules", "validate", "--rules", str(rules)]) == 1
+    assert "E017 a numeric threshold (<, <=, >, >=) needs `references` on the rule (population-kidney-failure-egfr-below-15)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_an_unexplained_unused_value_set_warns(tmp_path):
+    rules = copy_rules(tmp_path)
+    path = rules / "valuesets" / "medications.yaml"
+    text = path.read_text(encoding="utf-8")
+    start = text.index("  - id: bisphosphonate")
+    line_end = text.index("\n", text.index("used_by:", start))
+    path.write_text(text[: text.index("    used_by:", start)] + text[line_end + 1 :], encoding="utf-8")
+    codes = {(d.code, d.message.split(" is used")[0]) for d in load_ruleset(rules).diagnostics}
+    assert ("W101", "value set 'bisphosphonate'") in codes
+
+
+def test_clinical_content_report_is_current():
+    checked_in = (REPO / "docs" / "clinical-content.md").read_text(encoding="utf-8")
+    assert checked_in == markdown_report(RULESET), (
+        "docs/clinical-content.md is out of date: run `python -m cds.cli rules report > docs/clinical-content.md`"
+    )
+
+
+def test_report_shows_every_hypothesis_weight_and_tag():
+    report = markdown_report(RULESET)
+    for hyp in RULESET.hypotheses.values():
+        assert f"Id `{hyp.id}`." in report
+    assert "| 29.7 | D | `paul-2015-derived-lr` [D] |" in report
+    assert "at least 0.25 [R], `card-threshold` [R]" in report
+
+
+# ---- what the service returns -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    return Pipeline.load(RULES_DIR, NAMESPACE, engine="reference")
+
+
+def _respond(pipeline, name):
+    case = next(c for c in MANIFEST if c["file"].startswith(name + "."))
+    raw = orjson.loads((REPO / "fhir_examples" / "requests" / case["file"]).read_bytes())
+    request = CDSRequest.model_validate(raw)
+    service = pipeline.service(case["service"])
+    return pipeline.evaluate(service, request, raw.get("prefetch") or {}, CASES_NOW).response
+
+
+def test_source_case_warns_and_returns_the_differential(pipeline):
+    response = _respond(pipeline, "source-case")
+    assert [c.indicator for c in response.cards] == ["warning"]
+    differential = response.extension[f"{NAMESPACE}.differential"]
+    assert differential[0]["hypothesis"] == "calciphylaxis"
+    assert {"hypothesis", "posterior", "evidence_for", "evidence_against"} <= set(differential[0])
+    assert len(differential) == len(RULESET.hypotheses)
+    assert [d["posterior"] for d in differential] == sorted((d["posterior"] for d in differential), reverse=True)
+    assert any(e["rule"] == "bone-scan-heterogeneous-soft-tissue-uptake" for e in differential[0]["evidence_for"])
+    assert "supports, and does not replace, clinical judgement" in " ".join(response.cards[0].detail.split())
+
+
+def test_two_draft_orders_give_one_card_each(pipeline):
+    response = _respond(pipeline, "order-warfarin-and-calcium-acetate-confirmed")
+    deletes = sorted(a.resourceId for c in response.cards for s in c.suggestions or [] for a in s.actions)
+    assert deletes == ["MedicationRequest/draft-calcium-acetate", "MedicationRequest/draft-warfarin"]
+    assert [c.indicator for c in response.cards] == ["critical", "critical"]
+    assert len({c.summary for c in response.cards}) == 2
+    assert all(o.display for c in response.cards for o in c.overrideReasons or [])
+
+
+def test_suspected_case_gets_a_warning_not_critical(pipeline):
+    response = _respond(pipeline, "order-warfarin-suspected")
+    assert [c.indicator for c in response.cards] == ["warning"]
+
+
+def test_bone_scan_order_gets_an_update_with_reason_and_lesion_sites(pipeline):
+    response = _respond(pipeline, "order-bone-scan-suspected")
+    (card,) = response.cards
+    (action,) = card.suggestions[0].actions
+    assert action.type == "update"
+    resource = action.resource
+    raw = orjson.loads((REPO / "fhir_examples/requests/order-bone-scan-suspected.order-sign.json").read_bytes())
+    draft = raw["context"]["draftOrders"]["entry"][0]["resource"]
+    assert resource["id"] == draft["id"]
+    assert resource["reasonCode"][0]["coding"][0]["code"] == "237900002"
+    assert "thigh" in resource["note"][0]["text"]
+
+
+def test_biopsy_order_suggests_a_bone_scan_and_a_distal_deep_punch(pipeline):
+    response = _respond(pipeline, "order-biopsy-suspected")
+    (card,) = response.cards
+    assert "distal site" in card.detail and "deep punch" in card.detail and "51.8%" in card.detail
+    (action,) = card.suggestions[0].actions
+    assert action.type == "create" and action.resource["code"]["coding"][0]["code"] == "78306"
+
+
+def test_negative_controls_are_silent(pipeline):
+    for name in ("control-esrd-no-skin-findings", "control-diabetic-foot-ulcer-no-ckd", "control-warfarin-af-no-lesions"):
+        assert _respond(pipeline, name).cards == [], name
+
+
+def test_report_review_ranks_renal_clearance_first_for_diffuse_symmetric_uptake(pipeline):
+    response = _respond(pipeline, "review-bone-scan-diffuse-symmetric")
+    (card,) = response.cards
+    assert card.summary.startswith("Soft-tissue uptake/calcification: leading explanation Delayed soft-tissue clearance")
+    assert response.extension[f"{NAMESPACE}.differential"][0]["hypothesis"] == "renal-failure-soft-tissue-clearance"
+
+
+def test_documented_extension_key():
+    doc = (REPO / "docs" / "knowledge-base.md").read_text(encoding="utf-8")
+    assert f"`{NAMESPACE}.differential`" in doc
+
+
+def test_case_paths_exist():
+    for test in RULESET.tests:
+        if test.case:
+            assert (Path(REPO) / test.case).is_file(), test.case
+
+
+def test_ordinary_patients_get_no_card(pipeline):
+    """False-positive baseline (docs/knowledge-base.md): Synthea patients, none with calciphylaxis, see no card."""
+    from cds.cli import request_from_bundle
+    from tests.conftest import shared_data
+
+    folder = shared_data("synthea")
+    service = pipeline.service("calciphylaxis-risk")
+    evaluated = 0
+    for path in sorted(folder.glob("*.json")):
+        bundle = orjson.loads(path.read_bytes())
+        try:
+            raw = request_from_bundle(bundle, service)
+        except LookupError:  # Synthea's hospital and practitioner bundles hold no Patient
+            continue
+        request = CDSRequest.model_validate(raw)
+        response = pipeline.evaluate(service, request, raw["prefetch"], datetime.now(UTC)).response
+        assert response.cards == [], f"{path.name}: {[c.summary for c in response.cards]}"
+        evaluated += 1
+    assert evaluated >= 10
+
+
+def test_known_gaps_are_reported_not_failed(results):
+    gaps = [r for r in results.values() if r.gap]
+    assert {r.id for r in gaps} == {t.id for t in RULESET.tests if t.known_gap}
+    assert all(r.passed and r.status == "GAP " and r.failures[0].startswith("known gap: ") for r in gaps)
+
+
+def test_a_known_gap_that_no_longer_reproduces_fails(tmp_path, capsys):
+    rules = copy_rules(tmp_path)
+    path = rules / "tests" / "known-gaps.yaml"
+    text = path.read_text(encoding="utf-8")
+    # make the oxalate expectation one the rules already meet: the gap "disappears"
+    assert "oxalosis: {at_least: 0.3}" in text
+    path.write_text(text.replace("oxalosis: {at_least: 0.3}", "oxalosis: {at_least: 0.1}"), encoding="utf-8")
+    assert main(["rules", "test", "--rules", str(rules), "--engine", "reference"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  gap-plasma-oxalate-is-not-a-lab-fact" in out
+    assert "the known gap no longer reproduces: remove `known_gap` from this test" in out
+
+
+def test_every_card_of_every_case_keeps_the_invariants(pipeline):
+    """Across all cases: each card says it supports judgement, no template twice in a response,
+    critical only for a confirmed case, and the manifest's silent cases stay silent."""
+    for case in MANIFEST:
+        response = _respond(pipeline, case["file"].split(".")[0])
+        templates = [c.source.topic.code for c in response.cards]
+        assert len(templates) == len(set(templates)), (case["id"], templates)
+        for card in response.cards:
+            assert "does not replace, clinical judgement" in " ".join(card.detail.split()), (case["id"], card.summary)
+            if card.indicator == "critical":
+                assert case.get("calciphylaxis_stage") == "confirmed", (case["id"], card.summary)
+        if case.get("silent"):
+            assert response.cards == [], case["id"]
+
+
+def test_capped_evidence_is_reported_in_the_differential(results):
+    outcome = results["many-risk-factors-are-capped"].outcome
+    (entry,) = [h for h in outcome.differential.as_list() if h["hypothesis"] == "calciphylaxis"]
+    (cap,) = entry["caps"]
+    assert cap["cap"] == "risk-factors" and cap["max"] == 10 and cap["product"] == pytest.approx(115.2)
+
+
+def test_a_cap_naming_an_unknown_rule_is_an_error(tmp_path, capsys):
+    rules = copy_rules(tmp_path)
+    path = rules / "hypotheses.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "rules: [risk-female-sex," in text
+    path.write_text(text.replace("rules: [risk-female-sex,", "rules: [risk-femal-sex,", 1), encoding="utf-8")
+    assert main(["rules", "validate", "--rules", str(rules)]) == 1
+    assert "E030 cap 'risk-factors': undefined rule 'risk-femal-sex' (calciphylaxis)" in capsys.readouterr().err
