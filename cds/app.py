@@ -35,7 +35,7 @@ from cds.hooks.models import DiscoveryResponse, FeedbackRequest, FeedbackRespons
 from cds.hooks.prefetch import Fetcher
 from cds.observability import metrics
 from cds.observability.logs import request_id_var
-from cds.pipeline import Pipeline
+from cds.pipeline import Pipeline, watch_rules
 from cds.settings import Settings
 from cds.store import Store, StoreUnavailable, UnknownCard, audit_records, open_store
 
@@ -237,7 +237,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop_watch = watch_rules(pipeline, settings.rules_watch_seconds) if settings.rules_watch_seconds > 0 else None
         yield
+        if stop_watch is not None:
+            stop_watch.set()
         if fhir_client is not None:
             await fhir_client.aclose()
         if store is None:

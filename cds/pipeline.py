@@ -18,8 +18,9 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from cds.engine.runner import LoadedEngine
 from cds.facts import FactSet, FactWarning
 from cds.hooks.models import CDSRequest, CDSResponse
 from cds.hooks.services import ServiceDefinition, ServiceDefinitionError, load_services
+from cds.observability import metrics
 
 log = logging.getLogger("cds.pipeline")
 
@@ -49,6 +51,8 @@ class Evaluation:
     rules_fired: tuple[str, ...] = ()
     # card uuid (str) -> ids of the rules that raised it, for the audit record.
     card_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Seconds per stage: facts, engine, differential, cards (the web layer turns them into metrics).
+    timings: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,9 +136,12 @@ class Pipeline:
         want_trace: bool = False,
     ) -> Evaluation:
         loaded = self._loaded  # one snapshot: a reload during this evaluation does not affect it
+        started = time.perf_counter()
         factset = self._facts(loaded, request, prefetch, now)
-        return evaluate_facts(loaded.ruleset, loaded.engine, service.id, factset, request.context,
-                              self.hook_namespace, want_trace)
+        facts_seconds = time.perf_counter() - started
+        evaluation = evaluate_facts(loaded.ruleset, loaded.engine, service.id, factset, request.context,
+                                    self.hook_namespace, want_trace)
+        return replace(evaluation, timings={"facts": facts_seconds, **evaluation.timings})
 
     def status(self) -> dict[str, Any]:
         loaded = self._loaded
@@ -161,9 +168,11 @@ class Pipeline:
                 lines = exc.lines if isinstance(exc, RulesetLoadError) else [f"{type(exc).__name__}: {exc}"]
                 self.load_errors = lines
                 self.last_reload = {"at": at, "result": "refused", "still_serving": self._loaded.ruleset.version}
+                metrics.RULE_RELOADS.labels("refused").inc()
                 log.error("rule set reload refused; still serving %s:\n%s", self._loaded.ruleset.version, "\n".join(lines))
                 return False
             old = self._loaded
+            metrics.RULE_RELOADS.labels("loaded").inc()
             self._loaded = new  # atomic: evaluations already running keep `old` until they finish
             self.load_errors = []
             self.last_reload = {"at": at, "result": "loaded", "previous": old.ruleset.version}
@@ -195,6 +204,7 @@ def evaluate_facts(
     from cds.cards.render import render_cards
 
     outcome = engine.evaluate(factset, service_id)
+    rendering_started = time.perf_counter()
     rendered = render_cards(ruleset, outcome, context, f"{hook_namespace}.ruleset")
     extension = None
     if outcome.evidence:
@@ -206,7 +216,44 @@ def evaluate_facts(
         trace=trace,
         rules_fired=outcome.rules_fired,
         card_rules={str(card.uuid): rules for card, rules in rendered},
+        timings={**outcome.timings, "cards": time.perf_counter() - rendering_started},
     )
+
+
+def rules_fingerprint(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    """What a file watch compares: every file under rules/ with its size and modification time."""
+    entries = []
+    for path in sorted(rules_dir.rglob("*")):
+        try:
+            if path.is_file():
+                stat = path.stat()
+                entries.append((str(path.relative_to(rules_dir)), stat.st_size, stat.st_mtime_ns))
+        except OSError:  # a file removed while we looked: the next look sees the change
+            continue
+    return tuple(entries)
+
+
+def watch_rules(pipeline: Pipeline, interval_seconds: float) -> threading.Event:
+    """Reload when files under rules/ change (checked every ``interval_seconds``); set the event to stop.
+
+    Each worker process watches for itself, so with several workers every one of them
+    validates and tests the new rules before swapping them in, and a refused set leaves
+    every worker on the old rules. (SIGHUP reaches only a single-process server: uvicorn's
+    multi-worker supervisor answers SIGHUP by restarting its workers.)
+    """
+    stop = threading.Event()
+    seen = rules_fingerprint(pipeline.rules_dir)
+
+    def loop() -> None:
+        nonlocal seen
+        while not stop.wait(interval_seconds):
+            current = rules_fingerprint(pipeline.rules_dir)
+            if current != seen:
+                seen = current  # a refused set is not retried until the files change again
+                pipeline.reload()
+
+    threading.Thread(target=loop, name="rules-watch", daemon=True).start()
+    return stop
 
 
 def install_reload_signal(pipeline: Pipeline) -> bool:

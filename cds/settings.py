@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     rules_dir: Path = DEFAULT_RULES_DIR
     database_url: SecretStr = SecretStr("sqlite:///data/cds.sqlite3")
     engine: Literal["auto", "durable", "reference"] = "auto"
+    # Hot reload: every worker checks rules/ for changes this often (0 turns the watch off;
+    # SIGHUP still reloads a single-process server).
+    rules_watch_seconds: float = Field(default=5.0, ge=0)
     # Feedback and audit store (cds.store): connect/lock timeout, audit records kept while the database is down,
     # and the secret key of the patient-id HMAC in the audit (required in production).
     database_timeout_seconds: float = Field(default=2.0, gt=0, le=60)

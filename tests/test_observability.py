@@ -61,6 +61,8 @@ def test_metrics_move_with_traffic():
     assert after["cds_prefetch_unavailable_total"] == before["cds_prefetch_unavailable_total"] + 1
     assert after["cds_feedback_total"] == before["cds_feedback_total"] + 1
     assert after["cds_stage_duration_seconds_count"] >= before["cds_stage_duration_seconds_count"] + 1
+    for evaluation_stage in ("facts", "engine", "differential", "cards"):
+        assert sample(client, "cds_stage_duration_seconds_count", stage=evaluation_stage) >= 1, evaluation_stage
     names = {f.name for f in text_string_to_metric_families(client.get("/metrics").text)}
     assert {
         "cds_auth_failures",

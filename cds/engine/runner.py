@@ -8,6 +8,7 @@ which the equivalence tests compare.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -56,6 +57,8 @@ class Outcome:
     differential: Differential
     cards: tuple[RaisedCard, ...]
     facts_by_source: dict[str, PreparedFact] = field(default_factory=dict)
+    # Seconds spent per stage ("engine": preparing and matching facts; "differential": weighing).
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def rules_fired(self) -> tuple[str, ...]:
@@ -115,6 +118,7 @@ class LoadedEngine:
         self.executor.close()
 
     def evaluate(self, factset: FactSet, service: str) -> Outcome:
+        started = time.perf_counter()
         rs = self.ruleset
         compiled = rs.compiled
         facts, warnings = prepare_facts(factset, compiled)
@@ -140,7 +144,9 @@ class LoadedEngine:
             )
             intents.extend(CardIntent(rule.id, template) for template in rule.cards)
         derived_names = {f.attrs["name"] for f in derived}
+        matched = time.perf_counter()
         differential = weigh(rs.hypotheses, rs.populations, derived_names, evidence)  # type: ignore[arg-type]
+        weighed = time.perf_counter()
         cards = raise_cards(rs, service, intents, differential, evidence, {f.rule_id: f.matches for f in fired})
         return Outcome(
             service=service,
@@ -153,6 +159,7 @@ class LoadedEngine:
             differential=differential,
             cards=tuple(cards),
             facts_by_source={f.source_id: f for f in by_engine_id.values()},
+            timings={"engine": matched - started, "differential": weighed - matched},
         )
 
 

@@ -56,4 +56,7 @@ async def answer_hook(
         metrics.STAGE_LATENCY.labels("prefetch").observe(time.perf_counter() - started)
     want_trace = bool(trace_extension_key and (request.extension or {}).get(trace_extension_key))
     # The engine is CPU-bound and synchronous: keep it off the event loop.
-    return await run_in_threadpool(pipeline.evaluate, service, request, prefetched.data, now, want_trace)
+    evaluation = await run_in_threadpool(pipeline.evaluate, service, request, prefetched.data, now, want_trace)
+    for stage, seconds in evaluation.timings.items():
+        metrics.STAGE_LATENCY.labels(stage).observe(seconds)
+    return evaluation
