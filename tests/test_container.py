@@ -12,16 +12,14 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
 import tomllib
 
 import httpx
-import pytest
 
 from tests.conftest import REPO, RULES_DIR
+from tests.serving import free_port, wait_until_healthy
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 
@@ -57,11 +55,6 @@ def test_image_installs_the_version_in_pyproject():
     assert f"calciphylaxis-cds=={version}" in DOCKERFILE
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def test_cmd_starts_the_service_from_an_installed_wheel(tmp_path):
     wheels = tmp_path / "wheels"
@@ -81,7 +74,7 @@ def test_cmd_starts_the_service_from_an_installed_wheel(tmp_path):
     env_pairs = " ".join(v for k, v in stage if k == "ENV")
     image_env = dict(pair.split("=", 1) for pair in shlex.split(env_pairs))
     cmd = json.loads(next(v for k, v in stage if k == "CMD"))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         **image_env,
@@ -102,18 +95,7 @@ def test_cmd_starts_the_service_from_an_installed_wheel(tmp_path):
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 45
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail((tmp_path / "server.log").read_text()[-3000:])
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                if health.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the image command did not start the service within 45 s")
+        wait_until_healthy(f"http://127.0.0.1:{port}", process, tmp_path / "server.log")
         services = httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=5).json()["services"]
         assert services
     finally:

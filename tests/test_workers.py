@@ -5,24 +5,17 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import LOG_SCANNER, REPO, RULES_DIR
+from tests.serving import free_port, wait_until_healthy
 
 SOURCE_CASE = json.loads((REPO / "fhir_examples" / "requests" / "source-case.patient-view.json").read_text())
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def hook_count(metrics_text: str) -> float:
@@ -38,7 +31,7 @@ def hook_count(metrics_text: str) -> float:
 
 
 def test_metrics_aggregate_across_two_workers(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "CDS_PROFILE": "demo",
@@ -59,15 +52,7 @@ def test_metrics_aggregate_across_two_workers(tmp_path):
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 45
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
-            else:
-                pytest.fail(log_path.read_text()[-3000:])
+            wait_until_healthy(base, process, log_path)
             requests = 60
             with httpx.Client(base_url=base, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
                 # Concurrent, fresh connections, so the kernel hands them to both workers.

@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 
 import pytest

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import uuid
 
@@ -11,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cds.app import create_app
-from cds.pipeline import Evaluation, Pipeline
+from cds.pipeline import Pipeline
 from cds.settings import Settings
 from tests.conftest import REPO, RULES_DIR, shared_data
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -21,6 +18,7 @@ from schemathesis.checks import (
 
 from cds.hooks.openapi import contract_yaml
 from tests.conftest import LOG_SCANNER, REPO, RULES_DIR
+from tests.serving import free_port, wait_until_healthy
 
 CONTRACT = REPO / "openapi.yaml"
 
@@ -29,16 +27,11 @@ def test_checked_in_contract_matches_the_models():
     assert CONTRACT.read_text() == contract_yaml(), "regenerate with: cds openapi > openapi.yaml"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory):
     """The real service in its own process, as `make run` starts it; its logs are scanned for leaks."""
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("live") / "server.log"
     log_file = log_path.open("wb")
     env = {
@@ -55,18 +48,7 @@ def live_server(tmp_path_factory):
         stderr=log_file,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-        if process.poll() is not None:
-            pytest.fail(f"service exited: {log_path.read_text()[-2000:]}")
-    else:
-        process.kill()
-        pytest.fail("service did not start within 30 s")
+    wait_until_healthy(base, process, log_path, timeout=30)
     yield base
     process.terminate()
     process.wait(timeout=10)
