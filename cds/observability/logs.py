@@ -23,7 +23,8 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 # Attributes every LogRecord has; anything else was passed in `extra=` and is logged as a field.
-_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# (uvicorn adds "color_message", a copy of the message with terminal colour codes.)
+_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
 # Third-party loggers that would print request URLs (which carry patient ids in FHIR searches).
 QUIET_LOGGERS = ("httpx", "httpcore", "uvicorn.access", "hpack", "multipart")
 
