@@ -95,14 +95,14 @@ class Server:
         return ""
 
 
-def cds_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+def cds_env(tmp: Path, rules_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "CDS_PROFILE": "demo",
         "CDS_AUTH_REQUIRED": "false",
         "CDS_HOST": LOOPBACK,
-        "CDS_RULES_DIR": str(REPO / "rules"),
+        "CDS_RULES_DIR": str(rules_dir),
         "CDS_DATABASE_URL": f"sqlite:///{tmp / 'cds.sqlite3'}",
         "CDS_LOG_LEVEL": "WARNING",  # one INFO line per request would measure the terminal, not the service
     }
@@ -110,17 +110,17 @@ def cds_env(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def start_cds(name: str, workers: int, tmp: Path, env_extra: dict[str, str] | None = None,
+def start_cds(name: str, workers: int, tmp: Path, rules_dir: Path, env_extra: dict[str, str] | None = None,
               ready_body: bytes | None = None) -> Server:
     port = free_port()
     command = [sys.executable, "-m", "cds.cli", "serve", "--host", LOOPBACK, "--port", str(port), "--workers", str(workers)]
-    return _start(name, workers, command, port, cds_env(tmp, env_extra), tmp, ready_body)
+    return _start(name, workers, command, port, cds_env(tmp, rules_dir, env_extra), tmp, ready_body)
 
 
 def start_empty(workers: int, tmp: Path, ready_body: bytes | None = None) -> Server:
     port = free_port()
     command = [sys.executable, "-m", "benchmarks.empty_app", "--port", str(port), "--workers", str(workers)]
-    return _start("empty", workers, command, port, cds_env(tmp), tmp, ready_body)
+    return _start("empty", workers, command, port, cds_env(tmp, REPO / "rules"), tmp, ready_body)
 
 
 def _start(name: str, workers: int, command: list[str], port: int, env: dict[str, str], tmp: Path,
@@ -357,11 +357,12 @@ class HttpPlan:
     source: Case
     large: tuple[Case, ...]  # sent sequentially: synthetic-1000, synthetic-10000, synthea-esrd
     quick: bool = False
+    rules_dir: Path = REPO / "rules"
     concurrencies: tuple[int, ...] = (4, 8, 32)
     workers: tuple[int, ...] = (1, 2)
 
     def load(self, concurrency: int, large: bool = False) -> Load:
-        seconds = 4.0 if not large else 5.0
+        seconds = 3.0 if not large else 4.0
         if self.quick:
             seconds /= 8
         if concurrency == 1:
@@ -416,7 +417,7 @@ def _empty_baseline(plan: HttpPlan, workers: int, tmp: Path) -> list[Result]:
 
 def _cds(plan: HttpPlan, workers: int, tmp: Path) -> list[Result]:
     try:
-        with running(lambda: start_cds("cds", workers, tmp)) as server:
+        with running(lambda: start_cds("cds", workers, tmp, plan.rules_dir)) as server:
             time.sleep(0.5 if workers > 1 else 0)  # let every worker finish importing
             rss_start = server.rss_mb()
             out = _scenarios(plan, server, "http", "cds", large=workers == 1)
@@ -436,7 +437,7 @@ def _jwt(plan: HttpPlan, tmp: Path) -> list[Result]:
         return [Result.unavailable("http", n, "JWT verification (cds.auth) is not on this checkout") for n in names]
     client = make_jwt_client(tmp)
     try:
-        with running(lambda: start_cds("cds-jwt", 1, tmp, client.env)) as server:
+        with running(lambda: start_cds("cds-jwt", 1, tmp, plan.rules_dir, client.env)) as server:
             headers = client.headers_for(f"{server.base_url}{HOOK_PATH}")
             return _scenarios(plan, server, "http", "cds-jwt", large=False, headers=headers, concurrencies=(8,))
     except RuntimeError as exc:
@@ -459,7 +460,7 @@ def _fetch(plan: HttpPlan, tmp: Path) -> list[Result]:
             return [Result.failed("http", name, f"FHIR test server did not start: {line!r}")]
         fhir_base = f"http://{LOOPBACK}:{int(line.split()[1])}/ok/fhir"
         case = without_prefetch_key(plan.source, "labs", fhir_base)
-        with running(lambda: start_cds("cds", 1, tmp)) as server:
+        with running(lambda: start_cds("cds", 1, tmp, plan.rules_dir)) as server:
             outcome = drive(server, case.body, plan.load(1))
             params = {"server": "cds", "workers": 1, "concurrency": 1, "case": case.name, "fetched": "labs"}
             return [result_of("http", name, outcome, params, "labs fetched from the loopback FHIR test server per request")]
@@ -471,14 +472,14 @@ def _fetch(plan: HttpPlan, tmp: Path) -> list[Result]:
             fhir.wait(timeout=10)
 
 
-def cold_start(source: Case, repeats: int) -> list[Result]:
+def cold_start(source: Case, repeats: int, rules_dir: Path) -> list[Result]:
     """Seconds from launching `cds serve` to the first 200 answer to the source case."""
     seconds: list[float] = []
     rss: list[float] = []
     with tempfile.TemporaryDirectory(prefix="cds-bench-start-") as tmp_name:
         for _ in range(repeats):
             try:
-                server = start_cds("cds", 1, Path(tmp_name), ready_body=source.body)
+                server = start_cds("cds", 1, Path(tmp_name), rules_dir, ready_body=source.body)
             except RuntimeError as exc:
                 return [Result.failed("startup", "cold-start/1w", str(exc)[:600])]
             seconds.append(server.ready_s)

@@ -18,7 +18,7 @@ import orjson
 from benchmarks import stages
 from benchmarks.cases import SERVICE_ID, Case
 from benchmarks.results import Result
-from benchmarks.timing import Budget, measure
+from benchmarks.timing import Budget, measure, summarise
 
 BACKENDS = ("reference", "durable")
 
@@ -46,6 +46,8 @@ def run(pipeline: Any, rules_dir: Path, cases: Iterable[Case], now: datetime, ba
             results.append(Result.failed("in-process", f"pipeline/{case.name}", f"request refused: {exc}", **params))
             continue
         results.append(_timed("in-process", f"parse/{case.name}", stages.parse_stage(pipeline, case.body, SERVICE_ID), budget, params))
+        results.append(_timed_inside("in-process", f"request/{case.name}",
+                                     stages.request_stage(pipeline, case.body, SERVICE_ID, now, budget), params))
         if terminology is None:
             facts_stage = stages.unavailable(terminology_error)
         else:
@@ -91,12 +93,21 @@ def _pipeline(pipeline: Any, prepared: stages.PreparedCase, now: datetime, budge
             break
         for name, seconds in timings.items():
             samples.setdefault(name, []).append(seconds)
-    from benchmarks.timing import summarise
-
     for name, seconds in samples.items():
         out.append(Result("in-process", f"pipeline-stage/{name}/{prepared.name}", params=params, latency=summarise(seconds),
                           requests=len(seconds), note="reported by Evaluation.timings"))
     return out
+
+
+def _timed_inside(family: str, name: str, stage: stages.Stage, params: dict) -> Result:
+    """A stage that times itself (its call returns the durations)."""
+    if not stage.available:
+        return Result.unavailable(family, name, stage.why_not, **params)
+    try:
+        stats = summarise(stage.call())
+    except Exception as exc:
+        return Result.failed(family, name, f"{type(exc).__name__}: {exc}", **params)
+    return Result(family, name, params=params, latency=stats, requests=stats.n)
 
 
 def _timed(family: str, name: str, stage: stages.Stage, budget: Budget, params: dict) -> Result:

@@ -95,9 +95,10 @@ async def _soak(rules_dir: Path, body: bytes, requests: int, max_seconds: float,
     app = _make_app(rules_dir)
     caller = AsgiCaller(app)
     statuses: dict[int, int] = {}
+    warmup_statuses: dict[int, int] = {}
     for _ in range(warmup):
         status = await caller.post(body)
-        statuses[status] = statuses.get(status, 0) + 1
+        warmup_statuses[status] = warmup_statuses.get(status, 0) + 1
     gc.collect()
     rss_start = rss_mb()
     checkpoints: list[tuple[int, float]] = [(0, rss_start)]
@@ -122,6 +123,7 @@ async def _soak(rules_dir: Path, body: bytes, requests: int, max_seconds: float,
         "warmup": warmup,
         "elapsed_s": elapsed,
         "statuses": {str(k): v for k, v in statuses.items()},
+        "warmup_statuses": {str(k): v for k, v in warmup_statuses.items()},
         "checkpoints": checkpoints,
     }
 
@@ -170,8 +172,9 @@ def run(rules_dir: Path, body_file: Path, requests: int, max_seconds: float, rel
         note = "in-process through the whole ASGI app (no socket), source-case body, one process"
         if completed < requests:
             note += f"; stopped by the {max_seconds:g} s time cap after {completed} of {requests} requests"
+        warm = ", ".join(f"{n}x{s}" for s, n in sorted(soak["warmup_statuses"].items()))
         results.append(Result(FAMILY, "rss/after-start", values={"rss_mb": soak["rss_start_mb"], "rss_before_app_mb": soak["rss_before_app_mb"]},
-                              requests=soak["warmup"], note=f"app created and {soak['warmup']} warm-up requests answered"))
+                              requests=soak["warmup"], note=f"app created and {soak['warmup']} warm-up requests answered ({warm})"))
         results.append(
             Result(
                 FAMILY,

@@ -94,6 +94,28 @@ def parse_stage(pipeline: Any, payload_body: bytes, service_id: str) -> Stage:
     return Stage(lambda: parse_hook_request(service, orjson.loads(payload_body)))
 
 
+def request_stage(pipeline: Any, payload_body: bytes, service_id: str, now: datetime, budget: Any) -> Stage:
+    """A whole request without the socket: orjson.loads, then the web layer's own handler
+    (``cds.hooks.handler.answer_hook``: validation, prefetch completion, Pipeline.evaluate in the
+    thread pool). All repetitions run inside one event loop, as under uvicorn; the Stage's call
+    returns the list of durations (seconds) rather than being timed from outside."""
+    import orjson
+
+    from cds.hooks.handler import answer_hook
+    from benchmarks.timing import sample_async
+
+    service = pipeline.service(service_id)
+
+    async def one() -> Any:
+        return await answer_hook(pipeline, service, orjson.loads(payload_body), now)
+
+    try:
+        asyncio.run(one())
+    except Exception as exc:
+        return unavailable(f"answer_hook could not be called this way ({type(exc).__name__}: {exc})")
+    return Stage(lambda: asyncio.run(sample_async(one, budget)))
+
+
 def pipeline_stage(pipeline: Any, case: PreparedCase, now: datetime) -> Stage:
     return Stage(lambda: pipeline.evaluate(case.service, case.request, case.prefetch, now))
 
@@ -161,33 +183,40 @@ def engine_stages(pipeline: Any, factset: Any, case: PreparedCase, backend: str)
     return stages
 
 
-def findings_stage(reports: list[dict[str, Any]], now: datetime, rules_dir: Path) -> Stage:
-    """Report-text extraction for a list of DiagnosticReports, through cds.findings' public function."""
+def findings_stages(reports: list[dict[str, Any]], now: datetime, rules_dir: Path) -> dict[str, Stage]:
+    """Report-text extraction through cds.findings' public function, per report.
+
+    ``uncached``: every call gets a report whose text differs (a numbered addendum), so the
+    findings layer's text cache never answers; ``cached``: the same report again and again.
+    """
+    names = ("uncached", "cached")
     try:
-        import cds.findings as findings
+        from cds.findings import FindingsKnowledge, extract_findings, warm_up
     except ImportError as exc:
-        return unavailable(f"cds.findings is not importable ({exc.name or exc})")
-    extract = getattr(findings, "extract_findings", None)
-    if extract is None:
-        return unavailable("cds.findings has no extract_findings yet")
+        return {n: unavailable(f"cds.findings is not importable ({exc.name or exc})") for n in names}
     try:
-        knowledge = _findings_knowledge(findings, rules_dir)
-        lesion_sites: tuple[tuple[str, str], ...] = ()
-        extract(reports, {}, now, lesion_sites, knowledge)
+        knowledge = FindingsKnowledge.load(rules_dir)
+        warm_up(knowledge)
+        lesion_sites: tuple[tuple[str, str | None], ...] = ()
+        extract_findings(reports[:1], {}, now, lesion_sites, knowledge)
     except _PROBE_ERRORS as exc:
-        return unavailable(f"cds.findings.extract_findings has a signature this harness does not know ({exc})")
-    return Stage(lambda: extract(reports, {}, now, lesion_sites, knowledge))
+        return {n: unavailable(f"cds.findings.extract_findings is not usable here ({exc})") for n in names}
+    variants = iter(_distinct_reports(reports[0], 100_000))
+    return {
+        "uncached": Stage(lambda: extract_findings([next(variants)], {}, now, lesion_sites, knowledge)),
+        "cached": Stage(lambda: extract_findings(reports[:1], {}, now, lesion_sites, knowledge)),
+    }
 
 
-def _findings_knowledge(findings: Any, rules_dir: Path) -> Any:
-    knowledge_type = getattr(findings, "FindingsKnowledge", None)
-    if knowledge_type is None:
-        raise AttributeError("cds.findings has no FindingsKnowledge")
-    for factory in ("load", "from_rules_dir", "default"):
-        make = getattr(knowledge_type, factory, None)
-        if make is not None:
-            return make(rules_dir) if factory != "default" else make()
-    return knowledge_type()
+def _distinct_reports(report: dict[str, Any], count: int) -> Any:
+    import base64
+
+    text = base64.b64decode(report["presentedForm"][0]["data"]).decode() if report.get("presentedForm") else ""
+    for n in range(count):
+        suffix = f" Addendum {n}: no change."
+        form = [{"contentType": "text/plain", "data": base64.b64encode((text + suffix).encode()).decode("ascii")}]
+        yield {**report, "id": f"{report.get('id', 'report')}-{n}", "conclusion": (report.get("conclusion") or "") + suffix,
+               **({"presentedForm": form} if text else {})}
 
 
 def reload_call(pipeline: Any, rules_dir: Path) -> tuple[Callable[[], Any], str]:

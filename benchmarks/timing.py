@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,3 +78,22 @@ def sample(call: Callable[[], Any], budget: Budget) -> list[float]:
 
 def measure(call: Callable[[], Any], budget: Budget) -> Stats:
     return summarise(sample(call, budget))
+
+
+async def sample_async(call: Callable[[], Awaitable[Any]], budget: Budget) -> list[float]:
+    """``sample`` for a coroutine function, all inside one running event loop (as under uvicorn,
+    so per-loop resources such as the thread pool persist between calls)."""
+    for _ in range(budget.warmup):
+        await call()
+    gc.collect()
+    durations: list[float] = []
+    clock = time.perf_counter
+    deadline = clock() + budget.max_seconds
+    while len(durations) < budget.max_reps:
+        started = clock()
+        await call()
+        finished = clock()
+        durations.append(finished - started)
+        if len(durations) >= budget.min_reps and finished >= deadline:
+            break
+    return durations

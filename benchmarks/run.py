@@ -1,0 +1,193 @@
+"""Run every benchmark family and write the results, the report and the plot.
+
+    python -m benchmarks.run            # everything (what `make bench` runs), under 10 minutes on 2 cores
+    python -m benchmarks.run --quick    # fewer repetitions and shorter loads
+    python -m benchmarks.run --only memory --soak-seconds 900
+                                        # re-run some families, merged into the existing latest.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks import cases, findings_bench, inprocess, memory, report, rulepacks, stages, targets
+from benchmarks import http as http_bench
+from benchmarks.results import FAMILIES, BenchReport, Environment, Result, Stats
+from benchmarks.synthetic import DEFAULT_NOW, SIZES
+from benchmarks.timing import Budget
+
+REPO = cases.REPO
+DEFAULT_JSON = REPO / "benchmarks" / "results" / "latest.json"
+DEFAULT_DOC = REPO / "docs" / "performance.md"
+DEFAULT_PLOT = REPO / "docs" / report.PLOT_NAME
+GROUPS = ("in-process", "findings", "rule-packs", "memory", "http", "startup")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, shorter loads, a shorter soak")
+    parser.add_argument("--only", nargs="+", choices=GROUPS, help="run only these groups and merge into --json")
+    parser.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",")), default=SIZES,
+                        help="synthetic patient sizes (resources), comma-separated")
+    parser.add_argument("--rule-counts", type=lambda s: tuple(int(x) for x in s.split(",")), default=rulepacks.RULE_COUNTS)
+    parser.add_argument("--rules", type=Path, default=REPO / "rules", help="rules directory")
+    parser.add_argument("--soak-requests", type=int, default=100_000)
+    parser.add_argument("--soak-seconds", type=float, default=None, help="time cap of the memory soak")
+    parser.add_argument("--reloads", type=int, default=100)
+    parser.add_argument("--cold-starts", type=int, default=None)
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
+    parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
+    return parser.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    load_average = os.getloadavg()
+    groups = set(args.only or GROUPS)
+    quick = args.quick
+    budget = Budget(min_reps=3, max_reps=300, max_seconds=0.25, warmup=1) if quick else Budget(min_reps=5, max_reps=1000, max_seconds=0.6)
+    now = DEFAULT_NOW
+    rules_dir = args.rules.resolve()
+    results: list[Result] = []
+
+    say("loading the pipeline")
+    pipeline = None
+    try:
+        pipeline = stages.load_pipeline(rules_dir)
+        load_stats = _time_once(lambda: stages.load_pipeline(rules_dir))
+        results.append(Result("startup", "pipeline-load", latency=load_stats, requests=1, note="Pipeline.load(rules), in-process, once warm"))
+    except Exception as exc:  # report it and measure what can be measured
+        results.append(Result.failed("in-process", "pipeline-load", f"Pipeline.load failed: {type(exc).__name__}: {exc}"[:800]))
+    backend = stages.engine_backend(pipeline) if pipeline is not None else "unavailable (rules did not load)"
+    version = str(pipeline.version) if pipeline is not None else "-"
+
+    say("building the requests")
+    source = cases.source_case()
+    synthetic = [cases.synthetic_case(n) for n in args.sizes]
+    synthea = cases.synthea_esrd_case()
+    all_cases = [source, *synthetic, *([synthea] if synthea else [])]
+    if synthea is None:
+        results.append(Result.unavailable("http", "http/cds/1w/c1/synthea-esrd", f"shared data not found: {cases.SYNTHEA_ESRD}"))
+
+    if "in-process" in groups and pipeline is not None:
+        say("in-process stages")
+        results += inprocess.run(pipeline, rules_dir, all_cases, now, budget)
+    if "findings" in groups:
+        say("report-text extraction")
+        results += findings_bench.run([source, *synthetic[:1]], now, rules_dir, budget)
+    if "rule-packs" in groups:
+        say("rule-pack scaling")
+        results += rulepacks.run(rules_dir, source, now, budget, args.rule_counts)
+    if "memory" in groups:
+        say("memory")
+        soak_seconds = args.soak_seconds if args.soak_seconds is not None else (20.0 if quick else 90.0)
+        soak_requests = min(args.soak_requests, 5_000) if quick else args.soak_requests
+        with tempfile.TemporaryDirectory(prefix="cds-bench-mem-") as tmp:
+            body = Path(tmp) / "source-case.json"
+            body.write_bytes(source.body)
+            results += memory.run(rules_dir, body, soak_requests, soak_seconds, 10 if quick else args.reloads)
+    if "http" in groups:
+        say("HTTP on loopback")
+        http_sizes = [c for c in synthetic if c.resources <= 10_000]  # 50,000 resources exceed the 8 MB body limit
+        plan = http_bench.HttpPlan(source, tuple([*http_sizes, *([synthea] if synthea else [])]), quick=quick,
+                                   rules_dir=rules_dir)
+        results += http_bench.run(plan)
+    if "startup" in groups:
+        say("cold start")
+        results += http_bench.cold_start(source, args.cold_starts or (1 if quick else 3), rules_dir)
+
+    if args.only and args.json.exists():
+        results = _merge(args.json, results, groups)
+    checks = [*targets.issue_targets(results), *targets.peer_comparison(results)]
+    environment = Environment(
+        python=platform.python_version(),
+        implementation=platform.python_implementation(),
+        platform=platform.platform(),
+        cpu_count=os.cpu_count() or 0,
+        cpu_model=_cpu_model(),
+        load_average_start=tuple(round(x, 2) for x in load_average),
+        engine_backend=backend,
+        ruleset_version=version,
+        git_commit=_git_commit(),
+        started_at=started_at.isoformat(timespec="seconds"),
+        duration_s=round(time.perf_counter() - started, 1),
+        quick=quick,
+        available_stages={name: stages.has_module(name) for name in
+                          ("cds.fhir", "cds.engine", "cds.cards", "cds.findings", "cds.auth", "cds.hooks.fhir_client")},
+    )
+    bench_report = BenchReport(environment, tuple(results), tuple(checks))
+    report.write_json(bench_report, args.json)
+    drawn = report.plot(bench_report, args.plot)
+    plot_ref = os.path.relpath(args.plot, args.doc.parent) if drawn else None
+    report.update_doc(args.doc, report.render(bench_report, plot_ref))
+    say(f"done in {environment.duration_s:.0f} s: {args.json}, {args.doc}" + (f", {args.plot}" if drawn else ""))
+    for check in checks:
+        if not check.id.startswith("peer-"):
+            say(f"  {check.id:22} {check.target:>12}  measured {check.measured}  -> {check.met}")
+    return 0
+
+
+def _time_once(call) -> Stats:
+    from benchmarks.timing import measure
+
+    return measure(call, Budget(min_reps=1, max_reps=3, max_seconds=2.0, warmup=0))
+
+
+def _merge(path: Path, fresh: list[Result], groups: set[str]) -> list[Result]:
+    """Keep the previous run's results of the families not re-run."""
+    from benchmarks.results import Stats as S
+
+    previous = report.load_json(path).get("results", [])
+    rerun_families = {f for g in groups for f in _families_of(g)} - {"baseline"}  # baselines are shared by groups
+    kept = []
+    for raw in previous:
+        if raw["family"] in rerun_families:
+            continue
+        latency = S(**raw["latency"]) if raw.get("latency") else None
+        kept.append(Result(**{**raw, "latency": latency}))
+    fresh_names = {r.name for r in fresh}
+    return [r for r in kept if r.name not in fresh_names] + fresh
+
+
+def _families_of(group: str) -> set[str]:
+    return {"in-process": {"in-process", "baseline"}, "http": {"http", "baseline"}}.get(group, {group}) & set(FAMILIES)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
