@@ -19,6 +19,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(VENV)/.installed $@
 
+$(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[bench,test]'
+	touch $(VENV)/.installed $(VENV)/.installed-test $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
@@ -33,6 +37,12 @@ run: install
 
 test: install-test
 	$(BIN)/python -m pytest
+
+# Every benchmark (in-process, rule packs, report text, memory, loopback HTTP, cold start):
+# writes benchmarks/results/latest.json, docs/performance.md and docs/performance.png.
+# Under 10 minutes on 2 cores; `make bench BENCH_ARGS=--quick` for a short run.
+bench: $(VENV)/.installed-bench
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 # Lints the Dockerfile with hadolint (a pip-distributed binary); no Docker engine is needed.
 check-dockerfile: | $(BIN)/python

@@ -188,8 +188,13 @@ def update_doc(path: Path, block: str) -> None:
 
 
 def plot(report: BenchReport, path: Path) -> bool:
-    """Latency against chart size (in-process and HTTP) and throughput against concurrency; False if nothing to plot."""
-    import matplotlib
+    """Latency against chart size (in-process and HTTP) and throughput against concurrency.
+
+    False when there is nothing to plot or matplotlib (the ``bench`` extra) is not installed."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

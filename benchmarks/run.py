@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",")), default=SIZES,
                         help="synthetic patient sizes (resources), comma-separated")
     parser.add_argument("--rule-counts", type=lambda s: tuple(int(x) for x in s.split(",")), default=rulepacks.RULE_COUNTS)
+    parser.add_argument("--no-synthea", action="store_true", help="leave out the Synthea ESRD request")
     parser.add_argument("--rules", type=Path, default=REPO / "rules", help="rules directory")
     parser.add_argument("--soak-requests", type=int, default=100_000)
     parser.add_argument("--soak-seconds", type=float, default=None, help="time cap of the memory soak")
@@ -79,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     say("building the requests")
     source = cases.source_case()
     synthetic = [cases.synthetic_case(n) for n in args.sizes]
-    synthea = cases.synthea_esrd_case()
+    synthea = None if args.no_synthea else cases.synthea_esrd_case()
     all_cases = [source, *synthetic, *([synthea] if synthea else [])]
-    if synthea is None:
+    if synthea is None and not args.no_synthea:
         results.append(Result.unavailable("http", "http/cds/1w/c1/synthea-esrd", f"shared data not found: {cases.SYNTHEA_ESRD}"))
 
     if "in-process" in groups and pipeline is not None:
