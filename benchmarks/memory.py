@@ -159,12 +159,12 @@ def _child(args: list[str], timeout: float) -> dict[str, Any]:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def run(rules_dir: Path, body_file: Path, requests: int, max_seconds: float, reloads: int) -> list[Result]:
+def run(rules_dir: Path, body_file: Path, requests: int, max_seconds: float, reloads: int, warmup: int = 200) -> list[Result]:
     results: list[Result] = []
     try:
         soak = _child(
             ["soak", "--rules", str(rules_dir), "--body", str(body_file), "--requests", str(requests),
-             "--max-seconds", str(max_seconds)],
+             "--max-seconds", str(max_seconds), "--warmup", str(warmup)],
             timeout=max_seconds + 120,
         )
         errors = sum(v for k, v in soak["statuses"].items() if not k.startswith("2"))

@@ -86,7 +86,7 @@ def run(rules_dir: Path, case: Case, now: datetime, base: Budget, counts: tuple[
         return [Result.unavailable(FAMILY, name, why) for name in names]
     results: list[Result] = []
     real = len(real_rules(rules_dir))
-    load_budget = Budget(min_reps=2, max_reps=10, max_seconds=base.max_seconds, warmup=0)
+    load_budget = Budget(min_reps=min(2, base.min_reps), max_reps=10, max_seconds=base.max_seconds, warmup=0)
     with tempfile.TemporaryDirectory(prefix="cds-bench-rules-") as tmp:
         for count in counts:
             pack = write_pack(rules_dir, Path(tmp) / f"pack-{count}", count)

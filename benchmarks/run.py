@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rules", type=Path, default=REPO / "rules", help="rules directory")
     parser.add_argument("--soak-requests", type=int, default=100_000)
     parser.add_argument("--soak-seconds", type=float, default=None, help="time cap of the memory soak")
-    parser.add_argument("--reloads", type=int, default=100)
+    parser.add_argument("--reloads", type=int, default=None, help="rule reloads of the memory run (100; quick: 10)")
     parser.add_argument("--cold-starts", type=int, default=None)
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     load_average = os.getloadavg()
     groups = set(args.only or GROUPS)
     quick = args.quick
-    budget = Budget(min_reps=3, max_reps=300, max_seconds=0.25, warmup=1) if quick else Budget(min_reps=5, max_reps=1000, max_seconds=0.6)
+    budget = Budget(min_reps=3, max_reps=300, max_seconds=0.15, warmup=1) if quick else Budget(min_reps=5, max_reps=1000, max_seconds=0.6)
     now = DEFAULT_NOW
     rules_dir = args.rules.resolve()
     results: list[Result] = []
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = None
     try:
         pipeline = stages.load_pipeline(rules_dir)
-        load_stats = _time_once(lambda: stages.load_pipeline(rules_dir))
+        load_stats = _time_once(lambda: stages.load_pipeline(rules_dir), 1 if quick else 3)
         results.append(Result("startup", "pipeline-load", latency=load_stats, requests=1, note="Pipeline.load(rules), in-process, once warm"))
     except Exception as exc:  # report it and measure what can be measured
         results.append(Result.failed("in-process", "pipeline-load", f"Pipeline.load failed: {type(exc).__name__}: {exc}"[:800]))
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="cds-bench-mem-") as tmp:
             body = Path(tmp) / "source-case.json"
             body.write_bytes(source.body)
-            results += memory.run(rules_dir, body, soak_requests, soak_seconds, 10 if quick else args.reloads)
+            results += memory.run(rules_dir, body, soak_requests, soak_seconds, args.reloads or (10 if quick else 100),
+                                  warmup=20 if quick else 200)
     if "http" in groups:
         say("HTTP on loopback")
         http_sizes = [c for c in synthetic if c.resources <= 10_000]  # 50,000 resources exceed the 8 MB body limit
@@ -143,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _time_once(call) -> Stats:
+def _time_once(call, reps: int) -> Stats:
     from benchmarks.timing import measure
 
-    return measure(call, Budget(min_reps=1, max_reps=3, max_seconds=2.0, warmup=0))
+    return measure(call, Budget(min_reps=1, max_reps=reps, max_seconds=2.0, warmup=0))
 
 
 def _merge(path: Path, fresh: list[Result], groups: set[str]) -> list[Result]:
