@@ -10,7 +10,9 @@ Modules, in the order data flows:
 * ``http``       loopback HTTP: uvicorn subprocesses and an async httpx load generator;
 * ``targets``    the issue's targets, met or not, computed from the results;
 * ``report``     ``benchmarks/results/latest.json``, ``docs/performance.md`` and the plot;
-* ``run``        the command that runs everything: ``python -m benchmarks.run``.
+* ``run``        the command that runs everything: ``python -m benchmarks.run``;
+* ``profile``    a cProfile of the in-process request path for one case;
+* ``bench_facts`` (the FHIR layer's own): fact extraction against ``orjson.loads``, run on its own.
 
 Every figure is a ``results.Result``; one JSON schema (``results.schema.json``) describes the file.
 """
