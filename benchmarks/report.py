@@ -189,7 +189,8 @@ def update_doc(path: Path, block: str) -> None:
     title, newline, body = text.partition("\n")
     if not title.startswith("# "):
         title, newline, body = "# Performance", "\n", text
-    path.write_text(f"{title}\n\n{INTRO}\n\n{block}\n## Sections written by hand\n\n{body.lstrip()}", encoding="utf-8")
+    path.write_text(f"{title}\n\n{INTRO}\n\n{block}\n## Sections written by hand\n\n"
+                    f"Added by the authors of each module; `make bench` leaves them as they are.\n\n{body.lstrip()}", encoding="utf-8")
 
 
 # ------------------------------------------------------------------ plot

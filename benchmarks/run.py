@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         results += rulepacks.run(rules_dir, source, now, budget, args.rule_counts)
     if "memory" in groups:
         say("memory")
-        soak_seconds = args.soak_seconds if args.soak_seconds is not None else (20.0 if quick else 90.0)
+        soak_seconds = args.soak_seconds if args.soak_seconds is not None else (20.0 if quick else 60.0)
         soak_requests = min(args.soak_requests, 5_000) if quick else args.soak_requests
         with tempfile.TemporaryDirectory(prefix="cds-bench-mem-") as tmp:
             body = Path(tmp) / "source-case.json"
