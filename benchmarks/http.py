@@ -111,8 +111,8 @@ def cds_env(tmp: Path, rules_dir: Path, extra: dict[str, str] | None = None) -> 
 
 
 def start_cds(name: str, workers: int, tmp: Path, rules_dir: Path, env_extra: dict[str, str] | None = None,
-              ready_body: bytes | None = None) -> Server:
-    port = free_port()
+              ready_body: bytes | None = None, port: int | None = None) -> Server:
+    port = port or free_port()
     command = [sys.executable, "-m", "cds.cli", "serve", "--host", LOOPBACK, "--port", str(port), "--workers", str(workers)]
     return _start(name, workers, command, port, cds_env(tmp, rules_dir, env_extra), tmp, ready_body)
 
@@ -436,8 +436,11 @@ def _jwt(plan: HttpPlan, tmp: Path) -> list[Result]:
     if not stages.has_module("cds.auth"):
         return [Result.unavailable("http", n, "JWT verification (cds.auth) is not on this checkout") for n in names]
     client = make_jwt_client(tmp)
+    port = free_port()
+    # The JWT's aud is checked against the URL the EHR calls, which the service must be told.
+    env = {**client.env, "CDS_EXTERNAL_BASE_URL": f"http://{LOOPBACK}:{port}"}
     try:
-        with running(lambda: start_cds("cds-jwt", 1, tmp, plan.rules_dir, client.env)) as server:
+        with running(lambda: start_cds("cds-jwt", 1, tmp, plan.rules_dir, env, port=port)) as server:
             headers = client.headers_for(f"{server.base_url}{HOOK_PATH}")
             return _scenarios(plan, server, "http", "cds-jwt", large=False, headers=headers, concurrencies=(8,))
     except RuntimeError as exc:
