@@ -82,6 +82,7 @@ class Environment:
     cpu_count: int
     cpu_model: str
     load_average_start: tuple[float, float, float]
+    load_average_end: tuple[float, float, float]
     engine_backend: str
     ruleset_version: str
     git_commit: str

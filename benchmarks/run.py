@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_count=os.cpu_count() or 0,
         cpu_model=_cpu_model(),
         load_average_start=tuple(round(x, 2) for x in load_average),
+        load_average_end=tuple(round(x, 2) for x in os.getloadavg()),
         engine_backend=backend,
         ruleset_version=version,
         git_commit=_git_commit(),
