@@ -78,4 +78,6 @@ def without_prefetch_key(case: Case, key: str, fhir_server: str) -> Case:
         raise ValueError(f"benchmarks only fetch from loopback, not {fhir_server!r}")
     prefetch = {k: v for k, v in case.payload["prefetch"].items() if k != key}
     payload = {**case.payload, "prefetch": prefetch, "fhirServer": fhir_server}
-    return Case(f"{case.name}-fetch-{key}", payload, orjson.dumps(payload), case.resources, f"prefetch key {key!r} fetched")
+    return Case(
+        f"{case.name}-fetch-{key}", payload, orjson.dumps(payload), case.resources, f"prefetch key {key!r} fetched"
+    )

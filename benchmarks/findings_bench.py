@@ -40,15 +40,34 @@ def run(cases: list[Case], now: datetime, rules_dir: Path, budget: Budget) -> li
                 except Exception as exc:
                     results.append(Result.failed(FAMILY, name, f"{type(exc).__name__}: {exc}"[:600], **params))
                     continue
-                results.append(Result(FAMILY, name, params={**params, "variant": variant}, latency=stats, requests=stats.n,
-                                      note="extract_findings on one report" + (", text differs per call (no cache hit)" if variant == "uncached" else ", same text (cache hit)")))
+                results.append(
+                    Result(
+                        FAMILY,
+                        name,
+                        params={**params, "variant": variant},
+                        latency=stats,
+                        requests=stats.n,
+                        note="extract_findings on one report"
+                        + (
+                            ", text differs per call (no cache hit)"
+                            if variant == "uncached"
+                            else ", same text (cache hit)"
+                        ),
+                    )
+                )
     try:
         from cds.findings import cold_start_seconds
 
         cold = cold_start_seconds()
         if cold:
-            results.append(Result("startup", "findings/medspacy-cold-start", values={k: float(v) for k, v in cold.items()},
-                                  note="cds.findings.cold_start_seconds(): medspaCy import and pipeline build, once per process"))
+            results.append(
+                Result(
+                    "startup",
+                    "findings/medspacy-cold-start",
+                    values={k: float(v) for k, v in cold.items()},
+                    note="cds.findings.cold_start_seconds(): medspaCy import and pipeline build, once per process",
+                )
+            )
     except ImportError:
         pass
     return results

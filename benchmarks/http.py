@@ -110,10 +110,28 @@ def cds_env(tmp: Path, rules_dir: Path, extra: dict[str, str] | None = None) -> 
     return {**env, **(extra or {})}
 
 
-def start_cds(name: str, workers: int, tmp: Path, rules_dir: Path, env_extra: dict[str, str] | None = None,
-              ready_body: bytes | None = None, port: int | None = None) -> Server:
+def start_cds(
+    name: str,
+    workers: int,
+    tmp: Path,
+    rules_dir: Path,
+    env_extra: dict[str, str] | None = None,
+    ready_body: bytes | None = None,
+    port: int | None = None,
+) -> Server:
     port = port or free_port()
-    command = [sys.executable, "-m", "cds.cli", "serve", "--host", LOOPBACK, "--port", str(port), "--workers", str(workers)]
+    command = [
+        sys.executable,
+        "-m",
+        "cds.cli",
+        "serve",
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     return _start(name, workers, command, port, cds_env(tmp, rules_dir, env_extra), tmp, ready_body)
 
 
@@ -123,8 +141,16 @@ def start_empty(workers: int, tmp: Path, ready_body: bytes | None = None) -> Ser
     return _start("empty", workers, command, port, cds_env(tmp, REPO / "rules"), tmp, ready_body)
 
 
-def _start(name: str, workers: int, command: list[str], port: int, env: dict[str, str], tmp: Path,
-           ready_body: bytes | None, timeout: float = 60.0) -> Server:
+def _start(
+    name: str,
+    workers: int,
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    tmp: Path,
+    ready_body: bytes | None,
+    timeout: float = 60.0,
+) -> Server:
     """Start a server and wait for its first answer: a 200 to ``ready_body`` if given, else to /healthz."""
     log_path = tmp / f"{name}-{workers}w-{port}.log"
     with log_path.open("wb") as log:
@@ -266,7 +292,8 @@ async def _drive(server: Server, body: bytes, load: Load, headers: HeaderFactory
             if client == "httpx":
                 limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
                 session = await stack.enter_async_context(
-                    httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=30.0, trust_env=False))
+                    httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=30.0, trust_env=False)
+                )
                 posts.append(_httpx_post(session))
             else:
                 connection = RawConnection(server.port)
@@ -291,13 +318,20 @@ def _httpx_post(session: httpx.AsyncClient) -> Callable[[str, bytes, dict[str, s
     return post
 
 
-def drive(server: Server, body: bytes, load: Load, headers: HeaderFactory | None = None, client: str = "raw") -> LoadOutcome:
+def drive(
+    server: Server, body: bytes, load: Load, headers: HeaderFactory | None = None, client: str = "raw"
+) -> LoadOutcome:
     return asyncio.run(_drive(server, body, load, headers, client))
 
 
 def result_of(family: str, name: str, outcome: LoadOutcome, params: dict[str, Any], note: str = "") -> Result:
     if not outcome.latencies:
-        return Result.failed(family, name, f"no successful request ({outcome.failures} transport errors, statuses {outcome.statuses})", **params)
+        return Result.failed(
+            family,
+            name,
+            f"no successful request ({outcome.failures} transport errors, statuses {outcome.statuses})",
+            **params,
+        )
     completed = len(outcome.latencies) + outcome.failures
     status_note = ", ".join(f"{n}x{s}" for s, n in sorted(outcome.statuses.items()))
     return Result(
@@ -342,7 +376,14 @@ def make_jwt_client(tmp: Path) -> JwtClient:
 
     def sign(audience: str) -> str:
         now = int(time.time())
-        claims = {"iss": issuer, "sub": "bench-client", "aud": audience, "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}
+        claims = {
+            "iss": issuer,
+            "sub": "bench-client",
+            "aud": audience,
+            "iat": now,
+            "exp": now + 300,
+            "jti": uuid.uuid4().hex,
+        }
         return jwt.encode(claims, key, algorithm="ES384", headers={"kid": kid, "typ": "JWT"})
 
     env = {"CDS_AUTH_REQUIRED": "true", "CDS_TRUSTED_CLIENTS_FILE": str(clients)}
@@ -382,18 +423,39 @@ def run(plan: HttpPlan) -> list[Result]:
     return results
 
 
-def _scenarios(plan: HttpPlan, server: Server, family: str, label: str, large: bool,
-               headers: HeaderFactory | None = None, concurrencies: tuple[int, ...] | None = None) -> list[Result]:
+def _scenarios(
+    plan: HttpPlan,
+    server: Server,
+    family: str,
+    label: str,
+    large: bool,
+    headers: HeaderFactory | None = None,
+    concurrencies: tuple[int, ...] | None = None,
+) -> list[Result]:
     out = []
     for concurrency in (1, *(plan.concurrencies if concurrencies is None else concurrencies)):
-        params = {"server": server.name, "workers": server.workers, "concurrency": concurrency, "case": plan.source.name,
-                  "client": "raw"}
+        params = {
+            "server": server.name,
+            "workers": server.workers,
+            "concurrency": concurrency,
+            "case": plan.source.name,
+            "client": "raw",
+        }
         outcome = drive(server, plan.source.body, plan.load(concurrency), headers)
-        out.append(result_of(family, f"http/{label}/{server.workers}w/c{concurrency}/{plan.source.name}", outcome, params))
+        out.append(
+            result_of(family, f"http/{label}/{server.workers}w/c{concurrency}/{plan.source.name}", outcome, params)
+        )
     if large:
         for case in plan.large:
-            params = {"server": server.name, "workers": server.workers, "concurrency": 1, "case": case.name,
-                      "resources": case.resources, "body_bytes": len(case.body), "client": "raw"}
+            params = {
+                "server": server.name,
+                "workers": server.workers,
+                "concurrency": 1,
+                "case": case.name,
+                "resources": case.resources,
+                "body_bytes": len(case.body),
+                "client": "raw",
+            }
             outcome = drive(server, case.body, plan.load(1, large=True), headers)
             out.append(result_of(family, f"http/{label}/{server.workers}w/c1/{case.name}", outcome, params, case.note))
     return out
@@ -405,11 +467,23 @@ def _empty_baseline(plan: HttpPlan, workers: int, tmp: Path) -> list[Result]:
             out = _scenarios(plan, server, "baseline", "empty", large=workers == 1)
             if workers == 1:  # what the load generator itself costs: the same route driven by httpx
                 for concurrency in (1, 8, 32):
-                    params = {"server": "empty", "workers": 1, "concurrency": concurrency, "case": plan.source.name,
-                              "client": "httpx"}
+                    params = {
+                        "server": "empty",
+                        "workers": 1,
+                        "concurrency": concurrency,
+                        "case": plan.source.name,
+                        "client": "httpx",
+                    }
                     outcome = drive(server, plan.source.body, plan.load(concurrency), client="httpx")
-                    out.append(result_of("baseline", f"http/empty-httpx-client/1w/c{concurrency}/{plan.source.name}",
-                                         outcome, params, "httpx.AsyncClient as the load generator, one per virtual user"))
+                    out.append(
+                        result_of(
+                            "baseline",
+                            f"http/empty-httpx-client/1w/c{concurrency}/{plan.source.name}",
+                            outcome,
+                            params,
+                            "httpx.AsyncClient as the load generator, one per virtual user",
+                        )
+                    )
             return out
     except RuntimeError as exc:
         return [Result.failed("baseline", f"http/empty/{workers}w", str(exc)[:600])]
@@ -422,10 +496,16 @@ def _cds(plan: HttpPlan, workers: int, tmp: Path) -> list[Result]:
             rss_start = server.rss_mb()
             out = _scenarios(plan, server, "http", "cds", large=workers == 1)
             rss_after = server.rss_mb()
-            out.append(Result("memory", f"server-rss/{workers}w", params={"workers": workers},
-                              values={"rss_after_start_mb": rss_start, "rss_after_http_load_mb": rss_after},
-                              requests=sum(r.requests for r in out),
-                              note="uvicorn processes (supervisor and workers) of `cds serve`, summed"))
+            out.append(
+                Result(
+                    "memory",
+                    f"server-rss/{workers}w",
+                    params={"workers": workers},
+                    values={"rss_after_start_mb": rss_start, "rss_after_http_load_mb": rss_after},
+                    requests=sum(r.requests for r in out),
+                    note="uvicorn processes (supervisor and workers) of `cds serve`, summed",
+                )
+            )
             return out
     except RuntimeError as exc:
         return [Result.failed("http", f"http/cds/{workers}w", str(exc)[:600])]
@@ -450,13 +530,22 @@ def _jwt(plan: HttpPlan, tmp: Path) -> list[Result]:
 def _fetch(plan: HttpPlan, tmp: Path) -> list[Result]:
     name = f"http/cds/1w/c1/{plan.source.name}-fetch-labs"
     if not FHIR_TEST_SERVER.exists():
-        return [Result.unavailable("http", name, "the loopback FHIR test server (tests/fhir_server.py) is not on this checkout")]
+        return [
+            Result.unavailable(
+                "http", name, "the loopback FHIR test server (tests/fhir_server.py) is not on this checkout"
+            )
+        ]
     if not stages.has_module("cds.hooks.fhir_client"):
         return [Result.unavailable("http", name, "prefetch fetching (cds.hooks.fhir_client) is not on this checkout")]
     bundle = tmp / "fhir-store.json"
     bundle.write_bytes(orjson.dumps(as_collection_bundle(plan.source.payload)))
-    fhir = subprocess.Popen([sys.executable, str(FHIR_TEST_SERVER), str(bundle)], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, cwd=REPO)
+    fhir = subprocess.Popen(
+        [sys.executable, str(FHIR_TEST_SERVER), str(bundle)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+    )
     try:
         line = fhir.stdout.readline() if fhir.stdout else ""
         if not line.startswith("PORT "):
@@ -466,7 +555,9 @@ def _fetch(plan: HttpPlan, tmp: Path) -> list[Result]:
         with running(lambda: start_cds("cds", 1, tmp, plan.rules_dir)) as server:
             outcome = drive(server, case.body, plan.load(1))
             params = {"server": "cds", "workers": 1, "concurrency": 1, "case": case.name, "fetched": "labs"}
-            return [result_of("http", name, outcome, params, "labs fetched from the loopback FHIR test server per request")]
+            return [
+                result_of("http", name, outcome, params, "labs fetched from the loopback FHIR test server per request")
+            ]
     except RuntimeError as exc:
         return [Result.failed("http", name, str(exc)[:600])]
     finally:
@@ -488,6 +579,14 @@ def cold_start(source: Case, repeats: int, rules_dir: Path) -> list[Result]:
             seconds.append(server.ready_s)
             rss.append(server.rss_mb())
             server.stop()
-    return [Result("startup", "cold-start/1w", params={"workers": 1, "case": source.name}, latency=summarise(seconds),
-                   requests=len(seconds), values={"rss_after_first_answer_mb": sorted(rss)[len(rss) // 2]},
-                   note="process launch to the first 200 answer to the source case (polling every 10 ms)")]
+    return [
+        Result(
+            "startup",
+            "cold-start/1w",
+            params={"workers": 1, "case": source.name},
+            latency=summarise(seconds),
+            requests=len(seconds),
+            values={"rss_after_first_answer_mb": sorted(rss)[len(rss) // 2]},
+            note="process launch to the first 200 answer to the source case (polling every 10 ms)",
+        )
+    ]

@@ -39,15 +39,32 @@ def run(pipeline: Any, rules_dir: Path, cases: Iterable[Case], now: datetime, ba
         budget = budget_for(case, base)
         params = {"case": case.name, "resources": case.resources, "body_bytes": len(case.body)}
         body = case.body
-        results.append(Result("baseline", f"orjson.loads/{case.name}", params=params, latency=measure(lambda: orjson.loads(body), budget)))
+        results.append(
+            Result(
+                "baseline",
+                f"orjson.loads/{case.name}",
+                params=params,
+                latency=measure(lambda body=body: orjson.loads(body), budget),
+            )
+        )
         try:
             prepared = stages.prepare_case(pipeline, case.name, case.payload, case.body, SERVICE_ID, now)
         except Exception as exc:  # a case the service refuses is reported, not fatal
             results.append(Result.failed("in-process", f"pipeline/{case.name}", f"request refused: {exc}", **params))
             continue
-        results.append(_timed("in-process", f"parse/{case.name}", stages.parse_stage(pipeline, case.body, SERVICE_ID), budget, params))
-        results.append(_timed_inside("in-process", f"request/{case.name}",
-                                     stages.request_stage(pipeline, case.body, SERVICE_ID, now, budget), params))
+        results.append(
+            _timed(
+                "in-process", f"parse/{case.name}", stages.parse_stage(pipeline, case.body, SERVICE_ID), budget, params
+            )
+        )
+        results.append(
+            _timed_inside(
+                "in-process",
+                f"request/{case.name}",
+                stages.request_stage(pipeline, case.body, SERVICE_ID, now, budget),
+                params,
+            )
+        )
         if terminology is None:
             facts_stage = stages.unavailable(terminology_error)
         else:
@@ -57,12 +74,21 @@ def run(pipeline: Any, rules_dir: Path, cases: Iterable[Case], now: datetime, ba
         factset = facts_stage.call() if facts_stage.available else None
         for backend in BACKENDS:
             if factset is None:
-                probes = {n: stages.unavailable("no facts: " + facts_stage.why_not) for n in ("engine", "differential", "cards")}
+                probes = {
+                    n: stages.unavailable("no facts: " + facts_stage.why_not)
+                    for n in ("engine", "differential", "cards")
+                }
             else:
                 probes = stages.engine_stages(pipeline, factset, prepared, backend)
             for stage_name, probe in probes.items():
                 results.append(
-                    _timed("in-process", f"{stage_name}/{backend}/{case.name}", probe, budget, {**params, "backend": backend})
+                    _timed(
+                        "in-process",
+                        f"{stage_name}/{backend}/{case.name}",
+                        probe,
+                        budget,
+                        {**params, "backend": backend},
+                    )
                 )
     return results
 
@@ -76,7 +102,9 @@ def _terminology(rules_dir: Path) -> tuple[Any, str]:
         return None, f"Terminology.load failed: {type(exc).__name__}: {exc}"
 
 
-def _pipeline(pipeline: Any, prepared: stages.PreparedCase, now: datetime, budget: Budget, params: dict) -> list[Result]:
+def _pipeline(
+    pipeline: Any, prepared: stages.PreparedCase, now: datetime, budget: Budget, params: dict
+) -> list[Result]:
     stage = stages.pipeline_stage(pipeline, prepared, now)
     try:
         evaluation = stage.call()
@@ -94,8 +122,16 @@ def _pipeline(pipeline: Any, prepared: stages.PreparedCase, now: datetime, budge
         for name, seconds in timings.items():
             samples.setdefault(name, []).append(seconds)
     for name, seconds in samples.items():
-        out.append(Result("in-process", f"pipeline-stage/{name}/{prepared.name}", params=params, latency=summarise(seconds),
-                          requests=len(seconds), note="reported by Evaluation.timings"))
+        out.append(
+            Result(
+                "in-process",
+                f"pipeline-stage/{name}/{prepared.name}",
+                params=params,
+                latency=summarise(seconds),
+                requests=len(seconds),
+                note="reported by Evaluation.timings",
+            )
+        )
     return out
 
 

@@ -151,6 +151,7 @@ def _child(args: list[str], timeout: float) -> dict[str, Any]:
         capture_output=True,
         text=True,
         timeout=timeout,
+        check=False,  # a failed child is reported with its stderr below
         cwd=Path(__file__).resolve().parent.parent,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
@@ -159,12 +160,25 @@ def _child(args: list[str], timeout: float) -> dict[str, Any]:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def run(rules_dir: Path, body_file: Path, requests: int, max_seconds: float, reloads: int, warmup: int = 200) -> list[Result]:
+def run(
+    rules_dir: Path, body_file: Path, requests: int, max_seconds: float, reloads: int, warmup: int = 200
+) -> list[Result]:
     results: list[Result] = []
     try:
         soak = _child(
-            ["soak", "--rules", str(rules_dir), "--body", str(body_file), "--requests", str(requests),
-             "--max-seconds", str(max_seconds), "--warmup", str(warmup)],
+            [
+                "soak",
+                "--rules",
+                str(rules_dir),
+                "--body",
+                str(body_file),
+                "--requests",
+                str(requests),
+                "--max-seconds",
+                str(max_seconds),
+                "--warmup",
+                str(warmup),
+            ],
             timeout=max_seconds + 120,
         )
         errors = sum(v for k, v in soak["statuses"].items() if not k.startswith("2"))
@@ -173,8 +187,15 @@ def run(rules_dir: Path, body_file: Path, requests: int, max_seconds: float, rel
         if completed < requests:
             note += f"; stopped by the {max_seconds:g} s time cap after {completed} of {requests} requests"
         warm = ", ".join(f"{n}x{s}" for s, n in sorted(soak["warmup_statuses"].items()))
-        results.append(Result(FAMILY, "rss/after-start", values={"rss_mb": soak["rss_start_mb"], "rss_before_app_mb": soak["rss_before_app_mb"]},
-                              requests=soak["warmup"], note=f"app created and {soak['warmup']} warm-up requests answered ({warm})"))
+        results.append(
+            Result(
+                FAMILY,
+                "rss/after-start",
+                values={"rss_mb": soak["rss_start_mb"], "rss_before_app_mb": soak["rss_before_app_mb"]},
+                requests=soak["warmup"],
+                note=f"app created and {soak['warmup']} warm-up requests answered ({warm})",
+            )
+        )
         results.append(
             Result(
                 FAMILY,
@@ -186,7 +207,9 @@ def run(rules_dir: Path, body_file: Path, requests: int, max_seconds: float, rel
                 values={
                     "rss_mb": soak["rss_end_mb"],
                     "growth_mb": soak["rss_end_mb"] - soak["rss_start_mb"],
-                    "growth_per_10k_requests_mb": (soak["rss_end_mb"] - soak["rss_start_mb"]) * 10_000 / max(1, completed),
+                    "growth_per_10k_requests_mb": (soak["rss_end_mb"] - soak["rss_start_mb"])
+                    * 10_000
+                    / max(1, completed),
                     "peak_mb": max(r for _, r in soak["checkpoints"]),
                 },
                 note=note,
@@ -203,7 +226,10 @@ def run(rules_dir: Path, body_file: Path, requests: int, max_seconds: float, rel
                 params={"reloads": reloads},
                 requests=reloaded["reloads"],
                 latency=summarise(reloaded["durations"]),
-                values={"rss_mb": reloaded["rss_end_mb"], "growth_mb": reloaded["rss_end_mb"] - reloaded["rss_start_mb"]},
+                values={
+                    "rss_mb": reloaded["rss_end_mb"],
+                    "growth_mb": reloaded["rss_end_mb"] - reloaded["rss_start_mb"],
+                },
                 note=f"{reloaded['how']}, repeated; latency is one reload",
             )
         )

@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeat):
         stage.call()
     profiler.disable()
-    print(f"{args.stage} on {case.name} ({case.resources} resources), {args.repeat} calls, engine {stages.engine_backend(pipeline)}")
+    print(
+        f"{args.stage} on {case.name} ({case.resources} resources), {args.repeat} calls, engine {stages.engine_backend(pipeline)}"
+    )
     pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats(args.sort).print_stats(args.top)
     return 0
 

@@ -77,7 +77,9 @@ def unavailable_reason(rules_dir: Path) -> str | None:
     return None
 
 
-def run(rules_dir: Path, case: Case, now: datetime, base: Budget, counts: tuple[int, ...] = RULE_COUNTS) -> list[Result]:
+def run(
+    rules_dir: Path, case: Case, now: datetime, base: Budget, counts: tuple[int, ...] = RULE_COUNTS
+) -> list[Result]:
     why = unavailable_reason(rules_dir)
     names = [f"compile/{n}-rules" for n in counts] + [
         f"{kind}/{backend}/{n}-rules" for n in counts for kind in ("load", "pipeline") for backend in BACKENDS
@@ -103,8 +105,17 @@ def _load(pack: Path, backend: str, budget: Budget, params: dict) -> Result:
     try:
         stats = measure(lambda: stages.load_pipeline(pack, backend), budget)
     except Exception as exc:
-        return Result.failed(FAMILY, name, f"Pipeline.load refused the synthetic pack: {type(exc).__name__}: {exc}"[:600], **params)
-    return Result(FAMILY, name, params=params, latency=stats, requests=stats.n, note="Pipeline.load: services, terminology, rules, rule tests")
+        return Result.failed(
+            FAMILY, name, f"Pipeline.load refused the synthetic pack: {type(exc).__name__}: {exc}"[:600], **params
+        )
+    return Result(
+        FAMILY,
+        name,
+        params=params,
+        latency=stats,
+        requests=stats.n,
+        note="Pipeline.load: services, terminology, rules, rule tests",
+    )
 
 
 def _compile(pack: Path, budget: Budget, params: dict) -> Result:
@@ -119,7 +130,9 @@ def _compile(pack: Path, budget: Budget, params: dict) -> Result:
         stats = measure(lambda: load_ruleset(pack, service_ids), budget)
     except Exception as exc:
         return Result.failed(FAMILY, name, f"{type(exc).__name__}: {exc}"[:600], **params)
-    return Result(FAMILY, name, params=params, latency=stats, requests=stats.n, note="load_ruleset: parse, lint, compile")
+    return Result(
+        FAMILY, name, params=params, latency=stats, requests=stats.n, note="load_ruleset: parse, lint, compile"
+    )
 
 
 def _evaluate(pack: Path, backend: str, case: Case, now: datetime, budget: Budget, params: dict) -> Result:
@@ -134,5 +147,12 @@ def _evaluate(pack: Path, backend: str, case: Case, now: datetime, budget: Budge
         stats = measure(stage.call, budget)
     except Exception as exc:
         return Result.failed(FAMILY, name, f"{type(exc).__name__}: {exc}"[:600], **params)
-    return Result(FAMILY, name, params=params, latency=stats, requests=stats.n,
-                  values={"first_call_ms": first * 1000}, note=f"engine {stages.engine_backend(pipeline)}")
+    return Result(
+        FAMILY,
+        name,
+        params=params,
+        latency=stats,
+        requests=stats.n,
+        values={"first_call_ms": first * 1000},
+        note=f"engine {stages.engine_backend(pipeline)}",
+    )

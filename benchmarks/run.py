@@ -1,9 +1,9 @@
 """Run every benchmark family and write the results, the report and the plot.
 
-    python -m benchmarks.run            # everything (what `make bench` runs), under 10 minutes on 2 cores
-    python -m benchmarks.run --quick    # fewer repetitions and shorter loads
-    python -m benchmarks.run --only memory --soak-seconds 900
-                                        # re-run some families, merged into the existing latest.json
+python -m benchmarks.run            # everything (what `make bench` runs), under 10 minutes on 2 cores
+python -m benchmarks.run --quick    # fewer repetitions and shorter loads
+python -m benchmarks.run --only memory --soak-seconds 900
+                                    # re-run some families, merged into the existing latest.json
 """
 
 from __future__ import annotations
@@ -35,9 +35,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, shorter loads, a shorter soak")
     parser.add_argument("--only", nargs="+", choices=GROUPS, help="run only these groups and merge into --json")
-    parser.add_argument("--sizes", type=lambda s: tuple(int(x) for x in s.split(",")), default=SIZES,
-                        help="synthetic patient sizes (resources), comma-separated")
-    parser.add_argument("--rule-counts", type=lambda s: tuple(int(x) for x in s.split(",")), default=rulepacks.RULE_COUNTS)
+    parser.add_argument(
+        "--sizes",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=SIZES,
+        help="synthetic patient sizes (resources), comma-separated",
+    )
+    parser.add_argument(
+        "--rule-counts", type=lambda s: tuple(int(x) for x in s.split(",")), default=rulepacks.RULE_COUNTS
+    )
     parser.add_argument("--no-synthea", action="store_true", help="leave out the Synthea ESRD request")
     parser.add_argument("--rules", type=Path, default=REPO / "rules", help="rules directory")
     parser.add_argument("--soak-requests", type=int, default=100_000)
@@ -61,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     load_average = os.getloadavg()
     groups = set(args.only or GROUPS)
     quick = args.quick
-    budget = Budget(min_reps=3, max_reps=300, max_seconds=0.15, warmup=1) if quick else Budget(min_reps=5, max_reps=1000, max_seconds=0.6)
+    budget = (
+        Budget(min_reps=3, max_reps=300, max_seconds=0.15, warmup=1)
+        if quick
+        else Budget(min_reps=5, max_reps=1000, max_seconds=0.6)
+    )
     now = DEFAULT_NOW
     rules_dir = args.rules.resolve()
     results: list[Result] = []
@@ -71,9 +81,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipeline = stages.load_pipeline(rules_dir)
         load_stats = _time_once(lambda: stages.load_pipeline(rules_dir), 1 if quick else 3)
-        results.append(Result("startup", "pipeline-load", latency=load_stats, requests=1, note="Pipeline.load(rules), in-process, once warm"))
+        results.append(
+            Result(
+                "startup",
+                "pipeline-load",
+                latency=load_stats,
+                requests=1,
+                note="Pipeline.load(rules), in-process, once warm",
+            )
+        )
     except Exception as exc:  # report it and measure what can be measured
-        results.append(Result.failed("in-process", "pipeline-load", f"Pipeline.load failed: {type(exc).__name__}: {exc}"[:800]))
+        results.append(
+            Result.failed("in-process", "pipeline-load", f"Pipeline.load failed: {type(exc).__name__}: {exc}"[:800])
+        )
     backend = stages.engine_backend(pipeline) if pipeline is not None else "unavailable (rules did not load)"
     version = str(pipeline.version) if pipeline is not None else "-"
 
@@ -83,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     synthea = None if args.no_synthea else cases.synthea_esrd_case()
     all_cases = [source, *synthetic, *([synthea] if synthea else [])]
     if synthea is None and not args.no_synthea:
-        results.append(Result.unavailable("http", "http/cds/1w/c1/synthea-esrd", f"shared data not found: {cases.SYNTHEA_ESRD}"))
+        results.append(
+            Result.unavailable("http", "http/cds/1w/c1/synthea-esrd", f"shared data not found: {cases.SYNTHEA_ESRD}")
+        )
 
     if "in-process" in groups and pipeline is not None:
         say("in-process stages")
@@ -101,13 +123,20 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="cds-bench-mem-") as tmp:
             body = Path(tmp) / "source-case.json"
             body.write_bytes(source.body)
-            results += memory.run(rules_dir, body, soak_requests, soak_seconds, args.reloads or (10 if quick else 100),
-                                  warmup=20 if quick else 200)
+            results += memory.run(
+                rules_dir,
+                body,
+                soak_requests,
+                soak_seconds,
+                args.reloads or (10 if quick else 100),
+                warmup=20 if quick else 200,
+            )
     if "http" in groups:
         say("HTTP on loopback")
         http_sizes = [c for c in synthetic if c.resources <= 10_000]  # 50,000 resources exceed the 8 MB body limit
-        plan = http_bench.HttpPlan(source, tuple([*http_sizes, *([synthea] if synthea else [])]), quick=quick,
-                                   rules_dir=rules_dir)
+        plan = http_bench.HttpPlan(
+            source, (*http_sizes, *([synthea] if synthea else [])), quick=quick, rules_dir=rules_dir
+        )
         results += http_bench.run(plan)
     if "startup" in groups:
         say("cold start")
@@ -130,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         started_at=started_at.isoformat(timespec="seconds"),
         duration_s=round(time.perf_counter() - started, 1),
         quick=quick,
-        available_stages={name: stages.has_module(name) for name in
-                          ("cds.fhir", "cds.engine", "cds.cards", "cds.findings", "cds.auth", "cds.hooks.fhir_client")},
+        available_stages={
+            name: stages.has_module(name)
+            for name in ("cds.fhir", "cds.engine", "cds.cards", "cds.findings", "cds.auth", "cds.hooks.fhir_client")
+        },
     )
     bench_report = BenchReport(environment, tuple(results), tuple(checks))
     report.write_json(bench_report, args.json)
@@ -184,9 +215,11 @@ def _cpu_model() -> str:
 
 def _git_commit() -> str:
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+        def git(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10, check=False)
+
+        out = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -71,7 +71,9 @@ def engine_backend(pipeline: Any) -> str:
         return f"unknown ({type(exc).__name__})"
 
 
-def prepare_case(pipeline: Any, name: str, payload: dict[str, Any], body: bytes, service_id: str, now: datetime) -> PreparedCase:
+def prepare_case(
+    pipeline: Any, name: str, payload: dict[str, Any], body: bytes, service_id: str, now: datetime
+) -> PreparedCase:
     """Validate the request and complete its prefetch without a fetcher (all keys must be present)."""
     from cds.hooks.handler import parse_hook_request
     from cds.hooks.prefetch import complete_prefetch
@@ -101,8 +103,8 @@ def request_stage(pipeline: Any, payload_body: bytes, service_id: str, now: date
     returns the list of durations (seconds) rather than being timed from outside."""
     import orjson
 
-    from cds.hooks.handler import answer_hook
     from benchmarks.timing import sample_async
+    from cds.hooks.handler import answer_hook
 
     service = pipeline.service(service_id)
 
@@ -215,8 +217,12 @@ def _distinct_reports(report: dict[str, Any], count: int) -> Any:
     for n in range(count):
         suffix = f" Addendum {n}: no change."
         form = [{"contentType": "text/plain", "data": base64.b64encode((text + suffix).encode()).decode("ascii")}]
-        yield {**report, "id": f"{report.get('id', 'report')}-{n}", "conclusion": (report.get("conclusion") or "") + suffix,
-               **({"presentedForm": form} if text else {})}
+        yield {
+            **report,
+            "id": f"{report.get('id', 'report')}-{n}",
+            "conclusion": (report.get("conclusion") or "") + suffix,
+            **({"presentedForm": form} if text else {}),
+        }
 
 
 def reload_call(pipeline: Any, rules_dir: Path) -> tuple[Callable[[], Any], str]:

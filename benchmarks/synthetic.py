@@ -293,8 +293,11 @@ def _reports(count: int, subject: dict[str, str], now: datetime) -> list[dict[st
         bone_scan = index == count - 1
         issued = now - timedelta(days=11 + 90 * (count - 1 - index))
         text = BONE_SCAN_TEXT if bone_scan else CT_TEXT
-        code = ("78306", "Bone and/or joint imaging; whole body") if bone_scan else (
-            "73700", "CT lower extremity without contrast")
+        code = (
+            ("78306", "Bone and/or joint imaging; whole body")
+            if bone_scan
+            else ("73700", "CT lower extremity without contrast")
+        )
         out.append(
             {
                 "resourceType": "DiagnosticReport",

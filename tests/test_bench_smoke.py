@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections import Counter
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -41,13 +40,20 @@ def test_synthetic_request_has_exactly_the_asked_number_of_valid_r4_resources(si
 
 def test_synthetic_patient_carries_the_codes_and_units_of_a_dialysis_chart():
     resources = list(synthetic.resources_in(synthetic.make_request(1_000)))
-    codes = {c["code"] for r in resources for key in ("code", "medicationCodeableConcept") for c in (r.get(key) or {}).get("coding", [])}
+    codes = {
+        c["code"]
+        for r in resources
+        for key in ("code", "medicationCodeableConcept")
+        for c in (r.get(key) or {}).get("coding", [])
+    }
     assert {"17861-6", "49765-1", "2777-1", "2731-8", "1751-7", "2160-0"} <= codes  # LOINC labs
     assert {"N18.6", "Z99.2", "E11.22", "L97.212"} <= codes  # ICD-10-CM
     assert {"11289", "214342", "1894"} <= codes  # RxNorm
     units = Counter(r["valueQuantity"]["code"] for r in resources if r["resourceType"] == "Observation")
     assert units["mg/dL"] > units["mmol/L"] > 0
-    report_text = [r for r in resources if r["resourceType"] == "DiagnosticReport" and r["code"]["coding"][0]["code"] == "78306"]
+    report_text = [
+        r for r in resources if r["resourceType"] == "DiagnosticReport" and r["code"]["coding"][0]["code"] == "78306"
+    ]
     assert report_text and "calciphylaxis" in report_text[0]["conclusion"]
 
 
@@ -70,7 +76,9 @@ def test_benchmark_bodies_never_point_the_service_outside_loopback():
 
 
 def _ok(name: str, median: float, p99: float | None = None, **kw) -> Result:
-    stats = Stats(n=10, median_ms=median, p90_ms=median, p99_ms=p99 or median, min_ms=median, max_ms=p99 or median, mean_ms=median)
+    stats = Stats(
+        n=10, median_ms=median, p90_ms=median, p99_ms=p99 or median, min_ms=median, max_ms=p99 or median, mean_ms=median
+    )
     return Result(kw.pop("family", "http"), name, latency=stats, **kw)
 
 
@@ -97,10 +105,14 @@ def test_targets_are_computed_from_the_figures_and_missing_ones_are_not_measured
 
 def test_report_rewrites_only_its_own_block(tmp_path):
     doc = tmp_path / "performance.md"
-    doc.write_text(f"# Performance\n\nintro\n\n{report.BEGIN}\nold\n{report.END}\n\n## Fact extraction (hand-written)\n\nkept\n")
+    doc.write_text(
+        f"# Performance\n\nintro\n\n{report.BEGIN}\nold\n{report.END}\n\n## Fact extraction (hand-written)\n\nkept\n"
+    )
     report.update_doc(doc, f"{report.BEGIN}\nnew\n{report.END}\n")
     text = doc.read_text()
-    assert "old" not in text and "new" in text and "## Fact extraction (hand-written)\n\nkept" in text and "intro" in text
+    assert (
+        "old" not in text and "new" in text and "## Fact extraction (hand-written)\n\nkept" in text and "intro" in text
+    )
 
 
 # ------------------------------------------------------------------ the harness, end to end
@@ -110,12 +122,33 @@ def test_report_rewrites_only_its_own_block(tmp_path):
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     paths = {"json": out / "latest.json", "doc": out / "performance.md", "plot": out / "performance.png"}
-    code = run.main([
-        "--quick", "--sizes", "100", "--rule-counts", "10", "--no-synthea",
-        "--only", "in-process", "findings", "rule-packs", "memory",
-        "--soak-requests", "30", "--soak-seconds", "10", "--reloads", "2",
-        "--json", str(paths["json"]), "--doc", str(paths["doc"]), "--plot", str(paths["plot"]),
-    ])
+    code = run.main(
+        [
+            "--quick",
+            "--sizes",
+            "100",
+            "--rule-counts",
+            "10",
+            "--no-synthea",
+            "--only",
+            "in-process",
+            "findings",
+            "rule-packs",
+            "memory",
+            "--soak-requests",
+            "30",
+            "--soak-seconds",
+            "10",
+            "--reloads",
+            "2",
+            "--json",
+            str(paths["json"]),
+            "--doc",
+            str(paths["doc"]),
+            "--plot",
+            str(paths["plot"]),
+        ]
+    )
     assert code == 0
     return paths
 
@@ -133,19 +166,28 @@ def test_quick_run_writes_results_of_the_documented_schema(quick_run):
     assert names["rss/after-requests"]["status"] == "ok" and names["rss/after-requests"]["requests"] == 30
     assert names["rss/after-reloads"]["requests"] == 2
     assert data["environment"]["cpu_count"] >= 1 and data["environment"]["engine_backend"]
-    assert {t["id"] for t in data["targets"]} >= {"typical-in-process", "throughput-2w-c8", "rss-growth", "peer-synthea"}
+    assert {t["id"] for t in data["targets"]} >= {
+        "typical-in-process",
+        "throughput-2w-c8",
+        "rss-growth",
+        "peer-synthea",
+    }
     # Not run here: over HTTP. Those targets are "not measured", never met.
     assert {t["id"]: t["met"] for t in data["targets"]}["typical-http-median"] is None
 
 
 def test_quick_run_writes_the_report_with_targets_first(quick_run):
     text = quick_run["doc"].read_text()
-    assert text.index("## Targets") < text.index("## The 25x goal") < text.index("## In-process stages and whole pipeline")
+    assert (
+        text.index("## Targets") < text.index("## The 25x goal") < text.index("## In-process stages and whole pipeline")
+    )
     assert "| Typical request (source case) in-process, median | < 3 ms |" in text
     assert report.BEGIN in text and report.END in text
 
 
-@pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="matplotlib is in the bench extra (make bench)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("matplotlib") is None, reason="matplotlib is in the bench extra (make bench)"
+)
 def test_quick_run_draws_the_plot(quick_run):
     assert quick_run["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "performance.png" in quick_run["doc"].read_text()
@@ -156,7 +198,9 @@ def test_load_generator_drives_a_loopback_server_with_both_clients(tmp_path):
     with http.running(lambda: http.start_empty(1, tmp_path)) as server:
         assert server.ready_s > 0 and server.rss_mb() > 0
         for client in ("raw", "httpx"):
-            outcome = http.drive(server, source.body, http.Load(concurrency=2, max_requests=20, max_seconds=5, warmup=2), client=client)
+            outcome = http.drive(
+                server, source.body, http.Load(concurrency=2, max_requests=20, max_seconds=5, warmup=2), client=client
+            )
             assert outcome.statuses == {200: 20} and outcome.errors == 0
             result = http.result_of("baseline", f"smoke/{client}", outcome, {"client": client})
             assert result.status == "ok" and result.requests == 20 and result.throughput_rps > 0
