@@ -58,9 +58,9 @@ def _peers_table(checks: Sequence[TargetCheck]) -> list[str]:
     lines = ["| figure | AHRQ CQL Services | ours | speed-up | 25x goal | comparison |", "|---|---|---|---|---|---|"]
     for c in checks:
         speedup = f"{_num(c.measured, 1)}x" if c.measured is not None else "–"
-        lines.append(
-            f"| {c.description} | {c.peer} | {c.basis.split(' ')[0]} | {speedup} | {_met(c)} | {c.basis.partition(' ')[2].strip('()')} |"
-        )
+        ours, _, comparison = c.basis.partition(" ")  # basis: "<result name> (<how the cases compare>)"
+        comparison = comparison.strip().removeprefix("(").removesuffix(")")
+        lines.append(f"| {c.description} | {c.peer} | `{ours}` | {speedup} | {_met(c)} | {comparison} |")
     return lines
 
 
