@@ -95,7 +95,13 @@ def render(report: BenchReport, plot_name: str | None = PLOT_NAME) -> str:
         f"Python {env.python}, engine `{env.engine_backend}`, rule set `{env.ruleset_version}`, "
         f"load average (1/5/15 min) {', '.join(f'{x:.2f}' for x in env.load_average_start)} at the start and "
         f"{', '.join(f'{x:.2f}' for x in env.load_average_end)} at the end (other jobs share the machine); "
-        f"{'quick mode (fewer repetitions)' if env.quick else 'full run'} in {env.duration_s:.0f} s. "
+        f"{'quick mode (fewer repetitions)' if env.quick else 'full run'} in {env.duration_s:.0f} s"
+        + (
+            f" re-running only {', '.join(env.rerun_groups)}, merged into the previous run's other results"
+            if env.rerun_groups
+            else ""
+        )
+        + ". "
         "Medians unless said; the machine is shared, so every figure is a distribution over repetitions.",
         "",
         "## Targets",

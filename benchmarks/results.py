@@ -90,6 +90,7 @@ class Environment:
     duration_s: float
     quick: bool
     available_stages: dict[str, bool]
+    rerun_groups: tuple[str, ...] = ()  # groups re-run with --only and merged into an earlier run's results
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         started_at=started_at.isoformat(timespec="seconds"),
         duration_s=round(time.perf_counter() - started, 1),
         quick=quick,
+        rerun_groups=tuple(args.only or ()),
         available_stages={
             name: stages.has_module(name)
             for name in ("cds.fhir", "cds.engine", "cds.cards", "cds.findings", "cds.auth", "cds.hooks.fhir_client")
@@ -215,8 +216,11 @@ def _cpu_model() -> str:
 
 def _git_commit() -> str:
     try:
+
         def git(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10, check=False)
+            return subprocess.run(
+                ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10, check=False
+            )
 
         out = git("rev-parse", "--short", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no")
