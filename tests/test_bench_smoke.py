@@ -205,3 +205,10 @@ def test_load_generator_drives_a_loopback_server_with_both_clients(tmp_path):
             result = http.result_of("baseline", f"smoke/{client}", outcome, {"client": client})
             assert result.status == "ok" and result.requests == 20 and result.throughput_rps > 0
     assert server.process.poll() is not None  # stopped
+
+
+def test_report_can_be_rendered_again_from_its_json(quick_run):
+    again = report.load_report(quick_run["json"])
+    text = quick_run["doc"].read_text()
+    block = report.render(again, "performance.png" if quick_run["plot"].exists() else None)
+    assert block.strip() in text
