@@ -113,25 +113,13 @@ def _results_table(results: Sequence[Result]) -> list[str]:
 
 
 def render(report: BenchReport, plot_name: str | None = PLOT_NAME) -> str:
-    env = report.environment
     met = sum(1 for c in report.targets if not c.id.startswith("peer-") and c.met)
     issue_checks = [c for c in report.targets if not c.id.startswith("peer-")]
     peer_checks = [c for c in report.targets if c.id.startswith("peer-")]
     out = [
         BEGIN,
         "",
-        f"Latest run: {env.started_at} on commit `{env.git_commit}`, {env.cpu_count} cores ({env.cpu_model}), "
-        f"Python {env.python}, engine `{env.engine_backend}`, rule set `{env.ruleset_version}`, "
-        f"load average (1/5/15 min) {', '.join(f'{x:.2f}' for x in env.load_average_start)} at the start and "
-        f"{', '.join(f'{x:.2f}' for x in env.load_average_end)} at the end (other jobs share the machine); "
-        f"{'quick mode (fewer repetitions)' if env.quick else 'full run'} in {env.duration_s:.0f} s"
-        + (
-            f" re-running only {', '.join(env.rerun_groups)}, merged into the previous run's other results"
-            if env.rerun_groups
-            else ""
-        )
-        + ". "
-        "Medians unless said; the machine is shared, so every figure is a distribution over repetitions.",
+        _run_line(report),
         "",
         "## Targets",
         "",
@@ -157,6 +145,24 @@ def render(report: BenchReport, plot_name: str | None = PLOT_NAME) -> str:
         out += [f"## {title}", "", *_family_intro(family), *_results_table(members), ""]
     out += ["## Method", "", *METHOD, "", END]
     return "\n".join(out) + "\n"
+
+
+def _run_line(report: BenchReport) -> str:
+    env = report.environment
+    if env.rerun_groups:
+        how = (
+            f"a re-run of {', '.join(env.rerun_groups)} ({env.duration_s:.0f} s) merged into the previous run's "
+            "other results (environment and commit are the re-run's)"
+        )
+    else:
+        how = f"{'quick mode (fewer repetitions)' if env.quick else 'full run'} in {env.duration_s:.0f} s"
+    return (
+        f"Latest run: {env.started_at} on commit `{env.git_commit}`, {env.cpu_count} cores ({env.cpu_model}), "
+        f"Python {env.python}, engine `{env.engine_backend}`, rule set `{env.ruleset_version}`, "
+        f"load average (1/5/15 min) {', '.join(f'{x:.2f}' for x in env.load_average_start)} at the start and "
+        f"{', '.join(f'{x:.2f}' for x in env.load_average_end)} at the end (other jobs share the machine); {how}. "
+        "Medians unless said; the machine is shared, so every figure is a distribution over repetitions."
+    )
 
 
 def _family_intro(family: str) -> list[str]:
