@@ -9,6 +9,7 @@ an OperationOutcome body instead of FastAPI's generic 422 or a bare 500.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -238,6 +239,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop_watch = watch_rules(pipeline, settings.rules_watch_seconds) if settings.rules_watch_seconds > 0 else None
+        # Everything loaded so far (rules, terminology, NLP pipeline, libraries) lives as long as the
+        # process: keep it out of the collector's scans, which otherwise dominate large requests.
+        gc.freeze()
         yield
         if stop_watch is not None:
             stop_watch.set()

@@ -21,10 +21,14 @@ the failing element paths and error types, never the values.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ConfigDict, StrictFloat, StrictInt, StringConstraints, TypeAdapter, ValidationError
 from typing_extensions import NotRequired, TypedDict
@@ -189,7 +193,45 @@ def reference_key(resource: Mapping[str, Any], fallback: str) -> str:
     return f"{resource.get('resourceType')}/{rid}" if isinstance(rid, str) else fallback
 
 
+class _ValidationMemo:
+    """Full-validation outcomes of resources seen before, by content digest, bounded (LRU).
+
+    Long-term dialysis patients send the same history with every hook call; validating an
+    unchanged Condition or Observation again costs ~150 µs each in fhir.resources, hashing
+    its JSON ~3 µs. Only the outcome is kept (None, or failing field paths without values),
+    never resource content, so nothing of one request can reach another's answer.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._outcomes: OrderedDict[bytes, str | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def errors(self, resource: Mapping[str, Any]) -> str | None:
+        try:
+            digest = hashlib.blake2b(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+        except TypeError:  # not plain JSON data: validate without memo
+            return _validate_model(resource)
+        with self._lock:
+            if digest in self._outcomes:
+                self._outcomes.move_to_end(digest)
+                return self._outcomes[digest]
+        outcome = _validate_model(resource)
+        with self._lock:
+            self._outcomes[digest] = outcome
+            if len(self._outcomes) > self.size:
+                self._outcomes.popitem(last=False)
+        return outcome
+
+
+_MEMO = _ValidationMemo(size=50_000)
+
+
 def _full_errors(resource: Mapping[str, Any]) -> str | None:
+    return _MEMO.errors(resource)
+
+
+def _validate_model(resource: Mapping[str, Any]) -> str | None:
     rtype = resource.get("resourceType")
     try:
         model = get_fhir_model_class(str(rtype))

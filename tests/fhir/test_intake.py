@@ -68,6 +68,7 @@ def test_resource_types_no_rule_uses_and_unmatched_codes_are_never_validated(run
         return real(resource_type)
 
     monkeypatch.setattr(intake_module, "get_fhir_model_class", counting)
+    monkeypatch.setattr(intake_module, "_MEMO", intake_module._ValidationMemo(size=100))  # nothing remembered
     encounter = {"resourceType": "Encounter", "id": "e1", "status": "finished", "class": {"code": "AMB"}}
     pharyngitis = condition("c2", coding("http://snomed.info/sct", "195662009"))
     heart_rate = observation("hr", "8867-4", 80, "/min", "2026-02-01")
@@ -166,3 +167,24 @@ def test_contained_that_is_not_a_list_resolves_to_nothing() -> None:
     for odd in (42, {"resourceType": "Medication", "id": "x"}, "x"):
         container = {"resourceType": "MedicationRequest", "id": "mr", "contained": odd, "medicationReference": {"reference": "#x"}}
         assert Intake([container]).resolve("#x", container) is None
+
+
+def test_full_validation_is_remembered_by_content_and_still_warns_per_request(monkeypatch) -> None:
+    from cds.fhir import intake as intake_module
+
+    calls = []
+    real = intake_module._validate_model
+    monkeypatch.setattr(intake_module, "_MEMO", intake_module._ValidationMemo(size=10))
+    monkeypatch.setattr(intake_module, "_validate_model", lambda r: calls.append(r.get("id")) or real(r))
+    valid = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p"},
+             "code": {"text": "ulcer"}}
+    invalid = {"resourceType": "Condition", "id": "c2", "subject": "Patient/p"}
+    for _ in range(3):  # three requests carrying the same history
+        request_intake = intake_module.Intake([valid, invalid])
+        assert request_intake.validate_full(valid) is True
+        assert request_intake.validate_full(invalid) is False
+        assert [w.resource_id for w in request_intake.warnings] == ["c2"]
+    assert calls == ["c1", "c2"]  # validated once each
+    changed = {**valid, "code": {"text": "ulcer, right calf"}}
+    assert intake_module.Intake([changed]).validate_full(changed) is True
+    assert calls == ["c1", "c2", "c1"]  # new content is validated again
