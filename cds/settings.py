@@ -15,6 +15,8 @@ import yaml
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cds.yamlio import load_yaml
+
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
 
@@ -155,7 +157,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     file_values: dict[str, Any] = {}
     if config_file is not None:
         try:
-            loaded = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+            loaded = load_yaml(config_file.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise SettingsError(f"config file {config_file}: {exc}") from exc
         if not isinstance(loaded, dict):

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
+from cds.yamlio import load_yaml
+
 # Asymmetric JWS algorithms only: CDS Hooks forbids `none` and every symmetric (HMAC) algorithm.
 ASYMMETRIC_ALGORITHMS = frozenset(
     {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
@@ -94,7 +96,7 @@ class TrustedClientsFile(BaseModel):
 def load_trusted_clients(path: Path) -> dict[str, TrustedClient]:
     """The trusted clients by ``iss``; relative ``jwks_file`` paths are resolved against ``path``'s folder."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:
         raise TrustedClientsError(f"{path}: cannot read: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

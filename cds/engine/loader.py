@@ -21,7 +21,6 @@ from pydantic import ValidationError
 
 from cds.engine import ir
 from cds.engine.diagnostics import Diagnostic, RulesetError
-from cds.engine.prepare import DECIMALS, MAX_ABS_NUMBER
 from cds.engine.model import (
     PATTERN_KINDS,
     CardTemplate,
@@ -34,8 +33,10 @@ from cds.engine.model import (
     RulesetInfo,
     RuleTest,
 )
+from cds.engine.prepare import DECIMALS, MAX_ABS_NUMBER
 from cds.engine.yamlpos import PositionedYaml, YamlSyntaxError, load_positioned
 from cds.facts import FACT_FIELDS
+from cds.yamlio import load_yaml
 
 # Files and folders under rules/ that belong to other layers.
 NOT_RULE_LANGUAGE = {"services.yaml", "analytes.yaml"}
@@ -279,7 +280,7 @@ def _rule_id_at(doc: PositionedYaml, loc: tuple[Any, ...]) -> str | None:
 
 def _read_service_ids(path: Path) -> list[str]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return []
     return [s["id"] for s in raw.get("services", []) if isinstance(s, dict) and isinstance(s.get("id"), str)]
@@ -298,7 +299,7 @@ def _read_terminology(
         valuesets = {}
         for path in sorted(folder.glob("*.yaml")):
             try:
-                raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+                raw = load_yaml(path.read_text(encoding="utf-8")) or {}
             except (OSError, yaml.YAMLError) as exc:
                 out.add((display(path), 0, 0), "E006", f"cannot read value sets: {exc}")
                 continue
@@ -322,7 +323,7 @@ def _read_terminology(
     analytes_file = rules_dir / "analytes.yaml"
     if analytes_file.is_file():
         try:
-            raw = yaml.safe_load(analytes_file.read_text(encoding="utf-8")) or {}
+            raw = load_yaml(analytes_file.read_text(encoding="utf-8")) or {}
             entries = raw.get("analytes", []) if isinstance(raw, dict) else []
             analytes = {e["id"] for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str)}
         except (OSError, yaml.YAMLError) as exc:

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from cds.yamlio import SafeLoader
+
 Path_ = tuple[str | int, ...]
 
 
@@ -42,7 +44,7 @@ class PositionedYaml:
 
 
 def load_positioned(text: str) -> PositionedYaml:
-    loader = yaml.SafeLoader(text)
+    loader = SafeLoader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:

@@ -21,6 +21,8 @@ from typing import Any
 
 import yaml
 
+from cds.yamlio import load_yaml
+
 # Canonical FHIR system URIs, and the spellings EHRs send for the same systems
 # (HL7 OIDs from the HL7 OID registry, plus common variants).
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -353,7 +355,7 @@ class Terminology:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise TerminologyError(f"{path.name}: not valid YAML: {exc}") from exc
     if not isinstance(doc, dict):

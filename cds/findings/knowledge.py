@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from cds.findings.cache import LRUCache
+from cds.yamlio import load_yaml
 
 LOCAL_SYSTEM = "urn:calciphylaxis-cds:codesystem:imaging-finding"
 
@@ -200,7 +201,7 @@ class FindingsKnowledge:
             raw = path.read_bytes()
             digest.update(name.encode() + b"\0" + raw)
             try:
-                docs[name] = yaml.safe_load(raw) or {}
+                docs[name] = load_yaml(raw) or {}
             except yaml.YAMLError as exc:
                 raise FindingsRulesError(f"{path}: invalid YAML: {exc}") from exc
             if not isinstance(docs[name], dict):
@@ -608,7 +609,7 @@ def _load_valuesets(vdir: Path, digest: Any) -> dict[str, dict[str, Any]]:
         raw = path.read_bytes()
         digest.update(path.name.encode() + b"\0" + raw)
         try:
-            doc = yaml.safe_load(raw) or {}
+            doc = load_yaml(raw) or {}
         except yaml.YAMLError as exc:
             raise FindingsRulesError(f"{path}: invalid YAML: {exc}") from exc
         for i, vs in enumerate(doc.get("valuesets") or ()):

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from cds.hooks.models import ServiceDescriptor
+from cds.yamlio import load_yaml
 
 ServiceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-_.]+$", min_length=1)]
 
@@ -58,7 +59,7 @@ def load_services(path: Path, hook_namespace: str = "org.calciphylaxis-cds") -> 
     except OSError as exc:
         raise ServiceDefinitionError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
