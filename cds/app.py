@@ -318,7 +318,7 @@ def create_app(
         if evaluation.trace is not None:
             response.setdefault("extension", {})[settings.trace_extension_key] = evaluation.trace
         fields["cards"] = len(response["cards"])
-        for card_uuid, rule_ids in evaluation.card_rules.items():
+        for rule_ids in evaluation.card_rules.values():
             for rule_id in rule_ids:
                 metrics.CARDS_RAISED.labels(service.id, rule_id).inc()
         answer = json_response(response)
@@ -350,8 +350,6 @@ def create_app(
             parsed = FeedbackRequest.model_validate(payload)
         except ValidationError as exc:
             raise HookError(422, describe_validation_error(exc)) from None
-        for item in parsed.feedback:
-            metrics.FEEDBACK.labels(item.outcome).inc()
         client_iss = getattr(request.state, "client_iss", None)
         try:
             stored, duplicates = await run_in_threadpool(
@@ -361,6 +359,8 @@ def create_app(
             raise HookError(422, exc.problems) from None
         except StoreUnavailable:
             raise HookError(503, "feedback cannot be stored now; send it again later", {"Retry-After": "30"}) from None
+        for item in parsed.feedback:  # counted once stored, so the metric agrees with the report
+            metrics.FEEDBACK.labels(item.outcome).inc()
         return json_response(FeedbackResponse(accepted=stored, duplicates=duplicates).to_wire())
 
     @app.get("/healthz")
@@ -383,6 +383,10 @@ def create_app(
             return outcome_response(
                 503, [f"rules not ready: {e}" for e in status["errors"]], request_id_of(request)
             )
+        if settings.store_required_for_readiness:
+            store_status = await run_in_threadpool(active_store.status)
+            if store_status["status"] != "ok":
+                return outcome_response(503, ["feedback and audit store unreachable"], request_id_of(request))
         return json_response({"status": "ready", "ruleset": status["version"], "engine": status["engine"]})
 
     if settings.metrics_enabled:

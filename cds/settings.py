@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     database_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     audit_queue_limit: int = Field(default=1000, ge=1)
     audit_hmac_key: SecretStr | None = None
+    # /readyz also needs the store when this is on (hooks answer without it; feedback does not).
+    store_required_for_readiness: bool = False
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # Fail fast when saturated: over this many hook/feedback requests in flight

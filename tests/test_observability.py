@@ -36,15 +36,16 @@ def sample(client: TestClient, name: str, **labels) -> float:
     return 0.0
 
 
-def test_metrics_move_with_traffic():
-    client = TestClient(create_app(settings()))
+def test_metrics_move_with_traffic(tmp_path):
+    client = TestClient(create_app(settings(database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}")))
     latency = ("cds_request_duration_seconds_count", {"route": "/cds-services/{id}", "service": "calciphylaxis-risk", "status": "200"})
     unavailable = ("cds_prefetch_unavailable_total", {"service": "calciphylaxis-risk"})
     feedback = ("cds_feedback_total", {"outcome": "overridden"})
     stage = ("cds_stage_duration_seconds_count", {"stage": "prefetch"})
     before = {name: sample(client, name, **labels) for name, labels in (latency, unavailable, feedback, stage)}
 
-    assert client.post(HOOK, json=SOURCE_CASE).status_code == 200
+    answered = client.post(HOOK, json=SOURCE_CASE)
+    assert answered.status_code == 200
     no_data = {k: v for k, v in SOURCE_CASE.items() if k not in {"prefetch", "fhirServer"}}
     assert client.post(HOOK, json=no_data).status_code == 412
     item = {
@@ -53,8 +54,11 @@ def test_metrics_move_with_traffic():
         "overrideReason": {"userComment": "not relevant"},
         "outcomeTimestamp": "2026-11-21T10:00:00Z",
     }
-    # A card this service never issued: refused by the store (422), still counted as feedback received.
+    # A card this service never issued is refused (422) and not counted; a real one is.
     assert client.post(f"{HOOK}/feedback", json={"feedback": [item]}).status_code == 422
+    client.app.state.store.flush()  # the audit record of the card just issued
+    item["card"] = answered.json()["cards"][0]["uuid"]
+    assert client.post(f"{HOOK}/feedback", json={"feedback": [item]}).status_code == 200
 
     after = {name: sample(client, name, **labels) for name, labels in (latency, unavailable, feedback, stage)}
     assert after["cds_request_duration_seconds_count"] == before["cds_request_duration_seconds_count"] + 1

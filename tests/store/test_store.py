@@ -279,3 +279,17 @@ def test_the_audit_queue_is_bounded_while_the_database_is_down(database):
         database.up()
     assert client.app.state.store.flush() is True
     assert {r.card_uuid for r in rows(database, CardAudit)} == {c["uuid"] for c in cards[1:]}  # the oldest was dropped
+
+
+def test_readyz_needs_the_store_only_when_configured(database):
+    optional = make_app(database)
+    required = make_app(database, store_required_for_readiness=True)
+    assert optional.get("/readyz").status_code == 200 and required.get("/readyz").status_code == 200
+    database.down()
+    try:
+        assert optional.get("/readyz").status_code == 200  # hooks still answer without the store
+        unready = required.get("/readyz")
+        assert unready.status_code == 503 and "store" in unready.json()["issue"][0]["diagnostics"]
+    finally:
+        database.up()
+    assert required.get("/readyz").status_code == 200
