@@ -51,7 +51,7 @@ Authenticator = Callable[[Request, str], Awaitable[None]]
 
 
 class BodyTooLarge(Exception):
-    pass
+    """Raised from inside the body stream once it passes the limit; answered with 413."""
 
 
 def _route_label(path: str) -> str:

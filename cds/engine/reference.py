@@ -23,7 +23,7 @@ class ReferenceExecutor:
         self.compiled = compiled
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the interpreter holds no engine state between evaluations."""
 
     def match(self, facts: Sequence[PreparedFact]) -> Matches:
         by_kind: dict[str, list[PreparedFact]] = {}
