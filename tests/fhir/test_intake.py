@@ -12,6 +12,7 @@ import cds.fhir.intake as intake_module
 from cds.fhir import extract_facts
 from cds.fhir.intake import Intake
 from tests.fhir.conftest import NOW, of_kind, one
+from tests.mutation import element_paths, replaced
 from tests.fhir.resources import ICD, RXNORM, bundle, coding, condition, medication, observation, patient
 
 
@@ -112,28 +113,6 @@ def test_malformed_draft_orders_never_raise(run, draft_orders) -> None:
     assert of_kind(facts, "draft-order") == []
 
 
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            out += _paths(value, (*prefix, index))
-    return out
-
-
-def _replace(node: Any, path: tuple, value: Any) -> Any:
-    import copy
-
-    node = copy.deepcopy(node)
-    target = node
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = value
-    return node
-
-
 _BASES = [
     condition("c1", coding(ICD, "L97.222"), body_site=[coding("http://snomed.info/sct", "53840002")]),
     observation("o1", "17861-6", 9.0, "mg/dL", "2026-02-01", comparator="<"),
@@ -153,8 +132,8 @@ _BASES = [
 @given(base=st.sampled_from(range(len(_BASES))), data=st.data(), garbage=_json)
 def test_mutated_resources_of_every_handled_type_never_crash_the_layer(terminology, base, data, garbage) -> None:
     resource = _BASES[base]
-    path = data.draw(st.sampled_from(_paths(resource)))
-    mutated = _replace(resource, path, garbage)
+    path = data.draw(st.sampled_from(element_paths(resource)))
+    mutated = replaced(resource, path, garbage)
     context = {"patientId": "p1", "draftOrders": bundle(mutated) if base == 3 else None}
     result = extract_facts(context, {"a": bundle(*_BASES), "b": mutated}, NOW, terminology)
     assert not [w for w in result.warnings if w.message.startswith("fact extraction failed")]

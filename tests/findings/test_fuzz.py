@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import copy
-from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cds.findings import extract_findings
 from tests.findings import fixtures as fx
+from tests.mutation import element_paths, replaced
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False, width=16) | st.text(max_size=12),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3),
     max_leaves=6,
 )
-
-
-def _paths(node: Any, prefix: tuple = ()) -> list[tuple]:
-    out = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            out += _paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for index, value in enumerate(node):
-            out += _paths(value, (*prefix, index))
-    return out
-
-
-def _replace(node: Any, path: tuple, value: Any) -> Any:
-    node = copy.deepcopy(node)
-    target = node
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = value
-    return node
 
 
 _TEXT_REPORT = fx.source_bone_scan_text_only()
@@ -47,8 +26,8 @@ _OBS = _CODED_RESOURCES["Observation/bs-o2"]
 @given(which=st.sampled_from(["text", "coded", "observation"]), data=st.data(), garbage=_json)
 def test_mutations_never_crash(knowledge, now, which, data, garbage) -> None:
     base = {"text": _TEXT_REPORT, "coded": _CODED_REPORT, "observation": _OBS}[which]
-    path = data.draw(st.sampled_from(_paths(base)))
-    mutated = _replace(base, path, garbage)
+    path = data.draw(st.sampled_from(element_paths(base)))
+    mutated = replaced(base, path, garbage)
     if which == "observation":
         reports, resources = [_CODED_REPORT], {**_CODED_RESOURCES, "Observation/bs-o2": mutated}
     else:
