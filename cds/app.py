@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cds import __version__
 from cds.auth import SqlReplayStore, build_authenticator
 from cds.hooks.errors import HookError, describe_validation_error, outcome_response
+from cds.hooks import fhir_servers
 from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.handler import answer_hook
 from cds.hooks.models import DiscoveryResponse, FeedbackRequest, FeedbackResponse
@@ -228,6 +229,7 @@ def create_app(
                 request_timeout=settings.fhir_request_timeout_seconds,
                 total_timeout=settings.fhir_total_timeout_seconds,
                 max_pages=settings.fhir_max_pages,
+                max_requests_per_call=settings.fhir_max_requests_per_call,
             )
         )
         fetch = fhir_client
@@ -302,10 +304,17 @@ def create_app(
         fields.update(service=service.id, hook=service.hook, ruleset=current.version, engine=current.backend)
         payload = await read_json_object(request)
         now = clock()
+        declared = tuple(getattr(request.state, "fhir_servers", ()))
+
+        def fhir_server_policy(url: str) -> str | None:
+            return fhir_servers.refusal(
+                url, auth_required=settings.auth_required, profile=settings.profile, allowed=declared
+            )
+
         try:
             async with asyncio.timeout(settings.request_deadline_seconds):
                 evaluation = await answer_hook(
-                    current, service, payload, now, fetch, settings.trace_extension_key
+                    current, service, payload, now, fetch, settings.trace_extension_key, fhir_server_policy
                 )
         except TimeoutError:
             metrics.DEADLINE_EXCEEDED.inc()

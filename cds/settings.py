@@ -70,7 +70,9 @@ class Settings(BaseSettings):
     # about fhir_total_timeout_seconds plus the evaluation: 1.5 s + evaluation keeps it under 2 s.
     fhir_request_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     fhir_total_timeout_seconds: float = Field(default=1.5, gt=0, le=120)
-    fhir_max_pages: int = Field(default=20, ge=1, le=1000)
+    fhir_max_pages: int = Field(default=10, ge=1, le=1000)
+    # GETs of one hook call in all (keys and pages): bounds what one call can make the service send.
+    fhir_max_requests_per_call: int = Field(default=30, ge=1, le=1000)
 
     # Extension key that asks for the evaluation trace in the response.
     trace_extension_key: str = "org.calciphylaxis-cds.trace"

@@ -15,7 +15,8 @@ from ../shared/data) under ``http://127.0.0.1:<n>/<mode>/fhir``:
   (200 with bytes that are not JSON); ``loop`` (every ``next`` link points back
   at the same page); ``foreign`` (``next`` links point at another origin,
   ``localhost`` instead of ``127.0.0.1``); ``redirect`` (302 to that other
-  origin); ``token-<value>`` (401 unless the
+  origin); ``endless`` (every page has a new ``next`` link); ``dotdot``
+  (``next`` links leave the base path by ``%2e%2e`` segments); ``token-<value>`` (401 unless the
   request carries ``Authorization: Bearer <value>``).
   A mode may carry a tag after a dot (``ok.t1``) so a test can pick its own
   requests out of the log.
@@ -225,11 +226,14 @@ class Handler(BaseHTTPRequestHandler):
                 for r in page
             ],
         }
-        if offset + count < len(matches) or mode == "loop":
+        if offset + count < len(matches) or mode in {"loop", "endless", "dotdot"}:
             next_params = {**params, "_offset": [str(offset if mode == "loop" else offset + count)]}
             next_base = base
             if mode == "foreign":
                 next_base = base.replace("127.0.0.1", "localhost", 1)
+            elif mode == "dotdot":
+                # Same origin, percent-encoded dot segments out of the fhirServer path.
+                next_base = f"{base}/%2e%2e/%2E%2E/admin/fhir"
             bundle["link"].append(
                 {"relation": "next", "url": f"{next_base}/{resource_type}?{urlencode(next_params, doseq=True)}"}
             )

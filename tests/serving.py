@@ -31,3 +31,51 @@ def wait_until_healthy(base: str, process: subprocess.Popen, log_path: Path, tim
         time.sleep(0.1)
     process.kill()
     pytest.fail(f"service did not answer /healthz within {timeout:g} s:\n{log_path.read_text()[-3000:]}")
+
+
+class Service:
+    """A `cds serve` process started by ``start_service``; ``stop()`` ends it with SIGTERM."""
+
+    def __init__(self, process: subprocess.Popen, base: str, log_path: Path) -> None:
+        self.process, self.base, self.log_path = process, base, log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+
+def start_service(tmp_path: Path, env: dict[str, str], name: str = "server", timeout: float = 60) -> Service:
+    """Run `cds serve` from this checkout on a free loopback port with ``env`` over a demo default."""
+    import os
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": str(repo),
+        "CDS_HOST": "127.0.0.1",
+        "CDS_PORT": str(port),
+        "CDS_RULES_DIR": str(repo / "rules"),
+        "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.sqlite3'}",
+        "CDS_PROFILE": "demo",
+        "CDS_AUTH_REQUIRED": "false",
+        "CDS_RULES_WATCH_SECONDS": "0",
+        **env,
+    }
+    log_path = tmp_path / f"{name}.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cds.cli", "serve"], env=full_env, cwd=tmp_path, stdout=log, stderr=log
+        )
+    base = f"http://127.0.0.1:{port}"
+    wait_until_healthy(base, process, log_path, timeout)
+    return Service(process, base, log_path)

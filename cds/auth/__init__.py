@@ -33,11 +33,23 @@ __all__ = [
 log = logging.getLogger("cds.auth")
 
 
+def check_fhir_servers(clients: dict[str, TrustedClient], profile: str) -> None:
+    """Refuse declared fhirServers the profile forbids (plain http in production, non-loopback http anywhere)."""
+    from cds.hooks.fhir_servers import check_declared_base
+
+    for client in clients.values():
+        for url in client.fhir_servers:
+            problem = check_declared_base(url, profile)
+            if problem is not None:
+                raise TrustedClientsError(f"trusted client {client.iss!r}: fhir_servers entry {url!r} {problem}")
+
+
 def build_authenticator(
     settings: Settings, clock: Callable[[], datetime], replay: ReplayStore | None = None
 ) -> BearerAuthenticator:
     """The authenticator the settings describe; with no trusted clients every call is refused."""
     clients = load_trusted_clients(settings.trusted_clients_file) if settings.trusted_clients_file else {}
+    check_fhir_servers(clients, settings.profile)
     if not clients:
         log.warning("authentication is on and no trusted client is configured (CDS_TRUSTED_CLIENTS_FILE): "
                     "every call will be refused")

@@ -9,7 +9,12 @@ clients:
       - https://ehr.example.org/.well-known/jwks.json
     tenants: [hospital-a, hospital-b]     # optional: only these `tenant` claims
     algorithms: [ES384]                   # optional: narrows CDS_JWT_ALGORITHMS for this client
+    fhir_servers:                         # the fhirServer base URLs this client may send (https in production)
+      - https://ehr.example.org/fhir
 ```
+
+A request whose ``fhirServer`` is not one of the client's ``fhir_servers`` (or
+under one) is never fetched from (``cds.hooks.fhir_servers``).
 """
 
 from __future__ import annotations
@@ -64,6 +69,19 @@ class TrustedClient(BaseModel):
     jku: tuple[str, ...] = ()
     tenants: frozenset[str] | None = None
     algorithms: tuple[str, ...] | None = None
+    fhir_servers: tuple[str, ...] = ()
+
+    @field_validator("fhir_servers")
+    @classmethod
+    def _plain_bases(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from cds.hooks.fhir_servers import check_declared_base
+
+        for url in value:
+            # The profile-specific rule (https in production) is checked when the service starts.
+            problem = check_declared_base(url, "demo")
+            if problem is not None:
+                raise ValueError(f"fhir_servers entry {url!r} {problem}")
+        return value
 
     @field_validator("jku")
     @classmethod

@@ -66,6 +66,7 @@ class VerifiedToken:
     jti: str
     tenant: str | None
     expires_at: float
+    fhir_servers: tuple[str, ...] = ()
 
 
 def loggable(value: Any) -> str:
@@ -185,7 +186,7 @@ class JwtVerifier:
         if not await self.replay.remember(client.iss, claims["jti"], float(exp) + self.skew, now):
             raise fail("replay")
         return VerifiedToken(iss=client.iss, jti=claims["jti"], tenant=tenant if isinstance(tenant, str) else None,
-                             expires_at=float(exp))
+                             expires_at=float(exp), fhir_servers=client.fhir_servers)
 
 
 UNAUTHORIZED = "authentication failed"
@@ -222,4 +223,5 @@ class BearerAuthenticator:
             metrics.AUTH_FAILURES.labels("replay-store-unavailable").inc()
             raise HookError(503, "authentication is temporarily unavailable", {"Retry-After": "5"}) from None
         request.state.client_iss = verified.iss
+        request.state.fhir_servers = verified.fhir_servers
         log.debug("JWT accepted: iss=%s jti=%s path=%s", loggable(verified.iss), loggable(verified.jti), path)

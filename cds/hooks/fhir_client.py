@@ -3,9 +3,12 @@
 One ``FhirClient`` (one pooled ``httpx.AsyncClient``) serves the whole
 process; nothing of a request is kept on it:
 
-* the bearer token from ``fhirAuthorization`` is passed per call, only to URLs
-  under that request's ``fhirServer`` (``next`` links elsewhere are refused),
-  and never logged or stored;
+* the app has already checked ``fhirServer`` against the servers the caller
+  may name (``cds.hooks.fhir_servers``); the bearer token from
+  ``fhirAuthorization`` is passed per call, only to URLs under that
+  ``fhirServer`` (``next`` links elsewhere, also percent-encoded ``..``, are
+  refused), and never logged or stored;
+* one hook call makes at most ``max_requests_per_call`` GETs in all;
 * cookies are refused (a cookie set by one EHR's server would otherwise be
   sent on another request), redirects are not followed;
 * each GET has its own timeout; the caller puts a total deadline around all of
@@ -28,11 +31,13 @@ import time
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from contextvars import ContextVar
+from urllib.parse import urljoin
 
 import httpx
 import orjson
 
+from cds.hooks.fhir_servers import is_under, origin_and_path
 from cds.hooks.models import CDSRequest
 from cds.observability import metrics
 
@@ -43,38 +48,56 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 NOT_FOUND_STATUSES = frozenset({404, 410})
 
 
+# What a 412 may tell the client about a failed fetch: a category, never the host, port or
+# exception (the detail would make the service a port scanner for whoever sends fhirServer).
+FETCH_FAILED = "the FHIR server gave no usable answer"
+FETCH_TIMEOUT = "the FHIR server did not answer in time"
+FETCH_PAGING = "the search's next pages could not be followed"
+FETCH_BUDGET = "more FHIR requests than one hook call may make"
+
+
 class FhirFetchError(Exception):
-    """The FHIR server did not give usable data; the message holds no PHI and no token."""
+    """The FHIR server did not give usable data.
+
+    ``category`` is what the client is told; the message (for the log) holds no PHI and no token.
+    """
+
+    def __init__(self, message: str, category: str = FETCH_FAILED) -> None:
+        super().__init__(message)
+        self.category = category
+
+
+class FetchBudget:
+    """GETs left for one hook call: all its keys and pages share it (``complete_prefetch`` sets it)."""
+
+    def __init__(self, requests: int) -> None:
+        self.left = requests
+
+    def take(self) -> None:
+        if self.left <= 0:
+            raise FhirFetchError("the hook call's FHIR request budget is spent", FETCH_BUDGET)
+        self.left -= 1
+
+
+# The budget of the hook call being answered; tasks it starts share the same object.
+current_budget: ContextVar[FetchBudget | None] = ContextVar("cds_fetch_budget", default=None)
 
 
 @dataclass(frozen=True)
 class FetchLimits:
     request_timeout: float = 1.0  # seconds per GET (connect, read, write, pool)
     total_timeout: float = 1.5  # seconds for all fetches of one hook call, leaving time to evaluate
-    max_pages: int = 20  # pages of one search, the first included
+    max_pages: int = 10  # pages of one search, the first included
+    # GETs for one hook call, all keys and pages together: endless next links cannot turn one
+    # call into an amplified scan, and the requests fit the total timeout.
+    max_requests_per_call: int = 30
     connect_retries: int = 1  # extra attempts after a connection failure
     max_response_bytes: int = 16 * 1024 * 1024
     max_connections: int = 50
 
 
-def _origin_and_path(url: str) -> tuple[str, str, int | None, str]:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
-    return parts.scheme.lower(), (parts.hostname or "").lower(), port, parts.path
-
-
-def is_under(url: str, base: str) -> bool:
-    """True when ``url`` is on ``base``'s origin and under its path (``base`` is the fhirServer)."""
-    scheme, host, port, path = _origin_and_path(url)
-    if any(segment in {".", ".."} for segment in path.split("/")):
-        return False
-    b_scheme, b_host, b_port, b_path = _origin_and_path(base)
-    prefix = b_path.rstrip("/") + "/"
-    return (scheme, host, port) == (b_scheme, b_host, b_port) and (path + "/").startswith(prefix)
-
-
 def _origin(url: str) -> str:
-    scheme, host, port, _ = _origin_and_path(url)
+    scheme, host, port, _ = origin_and_path(url)
     return f"{scheme}://{host}:{port}"
 
 
@@ -150,16 +173,16 @@ class FhirClient:
             next_url = urljoin(base.rstrip("/") + "/", next_url)
             if not is_under(next_url, base):
                 # The token must not leave fhirServer, and data from elsewhere is not the EHR's.
-                raise FhirFetchError("a next link points outside fhirServer")
+                raise FhirFetchError("a next link points outside fhirServer", FETCH_PAGING)
             if next_url in seen:
-                raise FhirFetchError("the next links loop")
+                raise FhirFetchError("the next links loop", FETCH_PAGING)
             if pages >= self.limits.max_pages:
-                raise FhirFetchError(f"more than {self.limits.max_pages} pages")
+                raise FhirFetchError(f"more than {self.limits.max_pages} pages", FETCH_PAGING)
             seen.add(next_url)
             status, body = await self._get(next_url, request)
             page = self._resource(status, body, base)
             if page.get("resourceType") != "Bundle":
-                raise FhirFetchError("a next page is not a Bundle")
+                raise FhirFetchError("a next page is not a Bundle", FETCH_PAGING)
             entries.extend(page.get("entry") or [])
             pages += 1
             next_url = _next_link(page)
@@ -183,6 +206,9 @@ class FhirClient:
         headers = {}
         if request.fhirAuthorization is not None:
             headers["Authorization"] = f"Bearer {request.fhirAuthorization.access_token.get_secret_value()}"
+        budget = current_budget.get()
+        if budget is not None:
+            budget.take()
         started = time.perf_counter()
         try:
             async with self._pool().stream("GET", url, headers=headers) as response:
@@ -201,7 +227,9 @@ class FhirClient:
                 return response.status_code, b"".join(chunks)
         except httpx.TimeoutException:
             metrics.FHIR_FETCH_ERRORS.labels("timeout").inc()
-            raise FhirFetchError(f"timed out after {self.limits.request_timeout:g} s at {_origin(url)}") from None
+            raise FhirFetchError(
+                f"timed out after {self.limits.request_timeout:g} s at {_origin(url)}", FETCH_TIMEOUT
+            ) from None
         except httpx.HTTPError as exc:
             metrics.FHIR_FETCH_ERRORS.labels("connection").inc()
             # The exception text may contain the URL (patient id): name its class only.

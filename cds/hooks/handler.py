@@ -6,6 +6,7 @@ Shared by the HTTP route and ``cds evaluate`` so both apply the same checks.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cds.hooks.errors import HookError, describe_validation_error
 from cds.hooks.models import CDSRequest, context_model_for
-from cds.hooks.prefetch import Fetcher, PrefetchUnavailable, complete_prefetch
+from cds.hooks.prefetch import Fetcher, FhirServerRefused, PrefetchUnavailable, complete_prefetch
 from cds.hooks.services import ServiceDefinition
 from cds.observability import metrics
 from cds.pipeline import Evaluation, Pipeline
@@ -45,11 +46,23 @@ async def answer_hook(
     now: datetime,
     fetch: Fetcher | None = None,
     trace_extension_key: str | None = None,
+    fhir_server_policy: Callable[[str], str | None] | None = None,
 ) -> Evaluation:
+    """The evaluation of one hook call.
+
+    ``fhir_server_policy(fhirServer)`` says why this caller may not make the service fetch
+    from that server (None: it may); refused, a call that needs fetching gets 403 before any
+    connection is opened.
+    """
     request = parse_hook_request(service, payload)
+    refusal = None
+    if request.fhirServer is not None and fhir_server_policy is not None:
+        refusal = fhir_server_policy(request.fhirServer)
     started = time.perf_counter()
     try:
-        prefetched = await complete_prefetch(service, request, now.date(), fetch)
+        prefetched = await complete_prefetch(service, request, now.date(), fetch, refusal)
+    except FhirServerRefused as exc:
+        raise HookError(403, f"prefetch data must be fetched, and {exc}") from None
     except PrefetchUnavailable as exc:
         raise HookError(412, exc.reason) from None
     finally:

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
-from cds.hooks.fhir_client import FhirFetchError
+from cds.hooks.fhir_client import FETCH_FAILED, FETCH_TIMEOUT, FetchBudget, FhirFetchError, current_budget
 from cds.hooks.models import CDSRequest
 from cds.hooks.services import ServiceDefinition
 
@@ -41,6 +41,14 @@ class PrefetchUnavailable(Exception):
         super().__init__(reason)
         self.keys = keys
         self.reason = reason
+
+
+class FhirServerRefused(Exception):
+    """Data must be fetched, but the request's fhirServer is not one this caller may name (answered 403)."""
+
+
+NO_FHIR_SERVER = "no fhirServer was given to fetch it"
+NOT_FILLABLE = "its query cannot be built from this request's context"
 
 
 class TemplateError(ValueError):
@@ -116,6 +124,8 @@ async def complete_prefetch(
     request: CDSRequest,
     today: date,
     fetch: Fetcher | None = None,
+    fhir_server_refusal: str | None = None,
+    max_requests: int | None = None,
 ) -> PrefetchResult:
     """Every prefetch key of ``service``, from the request or fetched; 412 otherwise.
 
@@ -123,6 +133,12 @@ async def complete_prefetch(
     server costs the hook at most the budget; a key not complete by then is
     unavailable. Required keys that are unavailable raise PrefetchUnavailable;
     optional ones are left out.
+
+    ``fhir_server_refusal`` says why the request's fhirServer may not be used
+    (``cds.hooks.fhir_servers.refusal``): when something must be fetched, that
+    is FhirServerRefused before any connection. ``max_requests`` caps the GETs
+    of the whole call. A 412's reasons are categories (``FETCH_*``); the details
+    go to the log.
     """
     sent = request.prefetch or {}
     data: dict[str, Any] = {}
@@ -137,6 +153,8 @@ async def complete_prefetch(
             data[key] = sent[key]
     if not missing and not to_page:
         return PrefetchResult(data=data)
+    if fhir_server_refusal is not None and request.fhirServer is not None:
+        raise FhirServerRefused(fhir_server_refusal)
 
     failures: dict[str, str] = {}
     jobs: dict[str, Awaitable[Any]] = {}
@@ -147,19 +165,28 @@ async def complete_prefetch(
             jobs[key] = fetch.complete_bundle(bundle, request)
     for key, template in missing.items():
         if request.fhirServer is None or fetch is None:
-            failures[key] = "no fhirServer was given to fetch it"
+            failures[key] = NO_FHIR_SERVER
             continue
         try:
             query = render_template(template, request.context, today)
         except TemplateError as exc:
-            failures[key] = str(exc)
+            log.warning("prefetch %r not fetchable: %s", key, exc)
+            failures[key] = NOT_FILLABLE
             continue
         jobs[key] = fetch(query, request)
 
     budget = fetch.total_timeout if isinstance(fetch, PagingFetcher) else DEFAULT_FETCH_BUDGET_SECONDS
     fetched: list[str] = []
     if jobs:
-        tasks = {key: asyncio.ensure_future(job) for key, job in jobs.items()}
+        # The tasks copy this context, so they all draw on the one budget of this call.
+        if max_requests is None:
+            max_requests = getattr(getattr(fetch, "limits", None), "max_requests_per_call", None)
+        budget_token = current_budget.set(FetchBudget(max_requests)) if max_requests is not None else None
+        try:
+            tasks = {key: asyncio.ensure_future(job) for key, job in jobs.items()}
+        finally:
+            if budget_token is not None:
+                current_budget.reset(budget_token)
         try:
             _, pending = await asyncio.wait(tasks.values(), timeout=budget)
         finally:
@@ -170,26 +197,28 @@ async def complete_prefetch(
             await asyncio.wait(pending)
         for key, task in tasks.items():
             if task in pending:
-                failures[key] = f"fhirServer did not answer within {budget:g} s"
+                log.warning("prefetch %r: fhirServer did not answer within %g s", key, budget)
+                failures[key] = FETCH_TIMEOUT
             elif task.exception() is not None:
-                failures[key] = _describe_failure(task.exception())
+                failures[key] = _describe_failure(key, task.exception())
             else:
                 data[key] = task.result()
                 fetched.append(key)
 
     unavailable = [key for key in service.prefetch if key in failures and key not in service.optional_prefetch]
     for key, reason in failures.items():
-        # The reason names no patient and no token (FhirFetchError messages are written so).
-        log.warning("prefetch %r unavailable (%s): %s", key, "required" if key in unavailable else "optional", reason)
+        log.info("prefetch %r unavailable (%s): %s", key, "required" if key in unavailable else "optional", reason)
     if unavailable:
         reasons = "; ".join(f"{key}: {failures[key]}" for key in unavailable)
         raise PrefetchUnavailable(unavailable, f"required prefetch data missing and not fetchable ({reasons})")
     return PrefetchResult(data=data, fetched=tuple(fetched))
 
 
-def _describe_failure(exc: BaseException) -> str:
+def _describe_failure(key: str, exc: BaseException) -> str:
+    """The category the client is told; the detail (no patient, no token) goes to the log only."""
     if isinstance(exc, FhirFetchError):
-        return str(exc)
-    # An unexpected error in a fetcher: its text might hold anything, so only its class is shown.
+        log.warning("prefetch %r: %s", key, exc)
+        return exc.category
+    # An unexpected error in a fetcher: its text might hold anything, so only its class is logged.
     log.error("prefetch fetcher raised %s", type(exc).__name__)
-    return "the fetch failed"
+    return FETCH_FAILED

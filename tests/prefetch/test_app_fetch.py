@@ -79,5 +79,8 @@ def test_a_failing_fhir_server_gives_412_naming_no_patient_or_token(fhir):
     }
     response = client().post(ORDER_SIGN, json=body)
     assert response.status_code == 412
-    assert "HTTP 500" in response.text
+    diagnostics = response.json()["issue"][0]["diagnostics"]
+    # The key and a reason category; never what was found at the address (an SSRF port-scan oracle).
+    assert "conditions: the FHIR server gave no usable answer" in diagnostics
+    assert "HTTP 500" not in diagnostics and "127.0.0.1" not in diagnostics and str(fhir.port) not in diagnostics
     assert SANDBOX_PATIENT_ID not in response.text and token not in response.text

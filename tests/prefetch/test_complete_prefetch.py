@@ -123,7 +123,7 @@ def test_no_fhir_server_means_412_for_required_keys_only():
 
 def test_a_slow_server_hits_the_total_deadline(fhir):
     started = time.monotonic()
-    with pytest.raises(PrefetchUnavailable, match="within 0.5 s") as caught:
+    with pytest.raises(PrefetchUnavailable, match="did not answer in time") as caught:
         complete(cds_request(fhir.base("slow-3"), prefetch={}), FetchLimits(request_timeout=5, total_timeout=0.5))
     assert time.monotonic() - started < 1.2
     assert caught.value.keys == ["patient", "conditions", "labs"]
