@@ -29,8 +29,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds import __version__
 from cds.auth import SqlReplayStore, build_authenticator
-from cds.hooks.errors import HookError, describe_validation_error, outcome_response
 from cds.hooks import fhir_servers
+from cds.hooks.errors import HookError, describe_validation_error, outcome_response
 from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.handler import answer_hook
 from cds.hooks.models import DiscoveryResponse, FeedbackRequest, FeedbackResponse

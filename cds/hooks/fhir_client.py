@@ -28,10 +28,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
-from contextvars import ContextVar
 from urllib.parse import urljoin
 
 import httpx

@@ -24,13 +24,26 @@ from cds.app import create_app
 from cds.hooks.fhir_client import FetchLimits, FhirClient, FhirFetchError
 from cds.hooks.fhir_servers import is_under, refusal
 from cds.settings import Settings
-from tests.auth.conftest import ISS, Keys, keys  # noqa: F401 - the keys fixture
+from tests.auth.conftest import ISS, Keys
 from tests.conftest import RULES_DIR, shared_data
 from tests.prefetch.conftest import SANDBOX_PATIENT_ID
 from tests.prefetch.helpers import access_token, cds_request, tag
 from tests.serving import start_service
 
 DECLARED = "https://ehr.example.org/fhir"
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    return Keys(
+        ec=ec.generate_private_key(ec.SECP384R1()),
+        ec_kid="ec-1",
+        rsa=rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        rsa_kid="rsa-1",
+        other_ec=ec.generate_private_key(ec.SECP384R1()),
+    )
 
 
 class CountingListener:
