@@ -201,11 +201,13 @@ def evaluate_facts(
     hook_namespace: str,
     want_trace: bool = False,
 ) -> Evaluation:
+    from cds.cards.drafts import merge_updates
     from cds.cards.render import render_cards
 
     outcome = engine.evaluate(factset, service_id)
     rendering_started = time.perf_counter()
     rendered = render_cards(ruleset, outcome, context, f"{hook_namespace}.ruleset")
+    merge_updates([card for card, _ in rendered], context)  # an update carries the clinician's draft whole
     extension = None
     if outcome.evidence:
         extension = {f"{hook_namespace}.differential": outcome.differential.as_list()}

@@ -1,0 +1,108 @@
+"""An update suggestion is the clinician's draft, whole, with the advice appended (issue 16, item 1).
+
+CDS Hooks 2.0.1 §Action: the resource of an update replaces the EHR's "in its
+entirety". Each test compares every field of the draft before and after.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from fastapi.testclient import TestClient
+
+from cds.app import create_app
+from cds.cards.drafts import merge_into_draft
+from cds.settings import Settings
+from tests.conftest import REPO, RULES_DIR, shared_data
+
+BONE_SCAN_REQUEST = REPO / "fhir_examples" / "requests" / "order-bone-scan-suspected.order-sign.json"
+
+# What an EHR's draft ServiceRequest carries beyond the fixture's (FHIR R4 ServiceRequest elements).
+CLINICIAN_FIELDS = {
+    "meta": {"versionId": "3", "lastUpdated": "2026-11-21T09:14:00Z"},
+    "identifier": [{"system": "urn:oid:1.2.840.114350.1.13.0.1.7.2.798268", "value": "ORD-55821"}],
+    "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "363679005", "display": "Imaging"}]}],
+    "priority": "urgent",
+    "occurrenceDateTime": "2026-11-23T08:00:00Z",
+    "encounter": {"reference": "Encounter/enc-771"},
+    "performer": [{"reference": "Organization/nuclear-medicine"}],
+    "supportingInfo": [{"reference": "Observation/egfr-2026-11-20"}],
+    "reasonCode": [{"text": "Bone pain, rule out metastases"}],
+    "note": [{"text": "Patient claustrophobic"}],
+}
+
+
+def updates(response: dict) -> list[dict]:
+    return [
+        action["resource"]
+        for card in response["cards"]
+        for suggestion in card.get("suggestions", [])
+        for action in suggestion["actions"]
+        if action["type"] == "update"
+    ]
+
+
+def answer(body: dict) -> dict:
+    settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url="sqlite://")
+    response = TestClient(create_app(settings)).post("/cds-services/calciphylaxis-order-sign", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def assert_draft_kept(draft: dict, updated: dict) -> None:
+    for field, value in draft.items():
+        if isinstance(value, list):
+            assert updated[field][: len(value)] == value, f"{field}: the clinician's items come first, unchanged"
+        else:
+            assert updated[field] == value, f"{field} changed or dropped"
+
+
+def test_the_bone_scan_update_keeps_every_field_of_a_full_draft():
+    body = json.loads(BONE_SCAN_REQUEST.read_text())
+    draft = body["context"]["draftOrders"]["entry"][0]["resource"]
+    draft.update(copy.deepcopy(CLINICIAN_FIELDS))
+    before = copy.deepcopy(draft)
+    (updated,) = updates(answer(body))
+    assert_draft_kept(before, updated)
+    # The advice is appended, not written over the clinician's reason and note.
+    assert len(updated["reasonCode"]) == 2 and "calciphylaxis" in updated["reasonCode"][1]["text"].lower()
+    assert updated["note"][0] == {"text": "Patient claustrophobic"} and "calciphylaxis" in updated["note"][1]["text"]
+    assert set(updated) == set(before) | {"reasonCode", "note"}
+
+
+def test_the_fixture_draft_is_kept_whole_and_gains_reason_and_note():
+    body = json.loads(BONE_SCAN_REQUEST.read_text())
+    before = copy.deepcopy(body["context"]["draftOrders"]["entry"][0]["resource"])
+    (updated,) = updates(answer(body))
+    assert_draft_kept(before, updated)
+    assert updated["code"] == before["code"]  # the clinician's coding (and its text), not the template's
+    assert {"reasonCode", "note"} <= set(updated)
+
+
+def test_an_update_for_a_draft_not_in_the_request_is_left_out_not_sent_partial():
+    body = json.loads(BONE_SCAN_REQUEST.read_text())
+    del body["context"]["draftOrders"]["entry"][0]["resource"]["id"]
+    response = answer(body)
+    assert updates(response) == []
+    assert response["cards"], "the card stays; only the update that could not carry the draft goes"
+    for card in response["cards"]:
+        assert ("suggestions" in card) == ("selectionBehavior" in card)
+
+
+def test_the_sandbox_draft_medication_request_is_kept_field_by_field():
+    sandbox = json.loads(shared_data("cds-hooks-sandbox", "sandbox-order-sign-request.json").read_text())["body"]
+    draft = sandbox["context"]["draftOrders"]["entry"][0]["resource"]
+    proposed = {
+        "resourceType": "MedicationRequest",
+        "id": draft["id"],
+        "status": "active",
+        "subject": {"reference": "Patient/someone-else"},
+        "reasonCode": [{"text": "Suspected calciphylaxis"}],
+        "note": [{"text": "Reviewed against the calciphylaxis differential"}],
+    }
+    merged = merge_into_draft(draft, proposed)
+    assert_draft_kept(draft, merged)
+    assert merged["status"] == "draft" and merged["subject"] == draft["subject"]
+    assert merged["reasonCode"] == proposed["reasonCode"] and merged["note"] == proposed["note"]
+    assert merge_into_draft(merged, proposed) == merged, "merging the same advice twice adds nothing"
