@@ -33,13 +33,13 @@ from cds.hooks import fhir_servers
 from cds.hooks.errors import HookError, describe_validation_error, outcome_response
 from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.handler import answer_hook
-from cds.hooks.models import DiscoveryResponse, FeedbackRequest, FeedbackResponse
+from cds.hooks.models import DiscoveryResponse, FeedbackItemResult, FeedbackRequest, FeedbackResponse
 from cds.hooks.prefetch import Fetcher
 from cds.observability import metrics
 from cds.observability.logs import request_id_var
 from cds.pipeline import Pipeline, watch_rules
 from cds.settings import Settings
-from cds.store import Store, StoreUnavailable, UnknownCard, audit_records, open_store
+from cds.store import Store, StoreUnavailable, audit_records, open_store
 
 log = logging.getLogger("cds.request")
 
@@ -332,8 +332,9 @@ def create_app(
                 metrics.CARDS_RAISED.labels(service.id, rule_id).inc()
         answer = json_response(response)
         if evaluation.response.cards:
-            # answer_hook validated hookInstance and context.patientId. A writer thread stores the
-            # records; the answer never waits for the database (Store.submit).
+            # answer_hook validated hookInstance and context.patientId. Write-ahead (ADR 0008): the
+            # records are in the database (or the durable spool) before the EHR sees the card, so
+            # feedback for it is never refused by another worker and a kill -9 cannot lose them.
             records = audit_records(
                 service.id,
                 service.hook,
@@ -344,7 +345,7 @@ def create_app(
                 active_store.patient_hash(payload["context"].get("patientId")),
                 now,
             )
-            active_store.submit(records)
+            await run_in_threadpool(active_store.record_issued, records)
         return answer
 
     @app.post("/cds-services/{service_id}/feedback")
@@ -359,18 +360,29 @@ def create_app(
             parsed = FeedbackRequest.model_validate(payload)
         except ValidationError as exc:
             raise HookError(422, describe_validation_error(exc)) from None
+        if len(parsed.feedback) > settings.max_feedback_items:
+            raise HookError(422, f"feedback: at most {settings.max_feedback_items} items per post")
         client_iss = getattr(request.state, "client_iss", None)
         try:
-            stored, duplicates = await run_in_threadpool(
-                active_store.record_feedback, service_id, parsed.feedback, client_iss
-            )
-        except UnknownCard as exc:
-            raise HookError(422, exc.problems) from None
+            result = await run_in_threadpool(active_store.record_feedback, service_id, parsed.feedback, client_iss)
         except StoreUnavailable:
             raise HookError(503, "feedback cannot be stored now; send it again later", {"Retry-After": "30"}) from None
-        for item in parsed.feedback:  # counted once stored, so the metric agrees with the report
-            metrics.FEEDBACK.labels(item.outcome).inc()
-        return json_response(FeedbackResponse(accepted=stored, duplicates=duplicates).to_wire())
+        if result.stored == 0 and result.duplicates == 0:
+            # Nothing could be taken: a 4xx, since sending the same items again cannot succeed.
+            raise HookError(422, result.problems)
+        for item, status in zip(parsed.feedback, result.statuses, strict=True):
+            if status == "accepted":  # counted once stored, so the metric agrees with the report
+                metrics.FEEDBACK.labels(item.outcome).inc()
+        problems = iter(result.problems)
+        items = [
+            FeedbackItemResult(
+                status=status, diagnostics=None if status in ("accepted", "duplicate") else next(problems, None)
+            )
+            for status in result.statuses
+        ]
+        return json_response(
+            FeedbackResponse(accepted=result.stored, duplicates=result.duplicates, items=items).to_wire()
+        )
 
     @app.get("/healthz")
     async def healthz() -> Response:

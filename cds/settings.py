@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     database_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     audit_queue_limit: int = Field(default=1000, ge=1)
     audit_hmac_key: SecretStr | None = None
+    # Write-ahead audit (ADR 0008): records the database cannot take when a card is answered are
+    # fsynced to JSON-lines files here (default: beside a SQLite file, else ./data/audit-spool).
+    audit_spool: bool = True
+    audit_spool_dir: Path | None = None
+    # Feedback: items per post, and rows kept per card (a client cannot inflate the report).
+    max_feedback_items: int = Field(default=100, ge=1, le=10000)
+    feedback_per_card_limit: int = Field(default=20, ge=1)
     # /readyz also needs the store when this is on (hooks answer without it; feedback does not).
     store_required_for_readiness: bool = False
 

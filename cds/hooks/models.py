@@ -327,7 +327,16 @@ class FeedbackRequest(InputModel):
     feedback: list[Feedback] = Field(min_length=1)
 
 
+class FeedbackItemResult(WireModel):
+    """What became of one feedback item, in the order posted."""
+
+    status: Literal["accepted", "duplicate", "unknown-card", "unknown-suggestion", "over-limit"]
+    diagnostics: NonEmptyStr | None = None
+
+
 class FeedbackResponse(WireModel):
     accepted: int
     duplicates: int = 0
+    # One result per item: a batch is not refused whole for one item the service cannot take.
+    items: list[FeedbackItemResult] | None = None
 

@@ -69,6 +69,7 @@ READY_SCHEMA: dict[str, Any] = {
 _ERROR_TEXT = {
     "400": "Malformed JSON, or a request for a hook this service does not answer",
     "401": "Missing or invalid JWT (when authentication is required)",
+    "403": "Data must be fetched, and fhirServer is not one this caller may name (trusted client's fhir_servers)",
     "404": "Unknown service",
     "405": "Method not allowed",
     "412": "Required prefetch data neither sent nor fetchable from fhirServer",
@@ -157,7 +158,7 @@ def contract() -> dict[str, Any]:
                     "requestBody": _body("CDSRequest"),
                     "responses": {
                         "200": _json("CDSResponse", "Cards (possibly none)"),
-                        **_errors("400", "401", "404", "412", "413", "415", "422", "500", "503"),
+                        **_errors("400", "401", "403", "404", "412", "413", "415", "422", "500", "503"),
                     },
                 }
             },

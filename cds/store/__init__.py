@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import logging
 import secrets
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cds.store.store import AuditRecord, Store, StoreUnavailable, UnknownCard, audit_records, feedback_key
+from sqlalchemy.engine import make_url
+
+from cds.store.database import engine_url
+
+from cds.store.store import (
+    AuditRecord,
+    FeedbackResult,
+    Store,
+    StoreUnavailable,
+    UnknownCard,
+    audit_records,
+    feedback_key,
+)
 
 if TYPE_CHECKING:
     from cds.settings import Settings
 
 __all__ = [
     "AuditRecord",
+    "FeedbackResult",
     "Store",
     "StoreUnavailable",
     "UnknownCard",
@@ -37,4 +51,20 @@ def open_store(settings: Settings) -> Store:
         key,
         timeout_seconds=settings.database_timeout_seconds,
         queue_limit=settings.audit_queue_limit,
+        spool_dir=spool_dir(settings),
+        feedback_per_card_limit=settings.feedback_per_card_limit,
     )
+
+
+def spool_dir(settings: Settings) -> Path | None:
+    """Where audit records wait when the database refuses them; None for a throwaway in-memory database."""
+    if not settings.audit_spool:
+        return None
+    if settings.audit_spool_dir is not None:
+        return settings.audit_spool_dir
+    url = make_url(engine_url(settings.database_url.get_secret_value()))
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            return None
+        return Path(url.database).expanduser().resolve().parent / "audit-spool"
+    return Path("data") / "audit-spool"

@@ -1,30 +1,38 @@
 """The feedback and audit store the web layer calls.
 
-* ``submit(records)`` queues the audit records of a hook's answer for a
-  writer thread, so the answer never waits for the database. If the database
-  is down the records stay in a bounded in-memory queue and are retried; the
-  failure is logged and counted
-  (``cds_store_errors_total{operation="audit"}``), the hook answer is never held up.
-* ``record_feedback(...)`` stores feedback idempotently in one transaction and
-  returns only after commit, so a 200 means stored; if the database is down it
-  raises ``StoreUnavailable`` (the app answers 503 with Retry-After).
+* ``record_issued(records)`` writes the audit records of a hook's answer
+  *before* the answer is sent (write-ahead, ADR 0008): once an EHR has a card,
+  every worker knows it, and a kill -9 cannot lose it. If the database is down
+  the records go to a durable spool file (appended and fsynced) and, failing
+  that, to a bounded in-memory queue; a writer thread moves them to the
+  database when it is back. The hook answer is never refused for the audit;
+  failures are logged and counted (``cds_store_errors_total{operation="audit"}``).
+* ``submit(records)`` only queues (the background path; kept for callers that
+  must not block at all).
+* ``record_feedback(...)`` stores feedback idempotently on (card, outcome,
+  timestamp), bounded per card, in one transaction and returns only after
+  commit, with one result per item; if the database is down it raises
+  ``StoreUnavailable`` (the app answers 503 with Retry-After).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import logging
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -71,6 +79,39 @@ class AuditRecord:
     patient_hash: str | None
     issued_at: datetime
 
+    def to_json(self) -> bytes:
+        return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, line: bytes) -> AuditRecord:
+        raw = orjson.loads(line)
+        raw["rule_ids"] = tuple(raw["rule_ids"])
+        raw["suggestion_uuids"] = tuple(raw["suggestion_uuids"])
+        raw["issued_at"] = datetime.fromisoformat(raw["issued_at"])
+        return cls(**raw)
+
+
+# Per-item feedback results (the response lists one per item, in order).
+FEEDBACK_ACCEPTED = "accepted"
+FEEDBACK_DUPLICATE = "duplicate"
+FEEDBACK_UNKNOWN_CARD = "unknown-card"
+FEEDBACK_UNKNOWN_SUGGESTION = "unknown-suggestion"
+FEEDBACK_OVER_LIMIT = "over-limit"
+
+
+@dataclass
+class FeedbackResult:
+    statuses: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # one line per refused item, in order, naming its index
+
+    @property
+    def stored(self) -> int:
+        return self.statuses.count(FEEDBACK_ACCEPTED)
+
+    @property
+    def duplicates(self) -> int:
+        return self.statuses.count(FEEDBACK_DUPLICATE)
+
 
 def audit_records(
     service_id: str,
@@ -101,18 +142,78 @@ def audit_records(
 
 
 def feedback_key(service_id: str, item: Feedback) -> str:
-    """Identity of a feedback item: the same item posted again has the same key."""
-    reason = item.overrideReason
+    """Identity of a feedback item: (service, card, outcome, instant).
+
+    A retry of the same decision is a duplicate however its other fields were re-serialised;
+    the instant is compared in UTC, so +02:00 and Z spellings agree.
+    """
     canonical = {
         "service": service_id,
         "card": str(item.card),
         "outcome": item.outcome,
-        "accepted": sorted(str(s.id) for s in item.acceptedSuggestions or ()),
-        "reason": [reason.reason.system, reason.reason.code] if reason and reason.reason else None,
-        "comment": reason.userComment if reason else None,
         "at": item.outcomeTimestamp.astimezone(UTC).isoformat(),
     }
     return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class AuditSpool:
+    """Audit records that could not reach the database, in append-only JSON-lines files.
+
+    One file per process (``spool-<pid>.jsonl``) in a shared folder; each append is
+    fsynced before the hook answers, so a kill -9 keeps it. Any process may replay
+    any file: an exclusive ``flock`` on the file serialises appends and replays.
+    """
+
+    def __init__(self, folder: Path, limit: int) -> None:
+        self.folder = folder
+        self.limit = limit
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / f"spool-{os.getpid()}.jsonl"
+
+    def append(self, records: Sequence[AuditRecord]) -> bool:
+        """Durably append ``records``; False when the spool is full (nothing is written then)."""
+        with open(self.path, "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                if self.count() + len(records) > self.limit:
+                    return False
+                handle.write(b"".join(r.to_json() + b"\n" for r in records))
+                handle.flush()
+                os.fsync(handle.fileno())
+                return True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def count(self) -> int:
+        total = 0
+        for path in self.folder.glob("spool-*.jsonl"):
+            try:
+                with open(path, "rb") as handle:
+                    total += sum(1 for line in handle if line.strip())
+            except OSError:
+                continue
+        return total
+
+    def replay(self, write: Any) -> None:
+        """Give every spooled record to ``write(records)``; a file is emptied only after ``write`` returned."""
+        for path in sorted(self.folder.glob("spool-*.jsonl")):
+            try:
+                handle = open(path, "r+b")
+            except OSError:
+                continue
+            with handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    records = [AuditRecord.from_json(line) for line in handle.read().splitlines() if line.strip()]
+                    if records:
+                        write(records)  # raises if the database refuses: the file is kept
+                    handle.truncate(0)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            if path != self.path:
+                path.unlink(missing_ok=True)  # an ended process's file, now empty
 
 
 class Store:
@@ -122,8 +223,12 @@ class Store:
         patient_key: bytes,
         queue_limit: int = 1000,
         clock: Any = lambda: datetime.now(UTC),
+        spool_dir: Path | None = None,
+        feedback_per_card_limit: int = 20,
     ) -> None:
         self.engine = engine
+        self.spool = AuditSpool(spool_dir, queue_limit * 100) if spool_dir is not None else None
+        self.feedback_per_card_limit = feedback_per_card_limit
         self._patient_key = patient_key
         self._clock = clock
         self._pending: deque[AuditRecord] = deque()
@@ -140,8 +245,22 @@ class Store:
         self._writing = 0  # records taken from the queue by a write in progress
 
     @classmethod
-    def open(cls, url: str, patient_key: bytes, timeout_seconds: float = 2.0, queue_limit: int = 1000) -> Store:
-        store = cls(create_store_engine(url, timeout_seconds), patient_key, queue_limit)
+    def open(
+        cls,
+        url: str,
+        patient_key: bytes,
+        timeout_seconds: float = 2.0,
+        queue_limit: int = 1000,
+        spool_dir: Path | None = None,
+        feedback_per_card_limit: int = 20,
+    ) -> Store:
+        store = cls(
+            create_store_engine(url, timeout_seconds),
+            patient_key,
+            queue_limit,
+            spool_dir=spool_dir,
+            feedback_per_card_limit=feedback_per_card_limit,
+        )
         store.ensure_schema()
         return store
 
@@ -178,6 +297,39 @@ class Store:
             return None
         return hmac.new(self._patient_key, patient_id.encode(), hashlib.sha256).hexdigest()
 
+    def record_issued(self, records: Sequence[AuditRecord]) -> None:
+        """Write-ahead: the records are in the database (or the durable spool) when this returns.
+
+        Called before the hook's answer is sent. It never raises: if neither the database nor
+        the spool takes the records they are queued in memory (as ``submit``) and counted.
+        """
+        if not records:
+            return
+        try:
+            self._ready()
+            self._write_audit(list(records))
+            return
+        except (SQLAlchemyError, StoreUnavailable, OSError) as exc:
+            self.audit_failures += 1
+            _count_error("audit")
+            log.error("audit write failed (%s): spooling %d card record(s)", type(exc).__name__, len(records))
+        if self.spool is not None:
+            try:
+                if self.spool.append(records):
+                    self._ensure_writer()
+                    self._wake.set()
+                    return
+                log.error("audit spool is full; keeping the records in memory")
+            except OSError as exc:
+                log.error("audit spool unusable (%s); keeping the records in memory", type(exc).__name__)
+        self.submit(records)
+
+    def _ensure_writer(self) -> None:
+        with self._lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_loop, name="cds-audit-writer", daemon=True)
+                self._writer.start()
+
     def submit(self, records: Iterable[AuditRecord]) -> None:
         """Queue audit records for the writer thread; returns at once and never raises.
 
@@ -198,8 +350,17 @@ class Store:
         self._wake.set()
 
     def flush(self) -> bool:
-        """Write every queued audit record now; False if the database refused (they stay queued)."""
+        """Write every spooled and queued audit record now; False if the database refused (they stay)."""
         with self._write_lock:
+            if self.spool is not None:
+                try:
+                    self._ready()
+                    self.spool.replay(self._write_audit)
+                except (SQLAlchemyError, StoreUnavailable, OSError) as exc:
+                    self.audit_failures += 1
+                    _count_error("audit")
+                    log.error("audit spool not replayed (%s); kept on disk", type(exc).__name__)
+                    return False
             with self._lock:
                 batch = list(self._pending)
                 self._pending.clear()
@@ -229,15 +390,21 @@ class Store:
 
     @property
     def pending_audit_records(self) -> int:
-        """Audit records not yet written: queued, or being written right now."""
+        """Audit records not yet written: spooled, queued, or being written right now."""
+        spooled = 0
+        if self.spool is not None:
+            try:
+                spooled = self.spool.count()
+            except OSError:
+                spooled = 0
         with self._lock:
-            return len(self._pending) + self._writing
+            return len(self._pending) + self._writing + spooled
 
     def _write_loop(self) -> None:
         while not self._stopping:
             self._wake.wait(timeout=AUDIT_RETRY_SECONDS)
             self._wake.clear()
-            if self._pending:
+            if self._pending or (self.spool is not None and self.spool.count()):
                 self.flush()
 
     def _write_audit(self, records: list[AuditRecord]) -> None:
@@ -273,12 +440,18 @@ class Store:
 
     def record_feedback(
         self, service_id: str, items: Sequence[Feedback], client_iss: str | None = None
-    ) -> tuple[int, int]:
-        """Store feedback items all or none; (stored, duplicates). UnknownCard or StoreUnavailable otherwise."""
-        if self._pending:
+    ) -> FeedbackResult:
+        """Store each item that names a card (and suggestions) this service issued; one result per item.
+
+        Items are independent: an unknown card refuses that item only. A card keeps at most
+        ``feedback_per_card_limit`` feedback rows, so one client cannot inflate the report.
+        StoreUnavailable when the database is down (nothing is stored then).
+        """
+        if self._pending or self.spool is not None:
             self.flush()  # a card audited during an outage becomes known before its feedback is checked
         insert = postgresql.insert if self.backend == "postgresql" else sqlite.insert
         now = self._clock()
+        result = FeedbackResult()
         try:
             self._ready()
             with self.engine.begin() as connection:
@@ -296,28 +469,54 @@ class Store:
                     )
                 ):
                     suggestions.setdefault(row.card_uuid, set()).add(row.suggestion_uuid)
-                problems = []
+                per_card: dict[str, int] = {
+                    row.card_uuid: row.n
+                    for row in connection.execute(
+                        select(FeedbackRecord.card_uuid, func.count().label("n"))
+                        .where(FeedbackRecord.card_uuid.in_(cards))
+                        .group_by(FeedbackRecord.card_uuid)
+                    )
+                }
                 for index, item in enumerate(items):
                     card = str(item.card)
                     if known.get(card) != service_id:
-                        problems.append(f"feedback[{index}].card: no card with this uuid was issued by this service")
+                        result.statuses.append(FEEDBACK_UNKNOWN_CARD)
+                        result.problems.append(f"feedback[{index}].card: no card with this uuid was issued by this service")
                         continue
-                    for s_index, accepted in enumerate(item.acceptedSuggestions or ()):
-                        if str(accepted.id) not in suggestions.get(card, set()):
-                            problems.append(
-                                f"feedback[{index}].acceptedSuggestions[{s_index}].id: not a suggestion of that card"
+                    unknown = [
+                        s_index
+                        for s_index, accepted in enumerate(item.acceptedSuggestions or ())
+                        if str(accepted.id) not in suggestions.get(card, set())
+                    ]
+                    if unknown:
+                        result.statuses.append(FEEDBACK_UNKNOWN_SUGGESTION)
+                        result.problems.append(
+                            "; ".join(
+                                f"feedback[{index}].acceptedSuggestions[{s}].id: not a suggestion of that card"
+                                for s in unknown
                             )
-                if problems:
-                    raise UnknownCard(problems)
-                stored = 0
-                for item in items:
+                        )
+                        continue
+                    key = feedback_key(service_id, item)
+                    duplicate = connection.execute(
+                        select(FeedbackRecord.id).where(FeedbackRecord.dedup_key == key)
+                    ).first()
+                    if duplicate is not None:
+                        result.statuses.append(FEEDBACK_DUPLICATE)
+                        continue
+                    if per_card.get(card, 0) >= self.feedback_per_card_limit:
+                        result.statuses.append(FEEDBACK_OVER_LIMIT)
+                        result.problems.append(
+                            f"feedback[{index}]: this card already has {self.feedback_per_card_limit} feedback items"
+                        )
+                        continue
                     reason = item.overrideReason
                     coding = reason.reason if reason else None
-                    result = connection.execute(
+                    inserted = connection.execute(
                         insert(FeedbackRecord.__table__)
                         .values(
-                            dedup_key=feedback_key(service_id, item),
-                            card_uuid=str(item.card),
+                            dedup_key=key,
+                            card_uuid=card,
                             outcome=item.outcome,
                             accepted_suggestions=orjson.dumps(
                                 [str(s.id) for s in item.acceptedSuggestions]
@@ -335,7 +534,11 @@ class Store:
                         .on_conflict_do_nothing(index_elements=["dedup_key"])
                         .returning(FeedbackRecord.id)  # rowcount is not reliable across drivers; a row back means new
                     )
-                    stored += result.first() is not None
+                    if inserted.first() is None:  # another worker stored it meanwhile
+                        result.statuses.append(FEEDBACK_DUPLICATE)
+                    else:
+                        result.statuses.append(FEEDBACK_ACCEPTED)
+                        per_card[card] = per_card.get(card, 0) + 1
         except SQLAlchemyError as exc:
             _count_error("feedback")
             log.error("feedback not stored, database unavailable (%s)", type(exc).__name__)
@@ -343,7 +546,7 @@ class Store:
         except StoreUnavailable:
             _count_error("feedback")
             raise
-        return stored, len(items) - stored
+        return result
 
     # ------------------------------------------------------------------ health
 

@@ -89,6 +89,11 @@ def overridden(card: dict, code: str = "not-relevant", comment: str | None = Non
     return {"card": card["uuid"], "outcome": "overridden", "overrideReason": reason, "outcomeTimestamp": "2026-11-21T10:06:00Z"}
 
 
+def counts(response) -> tuple[int, int]:
+    body = response.json()
+    return body["accepted"], body["duplicates"]
+
+
 def rows(database, model) -> list:
     engine = create_engine(engine_url(database.url))
     try:
@@ -134,32 +139,39 @@ def test_feedback_is_stored_once_however_often_it_is_posted(database):
     card = issue_card(client)
     body = {"feedback": [accepted(card)]}
     first = client.post(f"{HOOK}/feedback", json=body)
-    assert first.status_code == 200 and first.json() == {"accepted": 1, "duplicates": 0}
+    assert first.status_code == 200 and counts(first) == (1, 0)
     again = client.post(f"{HOOK}/feedback", json=body)
-    assert again.status_code == 200 and again.json() == {"accepted": 0, "duplicates": 1}
+    assert again.status_code == 200 and counts(again) == (0, 1)
     # A batch repeating an item and adding a new one stores only the new one.
     batch = client.post(f"{HOOK}/feedback", json={"feedback": [accepted(card), overridden(card), overridden(card)]})
-    assert batch.json() == {"accepted": 1, "duplicates": 2}
+    assert counts(batch) == (1, 2)
+    assert [i["status"] for i in batch.json()["items"]] == ["duplicate", "accepted", "duplicate"]
     stored = rows(database, FeedbackRecord)
     assert sorted(r.outcome for r in stored) == ["accepted", "overridden"]
     assert all(r.card_uuid == card["uuid"] for r in stored)
 
 
-def test_feedback_on_an_unknown_card_or_suggestion_is_refused_whole(database):
+def test_feedback_on_an_unknown_card_or_suggestion_is_refused_per_item(database):
     client = make_app(database)
     card = issue_card(client)
     unknown = {**overridden(card), "card": str(uuid.uuid4())}
-    response = client.post(f"{HOOK}/feedback", json={"feedback": [overridden(card), unknown]})
-    assert response.status_code == 422
-    outcome = response.json()
+    alone = client.post(f"{HOOK}/feedback", json={"feedback": [unknown]})
+    assert alone.status_code == 422
+    outcome = alone.json()
     assert outcome["resourceType"] == "OperationOutcome"
-    assert "feedback[1].card" in outcome["issue"][0]["diagnostics"]
+    assert "feedback[0].card" in outcome["issue"][0]["diagnostics"]
+    # In a batch, the unknown card does not cost the known one its feedback.
+    mixed = client.post(f"{HOOK}/feedback", json={"feedback": [overridden(card), unknown]})
+    assert mixed.status_code == 200 and counts(mixed) == (1, 0)
+    assert [i["status"] for i in mixed.json()["items"]] == ["accepted", "unknown-card"]
+    assert "feedback[1].card" in mixed.json()["items"][1]["diagnostics"]
+    assert [r.card_uuid for r in rows(database, FeedbackRecord)] == [card["uuid"]]
     bad_suggestion = {**accepted(card), "acceptedSuggestions": [{"id": str(uuid.uuid4())}]}
     assert client.post(f"{HOOK}/feedback", json={"feedback": [bad_suggestion]}).status_code == 422
     # The card was issued by another service: unknown here.
     other = client.post("/cds-services/calciphylaxis-order-sign/feedback", json={"feedback": [overridden(card)]})
     assert other.status_code == 422
-    assert rows(database, FeedbackRecord) == []
+    assert len(rows(database, FeedbackRecord)) == 1
 
 
 def test_hooks_keep_answering_while_the_database_is_down_and_the_audit_catches_up(database, caplog):
@@ -197,7 +209,7 @@ def test_feedback_is_503_while_the_database_is_down_and_never_lost_once_acknowle
         database.up()
     assert rows(database, FeedbackRecord) == []
     retried = client.post(f"{HOOK}/feedback", json=body)
-    assert retried.status_code == 200 and retried.json() == {"accepted": 1, "duplicates": 0}
+    assert retried.status_code == 200 and counts(retried) == (1, 0)
     # Acknowledged means committed: a fresh app (another process) sees it.
     [stored] = rows(database, FeedbackRecord)
     assert stored.override_comment == "patient declined" and stored.override_code == "not-relevant"
@@ -267,7 +279,7 @@ def test_postgres_urls_use_psycopg_3(url):
 
 
 def test_the_audit_queue_is_bounded_while_the_database_is_down(database):
-    client = make_app(database, audit_queue_limit=2)
+    client = make_app(database, audit_queue_limit=2, audit_spool=False)  # the memory queue, without the spool
     cards = []
     database.down()
     try:
@@ -293,3 +305,37 @@ def test_readyz_needs_the_store_only_when_configured(database):
     finally:
         database.up()
     assert required.get("/readyz").status_code == 200
+
+
+def test_cards_answered_while_the_database_is_down_survive_the_process_in_the_spool(database, tmp_path):
+    spool = tmp_path / "spool"
+    client = make_app(database, audit_spool_dir=spool)
+    database.down()
+    try:
+        during = [issue_card(client, written=None) for _ in range(3)]
+        assert client.get("/healthz").json()["store"]["pending_audit_records"] == 3
+    finally:
+        database.up()
+    # This process dies without flushing; a new one (another worker, or after a restart) takes over the spool.
+    client.app.state.store._stopping = True
+    restarted = make_app(database, audit_spool_dir=spool)
+    feedback = restarted.post(f"{HOOK}/feedback", json={"feedback": [overridden(c) for c in during]})
+    assert feedback.status_code == 200 and counts(feedback) == (3, 0)
+    assert {c["uuid"] for c in during} <= {r.card_uuid for r in rows(database, CardAudit)}
+    assert restarted.get("/healthz").json()["store"]["pending_audit_records"] == 0
+
+
+def test_feedback_is_idempotent_on_card_outcome_and_time_and_bounded_per_card(database):
+    client = make_app(database, feedback_per_card_limit=3)
+    card = issue_card(client)
+    item = overridden(card, comment="first wording")
+    assert counts(client.post(f"{HOOK}/feedback", json={"feedback": [item]})) == (1, 0)
+    # The same decision re-sent with other details and the instant in another zone is the same item.
+    reworded = {**overridden(card, code="other", comment="second wording"), "outcomeTimestamp": "2026-11-21T12:06:00+02:00"}
+    assert counts(client.post(f"{HOOK}/feedback", json={"feedback": [reworded]})) == (0, 1)
+    # 10,000 re-stamped items in one post: refused before the store; in small posts: capped per card.
+    flood = [{**item, "outcomeTimestamp": f"2026-11-21T10:{i // 60:02d}:{i % 60:02d}Z"} for i in range(10000)]
+    assert client.post(f"{HOOK}/feedback", json={"feedback": flood}).status_code == 422
+    capped = client.post(f"{HOOK}/feedback", json={"feedback": flood[1:5]})
+    assert [i["status"] for i in capped.json()["items"]] == ["accepted", "accepted", "over-limit", "over-limit"]
+    assert len(rows(database, FeedbackRecord)) == 3
