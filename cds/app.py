@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import logging
 import time
 import uuid
@@ -235,7 +236,7 @@ def create_app(
         fetch = fhir_client
     active_store = store if store is not None else open_store(settings)
     if authenticate is None and settings.auth_required:
-        replay = SqlReplayStore(active_store.engine) if settings.jwt_replay_store == "database" else None
+        replay = SqlReplayStore(active_store.engine) if settings.replay_store == "database" else None
         authenticate = build_authenticator(settings, clock, replay)
 
     @asynccontextmanager
@@ -327,9 +328,8 @@ def create_app(
         if evaluation.trace is not None:
             response.setdefault("extension", {})[settings.trace_extension_key] = evaluation.trace
         fields["cards"] = len(response["cards"])
-        for rule_ids in evaluation.card_rules.values():
-            for rule_id in rule_ids:
-                metrics.CARDS_RAISED.labels(service.id, rule_id).inc()
+        if response["cards"]:
+            metrics.CARDS_RAISED.labels(service.id).inc(len(response["cards"]))
         answer = json_response(response)
         if evaluation.response.cards:
             # answer_hook validated hookInstance and context.patientId. Write-ahead (ADR 0008): the
@@ -411,9 +411,18 @@ def create_app(
         return json_response({"status": "ready", "ruleset": status["version"], "engine": status["engine"]})
 
     if settings.metrics_enabled:
+        metrics_token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
 
         @app.get("/metrics")
-        async def metrics_endpoint() -> Response:
+        async def metrics_endpoint(request: Request) -> Response:
+            # Behind its own bearer token (never an EHR's JWT): what is counted is operational,
+            # but who is refused and how often is still for the operators only.
+            if metrics_token is not None:
+                scheme, _, given = request.headers.get("authorization", "").partition(" ")
+                if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), metrics_token):
+                    raise HookError(401, "authentication failed", {"WWW-Authenticate": "Bearer"})
+            elif settings.profile != "demo":
+                raise HookError(404, "no such resource")  # Settings.check warns at start
             body, content_type = metrics.exposition()
             return Response(body, media_type=content_type)
 

@@ -107,6 +107,7 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     # Worker processes rebuild the app from the environment (cds.asgi).
     os.environ["CDS_RULES_DIR"] = str(settings.rules_dir)
+    os.environ["CDS_WORKERS"] = str(settings.workers)  # each worker picks its replay store by it
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Must be set before any worker imports prometheus_client (cds.observability.metrics).
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-metrics-")

@@ -8,12 +8,13 @@ refuses unsafe combinations before the service starts.
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cds.yamlio import load_yaml
 
@@ -59,17 +60,22 @@ class Settings(BaseSettings):
     # Overall deadline for one hook call (prefetch completion included).
     request_deadline_seconds: float = Field(default=3.0, gt=0, le=60)
     metrics_enabled: bool = True
-    cors_origins: list[str] = Field(default_factory=list)
+    # /metrics needs `Authorization: Bearer <this>`; without it /metrics is served only in the demo profile.
+    metrics_token: SecretStr | None = None
+    # List settings: comma-separated in the environment (as documented) or a JSON array. NoDecode keeps
+    # pydantic-settings from insisting on JSON before the splitting validators see the value.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Authentication of the EHR (CDS Hooks JWT). Off only for a loopback demo.
     auth_required: bool = True
     external_base_url: str | None = None  # the URL EHRs use; JWT `aud` is checked against it
     trusted_clients_file: Path | None = None  # YAML: iss -> jwks_file | allow-listed jku (cds.auth.clients)
-    jwt_algorithms: list[str] = Field(default_factory=lambda: ["ES384", "RS384"])
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ES384", "RS384"])
     jwt_clock_skew_seconds: float = Field(default=30, ge=0, le=300)
     jwt_max_lifetime_seconds: float = Field(default=3600, gt=0, le=86400)
     # Where seen jtis are kept: this process only, or the shared database (several workers or hosts).
-    jwt_replay_store: Literal["memory", "database"] = "memory"
+    # "auto": the database whenever CDS_WORKERS > 1; "memory" with several workers is refused at start.
+    jwt_replay_store: Literal["auto", "memory", "database"] = "auto"
     jwks_cache_seconds: float = Field(default=3600, gt=0)
     jwks_min_refresh_seconds: float = Field(default=30, ge=0)
 
@@ -91,7 +97,7 @@ class Settings(BaseSettings):
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
     def _split_algorithms(cls, value: Any) -> Any:
-        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        return _split_list(value)
 
     @field_validator("jwt_algorithms")
     @classmethod
@@ -103,9 +109,14 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
-        return value
+        return _split_list(value)
+
+    @property
+    def replay_store(self) -> Literal["memory", "database"]:
+        """The replay store in effect: "auto" is the shared database as soon as there are several workers."""
+        if self.jwt_replay_store == "auto":
+            return "database" if self.workers > 1 else "memory"
+        return self.jwt_replay_store
 
     @property
     def binds_loopback(self) -> bool:
@@ -136,6 +147,11 @@ class Settings(BaseSettings):
                 "CDS_EXTERNAL_BASE_URL is required when authentication is on: "
                 "a JWT's aud is checked against the URL the EHR calls"
             )
+        if self.auth_required and self.workers > 1 and self.jwt_replay_store == "memory":
+            raise SettingsError(
+                "CDS_JWT_REPLAY_STORE=memory with CDS_WORKERS > 1 would accept a token once per worker; "
+                "use database (or auto)"
+            )
         if self.auth_required and self.trusted_clients_file is None:
             raise SettingsError("CDS_TRUSTED_CLIENTS_FILE is required when authentication is on")
         if self.profile == "production" and self.audit_hmac_key is None:
@@ -151,6 +167,19 @@ class Settings(BaseSettings):
                 value = _mask_url(raw) if "://" in raw else "***"
             shown[name] = value
         return shown
+
+
+def _split_list(value: Any) -> Any:
+    """A list setting from the environment: a JSON array, or comma-separated values."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass  # not JSON after all: let the validator say what is wrong with the list
+    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 def _mask_url(raw: str) -> str:

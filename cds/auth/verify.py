@@ -26,6 +26,7 @@ failed; the log line names the check, ``iss`` and ``jti`` — never the token.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -79,7 +80,16 @@ def loggable(value: Any) -> str:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """An integer NumericDate (RFC 7519 allows fractions; CDS Hooks EHRs send integers).
+
+    NaN and the infinities are refused: every comparison with NaN is false, so a NaN ``exp``
+    would pass the expiry check and never expire from the replay store (issue 16).
+    """
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
 
 
 class JwtVerifier:
@@ -204,12 +214,12 @@ class BearerAuthenticator:
         path = request.url.path
         if scheme.lower() != "bearer" or not token:
             log.warning("JWT refused: check=missing path=%s", path)
-            metrics.AUTH_FAILURES.labels("missing").inc()
+            metrics.AUTH_FAILURES.inc()
             raise HookError(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
         try:
             verified = await self.verifier.verify(token, audience)
         except AuthFailure as failure:
-            metrics.AUTH_FAILURES.labels(failure.check).inc()
+            metrics.AUTH_FAILURES.inc()
             log.warning(
                 "JWT refused: check=%s iss=%s jti=%s path=%s",
                 failure.check,
@@ -220,7 +230,7 @@ class BearerAuthenticator:
             raise HookError(401, UNAUTHORIZED, {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
         except ReplayStoreUnavailable as exc:
             log.error("JWT not checked: the replay store is unavailable (%s)", exc)
-            metrics.AUTH_FAILURES.labels("replay-store-unavailable").inc()
+            metrics.AUTH_FAILURES.inc()
             raise HookError(503, "authentication is temporarily unavailable", {"Retry-After": "5"}) from None
         request.state.client_iss = verified.iss
         request.state.fhir_servers = verified.fhir_servers

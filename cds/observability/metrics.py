@@ -35,11 +35,14 @@ STAGE_LATENCY = Histogram(
     ["stage"],
     buckets=_LATENCY_BUCKETS,
 )
-CARDS_RAISED = Counter("cds_cards_raised_total", "Cards returned, by the rule that raised them", ["service", "rule"])
+# By service only: a per-rule count would tell a low-traffic scraper which findings the last patient had
+# (issue 16). Per-rule figures come from the audit (`cds feedback report`).
+CARDS_RAISED = Counter("cds_cards_raised_total", "Cards returned, by service", ["service"])
 PREFETCH_UNAVAILABLE = Counter(
     "cds_prefetch_unavailable_total", "Hook calls answered 412 (required data not obtainable)", ["service"]
 )
-AUTH_FAILURES = Counter("cds_auth_failures_total", "Rejected JWTs by the check that failed", ["reason"])
+# No label for the failed check: that would undo the uniform 401; the log line names it.
+AUTH_FAILURES = Counter("cds_auth_failures_total", "Rejected or unverifiable JWTs")
 FHIR_FETCH_LATENCY = Histogram(
     "cds_fhir_fetch_duration_seconds", "fhirServer fetch latency (one HTTP GET)", buckets=_LATENCY_BUCKETS
 )
