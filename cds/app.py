@@ -56,6 +56,10 @@ class BodyTooLarge(Exception):
     """Raised from inside the body stream once it passes the limit; answered with 413."""
 
 
+class BodyTooSlow(Exception):
+    """The body did not arrive within the body-read deadline; answered with 408, the slot freed."""
+
+
 def _route_label(path: str) -> str:
     """A low-cardinality route label for metrics and logs."""
     parts = path.strip("/").split("/")
@@ -70,15 +74,19 @@ class WireGuard:
     * gives every request an id (``X-Request-ID`` header, every OperationOutcome, every log line);
     * refuses work fast with 503 + Retry-After when too many hook calls are in flight;
     * enforces the body limit while the body streams in (a client cannot dodge it by
-      omitting Content-Length);
+      omitting Content-Length), and the body-read deadline: a client that sends headers and
+      holds the body back gets 408 and gives its in-flight slot back (issue 16);
     * turns any unhandled exception into a 500 OperationOutcome with the request id and no internals;
     * writes one structured log event and the latency metric per request.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_in_flight: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, max_in_flight: int, body_timeout_seconds: float = 3.0
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_in_flight = max_in_flight
+        self.body_timeout_seconds = body_timeout_seconds
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -153,14 +161,23 @@ class WireGuard:
             return
 
         received = 0
+        body_complete = False
+        body_deadline = time.monotonic() + self.body_timeout_seconds
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_complete
+            if body_complete:
+                return await receive()  # after the body: only a disconnect can come, wait for it as asked
+            try:
+                async with asyncio.timeout(max(0.0, body_deadline - time.monotonic())):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTooSlow from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     raise BodyTooLarge
+                body_complete = not message.get("more_body", False)
             return message
 
         try:
@@ -168,6 +185,12 @@ class WireGuard:
         except BodyTooLarge:
             if not started:
                 await outcome_response(413, [self._too_large()], request_id)(scope, receive, tracking_send)
+        except BodyTooSlow:
+            if not started:
+                message = f"the request body did not arrive within {self.body_timeout_seconds:g} s"
+                await outcome_response(408, [message], request_id, {"Connection": "close"})(
+                    scope, receive, tracking_send
+                )
         except Exception:
             logging.getLogger("cds.app").exception("unhandled error")
             if not started:
@@ -426,7 +449,12 @@ def create_app(
             body, content_type = metrics.exposition()
             return Response(body, media_type=content_type)
 
-    app.add_middleware(WireGuard, max_body_bytes=settings.max_body_bytes, max_in_flight=settings.max_concurrent_requests)
+    app.add_middleware(
+        WireGuard,
+        max_body_bytes=settings.max_body_bytes,
+        max_in_flight=settings.max_concurrent_requests,
+        body_timeout_seconds=settings.request_deadline_seconds,
+    )
     origins = settings.cors_origins or (["*"] if settings.profile == "demo" else [])
     app.add_middleware(
         CORSMiddleware,

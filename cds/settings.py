@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     store_required_for_readiness: bool = False
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # HTTP server limits (uvicorn, h11): request line + headers, idle keep-alive, open connections.
+    max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=1024 * 1024)
+    keep_alive_seconds: int = Field(default=5, ge=1, le=300)
+    max_connections: int = Field(default=1000, ge=1)
     # Fail fast when saturated: over this many hook/feedback requests in flight
     # per worker, answer 503 with Retry-After instead of queueing.
     max_concurrent_requests: int = Field(default=64, ge=1)

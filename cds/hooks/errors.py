@@ -20,6 +20,7 @@ ISSUE_TYPE_BY_STATUS = {
     403: "forbidden",
     404: "not-found",
     405: "not-supported",
+    408: "timeout",
     409: "conflict",
     412: "incomplete",
     413: "too-long",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,11 +35,23 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
         if not database or database == ":memory:":
             # One shared in-memory database for all threads (tests, throwaway demos).
             return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-        Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser().resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The file is created once, here; every later connection opens it read-write only (mode=rw),
+        # so a database file deleted under the running service is an error ("unavailable" in
+        # /healthz, feedback 503, audit spooled) instead of a new empty database that looks fine.
+        try:
+            sqlite3.connect(path).close()
+        except sqlite3.Error:
+            pass  # unusable now (e.g. a directory in its place): the store reports itself unavailable
         # No pool: SQLite connections are cheap, and a pooled one would keep writing to a database file
         # that was moved or deleted (acknowledging feedback that is then lost) instead of failing.
         engine = create_engine(
-            url, poolclass=NullPool, connect_args={"timeout": timeout_seconds, "check_same_thread": False}
+            url,  # for the dialect and the migration lock's path; connections come from the creator
+            poolclass=NullPool,
+            creator=lambda: sqlite3.connect(
+                f"{path.as_uri()}?mode=rw", uri=True, timeout=timeout_seconds, check_same_thread=False
+            ),
         )
         busy_ms = int(timeout_seconds * 1000)
 

@@ -8,6 +8,7 @@ import hmac
 import functools
 import json
 import uuid
+from pathlib import Path
 from datetime import UTC, datetime
 
 import pytest
@@ -339,3 +340,18 @@ def test_feedback_is_idempotent_on_card_outcome_and_time_and_bounded_per_card(da
     capped = client.post(f"{HOOK}/feedback", json={"feedback": flood[1:5]})
     assert [i["status"] for i in capped.json()["items"]] == ["accepted", "accepted", "over-limit", "over-limit"]
     assert len(rows(database, FeedbackRecord)) == 3
+
+
+def test_healthz_sees_a_deleted_sqlite_file_and_does_not_create_a_new_one(tmp_path):
+    path = tmp_path / "cds.sqlite3"
+    client = make_app(type("Db", (), {"url": f"sqlite:///{path}"})())
+    card = issue_card(client)
+    assert client.get("/healthz").json()["store"]["status"] == "ok"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    store = client.get("/healthz").json()["store"]
+    assert store["status"] == "unavailable"
+    assert not path.exists(), "a health check must not create an empty database in the lost one's place"
+    feedback = client.post(f"{HOOK}/feedback", json={"feedback": [overridden(card)]})
+    assert feedback.status_code == 503
+    assert not path.exists()
