@@ -56,13 +56,27 @@ def run_validate(args: argparse.Namespace) -> int:
     for d in result.diagnostics:
         if d.severity == "error":
             print(d, file=sys.stderr)
-    if result.errors:
-        print(f"{len(result.errors)} error(s)", file=sys.stderr)
+    services_errors = _services_errors(_rules_dir(args))  # e.g. prefetch tokens CDS Hooks 2.0 does not define
+    for line in services_errors:
+        print(line, file=sys.stderr)
+    if result.errors or services_errors:
+        print(f"{len(result.errors) + len(services_errors)} error(s)", file=sys.stderr)
         return EXIT_FAILURE
     rs = result.ruleset
     print(f"ok: {rs.version}, {len(rs.compiled.rules)} active rule(s), {len(rs.hypotheses)} hypotheses, "
           f"{len(rs.cards)} card template(s), {len(rs.tests)} rule test(s)")
     return EXIT_OK
+
+
+def _services_errors(rules_dir: Path) -> list[str]:
+    """services.yaml as the service loads it: one file:line:col line per problem."""
+    from cds.hooks.services import ServiceDefinitionError, load_services
+
+    try:
+        load_services(rules_dir / "services.yaml")
+    except ServiceDefinitionError as exc:
+        return str(exc).splitlines()
+    return []
 
 
 def run_lint(args: argparse.Namespace) -> int:

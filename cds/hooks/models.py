@@ -267,6 +267,22 @@ class OrderSignContext(PatientViewContext):
 class OrderSelectContext(OrderSignContext):
     selections: list[FhirReference] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _selections_name_draft_orders(self) -> OrderSelectContext:
+        # order-select: "selections ... references to the FHIR resources in draftOrders". A selection
+        # that names none would silently get no advice at all; an error says what went wrong.
+        drafts = {
+            f"{r.get('resourceType')}/{r.get('id')}"
+            for entry in self.draftOrders.get("entry") or []
+            if isinstance(entry, dict) and isinstance(r := entry.get("resource"), dict)
+        }
+        missing = [i for i, ref in enumerate(self.selections) if ref not in drafts]
+        if missing:
+            raise ValueError(
+                "selections[" + "], selections[".join(map(str, missing)) + "] name no resource of draftOrders"
+            )
+        return self
+
 
 class ReportReviewContext(PatientViewContext):
     """Context of the reverse-domain radiology report-review hook."""

@@ -7,6 +7,7 @@ decide what it says; this module only knows its envelope.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -78,4 +79,88 @@ def load_services(path: Path, hook_namespace: str = "org.calciphylaxis-cds") -> 
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ServiceDefinitionError(f"{path}: duplicate service id(s): {', '.join(duplicates)}")
+    problems = prefetch_token_problems(path, text, parsed.services)
+    if problems:
+        raise ServiceDefinitionError("\n".join(problems))
     return tuple(parsed.services)
+
+
+# CDS Hooks 2.0.1 §Prefetch tokens: the four user tokens and {{context.<field>}} for the hook's
+# context fields whose "Prefetch Token" is Yes (HL7/cds-hooks-library). Anything else (a nested
+# field, or the 3.0 STU's {{today() - N days}}) is not a 2.0 token: a 2.0 EHR cannot fill it.
+USER_TOKENS = frozenset({"userPractitionerId", "userPractitionerRoleId", "userPatientId", "userRelatedPersonId"})
+_COMMON_CONTEXT_TOKENS = frozenset({"userId", "patientId", "encounterId"})
+CONTEXT_TOKENS_BY_HOOK = {
+    "patient-view": _COMMON_CONTEXT_TOKENS,
+    "encounter-start": _COMMON_CONTEXT_TOKENS,
+    "order-select": _COMMON_CONTEXT_TOKENS,  # selections and draftOrders are not primitives
+    "order-sign": _COMMON_CONTEXT_TOKENS,
+}
+REPORT_REVIEW_CONTEXT_TOKENS = _COMMON_CONTEXT_TOKENS | {"diagnosticReportId"}
+_TOKEN = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+
+def allowed_tokens(hook: str) -> frozenset[str]:
+    if hook.endswith(".diagnosticreport-review"):
+        context = REPORT_REVIEW_CONTEXT_TOKENS
+    else:
+        context = CONTEXT_TOKENS_BY_HOOK.get(hook, _COMMON_CONTEXT_TOKENS)
+    return USER_TOKENS | {f"context.{name}" for name in context}
+
+
+def prefetch_token_problems(path: Path, text: str, services: list[ServiceDefinition]) -> list[str]:
+    """One ``file:line:col: message`` per prefetch token that CDS Hooks 2.0 does not define for the hook."""
+    marks = _template_marks(text)
+    problems = []
+    for index, service in enumerate(services):
+        allowed = allowed_tokens(service.hook)
+        for key, template in service.prefetch.items():
+            for match in _TOKEN.finditer(template):
+                if match.group(1) in allowed:
+                    continue
+                line, column = marks.get((index, key), (0, 0))
+                if line and column:
+                    column += match.start()  # the token's own column in a plain one-line scalar
+                where = f"{path}:{line}:{column}" if line else str(path)
+                problems.append(
+                    f"{where}: service {service.id!r} prefetch {key!r}: {match.group(0)} is not a CDS Hooks 2.0 "
+                    f"prefetch token for {service.hook!r} (allowed: "
+                    + ", ".join(f"{{{{{t}}}}}" for t in sorted(allowed))
+                    + "); date-bounded data belongs in an optional key or a _count/_sort bound"
+                )
+    return problems
+
+
+def _template_marks(text: str) -> dict[tuple[int, str], tuple[int, int]]:
+    """(service index, prefetch key) -> (line, column), 1-based, of the template's scalar in the YAML."""
+    marks: dict[tuple[int, str], tuple[int, int]] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return marks
+    if not isinstance(root, yaml.MappingNode):
+        return marks
+    for key_node, value_node in root.value:
+        if key_node.value != "services" or not isinstance(value_node, yaml.SequenceNode):
+            continue
+        for index, service_node in enumerate(value_node.value):
+            if not isinstance(service_node, yaml.MappingNode):
+                continue
+            for field_node, field_value in service_node.value:
+                if field_node.value != "prefetch" or not isinstance(field_value, yaml.MappingNode):
+                    continue
+                for entry_key, entry_value in _merged_items(field_value):
+                    mark = entry_value.start_mark
+                    marks[(index, entry_key.value)] = (mark.line + 1, mark.column + 1)
+    return marks
+
+
+def _merged_items(node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
+    """A mapping's items with YAML merge keys (``<<: *anchor``) followed, as the loader sees them."""
+    items: list[tuple[yaml.Node, yaml.Node]] = []
+    for key, value in node.value:
+        if key.tag == "tag:yaml.org,2002:merge" and isinstance(value, yaml.MappingNode):
+            items.extend(_merged_items(value))
+        else:
+            items.append((key, value))
+    return items

@@ -106,3 +106,15 @@ def test_the_sandbox_draft_medication_request_is_kept_field_by_field():
     assert merged["status"] == "draft" and merged["subject"] == draft["subject"]
     assert merged["reasonCode"] == proposed["reasonCode"] and merged["note"] == proposed["note"]
     assert merge_into_draft(merged, proposed) == merged, "merging the same advice twice adds nothing"
+
+
+def test_a_selection_that_names_no_draft_order_is_an_error_not_silence():
+    """Issue 16 item 6: the review's OS3 got 200 with no cards."""
+    body = json.loads((REPO / "fhir_examples" / "requests" / "order-warfarin-suspected.order-select.json").read_text())
+    settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url="sqlite://")
+    client = TestClient(create_app(settings))
+    assert client.post("/cds-services/calciphylaxis-order-select", json=body).status_code == 200
+    body["context"]["selections"] = ["MedicationRequest/not-in-draftOrders"]
+    response = client.post("/cds-services/calciphylaxis-order-select", json=body)
+    assert response.status_code == 422
+    assert "selections[0] name no resource of draftOrders" in response.json()["issue"][0]["diagnostics"]
