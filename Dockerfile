@@ -20,12 +20,19 @@ RUN pip install --no-cache-dir --no-index --find-links=/wheels "calciphylaxis-cd
  && rm -rf /wheels
 WORKDIR /app
 COPY rules /app/rules
+# The rule tests run before a rule set is served (at start and on every reload) and read their
+# cases from fhir_examples beside rules/: without it the service refuses its own rules.
+COPY fhir_examples /app/fhir_examples
+# Two workers share one jti store (the database) so a replayed token is refused by either;
+# "auto" picks it, it is spelled out here for whoever reads the image.
 ENV PYTHONUNBUFFERED=1 \
     CDS_HOST=0.0.0.0 \
     CDS_PORT=8080 \
     CDS_WORKERS=2 \
     CDS_RULES_DIR=/app/rules \
-    CDS_DATABASE_URL=sqlite:////app/data/cds.sqlite3
+    CDS_DATABASE_URL=sqlite:////app/data/cds.sqlite3 \
+    CDS_AUDIT_SPOOL_DIR=/app/data/audit-spool \
+    CDS_JWT_REPLAY_STORE=database
 USER 10001
 EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \

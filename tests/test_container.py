@@ -1,9 +1,10 @@
 """The container image's command starts the service from an installed wheel.
 
 No Docker engine runs here, so the test does what the image does: build the
-project's wheel, install it outside the source tree, and run the Dockerfile's
-CMD with the Dockerfile's environment (host and port moved to a free loopback
-port, rules pointed at the repository's).
+project's wheel, install it outside the source tree, lay out the files the
+Dockerfile copies (and only those) in a temporary root, and run the
+Dockerfile's CMD with the Dockerfile's environment, ``/app`` moved under that
+root (host and port moved to a free loopback port) until ``/readyz`` answers.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import time
 import tomllib
+from pathlib import Path
 
 import httpx
 
-from tests.conftest import REPO, RULES_DIR
+from tests.conftest import REPO
 from tests.serving import free_port, wait_until_healthy
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -56,7 +60,31 @@ def test_image_installs_the_version_in_pyproject():
 
 
 
-def test_cmd_starts_the_service_from_an_installed_wheel(tmp_path):
+def image_layout(root: Path) -> tuple[dict[str, str], Path]:
+    """The final stage's files under ``root`` as the image has them under ``/``: the paths it COPYs
+    from the build context, the folders its RUN lines create; and its ENV with ``/app`` moved under
+    ``root``. Returns (env, working directory)."""
+    stage = final_stage()
+    for keyword, value in stage:
+        if keyword == "COPY" and not value.startswith("--from"):
+            source, destination = shlex.split(value)
+            target = root / destination.lstrip("/")
+            if (REPO / source).is_dir():
+                shutil.copytree(REPO / source, target)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(REPO / source, target)
+        elif keyword == "RUN":
+            for folder in re.findall(r"mkdir -p (\S+)", value):
+                (root / folder.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    env_pairs = " ".join(v for k, v in stage if k == "ENV")
+    moved = re.sub(r"(?<![\w.])/app\b", f"{root}/app", env_pairs)
+    workdir = next(v for k, v in reversed(stage) if k == "WORKDIR")
+    return dict(pair.split("=", 1) for pair in shlex.split(moved)), root / workdir.lstrip("/")
+
+
+def test_the_image_layout_starts_and_is_ready(tmp_path):
+    """Issue 16 item 10: the image lacked fhir_examples, so its rules were refused and workers respawned."""
     wheels = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(REPO)],
@@ -70,36 +98,48 @@ def test_cmd_starts_the_service_from_an_installed_wheel(tmp_path):
         check=True,
         timeout=300,
     )
-    stage = final_stage()
-    env_pairs = " ".join(v for k, v in stage if k == "ENV")
-    image_env = dict(pair.split("=", 1) for pair in shlex.split(env_pairs))
-    cmd = json.loads(next(v for k, v in stage if k == "CMD"))
+    image_env, workdir = image_layout(tmp_path / "image")
+    assert image_env["CDS_RULES_DIR"] == str(tmp_path / "image" / "app" / "rules")
+    cmd = json.loads(next(v for k, v in final_stage() if k == "CMD"))
     port = free_port()
     env = {
         **os.environ,
         **image_env,
         "PYTHONPATH": str(site),
         "PATH": f"{site / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        # Only what a test must change: a free loopback port, and the demo profile instead of the
+        # production secrets (JWT clients, HMAC key) an operator supplies.
         "CDS_HOST": "127.0.0.1",
         "CDS_PORT": str(port),
-        "CDS_RULES_DIR": str(RULES_DIR),
-        "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.sqlite3'}",
         "CDS_PROFILE": "demo",
         "CDS_AUTH_REQUIRED": "false",
     }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     where = subprocess.run(
-        [sys.executable, "-c", "import cds; print(cds.__file__)"], env=env, cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-c", "import cds; print(cds.__file__)"], env=env, cwd=workdir, capture_output=True, text=True
     )
     assert where.stdout.startswith(str(site)), "the installed wheel, not the source tree, must be imported"
 
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=log)
+    log_path = tmp_path / "server.log"
+    log = log_path.open("wb")
+    process = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(f"http://127.0.0.1:{port}", process, tmp_path / "server.log")
-        services = httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=5).json()["services"]
+        wait_until_healthy(base, process, log_path, timeout=90)
+        deadline = time.monotonic() + 60
+        while (ready := httpx.get(f"{base}/readyz", timeout=5)).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert ready.status_code == 200, ready.text
+        services = httpx.get(f"{base}/cds-services", timeout=5).json()["services"]
         assert services
+        assert b"E028" not in log_path.read_bytes()
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        process.wait(timeout=30)
         log.close()
     assert process.returncode == 0, "graceful shutdown on SIGTERM"
+
+
+def test_make_check_dockerfile_runs_in_ci():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make check-dockerfile" in ci
