@@ -36,6 +36,7 @@ from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.handler import answer_hook
 from cds.hooks.models import DiscoveryResponse, FeedbackItemResult, FeedbackRequest, FeedbackResponse
 from cds.hooks.prefetch import Fetcher
+from cds.hooks.services import find_service
 from cds.observability import metrics
 from cds.observability.logs import request_id_var
 from cds.pipeline import Pipeline, watch_rules
@@ -314,19 +315,21 @@ def create_app(
     async def discovery(request: Request) -> Response:
         await check_caller(request, "/cds-services")
         current: Pipeline = app.state.pipeline
-        body = DiscoveryResponse(services=[s.descriptor() for s in current.services])
+        body = DiscoveryResponse(services=[d for s in current.services for d in s.descriptors()])
         return json_response(body.to_wire())
 
     @app.post("/cds-services/{service_id}")
     async def call_service(service_id: str, request: Request) -> Response:
         await check_caller(request, f"/cds-services/{service_id}")
         current: Pipeline = app.state.pipeline
-        service = current.service(service_id)
-        if service is None:
+        if find_service(current.services, service_id) is None:
             raise HookError(404, f"no CDS service with id {service_id!r}")
-        fields = log_fields(request)
-        fields.update(service=service.id, hook=service.hook, ruleset=current.version, engine=current.backend)
         payload = await read_json_object(request)
+        # One id may serve several hooks (CDS Hooks 2.0.1 §Discovery): the request's hook picks the entry.
+        service = find_service(current.services, service_id, payload.get("hook"))
+        assert service is not None
+        fields = log_fields(request)
+        fields.update(service=service_id, hook=service.hook, ruleset=current.version, engine=current.backend)
         now = clock()
         declared = tuple(getattr(request.state, "fhir_servers", ()))
 
@@ -359,7 +362,7 @@ def create_app(
             # records are in the database (or the durable spool) before the EHR sees the card, so
             # feedback for it is never refused by another worker and a kill -9 cannot lose them.
             records = audit_records(
-                service.id,
+                service_id,  # the id the EHR called: its feedback comes to that id's feedback route
                 service.hook,
                 str(payload["hookInstance"]),
                 current.version,
@@ -375,7 +378,7 @@ def create_app(
     async def feedback(service_id: str, request: Request) -> Response:
         await check_caller(request, f"/cds-services/{service_id}/feedback")
         current: Pipeline = app.state.pipeline
-        if current.service(service_id) is None:
+        if find_service(current.services, service_id) is None:
             raise HookError(404, f"no CDS service with id {service_id!r}")
         log_fields(request)["service"] = service_id
         payload = await read_json_object(request)

@@ -35,16 +35,44 @@ class ServiceDefinition(BaseModel):
     # Prefetch keys whose absence is tolerated (no 412): the service answers without them.
     optional_prefetch: frozenset[str] = frozenset()
     usage_requirements: str | None = None
+    # Further service ids (URL path segments) under which this service is also offered for its
+    # hook. CDS Hooks 2.0.1 §Discovery: "a CDS server can host multiple entries of CDS service
+    # with the same id for different hooks", so an EHR that called `calciphylaxis-order-select`
+    # at order-select calls the same id at order-sign and replaces the earlier cards instead of
+    # showing the same warning twice ("update stale guidance"). The rules still see this
+    # service's own ``id``; audit and feedback use the id the EHR called.
+    also_at: tuple[ServiceId, ...] = ()
 
-    def descriptor(self) -> ServiceDescriptor:
+    def descriptor(self, service_id: str | None = None) -> ServiceDescriptor:
         return ServiceDescriptor(
             hook=self.hook,
             title=self.title,
             description=self.description,
-            id=self.id,
+            id=service_id or self.id,
             prefetch=self.prefetch or None,
             usageRequirements=self.usage_requirements,
         )
+
+    def descriptors(self) -> list[ServiceDescriptor]:
+        """Discovery entries: one under its own id, one under each ``also_at`` id."""
+        return [self.descriptor(), *(self.descriptor(alias) for alias in self.also_at)]
+
+    def offered_at(self, service_id: str) -> bool:
+        return service_id == self.id or service_id in self.also_at
+
+
+def find_service(
+    services: tuple[ServiceDefinition, ...] | list[ServiceDefinition], service_id: str, hook: object = None
+) -> ServiceDefinition | None:
+    """The service a POST to ``/cds-services/{service_id}`` for ``hook`` reaches.
+
+    With one service at that id it is that one (the caller then checks the hook and answers 400
+    for another); with several (one per hook), the one for ``hook``.
+    """
+    offered = [s for s in services if s.offered_at(service_id)]
+    if len(offered) <= 1:
+        return offered[0] if offered else None
+    return next((s for s in offered if s.hook == hook), next((s for s in offered if s.id == service_id), offered[0]))
 
 
 class ServicesFile(BaseModel):
@@ -79,6 +107,12 @@ def load_services(path: Path, hook_namespace: str = "org.calciphylaxis-cds") -> 
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise ServiceDefinitionError(f"{path}: duplicate service id(s): {', '.join(duplicates)}")
+    offered = [(alias, s.hook) for s in parsed.services for alias in (s.id, *s.also_at)]
+    clashes = sorted({f"{i} ({hook})" for i, hook in offered if offered.count((i, hook)) > 1})
+    if clashes:
+        raise ServiceDefinitionError(
+            f"{path}: one id offers the same hook twice: {', '.join(clashes)} (ids may be shared only across hooks)"
+        )
     problems = prefetch_token_problems(path, text, parsed.services)
     if problems:
         raise ServiceDefinitionError("\n".join(problems))

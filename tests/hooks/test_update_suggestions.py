@@ -118,3 +118,45 @@ def test_a_selection_that_names_no_draft_order_is_an_error_not_silence():
     response = client.post("/cds-services/calciphylaxis-order-select", json=body)
     assert response.status_code == 422
     assert "selections[0] name no resource of draftOrders" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_order_select_and_order_sign_share_one_service_id_so_the_ehr_replaces_stale_cards():
+    """Issue 16 item 6. CDS Hooks 2.0.1 §Discovery: "a CDS server can host multiple entries of CDS
+    service with the same id for different hooks" (update stale guidance)."""
+    settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url="sqlite://")
+    client = TestClient(create_app(settings))
+    entries = [(s["id"], s["hook"]) for s in client.get("/cds-services").json()["services"]]
+    assert ("calciphylaxis-order-select", "order-select") in entries
+    assert ("calciphylaxis-order-select", "order-sign") in entries
+    assert len(entries) == len(set(entries))
+
+    sign = json.loads((REPO / "fhir_examples" / "requests" / "order-warfarin-confirmed.order-sign.json").read_text())
+    at_sign_id = client.post("/cds-services/calciphylaxis-order-sign", json=sign)
+    at_select_id = client.post("/cds-services/calciphylaxis-order-select", json=sign)
+    assert at_sign_id.status_code == at_select_id.status_code == 200
+    summaries = [c["summary"] for c in at_sign_id.json()["cards"]]
+    assert summaries and summaries == [c["summary"] for c in at_select_id.json()["cards"]]
+    # Feedback goes to the id the EHR called.
+    card = at_select_id.json()["cards"][0]
+    item = {"card": card["uuid"], "outcome": "overridden", "overrideReason": {"userComment": "seen at selection"},
+            "outcomeTimestamp": "2026-11-21T10:06:00Z"}
+    assert client.post("/cds-services/calciphylaxis-order-select/feedback", json={"feedback": [item]}).status_code == 200
+    # A hook no entry of that id answers is still a 400.
+    view = json.loads((REPO / "fhir_examples" / "requests" / "source-case.patient-view.json").read_text())
+    assert client.post("/cds-services/calciphylaxis-order-select", json=view).status_code == 400
+
+
+def test_one_id_may_not_offer_the_same_hook_twice(tmp_path):
+    from cds.hooks.services import ServiceDefinitionError, load_services
+
+    text = (RULES_DIR / "services.yaml").read_text().replace(
+        "also_at: [calciphylaxis-order-select]", "also_at: [calciphylaxis-order-select]\n    hook: order-select", 1
+    )
+    path = tmp_path / "services.yaml"
+    path.write_text(text.replace("    hook: order-sign\n", "", 1))
+    try:
+        load_services(path)
+    except ServiceDefinitionError as exc:
+        assert "calciphylaxis-order-select (order-select)" in str(exc)
+    else:
+        raise AssertionError("a second order-select entry under one id must be refused")
