@@ -199,8 +199,8 @@ async def complete_prefetch(
             if task in pending:
                 log.warning("prefetch %r: fhirServer did not answer within %g s", key, budget)
                 failures[key] = FETCH_TIMEOUT
-            elif task.exception() is not None:
-                failures[key] = _describe_failure(key, task.exception())
+            elif (error := task.exception()) is not None:
+                failures[key] = _describe_failure(key, error)
             else:
                 data[key] = task.result()
                 fetched.append(key)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Engine, func, select, text
@@ -92,16 +92,17 @@ class AuditRecord:
 
 
 # Per-item feedback results (the response lists one per item, in order).
-FEEDBACK_ACCEPTED = "accepted"
-FEEDBACK_DUPLICATE = "duplicate"
-FEEDBACK_UNKNOWN_CARD = "unknown-card"
-FEEDBACK_UNKNOWN_SUGGESTION = "unknown-suggestion"
-FEEDBACK_OVER_LIMIT = "over-limit"
+FeedbackStatus = Literal["accepted", "duplicate", "unknown-card", "unknown-suggestion", "over-limit"]
+FEEDBACK_ACCEPTED: FeedbackStatus = "accepted"
+FEEDBACK_DUPLICATE: FeedbackStatus = "duplicate"
+FEEDBACK_UNKNOWN_CARD: FeedbackStatus = "unknown-card"
+FEEDBACK_UNKNOWN_SUGGESTION: FeedbackStatus = "unknown-suggestion"
+FEEDBACK_OVER_LIMIT: FeedbackStatus = "over-limit"
 
 
 @dataclass
 class FeedbackResult:
-    statuses: list[str] = field(default_factory=list)
+    statuses: list[FeedbackStatus] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # one line per refused item, in order, naming its index
 
     @property
