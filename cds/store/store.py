@@ -228,7 +228,11 @@ class Store:
         feedback_per_card_limit: int = 20,
     ) -> None:
         self.engine = engine
-        self.spool = AuditSpool(spool_dir, queue_limit * 100) if spool_dir is not None else None
+        self.spool = None
+        if spool_dir is not None:
+            # One folder per database, so records spooled for one database are never replayed into another.
+            database = hashlib.sha256(engine.url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+            self.spool = AuditSpool(spool_dir / database, queue_limit * 100)
         self.feedback_per_card_limit = feedback_per_card_limit
         self._patient_key = patient_key
         self._clock = clock

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import functools
 import json
+import tempfile
 import uuid
 from pathlib import Path
 from datetime import UTC, datetime
@@ -54,6 +55,8 @@ def make_app(database, **settings) -> TestClient:
         "database_url": database.url,
         "audit_hmac_key": HMAC_KEY,
         "database_timeout_seconds": 0.5,
+        # Outside the checkout (the default for PostgreSQL is ./data); one subfolder per database.
+        "audit_spool_dir": Path(tempfile.gettempdir()) / "cds-test-audit-spool",
     }
     return TestClient(create_app(Settings(**{**base, **settings}), pipeline=card_pipeline()))
 
