@@ -218,3 +218,6 @@ class FactSet:
 
     facts: tuple[Fact, ...]
     warnings: tuple[FactWarning, ...] = ()
+    # Resources that could have changed the advice but could not be read (a subset of the
+    # warnings): the response names them in a notice, so nothing is dropped silently.
+    notices: tuple[FactWarning, ...] = ()

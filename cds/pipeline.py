@@ -209,6 +209,9 @@ def evaluate_facts(
     extension = None
     if outcome.evidence:
         extension = {f"{hook_namespace}.differential": outcome.differential.as_list()}
+    if factset.notices:
+        # Data that could have changed the advice but could not be read is named, never dropped silently.
+        extension = {**(extension or {}), f"{hook_namespace}.notices": notice_outcome(factset.notices)}
     response = CDSResponse(cards=[card for card, _ in rendered], extension=extension)
     trace = outcome.trace(ruleset, engine.backend) if want_trace else None
     return Evaluation(
@@ -218,6 +221,21 @@ def evaluate_facts(
         card_rules={str(card.uuid): rules for card, rules in rendered},
         timings={**outcome.timings, "cards": time.perf_counter() - rendering_started},
     )
+
+
+def notice_outcome(notices: tuple[FactWarning, ...]) -> dict[str, Any]:
+    """An OperationOutcome (warnings) naming each resource the evaluation could not read, and why."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "warning",
+                "code": "invalid",
+                "diagnostics": f"{n.resource_type}/{n.resource_id} could not be read and was not evaluated: {n.message}",
+            }
+            for n in notices
+        ],
+    }
 
 
 def rules_fingerprint(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("CDS_SHARED_DATA") or REPO.parent / "shared" / "data")  # worktrees: set CDS_SHARED_DATA
 RULES_DIR = REPO / "rules"
 
 

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from cds.facts import Fact, FactSet, FactWarning
+from cds.observability import metrics
 from cds.fhir.conditions import condition_facts
 from cds.fhir.dates import parse_date, years_between
 from cds.fhir.intake import Intake
@@ -46,7 +47,12 @@ def extract_facts(
         # Reaching this is a bug in this package, not bad input; keep serving without facts.
         intake.warnings.append(FactWarning("request", "-", f"fact extraction failed: {type(exc).__name__}"))
         facts = []
-    return FactSet(facts=tuple(facts), warnings=tuple(intake.warnings))
+        intake.unreadable.append(FactWarning("request", "-", f"fact extraction failed: {type(exc).__name__}"))
+    if intake.lenient:
+        metrics.LENIENT_READS.inc(len(intake.lenient))
+    if intake.unreadable:
+        metrics.UNREADABLE_RESOURCES.inc(len(intake.unreadable))
+    return FactSet(facts=tuple(facts), warnings=tuple(intake.warnings), notices=tuple(intake.unreadable))
 
 
 def _extract(

@@ -50,6 +50,34 @@ HANDLED_TYPES = frozenset(
 )
 MAX_BUNDLE_DEPTH = 3  # a Bundle inside a Bundle inside a prefetch key is already unusual
 
+# The elements the extraction reads, per resource type. A resource whose full R4 validation
+# fails only on *other* elements is still read (leniently, with a warning naming the elements):
+# real clients send such resources, e.g. the CDS Hooks sandbox's draft MedicationRequest with a
+# single object as ``category``. A failure on an element listed here, or at the resource level,
+# makes the resource unreadable: it is named in a notice of the response, never silently dropped.
+_COMMON = ("resourceType", "id", "subject", "patient", "meta")
+_MEDICATION = ("medicationCodeableConcept", "medicationReference", "status", "contained")
+READ_ELEMENTS: dict[str, frozenset[str]] = {
+    "Patient": frozenset({*_COMMON, "birthDate", "gender"}),
+    "Condition": frozenset({
+        *_COMMON, "code", "clinicalStatus", "verificationStatus", "onsetDateTime", "onsetPeriod",
+        "abatementDateTime", "abatementPeriod", "recordedDate", "bodySite",
+    }),
+    "MedicationRequest": frozenset({*_COMMON, *_MEDICATION, "authoredOn", "dosageInstruction", "dispenseRequest"}),
+    "MedicationStatement": frozenset({
+        *_COMMON, *_MEDICATION, "effectiveDateTime", "effectivePeriod", "dateAsserted", "dosage",
+    }),
+    "MedicationAdministration": frozenset({*_COMMON, *_MEDICATION, "effectiveDateTime", "effectivePeriod", "dosage"}),
+    "Medication": frozenset({*_COMMON, "code", "ingredient"}),
+    "Procedure": frozenset({*_COMMON, "code", "status", "performedDateTime", "performedPeriod", "bodySite", "outcome"}),
+    "ServiceRequest": frozenset({*_COMMON, "code", "status", "bodySite"}),
+    "Observation": frozenset({
+        *_COMMON, "code", "status", "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued",
+        "valueQuantity", "valueString", "valueCodeableConcept", "dataAbsentReason", "component",
+        "interpretation", "referenceRange",
+    }),
+}
+
 
 @dataclass(slots=True)
 class Intake:
@@ -59,6 +87,10 @@ class Intake:
     index: dict[str, dict[str, Any]] = field(default_factory=dict)  # "Type/id", fullUrl -> resource
     warnings: list[FactWarning] = field(default_factory=list)
     skipped_types: dict[str, int] = field(default_factory=dict)
+    # Resources read although full validation failed on elements the extraction does not read.
+    lenient: list[FactWarning] = field(default_factory=list)
+    # Resources that would have given a fact but could not be read: the response names them.
+    unreadable: list[FactWarning] = field(default_factory=list)
     _validated: dict[int, str | None] = field(default_factory=dict)  # id(resource) -> error summary
 
     # ------------------------------------------------------------ collection
@@ -148,14 +180,30 @@ class Intake:
     # ------------------------------------------------------------ validation
 
     def validate_full(self, resource: Mapping[str, Any]) -> bool:
-        """Validate with the R4B model (once per resource); warn and return False when invalid."""
+        """Validate with the R4B model (once per resource): True when the extraction can read it.
+
+        Invalid only on elements the extraction does not read (``READ_ELEMENTS``): read anyway,
+        with a warning and a count in ``lenient``. Invalid on an element it reads: False, with a
+        warning and an entry in ``unreadable`` (the response's notice).
+        """
         key = id(resource)
         if key not in self._validated:
-            self._validated[key] = _full_errors(resource)
-            if self._validated[key] is not None:
-                self.warnings.append(
-                    FactWarning(str(resource.get("resourceType")), _rid(resource), self._validated[key] or "")
-                )
+            outcome = _full_errors(resource)
+            if outcome is None:
+                self._validated[key] = None
+            else:
+                summary, elements = outcome
+                rtype = str(resource.get("resourceType"))
+                read = READ_ELEMENTS.get(rtype)
+                if read is not None and elements and "" not in elements and not (elements & read):
+                    self._validated[key] = None
+                    warning = FactWarning(rtype, _rid(resource), f"read leniently: {summary} (elements not used)")
+                    self.lenient.append(warning)
+                else:
+                    self._validated[key] = summary
+                    warning = FactWarning(rtype, _rid(resource), summary)
+                    self.unreadable.append(warning)
+                self.warnings.append(warning)
         return self._validated[key] is None
 
     def validate_observation_lean(self, resource: Mapping[str, Any]) -> bool:
@@ -204,10 +252,10 @@ class _ValidationMemo:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._outcomes: OrderedDict[bytes, str | None] = OrderedDict()
+        self._outcomes: OrderedDict[bytes, _Outcome] = OrderedDict()
         self._lock = threading.Lock()
 
-    def errors(self, resource: Mapping[str, Any]) -> str | None:
+    def errors(self, resource: Mapping[str, Any]) -> _Outcome:
         try:
             digest = hashlib.blake2b(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
         except TypeError:  # not plain JSON data: validate without memo
@@ -227,22 +275,29 @@ class _ValidationMemo:
 _MEMO = _ValidationMemo(size=50_000)
 
 
-def _full_errors(resource: Mapping[str, Any]) -> str | None:
+def _full_errors(resource: Mapping[str, Any]) -> _Outcome:
     return _MEMO.errors(resource)
 
 
-def _validate_model(resource: Mapping[str, Any]) -> str | None:
+# None (valid), or (summary without values, the top-level elements that failed; "" = the resource itself).
+_Outcome = tuple[str, frozenset[str]] | None
+
+
+def _validate_model(resource: Mapping[str, Any]) -> _Outcome:
     rtype = resource.get("resourceType")
     try:
         model = get_fhir_model_class(str(rtype))
     except (KeyError, ValueError, AttributeError):
-        return f"unknown resource type {rtype!r}"
+        return f"unknown resource type {rtype!r}", frozenset({""})
     try:
         model.model_validate(resource)
     except ValidationError as exc:
-        return summarise(exc)
-    except (TypeError, ValueError, AttributeError) as exc:  # model code raising outside pydantic's error type
-        return f"invalid: {type(exc).__name__}"
+        elements = frozenset(
+            str(e["loc"][0]) if e.get("loc") else "" for e in exc.errors(include_input=False, include_url=False)
+        )
+        return summarise(exc), elements
+    except (TypeError, ValueError, AttributeError, RecursionError) as exc:  # model code raising outside pydantic
+        return f"invalid: {type(exc).__name__}", frozenset({""})
     return None
 
 

@@ -29,6 +29,13 @@ def draft_order_facts(context: Mapping[str, Any], term: Terminology, intake: Int
         for index, resource in enumerate(resources):
             ref = reference_key(resource, f"{rtype}/#{index}")
             if rtype == "MedicationRequest":
+                if resource.get("medicationCodeableConcept") is None and resource.get("medicationReference") is None:
+                    # R4 requires medication[x]; without it the order cannot be checked: say so.
+                    note = FactWarning(rtype, str(resource.get("id") or f"#{index}"),
+                                       "draft order without medication[x]; not checked")
+                    drafts.warnings.append(note)
+                    drafts.unreadable.append(note)
+                    continue
                 matches: dict[str, CodeMatch] = drug_classes(resource, term, drafts)
                 codings = list(medication_codings(resource, drafts))
                 attr = "drug_class"
@@ -58,5 +65,7 @@ def draft_order_facts(context: Mapping[str, Any], term: Terminology, intake: Int
                     attrs["system"] = canonical_system(coding.get("system")) or ""
                 facts.append(Fact("draft-order", f"draft-order:{ref}:{vs_id}", attrs))
     intake.warnings.extend(drafts.warnings)
+    intake.lenient.extend(drafts.lenient)
+    intake.unreadable.extend(drafts.unreadable)
     return facts
 
