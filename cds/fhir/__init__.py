@@ -27,6 +27,8 @@ from cds.fhir.patient import choose_patient, patient_fact
 from cds.fhir.procedures import procedure_facts
 from cds.fhir.terminology import ExtractionSettings, Terminology, TerminologyError
 
+log = logging.getLogger("cds.fhir")
+
 __all__ = ["ExtractionSettings", "Terminology", "TerminologyError", "extract_facts", "warm_up"]
 
 
@@ -60,6 +62,8 @@ def _extract(
 ) -> list[Fact]:
     today = now.date()
     intake.add_prefetch(prefetch)
+    # One patient per request: data about anyone else never reaches the facts.
+    accepted = intake.bind_patient(context.get("patientId"))
     series = read_observations(intake.resources("Observation"), term, intake)
     derive_series(series)
 
@@ -80,9 +84,20 @@ def _extract(
     vintage = _dialysis_vintage(conditions, procedures, term, today)
     if vintage is not None:
         facts.append(vintage)
-    facts.extend(draft_order_facts(context, term, intake))
+    facts.extend(draft_order_facts(context, term, intake, accepted))
+    if intake.foreign:
+        _report_foreign(intake)
     facts.extend(_findings(intake, conditions, medications, now, term))
     return facts
+
+
+def _report_foreign(intake: Intake) -> None:
+    """Count and log (types and counts only, no identifiers) the resources about another patient."""
+    for rtype, count in sorted(intake.foreign.items()):
+        metrics.FOREIGN_PATIENT_RESOURCES.labels(rtype).inc(count)
+        intake.warnings.append(FactWarning(rtype, "-", f"{count} about another patient than context.patientId; ignored"))
+    log.warning("ignored resources about another patient than context.patientId: %s",
+                ", ".join(f"{t}={c}" for t, c in sorted(intake.foreign.items())))
 
 
 def _dialysis_vintage(conditions: list[Fact], procedures: list[Fact], term: Terminology, today: date) -> Fact | None:

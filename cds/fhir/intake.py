@@ -91,6 +91,8 @@ class Intake:
     lenient: list[FactWarning] = field(default_factory=list)
     # Resources that would have given a fact but could not be read: the response names them.
     unreadable: list[FactWarning] = field(default_factory=list)
+    # Resources about another patient than context.patientId, dropped: resource type -> count.
+    foreign: dict[str, int] = field(default_factory=dict)
     _validated: dict[int, str | None] = field(default_factory=dict)  # id(resource) -> error summary
 
     # ------------------------------------------------------------ collection
@@ -142,6 +144,33 @@ class Intake:
             self.by_type.setdefault(rtype, []).append(resource)  # type: ignore[arg-type]
         else:
             self.skipped_types[rtype] = self.skipped_types.get(rtype, 0) + 1
+
+    # ------------------------------------------------------------ one patient per request
+
+    def bind_patient(self, patient_id: Any, also_accept: frozenset[str] = frozenset()) -> frozenset[str]:
+        """Drop every resource whose subject/patient is not ``patient_id``; count them in ``foreign``.
+
+        A resource is about the patient when its ``subject`` or ``patient`` reference names
+        ``Patient/<id>`` (relative, absolute or versioned), the ``urn:uuid:<id>`` or fullUrl of that
+        Patient in the request (Synthea), and a Patient resource is kept only with that id. Resources
+        that name no patient (Medication, Organization, ...) stay: they are reference targets.
+        Returns the accepted references, for draft orders checked later.
+        """
+        if not isinstance(patient_id, str) or not patient_id:
+            return frozenset()
+        accepted = {f"Patient/{patient_id}", f"urn:uuid:{patient_id}", *also_accept}
+        accepted.update(url for url, r in self.index.items()
+                        if r.get("resourceType") == "Patient" and r.get("id") == patient_id)
+        frozen = frozenset(accepted)
+        for rtype, resources in list(self.by_type.items()):
+            kept = [r for r in resources if _about(r, patient_id, frozen)]
+            if len(kept) != len(resources):
+                self.foreign[rtype] = self.foreign.get(rtype, 0) + len(resources) - len(kept)
+                self.by_type[rtype] = kept
+        if self.foreign:
+            for key in [k for k, r in self.index.items() if not _about(r, patient_id, frozen)]:
+                del self.index[key]
+        return frozen
 
     def resources(self, rtype: str) -> list[dict[str, Any]]:
         return self.by_type.get(rtype, [])
@@ -226,6 +255,26 @@ class Intake:
 
     def warn(self, resource: Mapping[str, Any], message: str) -> None:
         self.warnings.append(FactWarning(str(resource.get("resourceType")), _rid(resource), message))
+
+
+def _about(resource: Mapping[str, Any], patient_id: str, accepted: frozenset[str]) -> bool:
+    """False when the resource is about another patient (see ``Intake.bind_patient``)."""
+    if resource.get("resourceType") == "Patient":
+        return resource.get("id") == patient_id
+    named = False
+    for element in ("subject", "patient"):
+        ref = resource.get(element)
+        if isinstance(ref, Mapping):
+            target = ref.get("reference")
+            if not isinstance(target, str):
+                continue
+            named = True
+            if target in accepted:
+                return True
+            path = target.split("/_history/", 1)[0].rstrip("/").split("/")
+            if len(path) >= 2 and path[-2] == "Patient" and path[-1] == patient_id:
+                return True
+    return not named
 
 
 def _rid(resource: Mapping[str, Any]) -> str:

@@ -11,7 +11,9 @@ from cds.fhir.medications import drug_classes, medication_codings
 from cds.fhir.terminology import CodeMatch, Terminology, canonical_system
 
 
-def draft_order_facts(context: Mapping[str, Any], term: Terminology, intake: Intake) -> list[Fact]:
+def draft_order_facts(
+    context: Mapping[str, Any], term: Terminology, intake: Intake, accepted: frozenset[str] = frozenset()
+) -> list[Fact]:
     bundle = context.get("draftOrders")
     if bundle is None:
         return []
@@ -25,6 +27,9 @@ def draft_order_facts(context: Mapping[str, Any], term: Terminology, intake: Int
     drafts = Intake()
     drafts.index = intake.index  # drafts may reference prefetched resources (e.g. a Medication)
     drafts.add_resource(bundle)
+    drafts.bind_patient(context.get("patientId"), accepted)
+    for rtype, count in drafts.foreign.items():
+        intake.foreign[rtype] = intake.foreign.get(rtype, 0) + count
     for rtype, resources in drafts.by_type.items():
         for index, resource in enumerate(resources):
             ref = reference_key(resource, f"{rtype}/#{index}")

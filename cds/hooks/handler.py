@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from cds.fhir.patient import foreign_patient_keys
 from cds.hooks.errors import HookError, describe_validation_error
 from cds.hooks.models import CDSRequest, context_model_for
 from cds.hooks.prefetch import Fetcher, PrefetchUnavailable, complete_prefetch
@@ -54,6 +55,10 @@ async def answer_hook(
         raise HookError(412, exc.reason) from None
     finally:
         metrics.STAGE_LATENCY.labels("prefetch").observe(time.perf_counter() - started)
+    foreign = foreign_patient_keys(prefetched.data, request.context.get("patientId"))
+    if foreign:
+        # Another person's record under this patient's key: refuse rather than guess which is right.
+        raise HookError(422, f"prefetch {', '.join(foreign)}: a Patient other than context.patientId")
     want_trace = bool(trace_extension_key and (request.extension or {}).get(trace_extension_key))
     # The engine is CPU-bound and synchronous: keep it off the event loop.
     evaluation = await run_in_threadpool(pipeline.evaluate, service, request, prefetched.data, now, want_trace)

@@ -75,3 +75,8 @@ LENIENT_READS = Counter(
 UNREADABLE_RESOURCES = Counter(
     "cds_fhir_unreadable_resources_total", "Resources that could not be read; named in the response notice"
 )
+FOREIGN_PATIENT_RESOURCES = Counter(
+    "cds_fhir_foreign_patient_resources_total",
+    "Resources about another patient than context.patientId, ignored (by resource type)",
+    ["resource_type"],
+)
