@@ -32,6 +32,7 @@ from cds.auth import SqlReplayStore, build_authenticator
 from cds.hooks.errors import HookError, describe_validation_error, outcome_response
 from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.handler import answer_hook
+from cds.hooks.limits import RequestLimits
 from cds.hooks.models import DiscoveryResponse, FeedbackRequest, FeedbackResponse
 from cds.hooks.prefetch import Fetcher
 from cds.observability import metrics
@@ -305,7 +306,8 @@ def create_app(
         try:
             async with asyncio.timeout(settings.request_deadline_seconds):
                 evaluation = await answer_hook(
-                    current, service, payload, now, fetch, settings.trace_extension_key
+                    current, service, payload, now, fetch, settings.trace_extension_key,
+                    RequestLimits.from_settings(settings),
                 )
         except TimeoutError:
             metrics.DEADLINE_EXCEEDED.inc()

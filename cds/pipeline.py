@@ -44,6 +44,15 @@ class RulesetLoadError(ServiceDefinitionError):
         super().__init__("rule set refused:\n" + "\n".join(lines))
 
 
+class FactLimitExceeded(Exception):
+    """The request gives more facts than the limit: refused, because evaluating part of them could hide a card."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(f"{count} facts; the limit is {limit}")
+
+
 @dataclass(frozen=True)
 class Evaluation:
     response: CDSResponse
@@ -134,11 +143,14 @@ class Pipeline:
         prefetch: Mapping[str, Any],
         now: datetime,
         want_trace: bool = False,
+        max_facts: int | None = None,
     ) -> Evaluation:
         loaded = self._loaded  # one snapshot: a reload during this evaluation does not affect it
         started = time.perf_counter()
         factset = self._facts(loaded, request, prefetch, now)
         facts_seconds = time.perf_counter() - started
+        if max_facts is not None and len(factset.facts) > max_facts:
+            raise FactLimitExceeded(len(factset.facts), max_facts)
         evaluation = evaluate_facts(loaded.ruleset, loaded.engine, service.id, factset, request.context,
                                     self.hook_namespace, want_trace)
         return replace(evaluation, timings={"facts": facts_seconds, **evaluation.timings})
