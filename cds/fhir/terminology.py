@@ -169,7 +169,20 @@ class Terminology:
             term._load_analytes(analytes)
         term._check_settings()
         term.findings_knowledge = _load_findings_knowledge(rules_dir)
+        term._use_findings_sites()
         return term
+
+    def _use_findings_sites(self) -> None:
+        """Body sites and laterality codes from rules/findings/sites.yaml: one vocabulary for lesions and findings."""
+        knowledge = self.findings_knowledge
+        if knowledge is None:
+            return
+        for site in knowledge.sites.values():
+            self.body_sites[site.id] = BodySite(site.id, site.site_class)
+        for (system, code), site_id in knowledge.site_codes.items():
+            self._site_codes[(canonical_system(system) or system, code)] = site_id
+        for (system, code), side in knowledge.laterality_codes.items():
+            self._laterality_codes[(canonical_system(system) or system, code)] = side
 
     def _load_valueset_file(self, path: Path) -> None:
         doc = _read_yaml(path)
@@ -197,20 +210,11 @@ class Terminology:
             for code_index, entry in enumerate(codes):
                 system, code, confidence = _code_entry(entry, f"{where}: codes[{code_index}]")
                 self._add_code(vs_id, system, code, confidence)
-        for index, raw in enumerate(doc.get("body_sites") or []):
-            where = f"{path.name}: body_sites[{index}]"
-            site_id = _required_str(raw, "id", where)
-            site_class = _required_str(raw, "site_class", where)
-            self.body_sites[site_id] = BodySite(site_id, site_class)
-            for code_index, entry in enumerate(raw.get("codes") or []):
-                system, code, _ = _code_entry(entry, f"{where}: codes[{code_index}]")
-                self._site_codes[(system, code)] = site_id
-        for index, raw in enumerate(doc.get("laterality") or []):
-            where = f"{path.name}: laterality[{index}]"
-            side = _required_str(raw, "id", where)
-            for code_index, entry in enumerate(raw.get("codes") or []):
-                system, code, _ = _code_entry(entry, f"{where}: codes[{code_index}]")
-                self._laterality_codes[(system, code)] = side
+        for key in ("body_sites", "laterality"):
+            if doc.get(key):
+                raise TerminologyError(
+                    f"{path.name}: {key} belong in rules/findings/sites.yaml (the one body-site vocabulary)"
+                )
 
     def _add_code(self, vs_id: str, system: str, code: str, confidence: str) -> None:
         if code.endswith("*"):
@@ -395,15 +399,31 @@ def _code_entry(entry: Any, where: str) -> tuple[str, str, str]:
 
 
 def _load_findings_knowledge(rules_dir: Path) -> Any:
-    """The imaging-findings worker's knowledge, if that package is installed (optional)."""
+    """The findings layer's knowledge (rules/findings): body sites, report-text vocabulary.
+
+    A broken findings file is an error of the rule set, reported with its file (and line where
+    it can be found), never swallowed: hiding it made 24 rule tests fail with no file named
+    (issue 18). Only a missing medspaCy installation is tolerated, by the text layer itself.
+    """
+    from cds.findings.knowledge import FindingsKnowledge, FindingsRulesError
+
+    if not (rules_dir / "findings").is_dir():
+        return None  # a rule set without a findings layer (e.g. a test's value sets only)
     try:
-        from cds import findings  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    loader = getattr(getattr(findings, "FindingsKnowledge", None), "load", None)
-    if loader is None:
-        return None
-    try:
-        return loader(rules_dir)
-    except Exception:  # noqa: BLE001 - the findings layer is optional; its absence must not stop the service
-        return None
+        return FindingsKnowledge.load(rules_dir)
+    except FindingsRulesError as exc:
+        raise TerminologyError(_with_line(str(exc))) from exc
+
+
+def _with_line(message: str) -> str:
+    """``path: site x: ...`` -> ``path:line: site x: ...`` when the entry's id is found in the file."""
+    path_text, _, rest = message.partition(": ")
+    path = Path(path_text)
+    words = rest.split(":", 1)[0].split()
+    if not path.is_file() or len(words) < 2:
+        return message
+    needle = words[-1]
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line and ("id:" in line or needle + ":" in line):
+            return f"{path_text}:{number}: {rest}"
+    return message
