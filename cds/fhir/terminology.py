@@ -21,29 +21,27 @@ from typing import Any
 
 import yaml
 
+# Code systems, their aliases and the code matcher live in cds.concepts (shared with cds.findings);
+# re-exported here because the FHIR modules import them from this module.
+from cds.concepts import (
+    CPT,
+    ICD10CM,
+    LOINC,
+    RXNORM,
+    SNOMED,
+    SYSTEM_ALIASES,
+    UCUM,
+    CodeIndex,
+    CodeMatch,
+    canonical_system,
+    normalise_code,
+)
 from cds.yamlio import load_yaml
 
-# Canonical FHIR system URIs, and the spellings EHRs send for the same systems
-# (HL7 OIDs from the HL7 OID registry, plus common variants).
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-SNOMED = "http://snomed.info/sct"
-LOINC = "http://loinc.org"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-CPT = "http://www.ama-assn.org/go/cpt"
-UCUM = "http://unitsofmeasure.org"
-
-SYSTEM_ALIASES: dict[str, str] = {
-    "urn:oid:2.16.840.1.113883.6.90": ICD10CM,
-    "http://hl7.org/fhir/sid/icd-10-cm/": ICD10CM,
-    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
-    "http://snomed.info/sct/": SNOMED,
-    "urn:oid:2.16.840.1.113883.6.1": LOINC,
-    "http://loinc.org/": LOINC,
-    "urn:oid:2.16.840.1.113883.6.88": RXNORM,
-    "http://www.nlm.nih.gov/research/umls/rxnorm/": RXNORM,
-    "urn:oid:2.16.840.1.113883.6.12": CPT,
-    "http://www.ama-assn.org/go/cpt/": CPT,
-}
+__all__ = [
+    "CPT", "ICD10CM", "LOINC", "RXNORM", "SNOMED", "SYSTEM_ALIASES", "UCUM", "CodeIndex", "CodeMatch",
+    "Terminology", "TerminologyError", "canonical_system", "normalise_code",
+]
 
 FACT_KINDS_OF_VALUESETS = ("condition", "medication", "procedure", "draft-order", "finding", "observation")
 CONFIDENCE_RANK = {"V": 3, "S": 2, "R": 1}
@@ -51,31 +49,6 @@ CONFIDENCE_RANK = {"V": 3, "S": 2, "R": 1}
 
 class TerminologyError(ValueError):
     """A value-set or analyte file is malformed; the message names file and entry."""
-
-
-def canonical_system(system: str | None) -> str | None:
-    if system is None:
-        return None
-    return SYSTEM_ALIASES.get(system, system)
-
-
-def normalise_code(system: str | None, code: str) -> str:
-    """ICD-10-CM codes compare without case and with the dot after the category."""
-    if system == ICD10CM:
-        code = code.strip().upper()
-        if "." not in code and len(code) > 3:
-            code = f"{code[:3]}.{code[3:]}"
-    return code
-
-
-@dataclass(frozen=True, slots=True)
-class CodeMatch:
-    """One value set a coding belongs to."""
-
-    valueset: str
-    system: str
-    code: str
-    confidence: str  # V | S | R
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +115,7 @@ class Terminology:
     body_sites: dict[str, BodySite] = field(default_factory=dict)
     analytes: dict[str, Analyte] = field(default_factory=dict)
     settings: ExtractionSettings = field(default_factory=ExtractionSettings)
-    # (system, code) -> matches, for exact codes
-    _exact: dict[tuple[str, str], list[CodeMatch]] = field(default_factory=dict)
-    # system -> [(stem, dotted, match)], for prefix codes ("L97.*", "E11*")
-    _prefixes: dict[str, list[tuple[str, bool, CodeMatch]]] = field(default_factory=dict)
+    codes: CodeIndex = field(default_factory=CodeIndex)  # value-set codes: the one matcher (cds.concepts)
     # (system, code) -> body-site id; laterality codes -> left | right | bilateral
     _site_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     _laterality_codes: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -217,17 +187,7 @@ class Terminology:
                 )
 
     def _add_code(self, vs_id: str, system: str, code: str, confidence: str) -> None:
-        if code.endswith("*"):
-            # "L97.*": the category itself or any code under it; "I70.2*": any code starting so.
-            dotted = code.endswith(".*")
-            stem = code[:-2] if dotted else code[:-1]
-            if system == ICD10CM:
-                stem = stem.upper()
-            match = CodeMatch(vs_id, system, code, confidence)
-            self._prefixes.setdefault(system, []).append((stem, dotted, match))
-        else:
-            code = normalise_code(system, code)
-            self._exact.setdefault((system, code), []).append(CodeMatch(vs_id, system, code, confidence))
+        self.codes.add(vs_id, system, code, confidence)
 
     def _load_analytes(self, path: Path) -> None:
         doc = _read_yaml(path)
@@ -303,22 +263,7 @@ class Terminology:
 
     def match(self, system: str | None, code: str | None) -> list[CodeMatch]:
         """Every value set the coding belongs to (empty when none)."""
-        if not system or not code or not isinstance(code, str) or not isinstance(system, str):
-            return []
-        system = SYSTEM_ALIASES.get(system, system)
-        code = normalise_code(system, code)
-        found = self._exact.get((system, code))
-        prefixes = self._prefixes.get(system)
-        if not prefixes:
-            return found or []
-        result = list(found or ())
-        for stem, dotted, match in prefixes:
-            if dotted:
-                if code == stem or code.startswith(stem + "."):
-                    result.append(match)
-            elif code.startswith(stem):
-                result.append(match)
-        return result
+        return self.codes.match(system, code)
 
     def match_codings(self, codings: Iterable[Mapping[str, Any]], fact_kinds: tuple[str, ...]) -> dict[str, CodeMatch]:
         """Value set id -> best match, over all codings, limited to value sets of ``fact_kinds``."""
