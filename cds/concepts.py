@@ -70,7 +70,8 @@ class CodeMatch:
     system: str
     code: str
     confidence: str  # V | S | R
-    layer: str = "code"  # code | hierarchy
+    layer: str = "code"  # code | hierarchy | text
+    phrase: str = ""  # text layer: the lexicon term that matched (never the patient's own text)
 
 
 @dataclass

@@ -72,6 +72,8 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "verification": "str",  # confirmed | provisional | differential | unconfirmed
         "abated": "str",  # date the condition resolved (abatement)
         "severity": "str",  # ulcer depth from the ICD-10-CM 6th character, e.g. "fat-exposed"
+        "recognised_by": "str",  # code | hierarchy | text (RECOGNITION_FIELDS)
+        "recognised_text": "str",  # text layer: the lexicon term that matched
     },
     "lab": {
         # One fact per analyte: the latest value within the lookback window
@@ -113,6 +115,8 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "first_start": "str",  # earliest start among counted orders/statements of this class
         "days_since_first_start": "number",  # exposure to the class so far
         "code_confidence": "str",
+        "recognised_by": "str",
+        "recognised_text": "str",
     },
     "procedure": {
         "concept": "str",  # e.g. "hemodialysis", "skin-biopsy", "bone-scan"
@@ -129,6 +133,8 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "site": "str",
         "laterality": "str",
         "source": "str",
+        "recognised_by": "str",
+        "recognised_text": "str",
     },
     "finding": {
         # Imaging findings, coded or extracted from report text.
@@ -167,6 +173,8 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "selected": "bool",  # in order-select `selections`; always true for order-sign
         "code_confidence": "str",
         "source": "str",  # "ServiceRequest/abc" as in draftOrders
+        "recognised_by": "str",
+        "recognised_text": "str",
     },
     "derived": {
         # Facts that rules derive (``then: derive``) or the Python layer
@@ -179,6 +187,12 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "date": "str",
     },
 }
+
+
+# How a condition, medication, procedure or draft-order fact's concept was recognised
+# (docs/adr/0005-concept-recognition.md): ``recognised_by`` is code | hierarchy | text;
+# ``recognised_text`` is the lexicon term that matched (text layer only), never the patient's text.
+RECOGNITION_FIELDS = ("recognised_by", "recognised_text")
 
 
 @dataclass(frozen=True, slots=True)

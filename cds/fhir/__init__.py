@@ -137,6 +137,9 @@ def warm_up(term: Terminology) -> None:
         return
     try:
         get_pipeline(term.findings_knowledge)
+        lexicon = term._lexicon_matcher()  # the text layer of concept recognition (rules/valuesets/lexicon.yaml)
+        if lexicon is not None:
+            lexicon.pipeline()
     except Exception as exc:  # noqa: BLE001 - text extraction then reports its own warning per request
         logging.getLogger("cds.fhir").warning("report-text pipeline unavailable: %s", type(exc).__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 from cds.facts import Fact
 from cds.fhir.dates import parse_date
 from cds.fhir.intake import Intake, iter_codings, reference_key
-from cds.fhir.terminology import CodeMatch, Terminology, canonical_system
+from cds.fhir.terminology import CodeMatch, Terminology, canonical_system, recognition_attrs
 
 COUNTED_STATUSES = frozenset({"active", "on-hold", "completed"})
 
@@ -29,8 +29,34 @@ def medication_codings(resource: Mapping[str, Any], intake: Intake) -> Iterator[
             yield from iter_codings(ingredient.get("itemCodeableConcept"))
 
 
+def medication_concepts(resource: Mapping[str, Any], intake: Intake) -> list[Any]:
+    """The CodeableConcepts naming the drug: medicationCodeableConcept, or the referenced (or
+    contained) Medication's code and its ingredients' itemCodeableConcepts."""
+    concept = resource.get("medicationCodeableConcept")
+    if concept is not None:
+        return [concept]
+    medication = intake.resolve(resource.get("medicationReference"), resource)
+    if medication is None or medication.get("resourceType") != "Medication":
+        reference = resource.get("medicationReference")
+        # A reference's display ("Coumadin 5 mg tablet") still names the drug for the text layer.
+        display = reference.get("display") if isinstance(reference, Mapping) else None
+        return [{"text": display}] if isinstance(display, str) else []
+    concepts = [medication.get("code")]
+    for ingredient in medication.get("ingredient") or ():
+        if isinstance(ingredient, Mapping):
+            concepts.append(ingredient.get("itemCodeableConcept"))
+            item = intake.resolve(ingredient.get("itemReference"), medication)
+            if item is not None and item.get("resourceType") in ("Medication", "Substance"):
+                concepts.append(item.get("code"))
+    return [c for c in concepts if isinstance(c, Mapping)]
+
+
 def drug_classes(resource: Mapping[str, Any], term: Terminology, intake: Intake) -> dict[str, CodeMatch]:
-    return term.match_codings(medication_codings(resource, intake), ("medication",))
+    """Drug class -> how it was recognised: codes of the drug or its ingredients, else their names."""
+    matches, withheld = term.recognise(medication_concepts(resource, intake), ("medication",))
+    for note in withheld:
+        intake.warn(resource, note)
+    return matches
 
 
 def referenced_medication_valid(resource: Mapping[str, Any], intake: Intake) -> bool:
@@ -124,6 +150,7 @@ def medication_facts(resources: list[Mapping[str, Any]], term: Terminology, inta
                 "resource_type": rtype,
                 "code_confidence": match.confidence,
                 "source": ref,
+                **recognition_attrs(match),
             }
             coding = next(
                 (c for c in codings if any(m.valueset == vs_id for m in term.match(c.get("system"), c.get("code")))),

@@ -8,7 +8,7 @@ from typing import Any
 from cds.facts import Fact, FactWarning
 from cds.fhir.intake import Intake, iter_codings, reference_key
 from cds.fhir.medications import drug_classes, medication_codings
-from cds.fhir.terminology import CodeMatch, Terminology, canonical_system
+from cds.fhir.terminology import CodeMatch, Terminology, canonical_system, recognition_attrs
 
 
 def draft_order_facts(
@@ -46,7 +46,9 @@ def draft_order_facts(
                 attr = "drug_class"
             elif rtype == "ServiceRequest":
                 codings = list(iter_codings(resource.get("code")))
-                matches = term.match_codings(codings, ("procedure", "draft-order"))
+                matches, withheld = term.recognise([resource.get("code")], ("procedure", "draft-order"))
+                for note in withheld:
+                    drafts.warn(resource, note)
                 attr = "concept"
             else:
                 continue
@@ -64,6 +66,7 @@ def draft_order_facts(
                     "selected": selected,
                     "code_confidence": match.confidence,
                     "source": ref,
+                    **recognition_attrs(match),
                 }
                 if coding.get("code"):
                     attrs["code"] = str(coding["code"])

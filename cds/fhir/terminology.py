@@ -40,7 +40,7 @@ from cds.yamlio import load_yaml
 
 __all__ = [
     "CPT", "ICD10CM", "LOINC", "RXNORM", "SNOMED", "SYSTEM_ALIASES", "UCUM", "CodeIndex", "CodeMatch",
-    "Terminology", "TerminologyError", "canonical_system", "normalise_code",
+    "Terminology", "TerminologyError", "canonical_system", "normalise_code", "recognition_attrs",
 ]
 
 FACT_KINDS_OF_VALUESETS = ("condition", "medication", "procedure", "draft-order", "finding", "observation")
@@ -122,6 +122,10 @@ class Terminology:
     # LOINC code -> analyte id
     loinc_to_analyte: dict[str, str] = field(default_factory=dict)
     findings_knowledge: Any = None  # cds.findings knowledge, when that package is installed
+    # Text layer: (term, value-set id) pairs and each pair's confidence (rules/valuesets/lexicon.yaml).
+    synonyms: dict[tuple[str, str], str] = field(default_factory=dict)
+    _lexicon: Any = None
+    _text_cache: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     rules_dir: Path | None = None
 
     # ----------------------------------------------------------------- loading
@@ -180,6 +184,17 @@ class Terminology:
             for code_index, entry in enumerate(codes):
                 system, code, confidence = _code_entry(entry, f"{where}: codes[{code_index}]")
                 self._add_code(vs_id, system, code, confidence)
+        for index, raw in enumerate(doc.get("synonyms") or []):
+            where = f"{path.name}: synonyms[{index}]"
+            vs_id = _required_str(raw, "valueset", where)
+            confidence = str(raw.get("confidence", "R"))
+            if confidence not in CONFIDENCE_RANK:
+                raise TerminologyError(f"{where}: confidence must be V, S or R, not {confidence!r}")
+            terms = raw.get("terms")
+            if not isinstance(terms, list) or not terms or not all(isinstance(t, str) and t.strip() for t in terms):
+                raise TerminologyError(f"{where}: terms must be a non-empty list of phrases")
+            for term in terms:
+                self.synonyms[(term.strip().lower(), vs_id)] = confidence
         for key in ("body_sites", "laterality"):
             if doc.get(key):
                 raise TerminologyError(
@@ -252,6 +267,9 @@ class Terminology:
         )
 
     def _check_settings(self) -> None:
+        for term, vs_id in self.synonyms:
+            if vs_id not in self.valuesets:
+                raise TerminologyError(f"lexicon.yaml: term {term!r} names unknown value set {vs_id!r}")
         s = self.settings
         for name in ("ulcer_valuesets", "dialysis_procedure_valuesets",
                      "dialysis_condition_valuesets"):
@@ -279,6 +297,58 @@ class Terminology:
                     best[match.valueset] = match
         return best
 
+    def match_text(
+        self, concepts: Iterable[Any], fact_kinds: tuple[str, ...]
+    ) -> tuple[dict[str, CodeMatch], list[str]]:
+        """The text layer: value set id -> match from the concepts' text and codings' displays.
+
+        Only for use when no coding matched (a code outranks text). Returns the matches and, for the
+        trace, the lexicon terms that were found but not asserted ("no ...", "rule out ...").
+        """
+        best: dict[str, CodeMatch] = {}
+        withheld: list[str] = []
+        for text in _concept_texts(concepts):
+            for mention in self._text_mentions(text):
+                vs = self.valuesets.get(mention.label)
+                if vs is None or vs.fact_kind not in fact_kinds:
+                    continue
+                if not mention.asserted:
+                    withheld.append(f"text term {mention.phrase!r} not counted ({mention.modifier.lower()})")
+                    continue
+                confidence = self.synonyms.get((mention.phrase, mention.label), "R")
+                current = best.get(mention.label)
+                if current is None or CONFIDENCE_RANK[confidence] > CONFIDENCE_RANK[current.confidence]:
+                    best[mention.label] = CodeMatch(mention.label, "", "", confidence, "text", mention.phrase)
+        return best, withheld
+
+    def recognise(
+        self, concepts: list[Any], fact_kinds: tuple[str, ...]
+    ) -> tuple[dict[str, CodeMatch], list[str]]:
+        """Codes first (code, hierarchy layers); the text layer only when no coding matched."""
+        codings = [c for concept in concepts for c in _codings_of(concept)]
+        matches = self.match_codings(codings, fact_kinds)
+        if matches or not self.synonyms:
+            return matches, []
+        return self.match_text(concepts, fact_kinds)
+
+    def _text_mentions(self, text: str) -> tuple[Any, ...]:
+        cached = self._text_cache.get(text)
+        if cached is not None:
+            return cached
+        lexicon = self._lexicon_matcher()
+        found: tuple[Any, ...] = lexicon.mentions(text) if lexicon is not None else ()
+        if len(self._text_cache) >= 8192:  # bounded; texts repeat heavily (EHR drug and problem names)
+            self._text_cache.clear()
+        self._text_cache[text] = found
+        return found
+
+    def _lexicon_matcher(self) -> Any:
+        if self._lexicon is None and self.findings_knowledge is not None and self.synonyms:
+            from cds.findings.lexicon import LexiconMatcher
+
+            self._lexicon = LexiconMatcher(self.synonyms, self.findings_knowledge)
+        return self._lexicon
+
     def body_site(self, system: str | None, code: str | None) -> str | None:
         if not system or not code:
             return None
@@ -300,6 +370,30 @@ class Terminology:
 
 
 # --------------------------------------------------------------------- helpers
+
+
+def recognition_attrs(match: CodeMatch) -> dict[str, str]:
+    """The fact attributes that say how a concept was recognised (code | hierarchy | text)."""
+    if match.layer == "text":
+        return {"recognised_by": "text", "recognised_text": match.phrase}
+    return {"recognised_by": match.layer}
+
+
+def _codings_of(concept: Any) -> list[Mapping[str, Any]]:
+    codings = concept.get("coding") if isinstance(concept, Mapping) else None
+    return [c for c in codings if isinstance(c, Mapping)] if isinstance(codings, list) else []
+
+
+def _concept_texts(concepts: Iterable[Any]) -> list[str]:
+    """CodeableConcept.text and every coding.display, each once."""
+    texts: list[str] = []
+    for concept in concepts:
+        if not isinstance(concept, Mapping):
+            continue
+        if isinstance(concept.get("text"), str):
+            texts.append(concept["text"])
+        texts.extend(c["display"] for c in _codings_of(concept) if isinstance(c.get("display"), str))
+    return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

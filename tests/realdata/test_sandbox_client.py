@@ -8,6 +8,7 @@ Such a draft must still be checked; a draft that cannot be read is named in the 
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from tests.conftest import shared_data
 from tests.realdata.helpers import NOTICES, deep, example, post, rebind, summaries
@@ -71,10 +72,6 @@ def test_sandbox_warfarin_draft_with_object_category_gives_the_critical_card() -
     assert NOTICES not in (response.json().get("extension") or {})
 
 
-import pytest  # noqa: E402
-
-
-@pytest.mark.xfail(strict=True, reason="text layer for drug products not built yet")
 def test_sandbox_branded_warfarin_is_recognised() -> None:
     # The sandbox's picker offers branded products (SBD) too: "... [Coumadin]". Whether or not the
     # product code is listed, the brand name in the text names the ingredient.
@@ -113,3 +110,24 @@ def test_unreadable_draft_order_is_named_not_dropped() -> None:
     assert response.status_code == 200, response.text
     issues = response.json()["extension"][NOTICES]["issue"]
     assert any("MedicationRequest/request-123" in i["diagnostics"] and "status" in i["diagnostics"] for i in issues)
+
+
+@pytest.mark.slow
+def test_synthea_patients_still_get_no_warning_card() -> None:
+    """Real-looking records without calciphylaxis: the text layer and product codes add no alarm."""
+    from tests.conftest import shared_data as data
+
+    empty = {"resourceType": "Bundle", "type": "searchset", "total": 0}
+    checked = 0
+    for path in sorted(p for p in data("synthea").glob("*.json") if "request" not in p.name):
+        bundle = orjson.loads(path.read_bytes())
+        patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+        body = {"hook": "patient-view", "hookInstance": "5f8e1b3e-2a4c-4a53-9d0c-0b6c1f0e9a11",
+                "context": {"userId": "Practitioner/p1", "patientId": patient["id"]},
+                "prefetch": {"patient": patient, "conditions": bundle, "labs": empty, "meds": empty}}
+        response = post("calciphylaxis-risk", body)
+        assert response.status_code == 200, (path.name, response.text)
+        alarming = [c["summary"] for c in response.json()["cards"] if c["indicator"] in ("warning", "critical")]
+        assert not alarming, (path.name, alarming)
+        checked += 1
+    assert checked >= 17
