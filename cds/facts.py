@@ -86,6 +86,11 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         # A censored result has ``comparator`` and ``limit`` and *no* ``value``, so a rule
         # threshold on ``value`` is never met by a number the result may not reach.
         "limit": "number",  # the censoring limit, canonical unit
+        # What the latest result establishes: both equal ``value`` for a point value; for a censored
+        # result only the side its comparator states (">2000" -> value_at_least 2000; "<10" ->
+        # value_at_most 10). A rule "above X" that may count censored results tests value_at_least.
+        "value_at_least": "number",
+        "value_at_most": "number",
         "code": "str",  # LOINC code of the latest result (absent for computed analytes)
         "previous_value": "number",  # the point value before the latest one in the window
         "previous_date": "str",
