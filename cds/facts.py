@@ -115,7 +115,7 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "days_since_start": "number",  # exposure so far (or total, when completed)
         "route": "str",
         "source": "str",
-        "resource_type": "str",  # MedicationRequest | MedicationStatement
+        "resource_type": "str",  # MedicationRequest | MedicationStatement | MedicationAdministration
         "end": "str",  # end of the recorded period, when given
         "first_start": "str",  # earliest start among counted orders/statements of this class
         "days_since_first_start": "number",  # exposure to the class so far

@@ -76,7 +76,11 @@ def _extract(
     conditions = condition_facts(intake.resources("Condition"), term, intake, today)
     facts.extend(conditions)
     facts.extend(lab_facts(series, term, intake, today))
-    medication_resources = intake.resources("MedicationRequest") + intake.resources("MedicationStatement")
+    medication_resources = (
+        intake.resources("MedicationRequest")
+        + intake.resources("MedicationStatement")
+        + intake.resources("MedicationAdministration")
+    )
     medications = medication_facts(medication_resources, term, intake, today)
     facts.extend(medications)
     procedures = procedure_facts(intake.resources("Procedure"), term, intake, today)

@@ -43,6 +43,7 @@ HANDLED_TYPES = frozenset(
         "Observation",
         "MedicationRequest",
         "MedicationStatement",
+        "MedicationAdministration",
         "Procedure",
         "DiagnosticReport",
         "ServiceRequest",

@@ -1,4 +1,4 @@
-"""MedicationRequest / MedicationStatement -> medication facts by drug class."""
+"""MedicationRequest / MedicationStatement / MedicationAdministration -> medication facts by drug class."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from cds.fhir.dates import parse_date
 from cds.fhir.intake import Intake, iter_codings, reference_key
 from cds.fhir.terminology import CodeMatch, Terminology, canonical_system, recognition_attrs
 
-COUNTED_STATUSES = frozenset({"active", "on-hold", "completed"})
+# Request and statement statuses, plus an administration under way ("in-progress"). Not counted:
+# stopped, cancelled, entered-in-error, not-taken, not-done, intended, draft, unknown.
+COUNTED_STATUSES = frozenset({"active", "on-hold", "completed", "in-progress"})
 
 
 def medication_codings(resource: Mapping[str, Any], intake: Intake) -> Iterator[Mapping[str, Any]]:
@@ -74,7 +76,7 @@ def _period(resource: Mapping[str, Any]) -> tuple[str | None, str | None]:
     Runs before validation (it decides whether the resource can become a fact at all),
     so it reads defensively: a malformed element just gives no date.
     """
-    if resource.get("resourceType") == "MedicationStatement":
+    if resource.get("resourceType") in ("MedicationStatement", "MedicationAdministration"):
         period = resource.get("effectivePeriod")
         if isinstance(period, Mapping):
             return _str(period.get("start")), _str(period.get("end"))
@@ -108,7 +110,9 @@ def _str(value: Any) -> str | None:
 
 def _route(resource: Mapping[str, Any]) -> str | None:
     dosages = resource.get("dosageInstruction") if resource.get("resourceType") == "MedicationRequest" else resource.get("dosage")
-    for dosage in dosages or ():
+    if isinstance(dosages, Mapping):  # MedicationAdministration.dosage is one element, not a list
+        dosages = [dosages]
+    for dosage in dosages if isinstance(dosages, list) else ():
         route = dosage.get("route") if isinstance(dosage, Mapping) else None
         if isinstance(route, Mapping):
             if isinstance(route.get("text"), str):

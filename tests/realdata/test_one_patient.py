@@ -75,7 +75,7 @@ def test_fetched_pages_about_another_patient_are_dropped() -> None:
 
     async def wrong_patient_server(query: str, request) -> dict:  # type: ignore[no-untyped-def]
         asked.append(query)
-        return served[query.split("?", 1)[0]]
+        return served.get(query.split("?", 1)[0], {"resourceType": "Bundle", "type": "searchset", "total": 0})
 
     now = datetime(2026, 11, 21, 12, tzinfo=UTC)
     evaluation = asyncio.run(answer_hook(pipeline, service, body, now, wrong_patient_server))

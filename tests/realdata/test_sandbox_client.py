@@ -23,7 +23,7 @@ def _captured(name: str) -> dict:
     body.pop("fhirServer", None)
     body.pop("fhirAuthorization", None)
     prefetch = body.setdefault("prefetch", {})
-    for key in ("conditions", "labs", "meds", "procedures", "reports"):
+    for key in ("conditions", "labs", "meds", "procedures", "reports", "medstatements", "medadmins"):
         prefetch.setdefault(key, {"resourceType": "Bundle", "type": "searchset", "total": 0})
     return body
 
@@ -124,7 +124,8 @@ def test_synthea_patients_still_get_no_warning_card() -> None:
         patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
         body = {"hook": "patient-view", "hookInstance": "5f8e1b3e-2a4c-4a53-9d0c-0b6c1f0e9a11",
                 "context": {"userId": "Practitioner/p1", "patientId": patient["id"]},
-                "prefetch": {"patient": patient, "conditions": bundle, "labs": empty, "meds": empty}}
+                "prefetch": {"patient": patient, "conditions": bundle, "labs": empty, "meds": empty,
+                             "medstatements": empty, "medadmins": empty}}
         response = post("calciphylaxis-risk", body)
         assert response.status_code == 200, (path.name, response.text)
         alarming = [c["summary"] for c in response.json()["cards"] if c["indicator"] in ("warning", "critical")]
