@@ -133,6 +133,8 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "first_date": "str",  # earliest procedure of this concept
         "years_since_first": "number",  # e.g. dialysis vintage
         "outcome": "str",  # e.g. biopsy: "positive" | "negative" | "nondiagnostic"
+        "outcome_source": "str",  # the pathology report the outcome was read from ("DiagnosticReport/7")
+        "outcome_text": "str",  # the result term that decided it ("calciphylaxis", "non-diagnostic", ...)
         "count": "number",  # procedures of this concept on record (one fact per concept)
         "code_confidence": "str",
         "site": "str",

@@ -23,6 +23,7 @@ from cds.fhir.intake import Intake
 from cds.fhir.labs import derive_series, lab_facts, read_observations
 from cds.fhir.medications import medication_facts
 from cds.fhir.orders import draft_order_facts
+from cds.fhir.pathology import apply_pathology
 from cds.fhir.patient import choose_patient, patient_fact
 from cds.fhir.procedures import procedure_facts
 from cds.fhir.terminology import ExtractionSettings, Terminology, TerminologyError
@@ -84,6 +85,7 @@ def _extract(
     medications = medication_facts(medication_resources, term, intake, today)
     facts.extend(medications)
     procedures = procedure_facts(intake.resources("Procedure"), term, intake, today)
+    procedures = apply_pathology(intake.resources("DiagnosticReport"), procedures, term, intake, today)
     facts.extend(procedures)
     vintage = _dialysis_vintage(conditions, procedures, term, today)
     if vintage is not None:
@@ -142,8 +144,9 @@ def warm_up(term: Terminology) -> None:
     try:
         get_pipeline(term.findings_knowledge)
         lexicon = term._lexicon_matcher()  # the text layer of concept recognition (rules/valuesets/lexicon.yaml)
-        if lexicon is not None:
-            lexicon.pipeline()
+        for matcher in (lexicon, term.biopsy_matcher()):
+            if matcher is not None:
+                matcher.pipeline()
     except Exception as exc:  # noqa: BLE001 - text extraction then reports its own warning per request
         logging.getLogger("cds.fhir").warning("report-text pipeline unavailable: %s", type(exc).__name__)
 

@@ -125,6 +125,9 @@ class Terminology:
     # Text layer: (term, value-set id) pairs and each pair's confidence (rules/valuesets/lexicon.yaml).
     synonyms: dict[tuple[str, str], str] = field(default_factory=dict)
     _lexicon: Any = None
+    # Pathology report wording -> skin-biopsy result (lexicon.yaml biopsy_results): (term, result) pairs.
+    biopsy_terms: set[tuple[str, str]] = field(default_factory=set)
+    _biopsy_lexicon: Any = None
     _text_cache: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     rules_dir: Path | None = None
 
@@ -195,6 +198,13 @@ class Terminology:
                 raise TerminologyError(f"{where}: terms must be a non-empty list of phrases")
             for term in terms:
                 self.synonyms[(term.strip().lower(), vs_id)] = confidence
+        results = doc.get("biopsy_results") or {}
+        if not isinstance(results, dict) or set(results) - {"positive", "nondiagnostic", "other-diagnosis"}:
+            raise TerminologyError(f"{path.name}: biopsy_results maps positive, nondiagnostic, other-diagnosis to terms")
+        for label, terms in results.items():
+            if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):
+                raise TerminologyError(f"{path.name}: biopsy_results.{label} must be a list of phrases")
+            self.biopsy_terms.update((t.strip().lower(), label) for t in terms)
         for key in ("body_sites", "laterality"):
             if doc.get(key):
                 raise TerminologyError(
@@ -348,6 +358,13 @@ class Terminology:
 
             self._lexicon = LexiconMatcher(self.synonyms, self.findings_knowledge)
         return self._lexicon
+
+    def biopsy_matcher(self) -> Any:
+        if self._biopsy_lexicon is None and self.findings_knowledge is not None and self.biopsy_terms:
+            from cds.findings.lexicon import LexiconMatcher
+
+            self._biopsy_lexicon = LexiconMatcher(self.biopsy_terms, self.findings_knowledge)
+        return self._biopsy_lexicon
 
     def body_site(self, system: str | None, code: str | None) -> str | None:
         if not system or not code:

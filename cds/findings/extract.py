@@ -33,11 +33,12 @@ log = logging.getLogger(__name__)
 DICOM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
 V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 # DiagnosticReport.category codes that mean "imaging" (HL7 v2 table 0074 diagnostic service
-# sections; LOINC LP29684-5 "Radiology" as US Core uses it) - recalled, confidence R.
+# sections; LOINC LP29684-5 "Radiology" as US Core uses it) - recalled, confidence R. LOINC
+# LP7839-6 is "Pathology" (US Core): pathology reports are read by cds.fhir.pathology instead.
 IMAGING_CATEGORIES = {
     (V2_0074, "RAD"), (V2_0074, "NMS"), (V2_0074, "CT"), (V2_0074, "CUS"), (V2_0074, "RX"),
     (V2_0074, "VUS"), (V2_0074, "OUS"), (V2_0074, "XRC"), (V2_0074, "NMR"), (V2_0074, "IMG"),
-    ("http://loinc.org", "LP29684-5"), ("http://loinc.org", "LP7839-6"),
+    ("http://loinc.org", "LP29684-5"),
 }
 SKIP_STATUSES = {"entered-in-error", "cancelled", "registered"}
 _TEXT_TYPES = ("text/plain",)
