@@ -18,6 +18,7 @@ from typing import Any
 from cds.facts import Fact, FactSet, FactWarning
 from cds.observability import metrics
 from cds.fhir.conditions import condition_facts
+from cds.fhir.gaps import GAPS
 from cds.fhir.dates import parse_date, years_between
 from cds.fhir.intake import Intake
 from cds.fhir.labs import derive_series, lab_facts, read_observations
@@ -51,6 +52,7 @@ def extract_facts(
         intake.warnings.append(FactWarning("request", "-", f"fact extraction failed: {type(exc).__name__}"))
         facts = []
         intake.unreadable.append(FactWarning("request", "-", f"fact extraction failed: {type(exc).__name__}"))
+    GAPS.add(intake.gaps)
     if intake.lenient:
         metrics.LENIENT_READS.inc(len(intake.lenient))
     if intake.unreadable:

@@ -108,7 +108,7 @@ def condition_facts(conditions: Iterable[Mapping[str, Any]], term: Terminology, 
     facts: list[Fact] = []
     settings = term.settings
     for index, resource in enumerate(conditions):
-        matches, withheld = term.recognise([resource.get("code")], ("condition",))
+        matches, withheld = term.recognise([resource.get("code")], ("condition",), intake.gaps, "Condition")
         for note in withheld:
             intake.warn(resource, note)
         if not matches:

@@ -92,6 +92,8 @@ class Intake:
     lenient: list[FactWarning] = field(default_factory=list)
     # Resources that would have given a fact but could not be read: the response names them.
     unreadable: list[FactWarning] = field(default_factory=list)
+    # Codings no value set recognised: (system, code, resource type) -> text-layer match ("" none).
+    gaps: dict[tuple[str, str, str], str] = field(default_factory=dict)
     # Resources about another patient than context.patientId, dropped: resource type -> count.
     foreign: dict[str, int] = field(default_factory=dict)
     _validated: dict[int, str | None] = field(default_factory=dict)  # id(resource) -> error summary

@@ -55,7 +55,9 @@ def medication_concepts(resource: Mapping[str, Any], intake: Intake) -> list[Any
 
 def drug_classes(resource: Mapping[str, Any], term: Terminology, intake: Intake) -> dict[str, CodeMatch]:
     """Drug class -> how it was recognised: codes of the drug or its ingredients, else their names."""
-    matches, withheld = term.recognise(medication_concepts(resource, intake), ("medication",))
+    matches, withheld = term.recognise(
+        medication_concepts(resource, intake), ("medication",), intake.gaps, str(resource.get("resourceType"))
+    )
     for note in withheld:
         intake.warn(resource, note)
     return matches

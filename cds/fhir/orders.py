@@ -46,7 +46,9 @@ def draft_order_facts(
                 attr = "drug_class"
             elif rtype == "ServiceRequest":
                 codings = list(iter_codings(resource.get("code")))
-                matches, withheld = term.recognise([resource.get("code")], ("procedure", "draft-order"))
+                matches, withheld = term.recognise(
+                    [resource.get("code")], ("procedure", "draft-order"), drafts.gaps, "ServiceRequest"
+                )
                 for note in withheld:
                     drafts.warn(resource, note)
                 attr = "concept"
@@ -75,5 +77,6 @@ def draft_order_facts(
     intake.warnings.extend(drafts.warnings)
     intake.lenient.extend(drafts.lenient)
     intake.unreadable.extend(drafts.unreadable)
+    intake.gaps.update(drafts.gaps)
     return facts
 

@@ -35,7 +35,7 @@ def procedure_facts(resources: list[Mapping[str, Any]], term: Terminology, intak
     # concept -> [(day, sort_key, resource, code, system, match)]
     by_concept: dict[str, list[tuple[date, str, Mapping[str, Any], str, str, CodeMatch]]] = {}
     for resource in resources:
-        matches, withheld = term.recognise([resource.get("code")], ("procedure",))
+        matches, withheld = term.recognise([resource.get("code")], ("procedure",), intake.gaps, "Procedure")
         for note in withheld:
             intake.warn(resource, note)
         # Lean check here; the full R4B model runs on the rows a fact reports (below),

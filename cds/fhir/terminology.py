@@ -332,14 +332,30 @@ class Terminology:
         return best, withheld
 
     def recognise(
-        self, concepts: list[Any], fact_kinds: tuple[str, ...]
+        self,
+        concepts: list[Any],
+        fact_kinds: tuple[str, ...],
+        gaps: dict[tuple[str, str, str], str] | None = None,
+        resource_type: str = "",
     ) -> tuple[dict[str, CodeMatch], list[str]]:
-        """Codes first (code, hierarchy layers); the text layer only when no coding matched."""
+        """Codes first (code, hierarchy layers); the text layer only when no coding matched.
+
+        ``gaps`` collects the codings of a concept no code recognised, as (system, code, resource
+        type) -> the value set the text layer found instead ("" when none): coverage telemetry
+        for informaticists (``cds terminology gaps``), codes only, never text or patient data.
+        """
         codings = [c for concept in concepts for c in _codings_of(concept)]
         matches = self.match_codings(codings, fact_kinds)
-        if matches or not self.synonyms:
+        if matches:
             return matches, []
-        return self.match_text(concepts, fact_kinds)
+        found, withheld = self.match_text(concepts, fact_kinds) if self.synonyms else ({}, [])
+        if gaps is not None:
+            text_match = ",".join(sorted(found))
+            for coding in codings:
+                system, code = coding.get("system"), coding.get("code")
+                if isinstance(system, str) and isinstance(code, str) and system and code:
+                    gaps[(canonical_system(system) or system, code[:64], resource_type)] = text_match
+        return found, withheld
 
     def _text_mentions(self, text: str) -> tuple[Any, ...]:
         cached = self._text_cache.get(text)

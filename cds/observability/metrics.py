@@ -80,3 +80,8 @@ FOREIGN_PATIENT_RESOURCES = Counter(
     "Resources about another patient than context.patientId, ignored (by resource type)",
     ["resource_type"],
 )
+UNMATCHED_CODES = Counter(
+    "cds_terminology_unmatched_codes_total",
+    "Codings of conditions, medications, procedures and orders that matched no value set, by code system",
+    ["system"],
+)
