@@ -34,6 +34,7 @@ from cds.hooks import fhir_servers
 from cds.hooks.errors import HookError, describe_validation_error, outcome_response
 from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.handler import answer_hook
+from cds.hooks.limits import RequestLimits
 from cds.hooks.models import DiscoveryResponse, FeedbackItemResult, FeedbackRequest, FeedbackResponse
 from cds.hooks.prefetch import Fetcher
 from cds.hooks.services import find_service
@@ -341,7 +342,8 @@ def create_app(
         try:
             async with asyncio.timeout(settings.request_deadline_seconds):
                 evaluation = await answer_hook(
-                    current, service, payload, now, fetch, settings.trace_extension_key, fhir_server_policy
+                    current, service, payload, now, fetch, settings.trace_extension_key, fhir_server_policy,
+                    RequestLimits.from_settings(settings),
                 )
         except TimeoutError:
             metrics.DEADLINE_EXCEEDED.inc()

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cds.engine.cli import add_rules_commands
 
     add_rules_commands(commands)
+    from cds.fhir.cli import add_terminology_commands
+
+    add_terminology_commands(commands)
     return parser
 
 

@@ -72,6 +72,8 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "verification": "str",  # confirmed | provisional | differential | unconfirmed
         "abated": "str",  # date the condition resolved (abatement)
         "severity": "str",  # ulcer depth from the ICD-10-CM 6th character, e.g. "fat-exposed"
+        "recognised_by": "str",  # code | hierarchy | text (RECOGNITION_FIELDS)
+        "recognised_text": "str",  # text layer: the lexicon term that matched
     },
     "lab": {
         # One fact per analyte: the latest value within the lookback window
@@ -84,6 +86,11 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         # A censored result has ``comparator`` and ``limit`` and *no* ``value``, so a rule
         # threshold on ``value`` is never met by a number the result may not reach.
         "limit": "number",  # the censoring limit, canonical unit
+        # What the latest result establishes: both equal ``value`` for a point value; for a censored
+        # result only the side its comparator states (">2000" -> value_at_least 2000; "<10" ->
+        # value_at_most 10). A rule "above X" that may count censored results tests value_at_least.
+        "value_at_least": "number",
+        "value_at_most": "number",
         "code": "str",  # LOINC code of the latest result (absent for computed analytes)
         "previous_value": "number",  # the point value before the latest one in the window
         "previous_date": "str",
@@ -108,11 +115,13 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "days_since_start": "number",  # exposure so far (or total, when completed)
         "route": "str",
         "source": "str",
-        "resource_type": "str",  # MedicationRequest | MedicationStatement
+        "resource_type": "str",  # MedicationRequest | MedicationStatement | MedicationAdministration
         "end": "str",  # end of the recorded period, when given
         "first_start": "str",  # earliest start among counted orders/statements of this class
         "days_since_first_start": "number",  # exposure to the class so far
         "code_confidence": "str",
+        "recognised_by": "str",
+        "recognised_text": "str",
     },
     "procedure": {
         "concept": "str",  # e.g. "hemodialysis", "skin-biopsy", "bone-scan"
@@ -124,11 +133,15 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "first_date": "str",  # earliest procedure of this concept
         "years_since_first": "number",  # e.g. dialysis vintage
         "outcome": "str",  # e.g. biopsy: "positive" | "negative" | "nondiagnostic"
+        "outcome_source": "str",  # the pathology report the outcome was read from ("DiagnosticReport/7")
+        "outcome_text": "str",  # the result term that decided it ("calciphylaxis", "non-diagnostic", ...)
         "count": "number",  # procedures of this concept on record (one fact per concept)
         "code_confidence": "str",
         "site": "str",
         "laterality": "str",
         "source": "str",
+        "recognised_by": "str",
+        "recognised_text": "str",
     },
     "finding": {
         # Imaging findings, coded or extracted from report text.
@@ -167,6 +180,8 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "selected": "bool",  # in order-select `selections`; always true for order-sign
         "code_confidence": "str",
         "source": "str",  # "ServiceRequest/abc" as in draftOrders
+        "recognised_by": "str",
+        "recognised_text": "str",
     },
     "derived": {
         # Facts that rules derive (``then: derive``) or the Python layer
@@ -179,6 +194,12 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "date": "str",
     },
 }
+
+
+# How a condition, medication, procedure or draft-order fact's concept was recognised
+# (docs/adr/0005-concept-recognition.md): ``recognised_by`` is code | hierarchy | text;
+# ``recognised_text`` is the lexicon term that matched (text layer only), never the patient's text.
+RECOGNITION_FIELDS = ("recognised_by", "recognised_text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,3 +239,6 @@ class FactSet:
 
     facts: tuple[Fact, ...]
     warnings: tuple[FactWarning, ...] = ()
+    # Resources that could have changed the advice but could not be read (a subset of the
+    # warnings): the response names them in a notice, so nothing is dropped silently.
+    notices: tuple[FactWarning, ...] = ()

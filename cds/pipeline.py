@@ -44,6 +44,15 @@ class RulesetLoadError(ServiceDefinitionError):
         super().__init__("rule set refused:\n" + "\n".join(lines))
 
 
+class FactLimitExceeded(Exception):
+    """The request gives more facts than the limit: refused, because evaluating part of them could hide a card."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+        super().__init__(f"{count} facts; the limit is {limit}")
+
+
 @dataclass(frozen=True)
 class Evaluation:
     response: CDSResponse
@@ -134,11 +143,14 @@ class Pipeline:
         prefetch: Mapping[str, Any],
         now: datetime,
         want_trace: bool = False,
+        max_facts: int | None = None,
     ) -> Evaluation:
         loaded = self._loaded  # one snapshot: a reload during this evaluation does not affect it
         started = time.perf_counter()
         factset = self._facts(loaded, request, prefetch, now)
         facts_seconds = time.perf_counter() - started
+        if max_facts is not None and len(factset.facts) > max_facts:
+            raise FactLimitExceeded(len(factset.facts), max_facts)
         evaluation = evaluate_facts(loaded.ruleset, loaded.engine, service.id, factset, request.context,
                                     self.hook_namespace, want_trace)
         return replace(evaluation, timings={"facts": facts_seconds, **evaluation.timings})
@@ -211,6 +223,9 @@ def evaluate_facts(
     extension = None
     if outcome.evidence:
         extension = {f"{hook_namespace}.differential": outcome.differential.as_list()}
+    if factset.notices:
+        # Data that could have changed the advice but could not be read is named, never dropped silently.
+        extension = {**(extension or {}), f"{hook_namespace}.notices": notice_outcome(factset.notices)}
     response = CDSResponse(cards=[card for card, _ in rendered], extension=extension)
     trace = outcome.trace(ruleset, engine.backend) if want_trace else None
     return Evaluation(
@@ -220,6 +235,21 @@ def evaluate_facts(
         card_rules={str(card.uuid): rules for card, rules in rendered},
         timings={**outcome.timings, "cards": time.perf_counter() - rendering_started},
     )
+
+
+def notice_outcome(notices: tuple[FactWarning, ...]) -> dict[str, Any]:
+    """An OperationOutcome (warnings) naming each resource the evaluation could not read, and why."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "warning",
+                "code": "invalid",
+                "diagnostics": f"{n.resource_type}/{n.resource_id} could not be read and was not evaluated: {n.message}",
+            }
+            for n in notices
+        ],
+    }
 
 
 def rules_fingerprint(rules_dir: Path) -> tuple[tuple[str, int, int], ...]:

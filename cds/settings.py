@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     # GETs of one hook call in all (keys and pages): bounds what one call can make the service send.
     fhir_max_requests_per_call: int = Field(default=30, ge=1, le=1000)
 
+    # Size limits of one hook call (cds.hooks.limits): beyond them the answer is an OperationOutcome
+    # (422 nesting, 413 resources, 422 facts), never a silent 200 without cards.
+    max_json_depth: int = Field(default=100, ge=16, le=1000)
+    max_resources: int = Field(default=50_000, ge=1)
+    max_facts: int = Field(default=5000, ge=1, le=5000)  # the engine's own cap (cds.engine.prepare.MAX_FACTS)
+
     # Extension key that asks for the evaluation trace in the response.
     trace_extension_key: str = "org.calciphylaxis-cds.trace"
     # Namespace of the radiologist's reverse-domain hook.

@@ -464,9 +464,12 @@ class Patient:
             "patient": self.resource(),
             "conditions": _searchset(self.conditions),
             "labs": _searchset(self.labs),
-            "meds": _searchset(self.meds),
+            "meds": _searchset([m for m in self.meds if m["resourceType"] == "MedicationRequest"]),
             "procedures": _searchset(self.procedures),
             "reports": _searchset(self.reports),
+            # Optional keys of the services (home medication lists, inpatient administrations).
+            "medstatements": _searchset([m for m in self.meds if m["resourceType"] == "MedicationStatement"]),
+            "medadmins": _searchset([m for m in self.meds if m["resourceType"] == "MedicationAdministration"]),
         }
         if report is not None:
             out["report"] = report

@@ -51,16 +51,28 @@ def _load(args: argparse.Namespace):  # noqa: ANN202
     return load_ruleset(_rules_dir(args))
 
 
+def _terminology_errors(args: argparse.Namespace) -> list[str]:
+    """Value sets, analytes and the findings vocabularies, as the FHIR layer loads them when serving."""
+    from cds.fhir.terminology import Terminology, TerminologyError
+
+    try:
+        Terminology.load(_rules_dir(args))
+    except TerminologyError as exc:
+        return [f"{exc} (TERMINOLOGY)"]
+    return []
+
+
 def run_validate(args: argparse.Namespace) -> int:
     result = _load(args)
     for d in result.diagnostics:
         if d.severity == "error":
             print(d, file=sys.stderr)
     services_errors = _services_errors(_rules_dir(args))  # e.g. prefetch tokens CDS Hooks 2.0 does not define
-    for line in services_errors:
+    terminology_errors = _terminology_errors(args)
+    for line in [*services_errors, *terminology_errors]:
         print(line, file=sys.stderr)
-    if result.errors or services_errors:
-        print(f"{len(result.errors) + len(services_errors)} error(s)", file=sys.stderr)
+    if result.errors or services_errors or terminology_errors:
+        print(f"{len(result.errors) + len(services_errors) + len(terminology_errors)} error(s)", file=sys.stderr)
         return EXIT_FAILURE
     rs = result.ruleset
     print(f"ok: {rs.version}, {len(rs.compiled.rules)} active rule(s), {len(rs.hypotheses)} hypotheses, "

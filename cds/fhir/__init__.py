@@ -16,15 +16,20 @@ from datetime import date, datetime
 from typing import Any
 
 from cds.facts import Fact, FactSet, FactWarning
+from cds.observability import metrics
 from cds.fhir.conditions import condition_facts
+from cds.fhir.gaps import GAPS
 from cds.fhir.dates import parse_date, years_between
 from cds.fhir.intake import Intake
 from cds.fhir.labs import derive_series, lab_facts, read_observations
 from cds.fhir.medications import medication_facts
 from cds.fhir.orders import draft_order_facts
+from cds.fhir.pathology import apply_pathology
 from cds.fhir.patient import choose_patient, patient_fact
 from cds.fhir.procedures import procedure_facts
 from cds.fhir.terminology import ExtractionSettings, Terminology, TerminologyError
+
+log = logging.getLogger("cds.fhir")
 
 __all__ = ["ExtractionSettings", "Terminology", "TerminologyError", "extract_facts", "warm_up"]
 
@@ -46,7 +51,13 @@ def extract_facts(
         # Reaching this is a bug in this package, not bad input; keep serving without facts.
         intake.warnings.append(FactWarning("request", "-", f"fact extraction failed: {type(exc).__name__}"))
         facts = []
-    return FactSet(facts=tuple(facts), warnings=tuple(intake.warnings))
+        intake.unreadable.append(FactWarning("request", "-", f"fact extraction failed: {type(exc).__name__}"))
+    GAPS.add(intake.gaps)
+    if intake.lenient:
+        metrics.LENIENT_READS.inc(len(intake.lenient))
+    if intake.unreadable:
+        metrics.UNREADABLE_RESOURCES.inc(len(intake.unreadable))
+    return FactSet(facts=tuple(facts), warnings=tuple(intake.warnings), notices=tuple(intake.unreadable))
 
 
 def _extract(
@@ -54,6 +65,8 @@ def _extract(
 ) -> list[Fact]:
     today = now.date()
     intake.add_prefetch(prefetch)
+    # One patient per request: data about anyone else never reaches the facts.
+    accepted = intake.bind_patient(context.get("patientId"))
     series = read_observations(intake.resources("Observation"), term, intake)
     derive_series(series)
 
@@ -66,17 +79,33 @@ def _extract(
     conditions = condition_facts(intake.resources("Condition"), term, intake, today)
     facts.extend(conditions)
     facts.extend(lab_facts(series, term, intake, today))
-    medication_resources = intake.resources("MedicationRequest") + intake.resources("MedicationStatement")
+    medication_resources = (
+        intake.resources("MedicationRequest")
+        + intake.resources("MedicationStatement")
+        + intake.resources("MedicationAdministration")
+    )
     medications = medication_facts(medication_resources, term, intake, today)
     facts.extend(medications)
     procedures = procedure_facts(intake.resources("Procedure"), term, intake, today)
+    procedures = apply_pathology(intake.resources("DiagnosticReport"), procedures, term, intake, today)
     facts.extend(procedures)
     vintage = _dialysis_vintage(conditions, procedures, term, today)
     if vintage is not None:
         facts.append(vintage)
-    facts.extend(draft_order_facts(context, term, intake))
+    facts.extend(draft_order_facts(context, term, intake, accepted))
+    if intake.foreign:
+        _report_foreign(intake)
     facts.extend(_findings(intake, conditions, medications, now, term))
     return facts
+
+
+def _report_foreign(intake: Intake) -> None:
+    """Count and log (types and counts only, no identifiers) the resources about another patient."""
+    for rtype, count in sorted(intake.foreign.items()):
+        metrics.FOREIGN_PATIENT_RESOURCES.labels(rtype).inc(count)
+        intake.warnings.append(FactWarning(rtype, "-", f"{count} about another patient than context.patientId; ignored"))
+    log.warning("ignored resources about another patient than context.patientId: %s",
+                ", ".join(f"{t}={c}" for t, c in sorted(intake.foreign.items())))
 
 
 def _dialysis_vintage(conditions: list[Fact], procedures: list[Fact], term: Terminology, today: date) -> Fact | None:
@@ -116,6 +145,10 @@ def warm_up(term: Terminology) -> None:
         return
     try:
         get_pipeline(term.findings_knowledge)
+        lexicon = term._lexicon_matcher()  # the text layer of concept recognition (rules/valuesets/lexicon.yaml)
+        for matcher in (lexicon, term.biopsy_matcher()):
+            if matcher is not None:
+                matcher.pipeline()
     except Exception as exc:  # noqa: BLE001 - text extraction then reports its own warning per request
         logging.getLogger("cds.fhir").warning("report-text pipeline unavailable: %s", type(exc).__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 from cds.facts import Fact
 from cds.fhir.dates import parse_date
 from cds.fhir.intake import Intake, iter_codings, reference_key
-from cds.fhir.terminology import ICD10CM, Terminology, canonical_system, normalise_code
+from cds.fhir.terminology import ICD10CM, Terminology, canonical_system, normalise_code, recognition_attrs
 
 ACTIVE = frozenset({"active", "recurrence", "relapse"})
 HISTORY = frozenset({"inactive", "remission", "resolved"})
@@ -108,7 +108,9 @@ def condition_facts(conditions: Iterable[Mapping[str, Any]], term: Terminology, 
     facts: list[Fact] = []
     settings = term.settings
     for index, resource in enumerate(conditions):
-        matches = term.match_codings(iter_codings(resource.get("code")), ("condition",))
+        matches, withheld = term.recognise([resource.get("code")], ("condition",), intake.gaps, "Condition")
+        for note in withheld:
+            intake.warn(resource, note)
         if not matches:
             continue
         status = _status(resource)  # read defensively, so refuted / entered-in-error cost no validation
@@ -131,15 +133,16 @@ def condition_facts(conditions: Iterable[Mapping[str, Any]], term: Terminology, 
         verification = _first_code(resource.get("verificationStatus"))
         site_from_body = body_site(resource.get("bodySite"), term)
         for vs_id, match in sorted(matches.items()):
-            coding = _coding_for(resource, match.system, vs_id, term)
+            coding = _coding_for(resource, match.system, vs_id, term) if match.layer != "text" else ("", "")
             attrs: dict[str, Any] = {
                 "concept": vs_id,
                 "status": status,
-                "code": coding[1],
-                "system": coding[0],
                 "code_confidence": match.confidence,
                 "source": ref,
+                **recognition_attrs(match),
             }
+            if coding[1]:
+                attrs["code"], attrs["system"] = coding[1], coding[0]
             if verification:
                 attrs["verification"] = verification
             if onset is not None:

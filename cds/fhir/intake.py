@@ -43,12 +43,41 @@ HANDLED_TYPES = frozenset(
         "Observation",
         "MedicationRequest",
         "MedicationStatement",
+        "MedicationAdministration",
         "Procedure",
         "DiagnosticReport",
         "ServiceRequest",
     }
 )
 MAX_BUNDLE_DEPTH = 3  # a Bundle inside a Bundle inside a prefetch key is already unusual
+
+# The elements the extraction reads, per resource type. A resource whose full R4 validation
+# fails only on *other* elements is still read (leniently, with a warning naming the elements):
+# real clients send such resources, e.g. the CDS Hooks sandbox's draft MedicationRequest with a
+# single object as ``category``. A failure on an element listed here, or at the resource level,
+# makes the resource unreadable: it is named in a notice of the response, never silently dropped.
+_COMMON = ("resourceType", "id", "subject", "patient", "meta")
+_MEDICATION = ("medicationCodeableConcept", "medicationReference", "status", "contained")
+READ_ELEMENTS: dict[str, frozenset[str]] = {
+    "Patient": frozenset({*_COMMON, "birthDate", "gender"}),
+    "Condition": frozenset({
+        *_COMMON, "code", "clinicalStatus", "verificationStatus", "onsetDateTime", "onsetPeriod",
+        "abatementDateTime", "abatementPeriod", "recordedDate", "bodySite",
+    }),
+    "MedicationRequest": frozenset({*_COMMON, *_MEDICATION, "authoredOn", "dosageInstruction", "dispenseRequest"}),
+    "MedicationStatement": frozenset({
+        *_COMMON, *_MEDICATION, "effectiveDateTime", "effectivePeriod", "dateAsserted", "dosage",
+    }),
+    "MedicationAdministration": frozenset({*_COMMON, *_MEDICATION, "effectiveDateTime", "effectivePeriod", "dosage"}),
+    "Medication": frozenset({*_COMMON, "code", "ingredient"}),
+    "Procedure": frozenset({*_COMMON, "code", "status", "performedDateTime", "performedPeriod", "bodySite", "outcome"}),
+    "ServiceRequest": frozenset({*_COMMON, "code", "status", "bodySite"}),
+    "Observation": frozenset({
+        *_COMMON, "code", "status", "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued",
+        "valueQuantity", "valueString", "valueCodeableConcept", "dataAbsentReason", "component",
+        "interpretation", "referenceRange",
+    }),
+}
 
 
 @dataclass(slots=True)
@@ -59,6 +88,14 @@ class Intake:
     index: dict[str, dict[str, Any]] = field(default_factory=dict)  # "Type/id", fullUrl -> resource
     warnings: list[FactWarning] = field(default_factory=list)
     skipped_types: dict[str, int] = field(default_factory=dict)
+    # Resources read although full validation failed on elements the extraction does not read.
+    lenient: list[FactWarning] = field(default_factory=list)
+    # Resources that would have given a fact but could not be read: the response names them.
+    unreadable: list[FactWarning] = field(default_factory=list)
+    # Codings no value set recognised: (system, code, resource type) -> text-layer match ("" none).
+    gaps: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # Resources about another patient than context.patientId, dropped: resource type -> count.
+    foreign: dict[str, int] = field(default_factory=dict)
     _validated: dict[int, str | None] = field(default_factory=dict)  # id(resource) -> error summary
 
     # ------------------------------------------------------------ collection
@@ -111,6 +148,33 @@ class Intake:
         else:
             self.skipped_types[rtype] = self.skipped_types.get(rtype, 0) + 1
 
+    # ------------------------------------------------------------ one patient per request
+
+    def bind_patient(self, patient_id: Any, also_accept: frozenset[str] = frozenset()) -> frozenset[str]:
+        """Drop every resource whose subject/patient is not ``patient_id``; count them in ``foreign``.
+
+        A resource is about the patient when its ``subject`` or ``patient`` reference names
+        ``Patient/<id>`` (relative, absolute or versioned), the ``urn:uuid:<id>`` or fullUrl of that
+        Patient in the request (Synthea), and a Patient resource is kept only with that id. Resources
+        that name no patient (Medication, Organization, ...) stay: they are reference targets.
+        Returns the accepted references, for draft orders checked later.
+        """
+        if not isinstance(patient_id, str) or not patient_id:
+            return frozenset()
+        accepted = {f"Patient/{patient_id}", f"urn:uuid:{patient_id}", *also_accept}
+        accepted.update(url for url, r in self.index.items()
+                        if r.get("resourceType") == "Patient" and r.get("id") == patient_id)
+        frozen = frozenset(accepted)
+        for rtype, resources in list(self.by_type.items()):
+            kept = [r for r in resources if _about(r, patient_id, frozen)]
+            if len(kept) != len(resources):
+                self.foreign[rtype] = self.foreign.get(rtype, 0) + len(resources) - len(kept)
+                self.by_type[rtype] = kept
+        if self.foreign:
+            for key in [k for k, r in self.index.items() if not _about(r, patient_id, frozen)]:
+                del self.index[key]
+        return frozen
+
     def resources(self, rtype: str) -> list[dict[str, Any]]:
         return self.by_type.get(rtype, [])
 
@@ -148,14 +212,30 @@ class Intake:
     # ------------------------------------------------------------ validation
 
     def validate_full(self, resource: Mapping[str, Any]) -> bool:
-        """Validate with the R4B model (once per resource); warn and return False when invalid."""
+        """Validate with the R4B model (once per resource): True when the extraction can read it.
+
+        Invalid only on elements the extraction does not read (``READ_ELEMENTS``): read anyway,
+        with a warning and a count in ``lenient``. Invalid on an element it reads: False, with a
+        warning and an entry in ``unreadable`` (the response's notice).
+        """
         key = id(resource)
         if key not in self._validated:
-            self._validated[key] = _full_errors(resource)
-            if self._validated[key] is not None:
-                self.warnings.append(
-                    FactWarning(str(resource.get("resourceType")), _rid(resource), self._validated[key] or "")
-                )
+            outcome = _full_errors(resource)
+            if outcome is None:
+                self._validated[key] = None
+            else:
+                summary, elements = outcome
+                rtype = str(resource.get("resourceType"))
+                read = READ_ELEMENTS.get(rtype)
+                if read is not None and elements and "" not in elements and not (elements & read):
+                    self._validated[key] = None
+                    warning = FactWarning(rtype, _rid(resource), f"read leniently: {summary} (elements not used)")
+                    self.lenient.append(warning)
+                else:
+                    self._validated[key] = summary
+                    warning = FactWarning(rtype, _rid(resource), summary)
+                    self.unreadable.append(warning)
+                self.warnings.append(warning)
         return self._validated[key] is None
 
     def validate_observation_lean(self, resource: Mapping[str, Any]) -> bool:
@@ -178,6 +258,26 @@ class Intake:
 
     def warn(self, resource: Mapping[str, Any], message: str) -> None:
         self.warnings.append(FactWarning(str(resource.get("resourceType")), _rid(resource), message))
+
+
+def _about(resource: Mapping[str, Any], patient_id: str, accepted: frozenset[str]) -> bool:
+    """False when the resource is about another patient (see ``Intake.bind_patient``)."""
+    if resource.get("resourceType") == "Patient":
+        return resource.get("id") == patient_id
+    named = False
+    for element in ("subject", "patient"):
+        ref = resource.get(element)
+        if isinstance(ref, Mapping):
+            target = ref.get("reference")
+            if not isinstance(target, str):
+                continue
+            named = True
+            if target in accepted:
+                return True
+            path = target.split("/_history/", 1)[0].rstrip("/").split("/")
+            if len(path) >= 2 and path[-2] == "Patient" and path[-1] == patient_id:
+                return True
+    return not named
 
 
 def _rid(resource: Mapping[str, Any]) -> str:
@@ -204,10 +304,10 @@ class _ValidationMemo:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._outcomes: OrderedDict[bytes, str | None] = OrderedDict()
+        self._outcomes: OrderedDict[bytes, _Outcome] = OrderedDict()
         self._lock = threading.Lock()
 
-    def errors(self, resource: Mapping[str, Any]) -> str | None:
+    def errors(self, resource: Mapping[str, Any]) -> _Outcome:
         try:
             digest = hashlib.blake2b(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
         except TypeError:  # not plain JSON data: validate without memo
@@ -227,22 +327,29 @@ class _ValidationMemo:
 _MEMO = _ValidationMemo(size=50_000)
 
 
-def _full_errors(resource: Mapping[str, Any]) -> str | None:
+def _full_errors(resource: Mapping[str, Any]) -> _Outcome:
     return _MEMO.errors(resource)
 
 
-def _validate_model(resource: Mapping[str, Any]) -> str | None:
+# None (valid), or (summary without values, the top-level elements that failed; "" = the resource itself).
+_Outcome = tuple[str, frozenset[str]] | None
+
+
+def _validate_model(resource: Mapping[str, Any]) -> _Outcome:
     rtype = resource.get("resourceType")
     try:
         model = get_fhir_model_class(str(rtype))
     except (KeyError, ValueError, AttributeError):
-        return f"unknown resource type {rtype!r}"
+        return f"unknown resource type {rtype!r}", frozenset({""})
     try:
         model.model_validate(resource)
     except ValidationError as exc:
-        return summarise(exc)
-    except (TypeError, ValueError, AttributeError) as exc:  # model code raising outside pydantic's error type
-        return f"invalid: {type(exc).__name__}"
+        elements = frozenset(
+            str(e["loc"][0]) if e.get("loc") else "" for e in exc.errors(include_input=False, include_url=False)
+        )
+        return summarise(exc), elements
+    except (TypeError, ValueError, AttributeError, RecursionError) as exc:  # model code raising outside pydantic
+        return f"invalid: {type(exc).__name__}", frozenset({""})
     return None
 
 

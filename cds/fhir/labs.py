@@ -222,11 +222,19 @@ def _summary_fact(analyte: Analyte, window: list[LabValue], today: date) -> Fact
         attrs["code"] = latest.code
     if latest.is_point:
         attrs["value"] = _sig(latest.value)
+        attrs["value_at_least"] = attrs["value_at_most"] = attrs["value"]
     else:
         # A censored result is not a point value: no ``value`` attribute, so no rule
         # threshold on ``value`` can be met by a number the result might not reach.
         attrs["comparator"] = latest.comparator
         attrs["limit"] = _sig(latest.value)
+        # What the result does establish, for rules that accept a censored result: ">2000 pg/mL"
+        # is at least 2000 (so above 1000), ">265" or "<10" establishes nothing about "above 1000".
+        # The limit is already in the canonical unit (SI results converted, e.g. PTH pmol/L).
+        if latest.comparator in (">", ">="):
+            attrs["value_at_least"] = attrs["limit"]
+        else:
+            attrs["value_at_most"] = attrs["limit"]
     points = [v.value for v in window if v.is_point]
     if points:
         attrs["max"] = _sig(max(points))

@@ -1,4 +1,4 @@
-"""MedicationRequest / MedicationStatement -> medication facts by drug class."""
+"""MedicationRequest / MedicationStatement / MedicationAdministration -> medication facts by drug class."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 from cds.facts import Fact
 from cds.fhir.dates import parse_date
 from cds.fhir.intake import Intake, iter_codings, reference_key
-from cds.fhir.terminology import CodeMatch, Terminology, canonical_system
+from cds.fhir.terminology import CodeMatch, Terminology, canonical_system, recognition_attrs
 
-COUNTED_STATUSES = frozenset({"active", "on-hold", "completed"})
+# Request and statement statuses, plus an administration under way ("in-progress"). Not counted:
+# stopped, cancelled, entered-in-error, not-taken, not-done, intended, draft, unknown.
+COUNTED_STATUSES = frozenset({"active", "on-hold", "completed", "in-progress"})
 
 
 def medication_codings(resource: Mapping[str, Any], intake: Intake) -> Iterator[Mapping[str, Any]]:
@@ -29,8 +31,36 @@ def medication_codings(resource: Mapping[str, Any], intake: Intake) -> Iterator[
             yield from iter_codings(ingredient.get("itemCodeableConcept"))
 
 
+def medication_concepts(resource: Mapping[str, Any], intake: Intake) -> list[Any]:
+    """The CodeableConcepts naming the drug: medicationCodeableConcept, or the referenced (or
+    contained) Medication's code and its ingredients' itemCodeableConcepts."""
+    concept = resource.get("medicationCodeableConcept")
+    if concept is not None:
+        return [concept]
+    medication = intake.resolve(resource.get("medicationReference"), resource)
+    if medication is None or medication.get("resourceType") != "Medication":
+        reference = resource.get("medicationReference")
+        # A reference's display ("Coumadin 5 mg tablet") still names the drug for the text layer.
+        display = reference.get("display") if isinstance(reference, Mapping) else None
+        return [{"text": display}] if isinstance(display, str) else []
+    concepts = [medication.get("code")]
+    for ingredient in medication.get("ingredient") or ():
+        if isinstance(ingredient, Mapping):
+            concepts.append(ingredient.get("itemCodeableConcept"))
+            item = intake.resolve(ingredient.get("itemReference"), medication)
+            if item is not None and item.get("resourceType") in ("Medication", "Substance"):
+                concepts.append(item.get("code"))
+    return [c for c in concepts if isinstance(c, Mapping)]
+
+
 def drug_classes(resource: Mapping[str, Any], term: Terminology, intake: Intake) -> dict[str, CodeMatch]:
-    return term.match_codings(medication_codings(resource, intake), ("medication",))
+    """Drug class -> how it was recognised: codes of the drug or its ingredients, else their names."""
+    matches, withheld = term.recognise(
+        medication_concepts(resource, intake), ("medication",), intake.gaps, str(resource.get("resourceType"))
+    )
+    for note in withheld:
+        intake.warn(resource, note)
+    return matches
 
 
 def referenced_medication_valid(resource: Mapping[str, Any], intake: Intake) -> bool:
@@ -48,7 +78,7 @@ def _period(resource: Mapping[str, Any]) -> tuple[str | None, str | None]:
     Runs before validation (it decides whether the resource can become a fact at all),
     so it reads defensively: a malformed element just gives no date.
     """
-    if resource.get("resourceType") == "MedicationStatement":
+    if resource.get("resourceType") in ("MedicationStatement", "MedicationAdministration"):
         period = resource.get("effectivePeriod")
         if isinstance(period, Mapping):
             return _str(period.get("start")), _str(period.get("end"))
@@ -82,7 +112,9 @@ def _str(value: Any) -> str | None:
 
 def _route(resource: Mapping[str, Any]) -> str | None:
     dosages = resource.get("dosageInstruction") if resource.get("resourceType") == "MedicationRequest" else resource.get("dosage")
-    for dosage in dosages or ():
+    if isinstance(dosages, Mapping):  # MedicationAdministration.dosage is one element, not a list
+        dosages = [dosages]
+    for dosage in dosages if isinstance(dosages, list) else ():
         route = dosage.get("route") if isinstance(dosage, Mapping) else None
         if isinstance(route, Mapping):
             if isinstance(route.get("text"), str):
@@ -124,6 +156,7 @@ def medication_facts(resources: list[Mapping[str, Any]], term: Terminology, inta
                 "resource_type": rtype,
                 "code_confidence": match.confidence,
                 "source": ref,
+                **recognition_attrs(match),
             }
             coding = next(
                 (c for c in codings if any(m.valueset == vs_id for m in term.match(c.get("system"), c.get("code")))),

@@ -16,10 +16,21 @@ WEIGHT_CHANGE_DAYS = 90
 
 
 def choose_patient(patients: list[Mapping[str, Any]], patient_id: Any) -> Mapping[str, Any] | None:
+    """The Patient of context.patientId; never another one (without a patientId: the only one sent)."""
     for patient in patients:
         if patient.get("id") == patient_id:
             return patient
-    return patients[0] if patients else None
+    if patient_id is None and len(patients) == 1:
+        return patients[0]
+    return None
+
+
+def foreign_patient_keys(prefetch: Mapping[str, Any], patient_id: Any) -> list[str]:
+    """Prefetch keys holding a Patient resource that is not context.patientId (the request is then refused)."""
+    return sorted(
+        str(key) for key, value in prefetch.items()
+        if isinstance(value, Mapping) and value.get("resourceType") == "Patient" and value.get("id") != patient_id
+    )
 
 
 def patient_fact(

@@ -15,7 +15,7 @@ from cds.facts import Fact
 from cds.fhir.conditions import body_site
 from cds.fhir.dates import parse_date, years_between
 from cds.fhir.intake import Intake, iter_codings, reference_key
-from cds.fhir.terminology import Terminology, canonical_system
+from cds.fhir.terminology import CodeMatch, Terminology, canonical_system, recognition_attrs
 
 COUNTED_STATUSES = frozenset({"completed", "in-progress"})
 
@@ -32,10 +32,12 @@ def performed(resource: Mapping[str, Any]) -> tuple[date | None, str]:
 
 
 def procedure_facts(resources: list[Mapping[str, Any]], term: Terminology, intake: Intake, today: date) -> list[Fact]:
-    # concept -> [(day, sort_key, resource, code, system, confidence)]
-    by_concept: dict[str, list[tuple[date, str, Mapping[str, Any], str, str, str]]] = {}
+    # concept -> [(day, sort_key, resource, code, system, match)]
+    by_concept: dict[str, list[tuple[date, str, Mapping[str, Any], str, str, CodeMatch]]] = {}
     for resource in resources:
-        matches = term.match_codings(iter_codings(resource.get("code")), ("procedure",))
+        matches, withheld = term.recognise([resource.get("code")], ("procedure",), intake.gaps, "Procedure")
+        for note in withheld:
+            intake.warn(resource, note)
         # Lean check here; the full R4B model runs on the rows a fact reports (below),
         # as for Observations: hundreds of dialysis sessions would otherwise cost ~0.2 ms each.
         if not matches or not intake.validate_procedure_lean(resource):
@@ -52,7 +54,7 @@ def procedure_facts(resources: list[Mapping[str, Any]], term: Terminology, intak
                 {},
             )
             by_concept.setdefault(vs_id, []).append(
-                (day, sort_key, resource, str(coding.get("code", "")), canonical_system(coding.get("system")) or "", match.confidence)
+                (day, sort_key, resource, str(coding.get("code", "")), canonical_system(coding.get("system")) or "", match)
             )
     facts = []
     for vs_id in sorted(by_concept):
@@ -66,7 +68,7 @@ def procedure_facts(resources: list[Mapping[str, Any]], term: Terminology, intak
         if not rows:
             continue
         first_day = rows[0][0]
-        day, _, resource, code, system, confidence = rows[-1]
+        day, _, resource, code, system, match = rows[-1]
         ref = reference_key(resource, "Procedure")
         attrs: dict[str, Any] = {
             "concept": vs_id,
@@ -76,8 +78,9 @@ def procedure_facts(resources: list[Mapping[str, Any]], term: Terminology, intak
             "first_date": first_day.isoformat(),
             "years_since_first": years_between(first_day, today),
             "count": len(rows),
-            "code_confidence": confidence,
+            "code_confidence": match.confidence,
             "source": ref,
+            **recognition_attrs(match),
         }
         if code:
             attrs["code"] = code

@@ -21,29 +21,27 @@ from typing import Any
 
 import yaml
 
+# Code systems, their aliases and the code matcher live in cds.concepts (shared with cds.findings);
+# re-exported here because the FHIR modules import them from this module.
+from cds.concepts import (
+    CPT,
+    ICD10CM,
+    LOINC,
+    RXNORM,
+    SNOMED,
+    SYSTEM_ALIASES,
+    UCUM,
+    CodeIndex,
+    CodeMatch,
+    canonical_system,
+    normalise_code,
+)
 from cds.yamlio import load_yaml
 
-# Canonical FHIR system URIs, and the spellings EHRs send for the same systems
-# (HL7 OIDs from the HL7 OID registry, plus common variants).
-ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
-SNOMED = "http://snomed.info/sct"
-LOINC = "http://loinc.org"
-RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
-CPT = "http://www.ama-assn.org/go/cpt"
-UCUM = "http://unitsofmeasure.org"
-
-SYSTEM_ALIASES: dict[str, str] = {
-    "urn:oid:2.16.840.1.113883.6.90": ICD10CM,
-    "http://hl7.org/fhir/sid/icd-10-cm/": ICD10CM,
-    "urn:oid:2.16.840.1.113883.6.96": SNOMED,
-    "http://snomed.info/sct/": SNOMED,
-    "urn:oid:2.16.840.1.113883.6.1": LOINC,
-    "http://loinc.org/": LOINC,
-    "urn:oid:2.16.840.1.113883.6.88": RXNORM,
-    "http://www.nlm.nih.gov/research/umls/rxnorm/": RXNORM,
-    "urn:oid:2.16.840.1.113883.6.12": CPT,
-    "http://www.ama-assn.org/go/cpt/": CPT,
-}
+__all__ = [
+    "CPT", "ICD10CM", "LOINC", "RXNORM", "SNOMED", "SYSTEM_ALIASES", "UCUM", "CodeIndex", "CodeMatch",
+    "Terminology", "TerminologyError", "canonical_system", "normalise_code", "recognition_attrs",
+]
 
 FACT_KINDS_OF_VALUESETS = ("condition", "medication", "procedure", "draft-order", "finding", "observation")
 CONFIDENCE_RANK = {"V": 3, "S": 2, "R": 1}
@@ -51,31 +49,6 @@ CONFIDENCE_RANK = {"V": 3, "S": 2, "R": 1}
 
 class TerminologyError(ValueError):
     """A value-set or analyte file is malformed; the message names file and entry."""
-
-
-def canonical_system(system: str | None) -> str | None:
-    if system is None:
-        return None
-    return SYSTEM_ALIASES.get(system, system)
-
-
-def normalise_code(system: str | None, code: str) -> str:
-    """ICD-10-CM codes compare without case and with the dot after the category."""
-    if system == ICD10CM:
-        code = code.strip().upper()
-        if "." not in code and len(code) > 3:
-            code = f"{code[:3]}.{code[3:]}"
-    return code
-
-
-@dataclass(frozen=True, slots=True)
-class CodeMatch:
-    """One value set a coding belongs to."""
-
-    valueset: str
-    system: str
-    code: str
-    confidence: str  # V | S | R
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,16 +115,20 @@ class Terminology:
     body_sites: dict[str, BodySite] = field(default_factory=dict)
     analytes: dict[str, Analyte] = field(default_factory=dict)
     settings: ExtractionSettings = field(default_factory=ExtractionSettings)
-    # (system, code) -> matches, for exact codes
-    _exact: dict[tuple[str, str], list[CodeMatch]] = field(default_factory=dict)
-    # system -> [(stem, dotted, match)], for prefix codes ("L97.*", "E11*")
-    _prefixes: dict[str, list[tuple[str, bool, CodeMatch]]] = field(default_factory=dict)
+    codes: CodeIndex = field(default_factory=CodeIndex)  # value-set codes: the one matcher (cds.concepts)
     # (system, code) -> body-site id; laterality codes -> left | right | bilateral
     _site_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     _laterality_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     # LOINC code -> analyte id
     loinc_to_analyte: dict[str, str] = field(default_factory=dict)
     findings_knowledge: Any = None  # cds.findings knowledge, when that package is installed
+    # Text layer: (term, value-set id) pairs and each pair's confidence (rules/valuesets/lexicon.yaml).
+    synonyms: dict[tuple[str, str], str] = field(default_factory=dict)
+    _lexicon: Any = None
+    # Pathology report wording -> skin-biopsy result (lexicon.yaml biopsy_results): (term, result) pairs.
+    biopsy_terms: set[tuple[str, str]] = field(default_factory=set)
+    _biopsy_lexicon: Any = None
+    _text_cache: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     rules_dir: Path | None = None
 
     # ----------------------------------------------------------------- loading
@@ -169,7 +146,20 @@ class Terminology:
             term._load_analytes(analytes)
         term._check_settings()
         term.findings_knowledge = _load_findings_knowledge(rules_dir)
+        term._use_findings_sites()
         return term
+
+    def _use_findings_sites(self) -> None:
+        """Body sites and laterality codes from rules/findings/sites.yaml: one vocabulary for lesions and findings."""
+        knowledge = self.findings_knowledge
+        if knowledge is None:
+            return
+        for site in knowledge.sites.values():
+            self.body_sites[site.id] = BodySite(site.id, site.site_class)
+        for (system, code), site_id in knowledge.site_codes.items():
+            self._site_codes[(canonical_system(system) or system, code)] = site_id
+        for (system, code), side in knowledge.laterality_codes.items():
+            self._laterality_codes[(canonical_system(system) or system, code)] = side
 
     def _load_valueset_file(self, path: Path) -> None:
         doc = _read_yaml(path)
@@ -197,33 +187,32 @@ class Terminology:
             for code_index, entry in enumerate(codes):
                 system, code, confidence = _code_entry(entry, f"{where}: codes[{code_index}]")
                 self._add_code(vs_id, system, code, confidence)
-        for index, raw in enumerate(doc.get("body_sites") or []):
-            where = f"{path.name}: body_sites[{index}]"
-            site_id = _required_str(raw, "id", where)
-            site_class = _required_str(raw, "site_class", where)
-            self.body_sites[site_id] = BodySite(site_id, site_class)
-            for code_index, entry in enumerate(raw.get("codes") or []):
-                system, code, _ = _code_entry(entry, f"{where}: codes[{code_index}]")
-                self._site_codes[(system, code)] = site_id
-        for index, raw in enumerate(doc.get("laterality") or []):
-            where = f"{path.name}: laterality[{index}]"
-            side = _required_str(raw, "id", where)
-            for code_index, entry in enumerate(raw.get("codes") or []):
-                system, code, _ = _code_entry(entry, f"{where}: codes[{code_index}]")
-                self._laterality_codes[(system, code)] = side
+        for index, raw in enumerate(doc.get("synonyms") or []):
+            where = f"{path.name}: synonyms[{index}]"
+            vs_id = _required_str(raw, "valueset", where)
+            confidence = str(raw.get("confidence", "R"))
+            if confidence not in CONFIDENCE_RANK:
+                raise TerminologyError(f"{where}: confidence must be V, S or R, not {confidence!r}")
+            terms = raw.get("terms")
+            if not isinstance(terms, list) or not terms or not all(isinstance(t, str) and t.strip() for t in terms):
+                raise TerminologyError(f"{where}: terms must be a non-empty list of phrases")
+            for term in terms:
+                self.synonyms[(term.strip().lower(), vs_id)] = confidence
+        results = doc.get("biopsy_results") or {}
+        if not isinstance(results, dict) or set(results) - {"positive", "nondiagnostic", "other-diagnosis"}:
+            raise TerminologyError(f"{path.name}: biopsy_results maps positive, nondiagnostic, other-diagnosis to terms")
+        for label, terms in results.items():
+            if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):
+                raise TerminologyError(f"{path.name}: biopsy_results.{label} must be a list of phrases")
+            self.biopsy_terms.update((t.strip().lower(), label) for t in terms)
+        for key in ("body_sites", "laterality"):
+            if doc.get(key):
+                raise TerminologyError(
+                    f"{path.name}: {key} belong in rules/findings/sites.yaml (the one body-site vocabulary)"
+                )
 
     def _add_code(self, vs_id: str, system: str, code: str, confidence: str) -> None:
-        if code.endswith("*"):
-            # "L97.*": the category itself or any code under it; "I70.2*": any code starting so.
-            dotted = code.endswith(".*")
-            stem = code[:-2] if dotted else code[:-1]
-            if system == ICD10CM:
-                stem = stem.upper()
-            match = CodeMatch(vs_id, system, code, confidence)
-            self._prefixes.setdefault(system, []).append((stem, dotted, match))
-        else:
-            code = normalise_code(system, code)
-            self._exact.setdefault((system, code), []).append(CodeMatch(vs_id, system, code, confidence))
+        self.codes.add(vs_id, system, code, confidence)
 
     def _load_analytes(self, path: Path) -> None:
         doc = _read_yaml(path)
@@ -288,6 +277,9 @@ class Terminology:
         )
 
     def _check_settings(self) -> None:
+        for term, vs_id in self.synonyms:
+            if vs_id not in self.valuesets:
+                raise TerminologyError(f"lexicon.yaml: term {term!r} names unknown value set {vs_id!r}")
         s = self.settings
         for name in ("ulcer_valuesets", "dialysis_procedure_valuesets",
                      "dialysis_condition_valuesets"):
@@ -299,22 +291,7 @@ class Terminology:
 
     def match(self, system: str | None, code: str | None) -> list[CodeMatch]:
         """Every value set the coding belongs to (empty when none)."""
-        if not system or not code or not isinstance(code, str) or not isinstance(system, str):
-            return []
-        system = SYSTEM_ALIASES.get(system, system)
-        code = normalise_code(system, code)
-        found = self._exact.get((system, code))
-        prefixes = self._prefixes.get(system)
-        if not prefixes:
-            return found or []
-        result = list(found or ())
-        for stem, dotted, match in prefixes:
-            if dotted:
-                if code == stem or code.startswith(stem + "."):
-                    result.append(match)
-            elif code.startswith(stem):
-                result.append(match)
-        return result
+        return self.codes.match(system, code)
 
     def match_codings(self, codings: Iterable[Mapping[str, Any]], fact_kinds: tuple[str, ...]) -> dict[str, CodeMatch]:
         """Value set id -> best match, over all codings, limited to value sets of ``fact_kinds``."""
@@ -329,6 +306,81 @@ class Terminology:
                 if current is None or CONFIDENCE_RANK[match.confidence] > CONFIDENCE_RANK[current.confidence]:
                     best[match.valueset] = match
         return best
+
+    def match_text(
+        self, concepts: Iterable[Any], fact_kinds: tuple[str, ...]
+    ) -> tuple[dict[str, CodeMatch], list[str]]:
+        """The text layer: value set id -> match from the concepts' text and codings' displays.
+
+        Only for use when no coding matched (a code outranks text). Returns the matches and, for the
+        trace, the lexicon terms that were found but not asserted ("no ...", "rule out ...").
+        """
+        best: dict[str, CodeMatch] = {}
+        withheld: list[str] = []
+        for text in _concept_texts(concepts):
+            for mention in self._text_mentions(text):
+                vs = self.valuesets.get(mention.label)
+                if vs is None or vs.fact_kind not in fact_kinds:
+                    continue
+                if not mention.asserted:
+                    withheld.append(f"text term {mention.phrase!r} not counted ({mention.modifier.lower()})")
+                    continue
+                confidence = self.synonyms.get((mention.phrase, mention.label), "R")
+                current = best.get(mention.label)
+                if current is None or CONFIDENCE_RANK[confidence] > CONFIDENCE_RANK[current.confidence]:
+                    best[mention.label] = CodeMatch(mention.label, "", "", confidence, "text", mention.phrase)
+        return best, withheld
+
+    def recognise(
+        self,
+        concepts: list[Any],
+        fact_kinds: tuple[str, ...],
+        gaps: dict[tuple[str, str, str], str] | None = None,
+        resource_type: str = "",
+    ) -> tuple[dict[str, CodeMatch], list[str]]:
+        """Codes first (code, hierarchy layers); the text layer only when no coding matched.
+
+        ``gaps`` collects the codings of a concept no code recognised, as (system, code, resource
+        type) -> the value set the text layer found instead ("" when none): coverage telemetry
+        for informaticists (``cds terminology gaps``), codes only, never text or patient data.
+        """
+        codings = [c for concept in concepts for c in _codings_of(concept)]
+        matches = self.match_codings(codings, fact_kinds)
+        if matches:
+            return matches, []
+        found, withheld = self.match_text(concepts, fact_kinds) if self.synonyms else ({}, [])
+        if gaps is not None:
+            text_match = ",".join(sorted(found))
+            for coding in codings:
+                system, code = coding.get("system"), coding.get("code")
+                if isinstance(system, str) and isinstance(code, str) and system and code:
+                    gaps[(canonical_system(system) or system, code[:64], resource_type)] = text_match
+        return found, withheld
+
+    def _text_mentions(self, text: str) -> tuple[Any, ...]:
+        cached = self._text_cache.get(text)
+        if cached is not None:
+            return cached
+        lexicon = self._lexicon_matcher()
+        found: tuple[Any, ...] = lexicon.mentions(text) if lexicon is not None else ()
+        if len(self._text_cache) >= 8192:  # bounded; texts repeat heavily (EHR drug and problem names)
+            self._text_cache.clear()
+        self._text_cache[text] = found
+        return found
+
+    def _lexicon_matcher(self) -> Any:
+        if self._lexicon is None and self.findings_knowledge is not None and self.synonyms:
+            from cds.findings.lexicon import LexiconMatcher
+
+            self._lexicon = LexiconMatcher(self.synonyms, self.findings_knowledge)
+        return self._lexicon
+
+    def biopsy_matcher(self) -> Any:
+        if self._biopsy_lexicon is None and self.findings_knowledge is not None and self.biopsy_terms:
+            from cds.findings.lexicon import LexiconMatcher
+
+            self._biopsy_lexicon = LexiconMatcher(self.biopsy_terms, self.findings_knowledge)
+        return self._biopsy_lexicon
 
     def body_site(self, system: str | None, code: str | None) -> str | None:
         if not system or not code:
@@ -351,6 +403,30 @@ class Terminology:
 
 
 # --------------------------------------------------------------------- helpers
+
+
+def recognition_attrs(match: CodeMatch) -> dict[str, str]:
+    """The fact attributes that say how a concept was recognised (code | hierarchy | text)."""
+    if match.layer == "text":
+        return {"recognised_by": "text", "recognised_text": match.phrase}
+    return {"recognised_by": match.layer}
+
+
+def _codings_of(concept: Any) -> list[Mapping[str, Any]]:
+    codings = concept.get("coding") if isinstance(concept, Mapping) else None
+    return [c for c in codings if isinstance(c, Mapping)] if isinstance(codings, list) else []
+
+
+def _concept_texts(concepts: Iterable[Any]) -> list[str]:
+    """CodeableConcept.text and every coding.display, each once."""
+    texts: list[str] = []
+    for concept in concepts:
+        if not isinstance(concept, Mapping):
+            continue
+        if isinstance(concept.get("text"), str):
+            texts.append(concept["text"])
+        texts.extend(c["display"] for c in _codings_of(concept) if isinstance(c.get("display"), str))
+    return list(dict.fromkeys(t for t in texts if t.strip()))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -395,15 +471,31 @@ def _code_entry(entry: Any, where: str) -> tuple[str, str, str]:
 
 
 def _load_findings_knowledge(rules_dir: Path) -> Any:
-    """The imaging-findings worker's knowledge, if that package is installed (optional)."""
+    """The findings layer's knowledge (rules/findings): body sites, report-text vocabulary.
+
+    A broken findings file is an error of the rule set, reported with its file (and line where
+    it can be found), never swallowed: hiding it made 24 rule tests fail with no file named
+    (issue 18). Only a missing medspaCy installation is tolerated, by the text layer itself.
+    """
+    from cds.findings.knowledge import FindingsKnowledge, FindingsRulesError
+
+    if not (rules_dir / "findings").is_dir():
+        return None  # a rule set without a findings layer (e.g. a test's value sets only)
     try:
-        from cds import findings  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    loader = getattr(getattr(findings, "FindingsKnowledge", None), "load", None)
-    if loader is None:
-        return None
-    try:
-        return loader(rules_dir)
-    except Exception:  # noqa: BLE001 - the findings layer is optional; its absence must not stop the service
-        return None
+        return FindingsKnowledge.load(rules_dir)
+    except FindingsRulesError as exc:
+        raise TerminologyError(_with_line(str(exc))) from exc
+
+
+def _with_line(message: str) -> str:
+    """``path: site x: ...`` -> ``path:line: site x: ...`` when the entry's id is found in the file."""
+    path_text, _, rest = message.partition(": ")
+    path = Path(path_text)
+    words = rest.split(":", 1)[0].split()
+    if not path.is_file() or len(words) < 2:
+        return message
+    needle = words[-1]
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line and ("id:" in line or needle + ":" in line):
+            return f"{path_text}:{number}: {rest}"
+    return message

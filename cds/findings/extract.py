@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from cds.concepts import coded_key
 from cds.facts import Fact, FactSet, FactWarning
 from cds.findings.knowledge import LOCAL_SYSTEM, FindingsKnowledge, normalise_phrase
 from cds.findings.model import Mention
@@ -32,11 +33,12 @@ log = logging.getLogger(__name__)
 DICOM_SYSTEM = "http://dicom.nema.org/resources/ontology/DCM"
 V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 # DiagnosticReport.category codes that mean "imaging" (HL7 v2 table 0074 diagnostic service
-# sections; LOINC LP29684-5 "Radiology" as US Core uses it) - recalled, confidence R.
+# sections; LOINC LP29684-5 "Radiology" as US Core uses it) - recalled, confidence R. LOINC
+# LP7839-6 is "Pathology" (US Core): pathology reports are read by cds.fhir.pathology instead.
 IMAGING_CATEGORIES = {
     (V2_0074, "RAD"), (V2_0074, "NMS"), (V2_0074, "CT"), (V2_0074, "CUS"), (V2_0074, "RX"),
     (V2_0074, "VUS"), (V2_0074, "OUS"), (V2_0074, "XRC"), (V2_0074, "NMR"), (V2_0074, "IMG"),
-    ("http://loinc.org", "LP29684-5"), ("http://loinc.org", "LP7839-6"),
+    ("http://loinc.org", "LP29684-5"),
 }
 SKIP_STATUSES = {"entered-in-error", "cancelled", "registered"}
 _TEXT_TYPES = ("text/plain",)
@@ -380,10 +382,10 @@ def _observation_mentions(obs: Mapping[str, Any], concepts: list[str], knowledge
             continue
         value_codings = _codings(comp.get("valueCodeableConcept"))
         for code in _codings(comp.get("code")):
-            key = (code.get("system"), str(code.get("code")))
+            key = coded_key(code.get("system"), code.get("code"))
             if key in knowledge.laterality_component_codes:
                 for v in value_codings:
-                    laterality = knowledge.laterality_codes.get((v.get("system"), str(v.get("code")))) or laterality
+                    laterality = knowledge.laterality_of(v.get("system"), v.get("code")) or laterality
             elif code.get("system") == LOCAL_SYSTEM and value_codings:
                 qual[str(code.get("code"))] = str(value_codings[0].get("code"))
 
@@ -391,11 +393,12 @@ def _observation_mentions(obs: Mapping[str, Any], concepts: list[str], knowledge
     body = obs.get("bodySite")
     site: str | None = None
     for c in _codings(body):
-        key = (c.get("system"), str(c.get("code")))
-        if key in knowledge.site_codes:
-            site = knowledge.site_codes[key]
-        elif key in knowledge.laterality_codes:
-            laterality = knowledge.laterality_codes[key]
+        coded_site = knowledge.site_of(c.get("system"), c.get("code"))
+        coded_side = knowledge.laterality_of(c.get("system"), c.get("code"))
+        if coded_site is not None:
+            site = coded_site
+        elif coded_side is not None:
+            laterality = coded_side
     if site is None and isinstance(body, Mapping) and body.get("text"):
         # The same lexicon as report text: bodySite.text "Both calves" -> lower-leg, bilateral.
         site, text_lat = _site_from_text(str(body["text"]), knowledge)

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from cds.concepts import CodeIndex, coded_key
 from cds.findings.cache import LRUCache
 from cds.yamlio import load_yaml
 
@@ -179,6 +180,7 @@ class FindingsKnowledge:
     validation_cache: LRUCache = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     _nlp_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
     _nlp_box: list = field(default_factory=list, compare=False, repr=False)
+    _matchers: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.text_cache is None:
@@ -285,14 +287,22 @@ class FindingsKnowledge:
     # -- look-ups -----------------------------------------------------------------------
 
     def valuesets_for(self, system: str | None, code: str | None, index: tuple[CodedConcept, ...]) -> list[str]:
-        if not system or not code:
-            return []
-        out: list[str] = []
-        for c in index:
-            matched = c.system == system and (code.startswith(c.code) if c.prefix else code == c.code)
-            if matched and c.valueset not in out:
-                out.append(c.valueset)
-        return out
+        """Value sets of ``index`` (study_codes or finding_codes) the coding belongs to.
+
+        Matched by the one code matcher of the service (``cds.concepts.CodeIndex``): the same
+        system aliases (OID forms) and ICD-10-CM prefix rules as the FHIR layer.
+        """
+        matcher = self._matchers.get(id(index))
+        if matcher is None:
+            matcher = CodeIndex.of((c.valueset, c.system, f"{c.code}*" if c.prefix else c.code, "V") for c in index)
+            self._matchers[id(index)] = matcher
+        return matcher.valuesets(system, code)
+
+    def site_of(self, system: object, code: object) -> str | None:
+        return self.site_codes.get(coded_key(system, code))
+
+    def laterality_of(self, system: object, code: object) -> str | None:
+        return self.laterality_codes.get(coded_key(system, code))
 
     def site_ancestors(self, site: str) -> list[str]:
         """``site`` and its ancestors, nearest first (cycle-safe)."""

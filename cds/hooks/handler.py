@@ -13,12 +13,14 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from cds.fhir.patient import foreign_patient_keys
 from cds.hooks.errors import HookError, describe_validation_error
 from cds.hooks.models import CDSRequest, context_model_for
 from cds.hooks.prefetch import Fetcher, FhirServerRefused, PrefetchUnavailable, complete_prefetch
 from cds.hooks.services import ServiceDefinition
 from cds.observability import metrics
-from cds.pipeline import Evaluation, Pipeline
+from cds.hooks.limits import RequestLimits, count_resources, deeper_than
+from cds.pipeline import Evaluation, FactLimitExceeded, Pipeline
 
 
 def parse_hook_request(service: ServiceDefinition, payload: dict[str, Any]) -> CDSRequest:
@@ -47,13 +49,17 @@ async def answer_hook(
     fetch: Fetcher | None = None,
     trace_extension_key: str | None = None,
     fhir_server_policy: Callable[[str], str | None] | None = None,
+    limits: RequestLimits | None = None,
 ) -> Evaluation:
     """The evaluation of one hook call.
 
     ``fhir_server_policy(fhirServer)`` says why this caller may not make the service fetch
     from that server (None: it may); refused, a call that needs fetching gets 403 before any
-    connection is opened.
+    connection is opened. ``limits`` bound nesting depth, resource and fact counts.
     """
+    limits = limits or RequestLimits()
+    if deeper_than(payload, limits.max_json_depth):
+        raise HookError(422, f"the request nests deeper than {limits.max_json_depth} levels (CDS_MAX_JSON_DEPTH)")
     request = parse_hook_request(service, payload)
     refusal = None
     if request.fhirServer is not None and fhir_server_policy is not None:
@@ -67,9 +73,25 @@ async def answer_hook(
         raise HookError(412, exc.reason) from None
     finally:
         metrics.STAGE_LATENCY.labels("prefetch").observe(time.perf_counter() - started)
+    foreign = foreign_patient_keys(prefetched.data, request.context.get("patientId"))
+    if foreign:
+        # Another person's record under this patient's key: refuse rather than guess which is right.
+        raise HookError(422, f"prefetch {', '.join(foreign)}: a Patient other than context.patientId")
+    resources = sum(count_resources(v) for v in prefetched.data.values()) + count_resources(
+        request.context.get("draftOrders"))
+    if resources > limits.max_resources:
+        raise HookError(413, f"{resources} FHIR resources in the prefetch and draft orders; the limit is "
+                             f"{limits.max_resources} (CDS_MAX_RESOURCES)")
+    if any(deeper_than(v, limits.max_json_depth) for v in prefetched.data.values()):  # pages fetched from fhirServer
+        raise HookError(422, f"fetched FHIR data nests deeper than {limits.max_json_depth} levels (CDS_MAX_JSON_DEPTH)")
     want_trace = bool(trace_extension_key and (request.extension or {}).get(trace_extension_key))
     # The engine is CPU-bound and synchronous: keep it off the event loop.
-    evaluation = await run_in_threadpool(pipeline.evaluate, service, request, prefetched.data, now, want_trace)
+    try:
+        evaluation = await run_in_threadpool(
+            pipeline.evaluate, service, request, prefetched.data, now, want_trace, limits.max_facts
+        )
+    except FactLimitExceeded as exc:
+        raise HookError(422, f"the request gives {exc.count} facts; the limit is {exc.limit} (CDS_MAX_FACTS)") from None
     for stage, seconds in evaluation.timings.items():
         metrics.STAGE_LATENCY.labels(stage).observe(seconds)
     return evaluation

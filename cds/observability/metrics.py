@@ -70,3 +70,21 @@ def mark_worker_exit(pid: int) -> None:
     """Tell multiprocess mode a worker is gone, so its live gauges stop counting."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         _multiprocess.mark_process_dead(pid)
+
+# Reading real EHR data (cds.fhir): counts only, no resource ids or codes of a patient.
+LENIENT_READS = Counter(
+    "cds_fhir_lenient_reads_total", "Resources read although invalid R4 on elements the rules do not read"
+)
+UNREADABLE_RESOURCES = Counter(
+    "cds_fhir_unreadable_resources_total", "Resources that could not be read; named in the response notice"
+)
+FOREIGN_PATIENT_RESOURCES = Counter(
+    "cds_fhir_foreign_patient_resources_total",
+    "Resources about another patient than context.patientId, ignored (by resource type)",
+    ["resource_type"],
+)
+UNMATCHED_CODES = Counter(
+    "cds_terminology_unmatched_codes_total",
+    "Codings of conditions, medications, procedures and orders that matched no value set, by code system",
+    ["system"],
+)

@@ -90,15 +90,27 @@ def test_order_sign_selects_every_draft(run) -> None:
     assert one(facts, "draft-order", concept="bone-scan").attrs["selected"] is True
 
 
-def test_invalid_draft_order_is_a_warning(run) -> None:
+def test_draft_invalid_only_on_unread_elements_is_read_with_a_warning(run) -> None:
+    # No intent (required in R4): the rules do not read it, so the drug is still checked (sandbox drafts).
     drafts = {"resourceType": "Bundle", "entry": [{"resource": {
         "resourceType": "MedicationRequest", "id": "request-123", "status": "draft",
         "medicationCodeableConcept": {"coding": [coding(RXNORM, "11289")]},
         "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-11-21"}}]}
     facts = run(context={"patientId": "p1", "draftOrders": drafts})
-    assert of_kind(facts, "draft-order") == []
+    assert one(facts, "draft-order", drug_class="vitamin-k-antagonist")
     assert [(w.resource_type, w.resource_id) for w in facts.warnings] == [("MedicationRequest", "request-123")]
-    assert "intent" in facts.warnings[0].message
+    assert "intent" in facts.warnings[0].message and facts.warnings[0].message.startswith("read leniently")
+    assert facts.notices == ()
+
+
+def test_draft_invalid_on_a_read_element_is_a_notice(run) -> None:
+    drafts = {"resourceType": "Bundle", "entry": [{"resource": {
+        "resourceType": "MedicationRequest", "id": "request-124", "status": "draft", "intent": "order",
+        "medicationCodeableConcept": {"coding": "not a list"},
+        "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-11-21"}}]}
+    facts = run(context={"patientId": "p1", "draftOrders": drafts})
+    assert of_kind(facts, "draft-order") == []
+    assert [(w.resource_type, w.resource_id) for w in facts.notices] == [("MedicationRequest", "request-124")]
 
 
 def test_patient_age_sex_and_bmi(run) -> None:

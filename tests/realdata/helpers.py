@@ -1,0 +1,51 @@
+"""Posting requests to an in-process app (auth off, loopback demo profile) and rewriting patients."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from typing import Any
+
+import orjson
+from fastapi.testclient import TestClient
+
+from cds.app import create_app
+from cds.settings import Settings
+from tests.conftest import REPO, RULES_DIR
+
+REQUESTS = REPO / "fhir_examples" / "requests"
+NAMESPACE = "org.calciphylaxis-cds"
+NOTICES = f"{NAMESPACE}.notices"
+
+
+@cache
+def client() -> TestClient:
+    app = create_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR))
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def example(name: str) -> dict[str, Any]:
+    return orjson.loads((REQUESTS / name).read_bytes())
+
+
+def post(service: str, body: dict[str, Any]) -> Any:
+    # json, not orjson: orjson refuses to write nesting deeper than 255, which some tests need.
+    return client().post(f"/cds-services/{service}", content=json.dumps(body),
+                         headers={"Content-Type": "application/json"})
+
+
+def rebind(body: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """The same request about patient ``new`` (every reference and id of ``old`` rewritten)."""
+    text = json.dumps(body).replace(f"Patient/{old}", f"Patient/{new}").replace(f'"id": "{old}"', f'"id": "{new}"')
+    out = json.loads(text)
+    out["context"]["patientId"] = new
+    return out
+
+
+def summaries(response: Any) -> list[str]:
+    return [c["summary"] for c in response.json()["cards"]]
+
+
+def deep(value: Any) -> Any:
+    return copy.deepcopy(value)
