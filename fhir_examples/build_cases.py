@@ -1700,6 +1700,105 @@ BUILDERS = [
 ]
 
 
+# ------------------------------------------------------------------- order-time safety cases (issue 14)
+
+def order_warfarin_mechanical_valve_nonuremic() -> None:
+    """Review S-3: the shipped non-uraemic patient, with the warfarin order's reason coded as EHRs code it."""
+    p = Patient("cx-valve-warfarin", "female", "1951-06-12", ["Valve", "Warfarin"])
+    p.cond("mitral-valve", [coding(ICD, "Z95.2", "Presence of prosthetic heart valve")],
+           "Mechanical mitral valve replacement (On-X, 2023)", "2023-09-01")
+    p.cond("af", [coding(ICD, "I48.91", "Unspecified atrial fibrillation"),
+                  coding(SCT, "49436004", "Atrial fibrillation")], "Atrial fibrillation", "2023-09-01")
+    p.cond("ulcer-left-calf", [coding(ICD, "L97.222", "Non-pressure chronic ulcer of left calf with fat layer "
+                                      "exposed")], "Painful stellate ulcer, left medial calf", 30, site="calf:left")
+    p.sign("retiform-purpura", "Retiform purpura of both medial calves", 42, "calf:right,calf:left")
+    p.sign("pain-out-of-proportion", "Severe calf pain out of proportion to the lesions", 42,
+           "calf:right,calf:left", extra=[coding(SCT, "22253000", "Pain")])
+    p.panel(8, creat=0.9, egfr=66, ca=9.2, phos=3.4, alb=3.3, inr=2.9)
+    bmi(p, 34.5, 8)
+    p.med("warfarin", WARFARIN, "Warfarin 6 mg orally once daily, dose by INR", 1160,
+          reason="Mechanical mitral valve; atrial fibrillation")
+    bone_scan(p, 6, "Heterogeneous subcutaneous uptake in both medial calves at the painful lesions.", [
+        ("CLINICAL HISTORY", "Painful purpuric calf lesions. On warfarin 3 years. Normal renal function."),
+        ("FINDINGS", "Patchy heterogeneous subcutaneous uptake in the medial aspect of both calves, left more than "
+         "right, corresponding to the marked lesions. No visceral uptake. Skeleton unremarkable."),
+        ("IMPRESSION", "Heterogeneous subcutaneous calf uptake at the clinical lesions; calciphylaxis should be "
+         "considered."),
+    ])
+    draft = k.medication_request(p.id, "draft-warfarin", WARFARIN, text="Warfarin 5 mg tablet, 1 tablet orally once "
+                                 "daily, dose by INR", requester=HOSPITALIST, dose=(5, "mg"), route="oral",
+                                 frequency=(1, 1, "d"))
+    draft["reasonCode"] = [k.concept(coding(ICD, "Z95.2", "Presence of prosthetic heart valve"),
+                                     text="Mechanical mitral valve; atrial fibrillation")]
+    add(Case(
+        id="order-warfarin-mechanical-valve-nonuremic", service="calciphylaxis-order-select", patient=p,
+        drafts=[draft], selections=[f"MedicationRequest/{draft['id']}"], stage="suspected",
+        summary="Warfarin re-ordered on admission for a woman with a mechanical mitral valve, normal kidney function "
+                "and suspected non-uraemic calciphylaxis of the calves.",
+        top="calciphylaxis", not_top=["warfarin-skin-necrosis"], cards=["harmful-drug-warning"],
+        forbidden_cards=["thiosulfate-monitoring"],
+        features=["draft warfarin with reasonCode Z95.2 and text 'Mechanical mitral valve'", "eGFR 66",
+                  "retiform purpura and a stellate calf ulcer", "bone scan: uptake at the lesions"],
+        notes="Review S-3 reproduction: the card must say that DOACs are contraindicated with a mechanical valve, "
+              "name unfractionated heparin and cardiology/haematology input, and offer no 'remove' action.",
+    ))
+
+
+def order_thiosulfate_cyanide_antidote() -> None:
+    """Review S-5: sodium thiosulfate as a cyanide antidote in the emergency department."""
+    p = Patient("cx-smoke-inhalation", "male", "1984-02-09", ["Smoke", "Inhalation"])
+    p.cond("smoke", [coding(ICD, "T59.811A", "Toxic effect of smoke, accidental (unintentional), initial encounter")],
+           "Smoke inhalation, house fire", 0, category="encounter-diagnosis")
+    p.cond("cyanide", [coding(ICD, "T65.0X1A", "Toxic effect of cyanides, accidental (unintentional), initial "
+                                               "encounter")], "Suspected cyanide poisoning (lactate 9.8)", 0,
+           category="encounter-diagnosis")
+    p.panel(0, creat=0.9, egfr=104, ca=9.1, phos=3.6, alb=4.2)
+    draft = k.medication_request(p.id, "draft-sodium-thiosulfate", THIOSULFATE, text="Sodium thiosulfate 12.5 g IV "
+                                 "over 10 minutes once, after hydroxocobalamin", requester=HOSPITALIST,
+                                 dose=(12.5, "g"), route="intravenous", reason="Cyanide poisoning (smoke inhalation)")
+    add(Case(
+        id="order-thiosulfate-cyanide-antidote", service="calciphylaxis-order-sign", patient=p, drafts=[draft],
+        summary="Sodium thiosulfate 12.5 g once as a cyanide antidote for a man with smoke inhalation and normal "
+                "kidneys.",
+        top=None, not_top=["calciphylaxis"], cards=[], forbidden_cards=["thiosulfate-monitoring", "risk-card"],
+        silent=True,
+        features=["draft sodium thiosulfate with reason 'Cyanide poisoning'", "eGFR 104", "no skin lesion",
+                  "no calciphylaxis diagnosis"],
+        notes="Review S-5 reproduction: no calciphylaxis card for the antidote (no haemodialysis dosing, no "
+              "'off-label', no bone scan).",
+    ))
+
+
+def order_thiosulfate_peritoneal_dialysis() -> None:
+    """Review S-5: thiosulfate for confirmed calciphylaxis in a patient on peritoneal dialysis, no scan on record."""
+    p = Patient("cx-pd-calciphylaxis", "female", "1958-11-30", ["Peritoneal", "Dialysis"])
+    p.esrd_on_dialysis(1400, pd=True)
+    p.cond("calciphylaxis", CALCIPHYLAXIS, "Calciphylaxis, biopsy-proven, lower abdominal wall", 10,
+           site="abdomen")
+    p.sign("retiform-purpura", "Retiform purpura and an indurated plaque of the lower abdominal wall", 24, "abdomen")
+    ckd_mbd_labs(p, ca=(9.4, 9.6), phos=(6.1, 6.6), pth=(410, 460), alb=(3.4, 3.0))
+    bmi(p, 36.2)
+    draft = k.medication_request(p.id, "draft-sodium-thiosulfate", THIOSULFATE, text="Sodium thiosulfate 12.5 g IV "
+                                 "over 60 minutes three times weekly", requester=NEPHROLOGIST, dose=(12.5, "g"),
+                                 route="intravenous", frequency=(3, 1, "wk"))
+    draft["reasonCode"] = [k.concept(coding(SCT, "237900002", "Calciphylaxis"), text="Calciphylaxis")]
+    add(Case(
+        id="order-thiosulfate-peritoneal-dialysis", service="calciphylaxis-order-sign", patient=p, drafts=[draft],
+        stage="confirmed",
+        summary="Intravenous sodium thiosulfate being signed for biopsy-proven abdominal-wall calciphylaxis in a woman "
+                "on peritoneal dialysis; no bone scan on record.",
+        top="calciphylaxis", not_top=[], cards=["thiosulfate-monitoring"], forbidden_cards=["biopsy-advice"],
+        features=["peritoneal dialysis (CPT 90945, SNOMED 71192002)", "draft IV sodium thiosulfate, reason coded "
+                  "calciphylaxis", "no bone scan in 180 days"],
+        notes="Review S-5: peritoneal-dialysis text (IV route; intraperitoneal use caused chemical peritonitis) and "
+              "an optional, not recommended, baseline scan.",
+    ))
+
+
+BUILDERS += [order_warfarin_mechanical_valve_nonuremic, order_thiosulfate_cyanide_antidote,
+             order_thiosulfate_peritoneal_dialysis]
+
+
 def _has_imaging(case: Case) -> bool:
     reports = case.patient.reports + ([case.review_report] if case.review_report else [])
     return any(r["category"][0]["coding"][0]["code"] == "RAD" for r in reports)
