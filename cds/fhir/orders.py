@@ -123,4 +123,4 @@ def daily_dose_ug(resource: Mapping[str, Any]) -> float | None:
         return None
     if period <= 0 or value < 0 or frequency <= 0:
         return None
-    return round(value * factor * frequency / (period * days), 4)
+    return round(value * factor * frequency / (period * days), 3)
