@@ -112,3 +112,16 @@ def test_s8_non_uraemic_patient_gets_the_workup_not_the_dialysis_card(pipeline) 
 def test_w5_low_dose_calcitriol_is_not_critical_and_names_the_dose(pipeline) -> None:  # noqa: F811
     (card,) = _respond(pipeline, "order-calcitriol-confirmed").cards
     assert card.indicator == "warning" and "0.25 ug/day" in card.summary and not card.suggestions
+
+
+def test_clinical_content_report_lists_every_cards_advice_and_sources() -> None:
+    """The report lets a clinician review all advice in one read (docs/clinical-content.md)."""
+    from tests.test_knowledge_base import RULESET, markdown_report
+
+    report = markdown_report(RULESET)
+    section = report.split("## What each card advises, with its sources", 1)[1].split("\n## ", 1)[0]
+    for card in RULESET.cards.values():
+        assert f"`{card.id}`, {card.indicator}" in section, card.id
+        for ref_id in card.references:
+            assert RULESET.references[ref_id].citation.split("\n")[0][:60] in section, (card.id, ref_id)
+    assert INTERNAL.search(section) is None
