@@ -71,7 +71,7 @@ _conf(
     "I82.401", "Z87.442", "M25.571", "M25.572",
 )
 # Added for the order-time safety cases (issue 14), recalled
-_conf(ICD, "R", "Z95.2", "T65.0X1A", "T59.811A")
+_conf(ICD, "R", "Z95.2", "T65.0X1A", "T59.811A", "L97.219", "Z96.651")
 # SNOMED CT
 _conf(SCT, "V", "237900002", "46177005", "709044004", "399957001", "66931009")
 _conf(SCT, "S", "433146000")
