@@ -1859,6 +1859,97 @@ def source_case_faithful() -> None:
 BUILDERS += [source_case_faithful]
 
 
+# ------------------------------------------------------------------- more safety pathways (issue 14)
+
+def order_warfarin_recent_pulmonary_embolism() -> None:
+    """Review S-3: warfarin for a pulmonary embolism three weeks ago; stopping leaves the patient unprotected."""
+    p = suspected_patient()
+    p.cond("pe", [coding(ICD, "I26.99", "Other pulmonary embolism without acute cor pulmonale"),
+                  coding(SCT, "59282003", "Pulmonary embolism")], "Pulmonary embolism, right lower lobe", 21,
+           category="encounter-diagnosis")
+    draft = k.medication_request(p.id, "draft-warfarin", WARFARIN, text="Warfarin 5 mg tablet, 1 tablet orally once "
+                                 "daily, dose by INR (heparin overlap)", requester=HOSPITALIST, dose=(5, "mg"),
+                                 route="oral", frequency=(1, 1, "d"))
+    draft["reasonCode"] = [k.concept(coding(ICD, "I26.99", "Other pulmonary embolism without acute cor pulmonale"),
+                                     text="Pulmonary embolism")]
+    add(Case(
+        id="order-warfarin-recent-pulmonary-embolism", service="calciphylaxis-order-sign", patient=p, drafts=[draft],
+        stage="suspected",
+        summary="Warfarin being signed for a pulmonary embolism 3 weeks ago in a dialysis patient with suspected "
+                "calciphylaxis of the thigh.",
+        top="calciphylaxis", not_top=[], cards=["harmful-drug-warning"], forbidden_cards=["thiosulfate-monitoring"],
+        features=["draft warfarin with reasonCode I26.99 (pulmonary embolism)", "pulmonary embolism 21 days ago",
+                  "suspected calciphylaxis"],
+        notes="Review S-3: the card must not offer 'remove' (stopping anticoagulation 3 weeks after a PE leaves the "
+              "patient unprotected); it names unfractionated heparin and haematology input.",
+    ))
+
+
+def order_biopsy_unrelated_lesion() -> None:
+    """Review S-9: a skin biopsy of a lesion that is not the suspected calciphylaxis lesion."""
+    p = suspected_patient()
+    p.cond("forearm-papule", [coding(ICD, "L98.9", "Disorder of the skin and subcutaneous tissue, unspecified")],
+           "Scaly keratotic papule, left forearm", 40, site="forearm:left")
+    draft = k.service_request(p.id, "draft-skin-biopsy", PUNCH_BIOPSY, text="Shave biopsy, scaly papule of the left "
+                              "forearm", requester=DERMATOLOGIST, site="forearm:left",
+                              reason="Scaly papule, ?squamous cell carcinoma")
+    add(Case(
+        id="order-biopsy-unrelated-lesion", service="calciphylaxis-order-select", patient=p, user=DERMATOLOGIST,
+        drafts=[draft], selections=[f"ServiceRequest/{draft['id']}"], stage="suspected",
+        summary="Skin biopsy of a forearm papule (?squamous cell carcinoma) in a dialysis patient whose suspected "
+                "calciphylaxis is on the thigh and abdomen.",
+        top="calciphylaxis", not_top=[], cards=[], forbidden_cards=["biopsy-advice", "harmful-drug-warning"],
+        silent=True,
+        features=["draft ServiceRequest CPT 11104 with bodySite left forearm", "suspected calciphylaxis of the left "
+                  "thigh and abdomen", "biopsy reason: ?squamous cell carcinoma"],
+        notes="Review S-9: the biopsy card fires only when the biopsy's site or reason matches the suspected lesion.",
+    ))
+
+
+def cohort_thiosulfate_progression() -> None:
+    """Review S-6: more uptake and a new site on the follow-up scan during sodium thiosulfate."""
+    p = Patient("cx-cohort-sts-progression", "female", "1960-02-17", ["Cohort", "Progression"])
+    p.esrd_on_dialysis(3100)
+    p.cond("calciphylaxis", CALCIPHYLAXIS, "Calciphylaxis of both thighs, biopsy-proven", 70,
+           site="thigh:right,thigh:left")
+    p.sign("violaceous-plaque", "Indurated violaceous plaques of both thighs, enlarging; new tender induration of "
+           "the lower abdominal wall", 75, "thigh:right,thigh:left")
+    ckd_mbd_labs(p, ca=(9.4, 9.6), phos=(6.4, 6.8), pth=(690, 720), alb=(3.1, 2.8))
+    bmi(p, 35.0)
+    p.med("thiosulfate", THIOSULFATE, "Sodium thiosulfate 25 g IV over the last hour of each haemodialysis, 3 times "
+          "weekly", 60, reason="Calciphylaxis, biopsy-proven")
+    bone_scan(p, 65, "Heterogeneous subcutaneous uptake in both thighs, matching the painful plaques; compatible with "
+              "calciphylaxis.", [
+                  ("INDICATION", "Painful thigh plaques, HD. Baseline before sodium thiosulfate."),
+                  ("FINDINGS", "Moderate heterogeneous uptake in the subcutaneous fat of both anterior thighs at the "
+                   "clinical plaques. No visceral uptake."),
+                  ("IMPRESSION", "Soft-tissue uptake compatible with calciphylaxis of both thighs."),
+              ], stem="bone-scan-baseline")
+    bone_scan(p, 2, "Increased subcutaneous uptake in both thighs and new uptake in the lower abdominal wall since "
+              "the baseline study.", [
+                  ("INDICATION", "Calciphylaxis on sodium thiosulfate for 8 weeks; worsening pain."),
+                  ("COMPARISON", "Bone scan 63 days earlier (baseline)."),
+                  ("FINDINGS", "The heterogeneous subcutaneous uptake in both thighs is more intense than on the "
+                   "baseline scan. New heterogeneous subcutaneous uptake in the lower abdominal wall. No visceral "
+                   "uptake."),
+                  ("IMPRESSION", "Increased uptake in both thighs and a new site in the lower abdominal wall, "
+                   "compatible with progression of calciphylaxis."),
+              ], stem="bone-scan-follow-up")
+    add(Case(
+        id="cohort-thiosulfate-progression", service="calciphylaxis-risk", patient=p,
+        summary="Woman on haemodialysis with biopsy-proven calciphylaxis of the thighs after 8 weeks of sodium "
+                "thiosulfate; the follow-up bone scan shows more uptake and a new abdominal-wall site.",
+        top="calciphylaxis", not_top=["renal-failure-soft-tissue-clearance"], cards=[],
+        forbidden_cards=["biopsy-advice", "harmful-drug-warning"],
+        features=["confirmed calciphylaxis", "sodium thiosulfate for 8 weeks", "follow-up scan: increased uptake in "
+                  "the thighs and a new abdominal-wall site"],
+        notes="Review S-6: increased uptake or new sites during treatment are called progression (warning card).",
+    ))
+
+
+BUILDERS += [order_warfarin_recent_pulmonary_embolism, order_biopsy_unrelated_lesion, cohort_thiosulfate_progression]
+
+
 def _has_imaging(case: Case) -> bool:
     reports = case.patient.reports + ([case.review_report] if case.review_report else [])
     return any(r["category"][0]["coding"][0]["code"] == "RAD" for r in reports)

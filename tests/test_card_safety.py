@@ -125,3 +125,20 @@ def test_clinical_content_report_lists_every_cards_advice_and_sources() -> None:
         for ref_id in card.references:
             assert RULESET.references[ref_id].citation.split("\n")[0][:60] in section, (card.id, ref_id)
     assert INTERNAL.search(section) is None
+
+
+def test_s3_recent_pulmonary_embolism_gets_no_remove_action(pipeline) -> None:  # noqa: F811
+    (card,) = _respond(pipeline, "order-warfarin-recent-pulmonary-embolism").cards
+    assert "unprotected" in _text(card) and "unfractionated heparin" in _text(card)
+    assert all(a.type != "delete" for s in card.suggestions for a in s.actions)
+
+
+def test_s9_biopsy_of_an_unrelated_lesion_raises_no_card(pipeline) -> None:  # noqa: F811
+    assert _respond(pipeline, "order-biopsy-unrelated-lesion").cards == []
+
+
+def test_s6_more_uptake_during_treatment_is_called_progression(pipeline) -> None:  # noqa: F811
+    response = _respond(pipeline, "cohort-thiosulfate-progression")
+    card = _card(response, "More or new soft-tissue uptake")
+    assert card.indicator == "warning" and "progression" in _text(card) and "infection" in _text(card)
+    assert not any(c.summary.startswith("Less soft-tissue uptake") for c in response.cards)
