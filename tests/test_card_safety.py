@@ -11,10 +11,9 @@ import re
 
 import pytest
 
-from tests.test_knowledge_base import MANIFEST, _respond  # noqa: F401  (pipeline fixture below)
-from tests.test_knowledge_base import pipeline  # noqa: F401
+from tests.test_knowledge_base import MANIFEST, _respond, pipeline  # noqa: F401  (pipeline is a fixture)
 
-INTERNAL = re.compile(r"sheet\s*§|knowledge sheet|\[brief\]|knowledge-base authors|shared/knowledge", re.I)
+INTERNAL = re.compile(r"sheet\s*§|knowledge sheet|\[brief\]|knowledge-base authors|shared/knowledge", re.IGNORECASE)
 
 
 def _text(card) -> str:  # type: ignore[no-untyped-def]

@@ -77,8 +77,8 @@ def draft_order_facts(context: Mapping[str, Any], term: Terminology, intake: Int
 # A reason given only as text (no coding) is still read for the few indications an order-time card
 # depends on; everything else in free text is left to the coded reasons. Keys are condition value sets.
 REASON_TEXT = {
-    "prosthetic-heart-valve": re.compile(r"\b(mechanical|prosthetic|metallic)\b[^;,.]*\bvalve", re.I),
-    "calciphylaxis": re.compile(r"\bcalci(?:ph|f)yla?xis\b|\bcalcific ur(?:a)?emic arteriolopathy\b", re.I),
+    "prosthetic-heart-valve": re.compile(r"\b(mechanical|prosthetic|metallic)\b[^;,.]*\bvalve", re.IGNORECASE),
+    "calciphylaxis": re.compile(r"\bcalci(?:ph|f)yla?xis\b|\bcalcific ur(?:a)?emic arteriolopathy\b", re.IGNORECASE),
 }
 
 
@@ -114,13 +114,16 @@ def daily_dose_ug(resource: Mapping[str, Any]) -> float | None:
     repeat = (dosage.get("timing") or {}).get("repeat") if isinstance(dosage.get("timing"), Mapping) else None
     if not isinstance(quantity, Mapping) or not isinstance(repeat, Mapping):
         return None
-    value, unit = quantity.get("value"), quantity.get("code") or quantity.get("unit")
-    frequency, period, period_unit = repeat.get("frequency", 1), repeat.get("period", 1), repeat.get("periodUnit")
+    value, unit = _number(quantity.get("value")), quantity.get("code") or quantity.get("unit")
+    frequency, period = _number(repeat.get("frequency", 1)), _number(repeat.get("period", 1))
     factor = _MICROGRAMS.get(str(unit).lower()) if unit else None
-    days = _PERIOD_DAYS.get(str(period_unit))
-    numbers = (value, frequency, period)
-    if factor is None or days is None or not all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in numbers):
+    days = _PERIOD_DAYS.get(str(repeat.get("periodUnit")))
+    if factor is None or days is None or value is None or frequency is None or period is None:
         return None
-    if period <= 0 or value < 0 or frequency <= 0:
+    if value < 0 or frequency <= 0 or period <= 0:
         return None
     return round(value * factor * frequency / (period * days), 3)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
