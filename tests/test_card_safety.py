@@ -13,7 +13,9 @@ import pytest
 
 from tests.test_knowledge_base import MANIFEST, _respond, pipeline  # noqa: F401  (pipeline is a fixture)
 
-INTERNAL = re.compile(r"sheet\s*§|knowledge sheet|\[brief\]|knowledge-base authors|shared/knowledge", re.IGNORECASE)
+INTERNAL = re.compile(
+    r"sheet\s*§|knowledge sheet|\[brief\]|knowledge-base authors|shared/knowledge|the project's", re.IGNORECASE
+)
 
 
 def _text(card) -> str:  # type: ignore[no-untyped-def]
