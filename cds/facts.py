@@ -182,6 +182,12 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "source": "str",  # "ServiceRequest/abc" as in draftOrders
         "recognised_by": "str",
         "recognised_text": "str",
+        "site": "str",  # ServiceRequest.bodySite, as condition site (e.g. "thigh")
+        "laterality": "str",
+        "daily_dose_ug": "number",  # MedicationRequest: dose x frequency / period, in micrograms per day
+        # A condition value set named by reasonCode / reasonReference. The fact without `reason` always
+        # exists; each reason adds a copy that has it, so a rule can require or exclude an order for X.
+        "reason": "str",
     },
     "derived": {
         # Facts that rules derive (``then: derive``) or the Python layer

@@ -1669,9 +1669,10 @@ SOURCE_CASE_ENTRY: dict[str, Any] = {
     "file": "source-case.patient-view.json",
     "hook": "patient-view",
     "service": "calciphylaxis-risk",
-    "summary": "65-year-old man on long-term dialysis with diabetes, a nonhealing right calf ulcer and bilateral ankle "
-               "pain; bone scan with asymmetric subcutaneous calf uptake over diffuse renal-failure activity, CT "
-               "subcutaneous calcifications at the same sites, biopsy done (written by the lead).",
+    "summary": "Embellished variant of the seed case report (written by the lead; the faithful case is "
+               "source-case-faithful): 65-year-old man on long-term dialysis with diabetes, a nonhealing right calf "
+               "ulcer and bilateral ankle pain; bone scan with asymmetric subcutaneous calf uptake over diffuse "
+               "renal-failure activity, CT subcutaneous calcifications at the same sites, biopsy done.",
     "expected_top": "calciphylaxis",
     "must_not_rank_first": ["renal-failure-soft-tissue-clearance", "metastatic-calcification",
                             "venous-insufficiency", "diabetic-ulcer"],
@@ -1681,7 +1682,10 @@ SOURCE_CASE_ENTRY: dict[str, Any] = {
     "key_features": ["ESRD on dialysis since 2013", "diabetes", "nonhealing right calf ulcer", "calcium acetate and "
                      "calcitriol", "albumin 2.9", "bone scan: heterogeneous subcutaneous calf uptake at the lesion",
                      "CT: net-like subcutaneous calcification at the same sites", "biopsy procedure on record"],
-    "notes": "Issue 6 done-when: calciphylaxis first with a warning or critical card.",
+    "notes": "Issue 6 done-when: calciphylaxis first with a warning or critical card. Variant, not the published "
+             "case (review V-12): calcium acetate, calcitriol, albumin 2.9, the net-like CT pattern, BMI 31, "
+             "Ca x P > 70, secondary hyperparathyroidism and the biopsy date before the scan are not in the case "
+             "report.",
 }
 
 BUILDERS = [
@@ -1773,6 +1777,250 @@ def realdata_pathology_brand_order() -> None:
 
 
 BUILDERS += [realdata_text_only_lesion, realdata_pathology_brand_order]
+# ------------------------------------------------------------------- order-time safety cases (issue 14)
+
+def order_warfarin_mechanical_valve_nonuremic() -> None:
+    """Review S-3: the shipped non-uraemic patient, with the warfarin order's reason coded as EHRs code it."""
+    p = Patient("cx-valve-warfarin", "female", "1951-06-12", ["Valve", "Warfarin"])
+    p.cond("mitral-valve", [coding(ICD, "Z95.2", "Presence of prosthetic heart valve")],
+           "Mechanical mitral valve replacement (On-X, 2023)", "2023-09-01")
+    p.cond("af", [coding(ICD, "I48.91", "Unspecified atrial fibrillation"),
+                  coding(SCT, "49436004", "Atrial fibrillation")], "Atrial fibrillation", "2023-09-01")
+    p.cond("ulcer-left-calf", [coding(ICD, "L97.222", "Non-pressure chronic ulcer of left calf with fat layer "
+                                      "exposed")], "Painful stellate ulcer, left medial calf", 30, site="calf:left")
+    p.sign("retiform-purpura", "Retiform purpura of both medial calves", 42, "calf:right,calf:left")
+    p.sign("pain-out-of-proportion", "Severe calf pain out of proportion to the lesions", 42,
+           "calf:right,calf:left", extra=[coding(SCT, "22253000", "Pain")])
+    p.panel(8, creat=0.9, egfr=66, ca=9.2, phos=3.4, alb=3.3, inr=2.9)
+    bmi(p, 34.5, 8)
+    p.med("warfarin", WARFARIN, "Warfarin 6 mg orally once daily, dose by INR", 1160,
+          reason="Mechanical mitral valve; atrial fibrillation")
+    bone_scan(p, 6, "Heterogeneous subcutaneous uptake in both medial calves at the painful lesions.", [
+        ("CLINICAL HISTORY", "Painful purpuric calf lesions. On warfarin 3 years. Normal renal function."),
+        ("FINDINGS", "Patchy heterogeneous subcutaneous uptake in the medial aspect of both calves, left more than "
+         "right, corresponding to the marked lesions. No visceral uptake. Skeleton unremarkable."),
+        ("IMPRESSION", "Heterogeneous subcutaneous calf uptake at the clinical lesions; calciphylaxis should be "
+         "considered."),
+    ])
+    draft = k.medication_request(p.id, "draft-warfarin", WARFARIN, text="Warfarin 5 mg tablet, 1 tablet orally once "
+                                 "daily, dose by INR", requester=HOSPITALIST, dose=(5, "mg"), route="oral",
+                                 frequency=(1, 1, "d"))
+    draft["reasonCode"] = [k.concept(coding(ICD, "Z95.2", "Presence of prosthetic heart valve"),
+                                     text="Mechanical mitral valve; atrial fibrillation")]
+    add(Case(
+        id="order-warfarin-mechanical-valve-nonuremic", service="calciphylaxis-order-select", patient=p,
+        drafts=[draft], selections=[f"MedicationRequest/{draft['id']}"], stage="suspected",
+        summary="Warfarin re-ordered on admission for a woman with a mechanical mitral valve, normal kidney function "
+                "and suspected non-uraemic calciphylaxis of the calves.",
+        top="calciphylaxis", not_top=["warfarin-skin-necrosis"], cards=["harmful-drug-warning"],
+        forbidden_cards=["thiosulfate-monitoring"],
+        features=["draft warfarin with reasonCode Z95.2 and text 'Mechanical mitral valve'", "eGFR 66",
+                  "retiform purpura and a stellate calf ulcer", "bone scan: uptake at the lesions"],
+        notes="Review S-3 reproduction: the card must say that DOACs are contraindicated with a mechanical valve, "
+              "name unfractionated heparin and cardiology/haematology input, and offer no 'remove' action.",
+    ))
+
+
+def order_thiosulfate_cyanide_antidote() -> None:
+    """Review S-5: sodium thiosulfate as a cyanide antidote in the emergency department."""
+    p = Patient("cx-smoke-inhalation", "male", "1984-02-09", ["Smoke", "Inhalation"])
+    p.cond("smoke", [coding(ICD, "T59.811A", "Toxic effect of smoke, accidental (unintentional), initial encounter")],
+           "Smoke inhalation, house fire", 0, category="encounter-diagnosis")
+    p.cond("cyanide", [coding(ICD, "T65.0X1A", "Toxic effect of cyanides, accidental (unintentional), initial "
+                                               "encounter")], "Suspected cyanide poisoning (lactate 9.8)", 0,
+           category="encounter-diagnosis")
+    p.panel(0, creat=0.9, egfr=104, ca=9.1, phos=3.6, alb=4.2)
+    draft = k.medication_request(p.id, "draft-sodium-thiosulfate", THIOSULFATE, text="Sodium thiosulfate 12.5 g IV "
+                                 "over 10 minutes once, after hydroxocobalamin", requester=HOSPITALIST,
+                                 dose=(12.5, "g"), route="intravenous", reason="Cyanide poisoning (smoke inhalation)")
+    add(Case(
+        id="order-thiosulfate-cyanide-antidote", service="calciphylaxis-order-sign", patient=p, drafts=[draft],
+        summary="Sodium thiosulfate 12.5 g once as a cyanide antidote for a man with smoke inhalation and normal "
+                "kidneys.",
+        top=None, not_top=["calciphylaxis"], cards=[], forbidden_cards=["thiosulfate-monitoring", "risk-card"],
+        silent=True,
+        features=["draft sodium thiosulfate with reason 'Cyanide poisoning'", "eGFR 104", "no skin lesion",
+                  "no calciphylaxis diagnosis"],
+        notes="Review S-5 reproduction: no calciphylaxis card for the antidote (no haemodialysis dosing, no "
+              "'off-label', no bone scan).",
+    ))
+
+
+def order_thiosulfate_peritoneal_dialysis() -> None:
+    """Review S-5: thiosulfate for confirmed calciphylaxis in a patient on peritoneal dialysis, no scan on record."""
+    p = Patient("cx-pd-calciphylaxis", "female", "1958-11-30", ["Peritoneal", "Dialysis"])
+    p.esrd_on_dialysis(1400, pd=True)
+    p.cond("calciphylaxis", CALCIPHYLAXIS, "Calciphylaxis, biopsy-proven, lower abdominal wall", 10,
+           site="abdomen")
+    p.sign("retiform-purpura", "Retiform purpura and an indurated plaque of the lower abdominal wall", 24, "abdomen")
+    ckd_mbd_labs(p, ca=(9.4, 9.6), phos=(6.1, 6.6), pth=(410, 460), alb=(3.4, 3.0))
+    bmi(p, 36.2)
+    draft = k.medication_request(p.id, "draft-sodium-thiosulfate", THIOSULFATE, text="Sodium thiosulfate 12.5 g IV "
+                                 "over 60 minutes three times weekly", requester=NEPHROLOGIST, dose=(12.5, "g"),
+                                 route="intravenous", frequency=(3, 1, "wk"))
+    draft["reasonCode"] = [k.concept(coding(SCT, "237900002", "Calciphylaxis"), text="Calciphylaxis")]
+    add(Case(
+        id="order-thiosulfate-peritoneal-dialysis", service="calciphylaxis-order-sign", patient=p, drafts=[draft],
+        stage="confirmed",
+        summary="Intravenous sodium thiosulfate being signed for biopsy-proven abdominal-wall calciphylaxis in a woman "
+                "on peritoneal dialysis; no bone scan on record.",
+        top="calciphylaxis", not_top=[], cards=["thiosulfate-monitoring"], forbidden_cards=["biopsy-advice"],
+        features=["peritoneal dialysis (CPT 90945, SNOMED 71192002)", "draft IV sodium thiosulfate, reason coded "
+                  "calciphylaxis", "no bone scan in 180 days"],
+        notes="Review S-5: peritoneal-dialysis text (IV route; intraperitoneal use caused chemical peritonitis) and "
+              "an optional, not recommended, baseline scan.",
+    ))
+
+
+BUILDERS += [order_warfarin_mechanical_valve_nonuremic, order_thiosulfate_cyanide_antidote,
+             order_thiosulfate_peritoneal_dialysis]
+
+
+# ------------------------------------------------------------------- the seed case report, faithfully (V-12)
+
+def source_case_faithful() -> None:
+    """Only what the seed case report states (review V-12): no binder, calcitriol, albumin, BMI, Ca x P or
+    hyperparathyroidism; CT "extensive subcutaneous and a few cutaneous calcifications" (no net-like pattern);
+    the biopsy after the CT, its result not stated. `source-case` is an embellished variant of this case."""
+    p = Patient("cx-source-faithful", "male", "1961-03-14", ["Source", "Faithful"])
+    p.esrd_on_dialysis(4950)
+    p.cond("diabetes", [coding(ICD, "E11.22", "Type 2 diabetes mellitus with diabetic chronic kidney disease")],
+           "Type 2 diabetes", "2001-09-01")
+    p.cond("ulcer-right-calf", [coding(ICD, "L97.219", "Non-pressure chronic ulcer of right calf with unspecified "
+                                       "severity")], "Nonhealing ulcer, right calf", 93, site="calf:right")
+    p.cond("ankle-pain", [coding(ICD, "M25.571", "Pain in right ankle and joints of right foot"),
+                          coding(ICD, "M25.572", "Pain in left ankle and joints of left foot")],
+           "Bilateral ankle pain", 77)
+    p.cond("knee-arthroplasty", [coding(ICD, "Z96.651", "Presence of right artificial knee joint")],
+           "Right total knee arthroplasty", "2019-04-10", site="knee:right")
+    bone_scan(p, 11, "Heterogeneous subcutaneous soft-tissue uptake in both calves, compatible with calciphylaxis.", [
+        ("CLINICAL HISTORY", "Long-term dialysis, diabetes, nonhealing right calf ulcer, bilateral ankle pain."),
+        ("FINDINGS", "Diffuse soft-tissue uptake throughout, consistent with delayed clearance in renal failure. "
+         "Superimposed asymmetric, pronounced subcutaneous uptake in both calves, right greater than left. Faint "
+         "visualisation of the kidneys. Photopenia at the right knee arthroplasty. Degenerative uptake in the left "
+         "midfoot."),
+        ("IMPRESSION", "Heterogeneous subcutaneous soft-tissue uptake in both calves, corresponding to the clinical "
+         "lesion, compatible with calciphylaxis in this dialysis patient."),
+    ])
+    p.report("ct-legs", CT_LEG, 9, conclusion="Extensive subcutaneous and a few cutaneous calcifications of both "
+             "calves.", sections=[
+                 ("FINDINGS", "Extensive subcutaneous and a few cutaneous calcifications in both calves, at the sites "
+                  "of the bone-scan uptake."),
+                 ("IMPRESSION", "Extensive subcutaneous and a few cutaneous calcifications of both calves."),
+             ])
+    p.proc("biopsy", [PUNCH_BIOPSY], "Skin biopsy, right calf", 5, site="calf:right")
+    add(Case(
+        id="source-case-faithful", service="calciphylaxis-risk", patient=p,
+        summary="The seed case report as published: 65-year-old man on long-term dialysis with diabetes, a nonhealing "
+                "right calf ulcer and bilateral ankle pain; bone scan with asymmetric subcutaneous calf uptake over "
+                "diffuse renal-failure activity; CT with extensive subcutaneous and a few cutaneous calcifications; "
+                "biopsy after the CT.",
+        top="calciphylaxis", not_top=["renal-failure-soft-tissue-clearance", "metastatic-calcification",
+                                      "venous-insufficiency", "diabetic-ulcer"],
+        cards=["risk-card"], forbidden_cards=["harmful-drug-warning"],
+        features=["ESRD on dialysis since 2013", "type 2 diabetes", "nonhealing right calf ulcer",
+                  "bilateral ankle pain", "bone scan: asymmetric subcutaneous calf uptake over diffuse renal-failure "
+                  "activity; photopenia at the knee arthroplasty", "CT: extensive subcutaneous and a few cutaneous "
+                  "calcifications (no net-like pattern reported)", "biopsy after the CT, result not stated",
+                  "no laboratory values, binders, vitamin D or BMI (none reported)"],
+        notes="Review V-12: the faithful source case. The `source-case` request is an embellished variant written "
+              "for the first knowledge base (calcium acetate, calcitriol, albumin 2.9, net-like CT pattern, BMI 31, "
+              "Ca x P > 70, secondary hyperparathyroidism, a biopsy before the scan).",
+    ))
+
+
+BUILDERS += [source_case_faithful]
+
+
+# ------------------------------------------------------------------- more safety pathways (issue 14)
+
+def order_warfarin_recent_pulmonary_embolism() -> None:
+    """Review S-3: warfarin for a pulmonary embolism three weeks ago; stopping leaves the patient unprotected."""
+    p = suspected_patient()
+    p.cond("pe", [coding(ICD, "I26.99", "Other pulmonary embolism without acute cor pulmonale"),
+                  coding(SCT, "59282003", "Pulmonary embolism")], "Pulmonary embolism, right lower lobe", 21,
+           category="encounter-diagnosis")
+    draft = k.medication_request(p.id, "draft-warfarin", WARFARIN, text="Warfarin 5 mg tablet, 1 tablet orally once "
+                                 "daily, dose by INR (heparin overlap)", requester=HOSPITALIST, dose=(5, "mg"),
+                                 route="oral", frequency=(1, 1, "d"))
+    draft["reasonCode"] = [k.concept(coding(ICD, "I26.99", "Other pulmonary embolism without acute cor pulmonale"),
+                                     text="Pulmonary embolism")]
+    add(Case(
+        id="order-warfarin-recent-pulmonary-embolism", service="calciphylaxis-order-sign", patient=p, drafts=[draft],
+        stage="suspected",
+        summary="Warfarin being signed for a pulmonary embolism 3 weeks ago in a dialysis patient with suspected "
+                "calciphylaxis of the thigh.",
+        top="calciphylaxis", not_top=[], cards=["harmful-drug-warning"], forbidden_cards=["thiosulfate-monitoring"],
+        features=["draft warfarin with reasonCode I26.99 (pulmonary embolism)", "pulmonary embolism 21 days ago",
+                  "suspected calciphylaxis"],
+        notes="Review S-3: the card must not offer 'remove' (stopping anticoagulation 3 weeks after a PE leaves the "
+              "patient unprotected); it names unfractionated heparin and haematology input.",
+    ))
+
+
+def order_biopsy_unrelated_lesion() -> None:
+    """Review S-9: a skin biopsy of a lesion that is not the suspected calciphylaxis lesion."""
+    p = suspected_patient()
+    p.cond("forearm-papule", [coding(ICD, "L98.9", "Disorder of the skin and subcutaneous tissue, unspecified")],
+           "Scaly keratotic papule, left forearm", 40, site="forearm:left")
+    draft = k.service_request(p.id, "draft-skin-biopsy", PUNCH_BIOPSY, text="Shave biopsy, scaly papule of the left "
+                              "forearm", requester=DERMATOLOGIST, site="forearm:left",
+                              reason="Scaly papule, ?squamous cell carcinoma")
+    add(Case(
+        id="order-biopsy-unrelated-lesion", service="calciphylaxis-order-select", patient=p, user=DERMATOLOGIST,
+        drafts=[draft], selections=[f"ServiceRequest/{draft['id']}"], stage="suspected",
+        summary="Skin biopsy of a forearm papule (?squamous cell carcinoma) in a dialysis patient whose suspected "
+                "calciphylaxis is on the thigh and abdomen.",
+        top="calciphylaxis", not_top=[], cards=[], forbidden_cards=["biopsy-advice", "harmful-drug-warning"],
+        silent=True,
+        features=["draft ServiceRequest CPT 11104 with bodySite left forearm", "suspected calciphylaxis of the left "
+                  "thigh and abdomen", "biopsy reason: ?squamous cell carcinoma"],
+        notes="Review S-9: the biopsy card fires only when the biopsy's site or reason matches the suspected lesion.",
+    ))
+
+
+def cohort_thiosulfate_progression() -> None:
+    """Review S-6: more uptake and a new site on the follow-up scan during sodium thiosulfate."""
+    p = Patient("cx-cohort-sts-progression", "female", "1960-02-17", ["Cohort", "Progression"])
+    p.esrd_on_dialysis(3100)
+    p.cond("calciphylaxis", CALCIPHYLAXIS, "Calciphylaxis of both thighs, biopsy-proven", 70,
+           site="thigh:right,thigh:left")
+    p.sign("violaceous-plaque", "Indurated violaceous plaques of both thighs, enlarging; new tender induration of "
+           "the lower abdominal wall", 75, "thigh:right,thigh:left")
+    ckd_mbd_labs(p, ca=(9.4, 9.6), phos=(6.4, 6.8), pth=(690, 720), alb=(3.1, 2.8))
+    bmi(p, 35.0)
+    p.med("thiosulfate", THIOSULFATE, "Sodium thiosulfate 25 g IV over the last hour of each haemodialysis, 3 times "
+          "weekly", 60, reason="Calciphylaxis, biopsy-proven")
+    bone_scan(p, 65, "Heterogeneous subcutaneous uptake in both thighs, matching the painful plaques; compatible with "
+              "calciphylaxis.", [
+                  ("INDICATION", "Painful thigh plaques, HD. Baseline before sodium thiosulfate."),
+                  ("FINDINGS", "Moderate heterogeneous uptake in the subcutaneous fat of both anterior thighs at the "
+                   "clinical plaques. No visceral uptake."),
+                  ("IMPRESSION", "Soft-tissue uptake compatible with calciphylaxis of both thighs."),
+              ], stem="bone-scan-baseline")
+    bone_scan(p, 2, "Increased subcutaneous uptake in both thighs and new uptake in the lower abdominal wall since "
+              "the baseline study.", [
+                  ("INDICATION", "Calciphylaxis on sodium thiosulfate for 8 weeks; worsening pain."),
+                  ("COMPARISON", "Bone scan 63 days earlier (baseline)."),
+                  ("FINDINGS", "The heterogeneous subcutaneous uptake in both thighs is more intense than on the "
+                   "baseline scan. New heterogeneous subcutaneous uptake in the lower abdominal wall. No visceral "
+                   "uptake."),
+                  ("IMPRESSION", "Increased uptake in both thighs and a new site in the lower abdominal wall, "
+                   "compatible with progression of calciphylaxis."),
+              ], stem="bone-scan-follow-up")
+    add(Case(
+        id="cohort-thiosulfate-progression", service="calciphylaxis-risk", patient=p,
+        summary="Woman on haemodialysis with biopsy-proven calciphylaxis of the thighs after 8 weeks of sodium "
+                "thiosulfate; the follow-up bone scan shows more uptake and a new abdominal-wall site.",
+        top="calciphylaxis", not_top=["renal-failure-soft-tissue-clearance"], cards=[],
+        forbidden_cards=["biopsy-advice", "harmful-drug-warning"],
+        features=["confirmed calciphylaxis", "sodium thiosulfate for 8 weeks", "follow-up scan: increased uptake in "
+                  "the thighs and a new abdominal-wall site"],
+        notes="Review S-6: increased uptake or new sites during treatment are called progression (warning card).",
+    ))
+
+
+BUILDERS += [order_warfarin_recent_pulmonary_embolism, order_biopsy_unrelated_lesion, cohort_thiosulfate_progression]
 
 
 def _has_imaging(case: Case) -> bool:

@@ -3,6 +3,8 @@ the clinical-content report, and what the served responses carry (issue 6)."""
 
 from __future__ import annotations
 
+import re
+
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -168,7 +170,7 @@ def test_source_case_warns_and_returns_the_differential(pipeline):
 
 def test_two_draft_orders_give_one_card_each(pipeline):
     response = _respond(pipeline, "order-warfarin-and-calcium-acetate-confirmed")
-    deletes = sorted(a.resourceId for c in response.cards for s in c.suggestions or [] for a in s.actions)
+    deletes = sorted(a.resourceId for c in response.cards for s in c.suggestions or [] for a in s.actions if a.type == "delete")
     assert deletes == ["MedicationRequest/draft-calcium-acetate", "MedicationRequest/draft-warfarin"]
     assert [c.indicator for c in response.cards] == ["critical", "critical"]
     assert len({c.summary for c in response.cards}) == 2
@@ -193,11 +195,17 @@ def test_bone_scan_order_gets_an_update_with_reason_and_lesion_sites(pipeline):
     assert "thigh" in resource["note"][0]["text"]
 
 
-def test_biopsy_order_suggests_a_bone_scan_and_a_distal_deep_punch(pipeline):
+def test_biopsy_order_says_when_biopsy_helps_and_offers_an_optional_scan(pipeline):
+    """Review S-9: treatment need not wait in a classic case; the scan is optional, with both post-test results."""
     response = _respond(pipeline, "order-biopsy-suspected")
     (card,) = response.cards
-    assert "distal site" in card.detail and "deep punch" in card.detail and "51.8%" in card.detail
-    (action,) = card.suggestions[0].actions
+    detail = " ".join(card.detail.split())
+    assert "treatment need not wait" in detail and "treatable mimic" in detail and "51.8%" in detail
+    assert "indurated or purpuric edge" in detail and "von Kossa" in detail and "tissue for culture" in detail
+    assert re.search(r"[<>]?\d+% if positive, [<>]?\d+% if negative", detail), detail
+    (suggestion,) = card.suggestions
+    assert not suggestion.isRecommended
+    (action,) = suggestion.actions
     assert action.type == "create" and action.resource["code"]["coding"][0]["code"] == "78306"
 
 

@@ -19,7 +19,7 @@ from cds.hooks.models import Action, Card, Coding, Link, OverrideReason, Source,
 TEMPLATE_SYSTEM = "https://calciphylaxis-cds.org/fhir/CodeSystem/card-template"
 DIFFERENTIAL_PLACEHOLDERS = {
     "posterior", "prior", "evidence_for", "evidence_against", "next_test", "differential", "differential_evidence",
-    "differential_top", "differential_runner_up",
+    "differential_top", "differential_runner_up", "post_test",
 }
 # {differential_evidence} lists the hypotheses with evidence, highest posterior first, at most this many.
 EVIDENCE_LIST_LIMIT = 6
@@ -88,6 +88,22 @@ class _Context:
             return "none recorded"
         return "; ".join(f"{e.rule_title} (LR {e.likelihood_ratio:g} [{e.confidence}])" for e in items)
 
+    def post_test(self, hid: str) -> str:
+        """What the next test could change: the probability after a positive and after a negative result."""
+        result = self.hypothesis(hid)
+        test = result.next_test
+        if test is None:
+            return "no further test declared"
+        odds = result.posterior / (1 - result.posterior) if result.posterior < 1 else float("inf")
+
+        def after(lr: float) -> str:
+            return percent(1.0) if odds == float("inf") else percent(odds * lr / (1 + odds * lr))
+
+        return (
+            f"{test.title}: {after(test.lr_positive)} if positive, {after(test.lr_negative)} if negative "
+            f"(from {percent(result.posterior)}; LR+ {test.lr_positive:g}, LR- {test.lr_negative:g})"
+        )
+
     def lesion_sites(self) -> str:
         """Sites of recorded skin lesions: conditions whose concept a `skin-lesion` rule names."""
         concepts = self.rs.lesion_concepts
@@ -131,6 +147,8 @@ class _Context:
             if test is None:
                 return "no further test declared"
             return f"{test.title} (LR+ {test.lr_positive:g}, LR- {test.lr_negative:g}; {self.citation(test.reference)} [{test.confidence}])"
+        if name == "post_test":
+            return self.post_test(arg)
         if name == "differential":
             return self.table()
         if name == "population":

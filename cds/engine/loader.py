@@ -59,7 +59,10 @@ EXTERNAL_DERIVED_NAMES = frozenset(
     {"dialysis-vintage-years", "bone-scan-response", "bone-scan-change", "bone-scan-progression"}
 )
 PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([A-Za-z0-9_.\-]+))?\}")
-HYPOTHESIS_PLACEHOLDERS = {"posterior", "prior", "evidence_for", "evidence_against", "next_test", "hypothesis"}
+HYPOTHESIS_PLACEHOLDERS = {
+    "posterior", "prior", "evidence_for", "evidence_against", "next_test", "hypothesis",
+    "post_test",  # the probability after a positive and after a negative next test
+}
 # differential_evidence: the leading hypotheses with their evidence; differential_top / differential_runner_up:
 # the first / second; lesion_sites: sites of the recorded skin lesions (conditions whose concepts the rules
 # deriving `skin-lesion` name).

@@ -102,6 +102,7 @@ def markdown_report(rs: RuleSet) -> str:
         "- [Hypotheses, priors and evidence](#hypotheses-priors-and-evidence)",
         "- [Rules that select populations or raise cards](#rules-that-select-populations-or-raise-cards)",
         "- [Cards](#cards)",
+        "- [What each card advises, with its sources](#what-each-card-advises-with-its-sources)",
         "- [Known gaps](#known-gaps)",
         "- [Value sets kept without a rule](#value-sets-kept-without-a-rule)",
         "- [References](#references)",
@@ -192,6 +193,7 @@ def markdown_report(rs: RuleSet) -> str:
         if c.references:
             out.append(f"- Sources: {', '.join(_ref(rs, r) for r in c.references)}")
         out.append("")
+    out += _card_advice(rs)
     out += ["## Known gaps", "", "Expectations of the rule tests that the knowledge base does not meet yet (`known_gap`).", ""]
     gaps = [t for t in rs.tests if t.known_gap]
     for t in gaps:
@@ -214,3 +216,38 @@ def markdown_report(rs: RuleSet) -> str:
         note = f" Note: {_cell(ref.note)}" if ref.note else ""
         out.append(f"- `{ref.id}` [{ref.confidence}] {_cell(ref.citation)} {link}".rstrip() + note)
     return "\n".join(out) + "\n"
+
+
+def _card_advice(rs: RuleSet) -> list[str]:
+    """Every card's advice as the clinician reads it, its suggestions and its full sources, in one place.
+
+    The text is the template: `{...}` placeholders are filled per patient (posterior, evidence, dose read
+    from the order, lesion sites). Written so a clinical reviewer can sign off all advice in one read.
+    """
+    out = [
+        "## What each card advises, with its sources",
+        "",
+        "The wording of every card, the actions it offers and the sources it cites. Placeholders in braces are",
+        "filled for each patient; the renderer adds the note on independence to cards that show probabilities.",
+        "",
+    ]
+    for c in rs.cards.values():
+        out += [f"### {c.summary}", "", f"`{c.id}`, {c.indicator}; services: {', '.join(c.services)}.", ""]
+        if c.detail:
+            out += [f"> {line}".rstrip() for line in c.detail.strip().splitlines()]
+            out.append("")
+        if c.suggestions:
+            out.append("Suggestions:")
+            for s in c.suggestions:
+                kinds = ", ".join(a.type for a in s.actions)
+                out.append(f"- {_cell(s.label)} ({kinds}{', recommended' if s.recommended else ', not recommended'})")
+        else:
+            out.append("Suggestions: none (advice only).")
+        out += ["", "Sources:"]
+        for ref_id in c.references:
+            ref = rs.references.get(ref_id)
+            if ref is not None:
+                link = ref.doi or ref.pmid or ref.url or ""
+                out.append(f"- {_cell(ref.citation)} [{ref.confidence}] {link}".rstrip())
+        out.append("")
+    return out

@@ -21,7 +21,7 @@ from tests.fhir.resources import ICD, SCT, bundle, coding, condition
         (coding(ICD, "E83.59"), {"calciphylaxis-icd-nonspecific"}),
         (coding(ICD, "I87.2"), {"venous-insufficiency"}),
         (coding(ICD, "Z86.718"), {"dvt-history"}),
-        (coding(ICD, "I82.401"), {"dvt-history"}),
+        (coding(ICD, "I82.401"), {"dvt-history", "venous-thromboembolism"}),
         (coding(ICD, "M34.1"), {"scleroderma"}),
         (coding(ICD, "M33.10"), {"dermatomyositis"}),
         (coding(ICD, "M32.14"), {"sle"}),
