@@ -67,6 +67,9 @@ PLAIN_PLACEHOLDERS = {
     "differential", "differential_evidence", "differential_top", "differential_runner_up",
     "population", "patient_id", "ruleset_version", "lesion_sites",
 }
+# modifiable_drugs: the patient's own active drugs that the treatment advice says to review (a line whose
+# placeholder has nothing to say is left out of the card, cds.cards.render).
+PLAIN_PLACEHOLDERS |= {"modifiable_drugs"}
 MATCHED_PLACEHOLDERS = {"matched", "matched_id"}  # matched_id: the id part of a `Type/id` reference
 
 
