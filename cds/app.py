@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
@@ -36,6 +37,7 @@ from cds.hooks.models import DiscoveryResponse, FeedbackRequest, FeedbackRespons
 from cds.hooks.prefetch import Fetcher
 from cds.observability import metrics
 from cds.observability.logs import request_id_var
+from cds.pages import Pages
 from cds.pipeline import Pipeline, watch_rules
 from cds.settings import Settings
 from cds.store import Store, StoreUnavailable, UnknownCard, audit_records, open_store
@@ -45,6 +47,12 @@ log = logging.getLogger("cds.request")
 REQUEST_ID_HEADER = "X-Request-ID"
 JSON_MEDIA_TYPES = ("application/json", "application/fhir+json")
 RETRY_AFTER_SECONDS = "1"
+# Pages are immutable under their versioned URL; the frame-ancestors default lets an EHR embed them.
+PAGE_HEADERS = {
+    "Cache-Control": "public, max-age=86400, immutable",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:",
+}
 
 # authenticate(request, audience_url) raises HookError(401) when the caller is not trusted.
 Authenticator = Callable[[Request, str], Awaitable[None]]
@@ -59,6 +67,8 @@ def _route_label(path: str) -> str:
     parts = path.strip("/").split("/")
     if parts[0] == "cds-services":
         return {1: "/cds-services", 2: "/cds-services/{id}"}.get(len(parts), "/cds-services/{id}/feedback")
+    if parts[0] == "pages":
+        return "/pages"
     return path if path in {"/healthz", "/readyz", "/metrics"} else "other"
 
 
@@ -305,7 +315,8 @@ def create_app(
         try:
             async with asyncio.timeout(settings.request_deadline_seconds):
                 evaluation = await answer_hook(
-                    current, service, payload, now, fetch, settings.trace_extension_key
+                    current, service, payload, now, fetch, settings.trace_extension_key,
+                    pages_base_url=audience(request, ""),
                 )
         except TimeoutError:
             metrics.DEADLINE_EXCEEDED.inc()
@@ -362,6 +373,40 @@ def create_app(
         for item in parsed.feedback:  # counted once stored, so the metric agrees with the report
             metrics.FEEDBACK.labels(item.outcome).inc()
         return json_response(FeedbackResponse(accepted=stored, duplicates=duplicates).to_wire())
+
+    # ------------------------------------------------------------ the pages behind the cards (cds.pages)
+    # Built from the rules alone (no patient data), so no authentication; cacheable for as long as the
+    # rule-set version in the URL exists. A link to an earlier version leads to the current page.
+    pages_of: dict[str, Pages] = {}
+
+    def current_pages() -> Pages:
+        current: Pipeline = app.state.pipeline
+        if current.version not in pages_of:
+            pages_of.clear()
+            pages_of[current.version] = Pages(current.ruleset)
+        return pages_of[current.version]
+
+    async def page_response(request: Request, version: str, kind: str, name: str) -> Response:
+        if not name.endswith(".html"):
+            raise HookError(404, "no such page")
+        pages = current_pages()
+        if version != pages.version:
+            target = audience(request, f"/pages/{quote(pages.version, safe='')}/{kind + '/' if kind else ''}{name}")
+            return Response(status_code=307, headers={"Location": target, "Cache-Control": "no-store"})
+        html = await run_in_threadpool(pages.render, kind, name.removesuffix(".html"))
+        if html is None:
+            raise HookError(404, "no such page")
+        return Response(html, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+    @app.get("/pages/{version}/index.html")
+    async def page_index(version: str, request: Request) -> Response:
+        return await page_response(request, version, "", "index.html")
+
+    @app.get("/pages/{version}/{kind}/{name}")
+    async def page(version: str, kind: str, name: str, request: Request) -> Response:
+        if kind not in ("cards", "causes"):
+            raise HookError(404, "no such page")
+        return await page_response(request, version, kind, name)
 
     @app.get("/healthz")
     async def healthz() -> Response:

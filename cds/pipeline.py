@@ -134,13 +134,14 @@ class Pipeline:
         prefetch: Mapping[str, Any],
         now: datetime,
         want_trace: bool = False,
+        pages_base_url: str | None = None,
     ) -> Evaluation:
         loaded = self._loaded  # one snapshot: a reload during this evaluation does not affect it
         started = time.perf_counter()
         factset = self._facts(loaded, request, prefetch, now)
         facts_seconds = time.perf_counter() - started
         evaluation = evaluate_facts(loaded.ruleset, loaded.engine, service.id, factset, request.context,
-                                    self.hook_namespace, want_trace)
+                                    self.hook_namespace, want_trace, pages_base_url)
         return replace(evaluation, timings={"facts": facts_seconds, **evaluation.timings})
 
     def status(self) -> dict[str, Any]:
@@ -200,12 +201,15 @@ def evaluate_facts(
     context: Mapping[str, Any],
     hook_namespace: str,
     want_trace: bool = False,
+    pages_base_url: str | None = None,
 ) -> Evaluation:
-    from cds.cards.render import render_cards
+    from cds.cards.render import DEFAULT_PAGES_BASE_URL, render_cards
 
     outcome = engine.evaluate(factset, service_id)
     rendering_started = time.perf_counter()
-    rendered = render_cards(ruleset, outcome, context, f"{hook_namespace}.ruleset")
+    rendered = render_cards(
+        ruleset, outcome, context, f"{hook_namespace}.ruleset", pages_base_url or DEFAULT_PAGES_BASE_URL
+    )
     extension = None
     if outcome.evidence:
         extension = {f"{hook_namespace}.differential": outcome.differential.as_list()}

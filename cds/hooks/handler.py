@@ -45,6 +45,7 @@ async def answer_hook(
     now: datetime,
     fetch: Fetcher | None = None,
     trace_extension_key: str | None = None,
+    pages_base_url: str | None = None,
 ) -> Evaluation:
     request = parse_hook_request(service, payload)
     started = time.perf_counter()
@@ -56,7 +57,9 @@ async def answer_hook(
         metrics.STAGE_LATENCY.labels("prefetch").observe(time.perf_counter() - started)
     want_trace = bool(trace_extension_key and (request.extension or {}).get(trace_extension_key))
     # The engine is CPU-bound and synchronous: keep it off the event loop.
-    evaluation = await run_in_threadpool(pipeline.evaluate, service, request, prefetched.data, now, want_trace)
+    evaluation = await run_in_threadpool(
+        pipeline.evaluate, service, request, prefetched.data, now, want_trace, pages_base_url
+    )
     for stage, seconds in evaluation.timings.items():
         metrics.STAGE_LATENCY.labels(stage).observe(seconds)
     return evaluation
