@@ -22,6 +22,7 @@ from urllib.parse import quote
 import orjson
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
@@ -30,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds import __version__
 from cds.auth import SqlReplayStore, build_authenticator
+from cds.cards.snooze import apply_snoozes, card_state, snooze_policies
 from cds.hooks.errors import HookError, describe_validation_error, outcome_response
 from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.handler import answer_hook
@@ -41,6 +43,7 @@ from cds.pages import Pages
 from cds.pipeline import Pipeline, watch_rules
 from cds.settings import Settings
 from cds.store import Store, StoreUnavailable, UnknownCard, audit_records, open_store
+from cds.store.snooze import active_snoozes, record_snoozes
 
 log = logging.getLogger("cds.request")
 
@@ -325,7 +328,11 @@ def create_app(
                 f"no answer within the {settings.request_deadline_seconds:g} s deadline",
                 {"Retry-After": RETRY_AFTER_SECONDS},
             ) from None
+        patient_hash = active_store.patient_hash(payload["context"].get("patientId"))
+        hidden = await snooze_cards(current, evaluation, patient_hash, now)
         response = evaluation.response.to_wire()
+        if hidden:
+            response.setdefault("extension", {})[f"{current.hook_namespace}.snoozed"] = hidden
         if evaluation.trace is not None:
             response.setdefault("extension", {})[settings.trace_extension_key] = evaluation.trace
         fields["cards"] = len(response["cards"])
@@ -343,11 +350,53 @@ def create_app(
                 current.version,
                 evaluation.response.cards,
                 evaluation.card_rules,
-                active_store.patient_hash(payload["context"].get("patientId")),
+                patient_hash,
                 now,
             )
             active_store.submit(records)
         return answer
+
+    # ------------------------------------------------------------ snooze after an override (cds.cards.snooze)
+    policies_of: dict[str, dict[str, Any]] = {}
+
+    def snooze_policies_for(current: Pipeline) -> dict[str, Any]:
+        if current.version not in policies_of:
+            policies_of.clear()
+            policies_of[current.version] = snooze_policies(current.ruleset)
+        return policies_of[current.version]
+
+    async def snooze_cards(current: Pipeline, evaluation: Any, patient_hash: str | None, now: datetime) -> list:
+        """Hide the cards a snooze covers; one indexed lookup, bounded in time, and the cards are shown
+        (fail open) when the store is slow or down."""
+        policies = snooze_policies_for(current)
+        families = {card_state(c)[0] for c in evaluation.response.cards} & policies.keys()
+        if not families or patient_hash is None:
+            return []
+        try:
+            snoozes = await asyncio.wait_for(
+                run_in_threadpool(active_snoozes, active_store, patient_hash, families, now),
+                settings.snooze_lookup_timeout_seconds,
+            )
+        except TimeoutError:
+            metrics.SNOOZE_LOOKUPS.labels("timeout").inc()
+            log.warning("snooze lookup timed out; cards shown")
+            return []
+        except (SQLAlchemyError, StoreUnavailable, OSError) as exc:
+            metrics.SNOOZE_LOOKUPS.labels("error").inc()
+            log.warning("snooze lookup failed (%s); cards shown", type(exc).__name__)
+            return []
+        metrics.SNOOZE_LOOKUPS.labels("ok").inc()
+        if not snoozes:
+            return []
+        titles = {rid: rule.title for rid, rule in current.ruleset.rules.items()}
+        kept, hidden = apply_snoozes(evaluation.response.cards, snoozes, titles)
+        shown_again = {card_state(c)[0] for c in kept} & snoozes.keys()
+        for family in shown_again:
+            metrics.CARDS_SNOOZED.labels(family, "shown-again").inc()
+        for entry in hidden:
+            metrics.CARDS_SNOOZED.labels(entry["template"], "hidden").inc()
+        evaluation.response.cards = kept
+        return hidden
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
@@ -372,6 +421,12 @@ def create_app(
             raise HookError(503, "feedback cannot be stored now; send it again later", {"Retry-After": "30"}) from None
         for item in parsed.feedback:  # counted once stored, so the metric agrees with the report
             metrics.FEEDBACK.labels(item.outcome).inc()
+        # The feedback is committed; a snooze that cannot be written now only means the card shows again.
+        try:
+            await run_in_threadpool(record_snoozes, active_store, parsed.feedback, snooze_policies_for(current))
+        except (SQLAlchemyError, StoreUnavailable, OSError) as exc:
+            metrics.STORE_ERRORS.labels("snooze").inc()
+            log.warning("snooze not recorded (%s); the card will be shown again", type(exc).__name__)
         return json_response(FeedbackResponse(accepted=stored, duplicates=duplicates).to_wire())
 
     # ------------------------------------------------------------ the pages behind the cards (cds.pages)
