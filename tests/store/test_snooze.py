@@ -204,3 +204,42 @@ def test_a_critical_card_cannot_be_snoozed():
     with pytest.raises(ValidationError, match="never snoozed"):
         CardTemplate.model_validate(card)
     assert CardTemplate.model_validate({**card, "indicator": "warning"}).snooze_days == 30
+
+
+def test_feedback_report_gives_rates_per_card_family_and_per_reason(database, capsys):
+    """Overrides sent as the sandbox sends them (code, no display) are named by the card's own reasons."""
+    from cds.cli import main as cds_main
+
+    client = make_app(database)
+    first = call(client)["cards"][0]
+    override(client, first, "already-discussed")
+    second = copy.deepcopy(SOURCE_CASE)
+    second["context"]["patientId"] = second["prefetch"]["patient"]["id"] = "second-patient"
+    override(client, call(client, second)["cards"][0], "diagnosis-established")
+    # A card of another family, accepted: the warfarin order of a patient with suspected calciphylaxis.
+    order = json.loads((REPO / "fhir_examples" / "requests" / "order-warfarin-suspected.order-select.json").read_text())
+    answer = client.post("/cds-services/calciphylaxis-order-select", json=order).json()
+    client.app.state.store.flush()
+    (vka,) = [c for c in answer["cards"] if c.get("suggestions")]
+    accepted = {"card": vka["uuid"], "outcome": "accepted", "acceptedSuggestions": [{"id": vka["suggestions"][0]["uuid"]}],
+                "outcomeTimestamp": "2026-12-03T10:01:00Z"}
+    assert client.post("/cds-services/calciphylaxis-order-select/feedback", json={"feedback": [accepted]}).status_code == 200
+
+    assert cds_main(["feedback", "report", "--database-url", database.url, "--rules", str(RULES_DIR), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    families = {f["family"]: f for f in report["families"]}
+    family_entry = families[family(first)]
+    assert (family_entry["cards"], family_entry["accepted"], family_entry["overridden"]) == (2, 0, 2)
+    assert family_entry["override_rate"] == 1.0 and family_entry["accept_rate"] == 0.0
+    assert (families[family(vka)]["accepted"], families[family(vka)]["accept_rate"]) == (1, 1.0)
+    assert report["families"][0]["family"] == family(first)  # the most overridden first
+    discussed = f"Already discussed with nephrology or dermatology ({OVERRIDE_SYSTEM}|already-discussed)"
+    assert family_entry["reasons"][discussed] == 1
+    by_reason = {r["reason"]: r for r in report["reasons"]}
+    assert by_reason[discussed]["families"] == {family(first): 1}
+
+    assert cds_main(["feedback", "report", "--database-url", database.url, "--rules", str(RULES_DIR)]) == 0
+    text_report = capsys.readouterr().out
+    assert f"{family(first)}: 2 card(s), 0 accepted, 2 overridden (0% accepted, 100% overridden)" in text_report
+    assert f"{family(vka)}: 1 card(s), 1 accepted, 0 overridden (100% accepted, 0% overridden)" in text_report
+    assert "Per override reason" in text_report and "Already discussed with nephrology or dermatology" in text_report
