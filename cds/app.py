@@ -315,6 +315,7 @@ def create_app(
         fields.update(service=service.id, hook=service.hook, ruleset=current.version, engine=current.backend)
         payload = await read_json_object(request)
         now = clock()
+        snooze_lookup = start_snooze_lookup(current, service.id, payload, now)  # runs alongside the evaluation
         try:
             async with asyncio.timeout(settings.request_deadline_seconds):
                 evaluation = await answer_hook(
@@ -329,7 +330,7 @@ def create_app(
                 {"Retry-After": RETRY_AFTER_SECONDS},
             ) from None
         patient_hash = active_store.patient_hash(payload["context"].get("patientId"))
-        hidden = await snooze_cards(current, evaluation, patient_hash, now)
+        hidden = await snooze_cards(current, evaluation, snooze_lookup)
         response = evaluation.response.to_wire()
         if hidden:
             response.setdefault("extension", {})[f"{current.hook_namespace}.snoozed"] = hidden
@@ -365,25 +366,45 @@ def create_app(
             policies_of[current.version] = snooze_policies(current.ruleset)
         return policies_of[current.version]
 
-    async def snooze_cards(current: Pipeline, evaluation: Any, patient_hash: str | None, now: datetime) -> list:
-        """Hide the cards a snooze covers; one indexed lookup, bounded in time, and the cards are shown
-        (fail open) when the store is slow or down."""
+    def start_snooze_lookup(
+        current: Pipeline, service_id: str, payload: dict[str, Any], now: datetime
+    ) -> asyncio.Task | None:
+        """Start the one indexed lookup of the patient's snoozes for the card families this service can
+        raise, so that it overlaps the evaluation; None when nothing can be snoozed."""
+        if not settings.snooze_enabled:
+            return None
+        context = payload.get("context")
+        patient_hash = active_store.patient_hash(context.get("patientId")) if isinstance(context, dict) else None
         policies = snooze_policies_for(current)
-        families = {card_state(c)[0] for c in evaluation.response.cards} & policies.keys()
-        if not families or patient_hash is None:
+        families = {f for f in policies if service_id in current.ruleset.cards[f].services}
+        if patient_hash is None or not families:
+            return None
+
+        async def lookup() -> dict[str, Any] | None:
+            try:
+                return await run_in_threadpool(active_snoozes, active_store, patient_hash, families, now)
+            except (SQLAlchemyError, StoreUnavailable, OSError) as exc:
+                log.warning("snooze lookup failed (%s); cards shown", type(exc).__name__)
+                return None
+
+        return asyncio.create_task(lookup())
+
+    async def snooze_cards(current: Pipeline, evaluation: Any, lookup: asyncio.Task | None) -> list:
+        """Hide the cards a snooze covers. The lookup may take at most the evaluation's time plus
+        ``snooze_lookup_timeout_seconds``; when it is slower or the store is down the cards are shown
+        (fail open for advice), and both are counted."""
+        if lookup is None:
             return []
-        try:
-            snoozes = await asyncio.wait_for(
-                run_in_threadpool(active_snoozes, active_store, patient_hash, families, now),
-                settings.snooze_lookup_timeout_seconds,
-            )
-        except TimeoutError:
+        if not {card_state(c)[0] for c in evaluation.response.cards} & snooze_policies_for(current).keys():
+            return []  # no card to hide: the lookup's answer is not needed
+        done, _ = await asyncio.wait({lookup}, timeout=settings.snooze_lookup_timeout_seconds)
+        if not done:
             metrics.SNOOZE_LOOKUPS.labels("timeout").inc()
             log.warning("snooze lookup timed out; cards shown")
             return []
-        except (SQLAlchemyError, StoreUnavailable, OSError) as exc:
+        snoozes = lookup.result()
+        if snoozes is None:
             metrics.SNOOZE_LOOKUPS.labels("error").inc()
-            log.warning("snooze lookup failed (%s); cards shown", type(exc).__name__)
             return []
         metrics.SNOOZE_LOOKUPS.labels("ok").inc()
         if not snoozes:

@@ -10,7 +10,6 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import orjson
-import pytest
 import yaml
 
 from cds.engine.loader import load_or_raise
