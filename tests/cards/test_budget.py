@@ -181,4 +181,5 @@ def test_internal_citations_are_recognised():
     assert is_internal("Knowledge sheet §6: treatment and monitoring points")
     assert is_internal("Review modifiable risk factors (sheet §6).")
     assert is_internal("Wound care [S]")
+    assert is_internal("The sheet works with 10-30% for a painful lesion")
     assert not is_internal("Nigwekar SU, et al. J Am Soc Nephrol. 2016;27:3421.")
