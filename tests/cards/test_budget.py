@@ -183,3 +183,21 @@ def test_internal_citations_are_recognised():
     assert is_internal("Wound care [S]")
     assert is_internal("The sheet works with 10-30% for a painful lesion")
     assert not is_internal("Nigwekar SU, et al. J Am Soc Nephrol. 2016;27:3421.")
+
+
+def test_every_card_offers_override_reasons_that_fit_it():
+    """Each card family declares its own reasons; a snoozable card has a reason that snoozes it, and the
+    order-time drug warnings (every order is checked again) and critical cards declare no snooze."""
+    from cds.cards.snooze import SNOOZING_MEANINGS, snooze_policies
+
+    rs = pipeline().ruleset
+    policies = snooze_policies(rs)
+    for card in rs.cards.values():
+        assert card.override_reasons, f"{card.id}: no override reasons"
+        assert len({o.code for o in card.override_reasons}) == len(card.override_reasons), card.id
+        if card.snooze_days is not None:
+            assert any(o.meaning in SNOOZING_MEANINGS for o in card.override_reasons), card.id
+            assert card.id in policies
+        if card.indicator == "critical" or "order" in card.id:
+            assert card.snooze_days is None, card.id
+    assert {"calciphylaxis-risk", "calciphylaxis-risk-after-bone-scan", "radiology-differential"} <= policies.keys()
