@@ -18,10 +18,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
@@ -30,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cds import __version__
 from cds.auth import SqlReplayStore, build_authenticator
+from cds.cards.snooze import apply_snoozes, card_state, snooze_policies
 from cds.hooks import fhir_servers
 from cds.hooks.errors import HookError, describe_validation_error, outcome_response
 from cds.hooks.fhir_client import FetchLimits, FhirClient
@@ -40,15 +43,23 @@ from cds.hooks.prefetch import Fetcher
 from cds.hooks.services import find_service
 from cds.observability import metrics
 from cds.observability.logs import request_id_var
+from cds.pages import Pages
 from cds.pipeline import Pipeline, watch_rules
 from cds.settings import Settings
 from cds.store import Store, StoreUnavailable, audit_records, open_store
+from cds.store.snooze import active_snoozes, record_snoozes
 
 log = logging.getLogger("cds.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 JSON_MEDIA_TYPES = ("application/json", "application/fhir+json")
 RETRY_AFTER_SECONDS = "1"
+# Pages are immutable under their versioned URL; the frame-ancestors default lets an EHR embed them.
+PAGE_HEADERS = {
+    "Cache-Control": "public, max-age=86400, immutable",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:",
+}
 
 # authenticate(request, audience_url) raises HookError(401) when the caller is not trusted.
 Authenticator = Callable[[Request, str], Awaitable[None]]
@@ -67,6 +78,8 @@ def _route_label(path: str) -> str:
     parts = path.strip("/").split("/")
     if parts[0] == "cds-services":
         return {1: "/cds-services", 2: "/cds-services/{id}"}.get(len(parts), "/cds-services/{id}/feedback")
+    if parts[0] == "pages":
+        return "/pages"
     return path if path in {"/healthz", "/readyz", "/metrics"} else "other"
 
 
@@ -339,11 +352,12 @@ def create_app(
                 url, auth_required=settings.auth_required, profile=settings.profile, allowed=declared
             )
 
+        snooze_lookup = start_snooze_lookup(current, service.id, payload, now)  # runs alongside the evaluation
         try:
             async with asyncio.timeout(settings.request_deadline_seconds):
                 evaluation = await answer_hook(
                     current, service, payload, now, fetch, settings.trace_extension_key, fhir_server_policy,
-                    RequestLimits.from_settings(settings),
+                    RequestLimits.from_settings(settings), pages_base_url=audience(request, ""),
                 )
         except TimeoutError:
             metrics.DEADLINE_EXCEEDED.inc()
@@ -352,7 +366,11 @@ def create_app(
                 f"no answer within the {settings.request_deadline_seconds:g} s deadline",
                 {"Retry-After": RETRY_AFTER_SECONDS},
             ) from None
+        patient_hash = active_store.patient_hash(payload["context"].get("patientId"))
+        hidden = await snooze_cards(current, evaluation, snooze_lookup)
         response = evaluation.response.to_wire()
+        if hidden:
+            response.setdefault("extension", {})[f"{current.hook_namespace}.snoozed"] = hidden
         if evaluation.trace is not None:
             response.setdefault("extension", {})[settings.trace_extension_key] = evaluation.trace
         fields["cards"] = len(response["cards"])
@@ -370,11 +388,73 @@ def create_app(
                 current.version,
                 evaluation.response.cards,
                 evaluation.card_rules,
-                active_store.patient_hash(payload["context"].get("patientId")),
+                patient_hash,
                 now,
             )
             await run_in_threadpool(active_store.record_issued, records)
         return answer
+
+    # ------------------------------------------------------------ snooze after an override (cds.cards.snooze)
+    policies_of: dict[str, dict[str, Any]] = {}
+
+    def snooze_policies_for(current: Pipeline) -> dict[str, Any]:
+        if current.version not in policies_of:
+            policies_of.clear()
+            policies_of[current.version] = snooze_policies(current.ruleset)
+        return policies_of[current.version]
+
+    def start_snooze_lookup(
+        current: Pipeline, service_id: str, payload: dict[str, Any], now: datetime
+    ) -> asyncio.Task | None:
+        """Start the one indexed lookup of the patient's snoozes for the card families this service can
+        raise, so that it overlaps the evaluation; None when nothing can be snoozed."""
+        if not settings.snooze_enabled:
+            return None
+        context = payload.get("context")
+        patient_hash = active_store.patient_hash(context.get("patientId")) if isinstance(context, dict) else None
+        policies = snooze_policies_for(current)
+        families = {f for f in policies if service_id in current.ruleset.cards[f].services}
+        if patient_hash is None or not families:
+            return None
+
+        async def lookup() -> dict[str, Any] | None:
+            try:
+                return await run_in_threadpool(active_snoozes, active_store, patient_hash, families, now)
+            except (SQLAlchemyError, StoreUnavailable, OSError) as exc:
+                log.warning("snooze lookup failed (%s); cards shown", type(exc).__name__)
+                return None
+
+        return asyncio.create_task(lookup())
+
+    async def snooze_cards(current: Pipeline, evaluation: Any, lookup: asyncio.Task | None) -> list:
+        """Hide the cards a snooze covers. The lookup may take at most the evaluation's time plus
+        ``snooze_lookup_timeout_seconds``; when it is slower or the store is down the cards are shown
+        (fail open for advice), and both are counted."""
+        if lookup is None:
+            return []
+        if not {card_state(c)[0] for c in evaluation.response.cards} & snooze_policies_for(current).keys():
+            return []  # no card to hide: the lookup's answer is not needed
+        done, _ = await asyncio.wait({lookup}, timeout=settings.snooze_lookup_timeout_seconds)
+        if not done:
+            metrics.SNOOZE_LOOKUPS.labels("timeout").inc()
+            log.warning("snooze lookup timed out; cards shown")
+            return []
+        snoozes = lookup.result()
+        if snoozes is None:
+            metrics.SNOOZE_LOOKUPS.labels("error").inc()
+            return []
+        metrics.SNOOZE_LOOKUPS.labels("ok").inc()
+        if not snoozes:
+            return []
+        titles = {rid: rule.title for rid, rule in current.ruleset.rules.items()}
+        kept, hidden = apply_snoozes(evaluation.response.cards, snoozes, titles)
+        shown_again = {card_state(c)[0] for c in kept} & snoozes.keys()
+        for family in shown_again:
+            metrics.CARDS_SNOOZED.labels(family, "shown-again").inc()
+        for entry in hidden:
+            metrics.CARDS_SNOOZED.labels(entry["template"], "hidden").inc()
+        evaluation.response.cards = kept
+        return hidden
 
     @app.post("/cds-services/{service_id}/feedback")
     async def feedback(service_id: str, request: Request) -> Response:
@@ -408,9 +488,50 @@ def create_app(
             )
             for status in result.statuses
         ]
+        # The feedback is committed; a snooze that cannot be written now only means the card shows again.
+        accepted_items = [item for item, status in zip(parsed.feedback, result.statuses, strict=True) if status == "accepted"]
+        try:
+            await run_in_threadpool(record_snoozes, active_store, accepted_items, snooze_policies_for(current))
+        except (SQLAlchemyError, StoreUnavailable, OSError) as exc:
+            metrics.STORE_ERRORS.labels("snooze").inc()
+            log.warning("snooze not recorded (%s); the card will be shown again", type(exc).__name__)
         return json_response(
             FeedbackResponse(accepted=result.stored, duplicates=result.duplicates, items=items).to_wire()
         )
+
+    # ------------------------------------------------------------ the pages behind the cards (cds.pages)
+    # Built from the rules alone (no patient data), so no authentication; cacheable for as long as the
+    # rule-set version in the URL exists. A link to an earlier version leads to the current page.
+    pages_of: dict[str, Pages] = {}
+
+    def current_pages() -> Pages:
+        current: Pipeline = app.state.pipeline
+        if current.version not in pages_of:
+            pages_of.clear()
+            pages_of[current.version] = Pages(current.ruleset)
+        return pages_of[current.version]
+
+    async def page_response(request: Request, version: str, kind: str, name: str) -> Response:
+        if not name.endswith(".html"):
+            raise HookError(404, "no such page")
+        pages = current_pages()
+        if version != pages.version:
+            target = audience(request, f"/pages/{quote(pages.version, safe='')}/{kind + '/' if kind else ''}{name}")
+            return Response(status_code=307, headers={"Location": target, "Cache-Control": "no-store"})
+        html = await run_in_threadpool(pages.render, kind, name.removesuffix(".html"))
+        if html is None:
+            raise HookError(404, "no such page")
+        return Response(html, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+    @app.get("/pages/{version}/index.html")
+    async def page_index(version: str, request: Request) -> Response:
+        return await page_response(request, version, "", "index.html")
+
+    @app.get("/pages/{version}/{kind}/{name}")
+    async def page(version: str, kind: str, name: str, request: Request) -> Response:
+        if kind not in ("cards", "causes"):
+            raise HookError(404, "no such page")
+        return await page_response(request, version, kind, name)
 
     @app.get("/healthz")
     async def healthz() -> Response:

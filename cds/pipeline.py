@@ -144,6 +144,7 @@ class Pipeline:
         now: datetime,
         want_trace: bool = False,
         max_facts: int | None = None,
+        pages_base_url: str | None = None,
     ) -> Evaluation:
         loaded = self._loaded  # one snapshot: a reload during this evaluation does not affect it
         started = time.perf_counter()
@@ -152,7 +153,7 @@ class Pipeline:
         if max_facts is not None and len(factset.facts) > max_facts:
             raise FactLimitExceeded(len(factset.facts), max_facts)
         evaluation = evaluate_facts(loaded.ruleset, loaded.engine, service.id, factset, request.context,
-                                    self.hook_namespace, want_trace)
+                                    self.hook_namespace, want_trace, pages_base_url)
         return replace(evaluation, timings={"facts": facts_seconds, **evaluation.timings})
 
     def status(self) -> dict[str, Any]:
@@ -212,13 +213,16 @@ def evaluate_facts(
     context: Mapping[str, Any],
     hook_namespace: str,
     want_trace: bool = False,
+    pages_base_url: str | None = None,
 ) -> Evaluation:
     from cds.cards.drafts import merge_updates
-    from cds.cards.render import render_cards
+    from cds.cards.render import DEFAULT_PAGES_BASE_URL, render_cards
 
     outcome = engine.evaluate(factset, service_id)
     rendering_started = time.perf_counter()
-    rendered = render_cards(ruleset, outcome, context, f"{hook_namespace}.ruleset")
+    rendered = render_cards(
+        ruleset, outcome, context, f"{hook_namespace}.ruleset", pages_base_url or DEFAULT_PAGES_BASE_URL
+    )
     merge_updates([card for card, _ in rendered], context)  # an update carries the clinician's draft whole
     extension = None
     if outcome.evidence:

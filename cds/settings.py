@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     feedback_per_card_limit: int = Field(default=20, ge=1)
     # /readyz also needs the store when this is on (hooks answer without it; feedback does not).
     store_required_for_readiness: bool = False
+    # The snooze lookup on the hook path waits at most this long; then the card is shown (fail open).
+    snooze_lookup_timeout_seconds: float = Field(default=0.25, gt=0, le=5)
+    # Off: overrides never hide a card (no lookup on the hook path); the benchmark's baseline.
+    snooze_enabled: bool = True
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     # HTTP server limits (uvicorn, h11): request line + headers, idle keep-alive, open connections.

@@ -90,15 +90,27 @@ def test_s6_falling_uptake_is_ambiguous_and_asks_for_the_wounds(pipeline) -> Non
     assert "necrotic" in text and "wound assessment" in text and "supportive of response" not in text
 
 
+FIRST_STEP_CARDS = ("calciphylaxis-risk", "calciphylaxis-risk-after-bone-scan", "calciphylaxis-confirmed-first-steps")
+
+
 @pytest.mark.parametrize("case", ["source-case", "cohort-early-plaque-positive-scan", "cohort-thiosulfate-response"])
 def test_s7_first_steps_on_risk_and_confirmed_cards(pipeline, case: str) -> None:  # noqa: F811
-    cards = [c for c in _respond(pipeline, case).cards if "First steps" in (c.detail or "")]
+    """The card keeps the step that matters most for safety (infection and sepsis) and links to its page;
+    the card budget of issue 15 (about 600 characters) moved the full sourced list to that page
+    (`page_detail` in rules/cards.yaml), so the list is checked there."""
+    from cds.pages import Pages
+
+    cards = [c for c in _respond(pipeline, case).cards if c.source.topic.code in FIRST_STEP_CARDS]
     assert cards, case
     text = _text(cards[0])
+    assert "sepsis" in text and "culture" in text and "card's page" in text, (case, text)
+    page_url = cards[0].source.url
+    assert any(link.url == page_url and link.type == "absolute" for link in cards[0].links or []), case
+    page = Pages(pipeline.ruleset).render("cards", cards[0].source.topic.code)
+    assert page is not None, case
     for item in ("sepsis", "culture", "morphine", "Palliative care", "dialysate calcium", "cinacalcet",
-                 "Sodium thiosulfate", "hyperbaric oxygen", "Debridement"):
-        assert item in text, (case, item)
-    assert "expert opinion" in text
+                 "Sodium thiosulfate", "hyperbaric oxygen", "Debridement", "expert opinion"):
+        assert item in page, (case, item)
 
 
 def test_s8_non_uraemic_patient_gets_the_workup_not_the_dialysis_card(pipeline) -> None:  # noqa: F811

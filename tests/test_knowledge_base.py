@@ -217,7 +217,7 @@ def test_negative_controls_are_silent(pipeline):
 def test_report_review_ranks_renal_clearance_first_for_diffuse_symmetric_uptake(pipeline):
     response = _respond(pipeline, "review-bone-scan-diffuse-symmetric")
     (card,) = response.cards
-    assert card.summary.startswith("Soft-tissue uptake/calcification: leading explanation Delayed soft-tissue clearance")
+    assert card.summary.startswith("Soft-tissue uptake/calcification: leading explanation Renal-failure tracer clearance")
     assert response.extension[f"{NAMESPACE}.differential"][0]["hypothesis"] == "renal-failure-soft-tissue-clearance"
 
 

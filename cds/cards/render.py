@@ -7,10 +7,13 @@ evaluation renders as "not recorded".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
-from cds.engine.differential import INDEPENDENCE_NOTE, Differential, EvidenceItem, HypothesisResult
+from cds.cards.wording import DISCLAIMER, NUMBER_NOTE, band, fit_summary, percent, short_name
+from cds.engine.differential import Differential, EvidenceItem, HypothesisResult
 from cds.engine.loader import PLACEHOLDER, RuleSet
 from cds.engine.model import CardTemplate
 from cds.engine.runner import Outcome, RaisedCard
@@ -21,16 +24,39 @@ DIFFERENTIAL_PLACEHOLDERS = {
     "posterior", "prior", "evidence_for", "evidence_against", "next_test", "differential", "differential_evidence",
     "differential_top", "differential_runner_up", "post_test",
 }
+# The card budget (issue 15): a card is read in ten seconds; everything else is on its page.
+FINDINGS_FOR_LIMIT = 3
+FINDINGS_AGAINST_LIMIT = 2
 # {differential_evidence} lists the hypotheses with evidence, highest posterior first, at most this many.
-EVIDENCE_LIST_LIMIT = 6
+EVIDENCE_LIST_LIMIT = 3
+DIFFERENTIAL_LINE_LIMIT = 90
+# Where offline tools (cds evaluate, rule tests) point the page links; the app uses its own address.
+DEFAULT_PAGES_BASE_URL = "http://localhost:8080"
+PAGE_LINK_LABEL = "Evidence, sources and how to read this card"
+# A placeholder with nothing to say about this patient removes its whole line (no generic advice).
+_DROP_LINE = "\x00drop\x00"
+# The drugs the treatment advice says to review, by value set: shown only when the patient takes one.
+MODIFIABLE_DRUGS = {
+    "vitamin-k-antagonist": "vitamin K antagonist (warfarin)",
+    "calcium-based-binder": "calcium-based phosphate binder",
+    "active-vitamin-d": "active vitamin D",
+}
 
 
-def percent(p: float) -> str:
-    if p < 0.01:
-        return "<1%"
-    if p > 0.99:
-        return ">99%"
-    return f"{p * 100:.0f}%"
+def page_url(base_url: str, version: str, kind: str, page_id: str) -> str:
+    """The page behind a card or a cause, versioned with the rule set (cds.pages serves it)."""
+    return f"{base_url.rstrip('/')}/pages/{quote(version, safe='')}/{kind}/{page_id}.html"
+
+
+def strength(likelihood_ratio: float) -> str:
+    """A likelihood ratio in words (for or against), so that a card needs no numbers per finding."""
+    size = likelihood_ratio if likelihood_ratio >= 1 else 1 / likelihood_ratio
+    return "strong" if size >= 10 else "moderate" if size >= 3 else "weak"
+
+
+def top_findings(items: tuple[EvidenceItem, ...], limit: int) -> list[EvidenceItem]:
+    """The findings that move the estimate most, largest likelihood ratio (either way) first."""
+    return sorted(items, key=lambda e: (-abs(math.log(e.likelihood_ratio)), e.rule_title))[:limit]
 
 
 class _Context:
@@ -38,55 +64,53 @@ class _Context:
         self.rs, self.outcome, self.raised, self.patient_id = rs, outcome, raised, patient_id
         self.diff: Differential = outcome.differential
 
-    def citation(self, ref_id: str) -> str:
-        ref = self.rs.references.get(ref_id)
-        return ref.citation.split(".")[0] if ref else ref_id
+    def name(self, result: HypothesisResult) -> str:
+        declared = self.rs.hypotheses.get(result.id)
+        return short_name(result.title, getattr(declared, "short_title", None))
 
-    def evidence_list(self, items: tuple[EvidenceItem, ...]) -> str:
+    @staticmethod
+    def band_of(result: HypothesisResult) -> str:
+        # The differential may give an interval (low, high) beside the point; shown when it does.
+        return str(band(result.posterior, getattr(result, "low", None), getattr(result, "high", None)))
+
+    @staticmethod
+    def finding_lines(items: tuple[EvidenceItem, ...], limit: int) -> str:
         if not items:
             return "- none recorded"
-        return "\n".join(
-            f"- {e.rule_title}: likelihood ratio {e.likelihood_ratio:g} ({self.citation(e.reference)} [{e.confidence}])"
-            for e in items
-        )
+        shown = top_findings(items, limit)
+        lines = [f"- {e.rule_title} ({strength(e.likelihood_ratio)})" for e in shown]
+        if len(items) > len(shown):
+            lines.append(f"- {len(items) - len(shown)} weaker (see the linked page)")
+        return "\n".join(lines)
 
     def hypothesis(self, hid: str) -> HypothesisResult:
         result = self.diff.get(hid)
         assert result is not None  # checked at load time
         return result
 
-    def table(self) -> str:
-        rows = ["| Hypothesis | Prior | Posterior | For | Against |", "|---|---|---|---|---|"]
-        for h in self.diff.hypotheses:
-            rows.append(f"| {h.title} | {percent(h.prior)} | {percent(h.posterior)} | {len(h.evidence_for)} | {len(h.evidence_against)} |")
-        return "\n".join(rows)
-
     def differential_evidence(self) -> str:
-        """The leading hypotheses that have evidence, each with what speaks for and against it."""
-        blocks = []
+        """The leading causes that have evidence, one line each with the finding that weighs most."""
         ranked = [h for h in self.diff.hypotheses if h.evidence_for or h.evidence_against][:EVIDENCE_LIST_LIMIT]
+        lines = []
         for rank, h in enumerate(ranked, start=1):
-            blocks.append(
-                f"{rank}. **{h.title}**: {percent(h.posterior)} (prior {percent(h.prior)})\n"
-                f"   - for: {self.short_list(h.evidence_for)}"
-                f"{'; '.join(f' (risk factors `{c}` capped at LR {m:g})' for c, _, m in h.caps_applied)}\n"
-                f"   - against: {self.short_list(h.evidence_against)}"
-            )
-        return "\n".join(blocks) if blocks else "- no imaging or clinical evidence recorded"
+            line = f"{rank}. **{self.name(h)}**, {self.band_of(h)}"
+            lead = top_findings(h.evidence_for, 1)
+            if lead and len(line) + len(lead[0].rule_title) <= DIFFERENTIAL_LINE_LIMIT:
+                line = f"{line}: {lead[0].rule_title}"  # the finding that weighs most, when it fits one line
+            lines.append(line)
+        return "\n".join(lines) if lines else "- no imaging or clinical evidence recorded"
 
-    @staticmethod
-    def caps_note(result: HypothesisResult) -> str:
-        """One line per cap that lowered the posterior: related findings are not multiplied without limit."""
-        return "".join(
-            f"\n- (combined, the related findings `{cap}` count as likelihood ratio {limit:g}, not {product:.3g})"
-            for cap, product, limit in result.caps_applied
-        )
-
-    @staticmethod
-    def short_list(items: tuple[EvidenceItem, ...]) -> str:
-        if not items:
-            return "none recorded"
-        return "; ".join(f"{e.rule_title} (LR {e.likelihood_ratio:g} [{e.confidence}])" for e in items)
+    def modifiable_drugs(self) -> str:
+        """The patient's own active drugs that the advice names; the line goes when there are none."""
+        present = {
+            fact.attrs.get("drug_class")
+            for fact in self.outcome.facts
+            if fact.kind == "medication" and fact.attrs.get("status") in ("active", "on-hold")
+        }
+        names = [text for drug, text in MODIFIABLE_DRUGS.items() if drug in present]
+        if not names:
+            return _DROP_LINE
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
     def post_test(self, hid: str) -> str:
         """What the next test could change: the probability after a positive and after a negative result."""
@@ -99,10 +123,8 @@ class _Context:
         def after(lr: float) -> str:
             return percent(1.0) if odds == float("inf") else percent(odds * lr / (1 + odds * lr))
 
-        return (
-            f"{test.title}: {after(test.lr_positive)} if positive, {after(test.lr_negative)} if negative "
-            f"(from {percent(result.posterior)}; LR+ {test.lr_positive:g}, LR- {test.lr_negative:g})"
-        )
+        # The likelihood ratios behind these figures are on the cause's page (card budget).
+        return f"{test.title}: {after(test.lr_positive)} if positive, {after(test.lr_negative)} if negative"
 
     def lesion_sites(self) -> str:
         """Sites of recorded skin lesions: conditions whose concept a `skin-lesion` rule names."""
@@ -132,25 +154,22 @@ class _Context:
 
     def value(self, name: str, arg: str | None) -> str:
         if name == "posterior":
-            return percent(self.hypothesis(arg).posterior)
+            return self.band_of(self.hypothesis(arg))
         if name == "prior":
             return percent(self.hypothesis(arg).prior)
         if name == "hypothesis":
-            return self.rs.hypotheses[arg].title
+            return short_name(self.rs.hypotheses[arg].title, getattr(self.rs.hypotheses[arg], "short_title", None))
         if name == "evidence_for":
-            result = self.hypothesis(arg)
-            return self.evidence_list(result.evidence_for) + self.caps_note(result)
+            return self.finding_lines(self.hypothesis(arg).evidence_for, FINDINGS_FOR_LIMIT)
         if name == "evidence_against":
-            return self.evidence_list(self.hypothesis(arg).evidence_against)
+            return self.finding_lines(self.hypothesis(arg).evidence_against, FINDINGS_AGAINST_LIMIT)
         if name == "next_test":
             test = self.hypothesis(arg).next_test
-            if test is None:
-                return "no further test declared"
-            return f"{test.title} (LR+ {test.lr_positive:g}, LR- {test.lr_negative:g}; {self.citation(test.reference)} [{test.confidence}])"
+            return test.title if test is not None else "no further test declared"
         if name == "post_test":
             return self.post_test(arg)
         if name == "differential":
-            return self.table()
+            return _DROP_LINE  # the full table is on the page behind the card
         if name == "population":
             return self.diff.population_title
         if name == "patient_id":
@@ -166,13 +185,18 @@ class _Context:
             return self.differential_evidence()
         if name in ("differential_top", "differential_runner_up"):
             ranked = self.diff.hypotheses[0 if name == "differential_top" else 1 :]
-            return f"{ranked[0].title} ({percent(ranked[0].posterior)})" if ranked else "none"
+            return f"{self.name(ranked[0])}, {self.band_of(ranked[0])}" if ranked else "none"
         if name == "lesion_sites":
             return self.lesion_sites()
+        if name == "modifiable_drugs":
+            return self.modifiable_drugs()
         raise KeyError(name)  # unreachable: the loader rejects unknown placeholders
 
     def fill(self, text: str) -> str:
-        return PLACEHOLDER.sub(lambda m: self.value(m.group(1), m.group(2)), text)
+        filled = PLACEHOLDER.sub(lambda m: self.value(m.group(1), m.group(2)), text)
+        if _DROP_LINE in filled:
+            filled = "\n".join(line for line in filled.split("\n") if _DROP_LINE not in line)
+        return filled
 
     def fill_resource(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -191,18 +215,43 @@ def _uses_differential(template: CardTemplate) -> bool:
     )
 
 
+def subject_hypothesis(template: CardTemplate) -> str | None:
+    """The cause a card is about: the one its condition or its {posterior:...} names."""
+    if template.when.differential is not None:
+        return template.when.differential.hypothesis
+    for m in PLACEHOLDER.finditer(template.summary + (template.detail or "")):
+        if m.group(1) == "posterior":
+            return m.group(2)
+    return None
+
+
+def snooze_state(outcome: Outcome, raised: RaisedCard, template: CardTemplate) -> dict[str, Any]:
+    """What a later override is compared with: the band of the card's cause and the findings behind it."""
+    subject = subject_hypothesis(template)
+    result = outcome.differential.get(subject) if subject else None
+    if result is None:
+        return {"band": None, "findings": sorted(set(raised.rule_ids))}
+    return {
+        "band": band(result.posterior).word,
+        "findings": sorted({e.rule_id for e in result.evidence_for}),
+    }
+
+
 def render_card(
-    rs: RuleSet, outcome: Outcome, raised: RaisedCard, patient_id: str | None, extension_key: str
+    rs: RuleSet,
+    outcome: Outcome,
+    raised: RaisedCard,
+    patient_id: str | None,
+    extension_key: str,
+    pages_base_url: str = DEFAULT_PAGES_BASE_URL,
 ) -> Card:
     template = rs.cards[raised.template]
     ctx = _Context(rs, outcome, raised, patient_id)
-    detail = ctx.fill(template.detail) if template.detail else None
-    if _uses_differential(template):
-        detail = f"{detail}\n\n_{INDEPENDENCE_NOTE}_" if detail else f"_{INDEPENDENCE_NOTE}_"
-    references = [rs.references[r] for r in template.references]
-    if references:
-        lines = "\n".join(f"- {r.citation} [{r.confidence}]" for r in references)
-        detail = f"{detail}\n\n**Sources**\n{lines}" if detail else f"**Sources**\n{lines}"
+    detail = ctx.fill(template.detail).strip() if template.detail else ""
+    # One sentence on what the number means (cards that show one), then one disclaimer.
+    closing = f"{NUMBER_NOTE} {DISCLAIMER}" if _uses_differential(template) else DISCLAIMER
+    if DISCLAIMER not in " ".join(detail.split()):
+        detail = f"{detail}\n\n_{closing}_" if detail else f"_{closing}_"
     suggestions = [
         Suggestion(
             label=ctx.fill(s.label),
@@ -219,26 +268,43 @@ def render_card(
         )
         for s in template.suggestions
     ]
+    page = page_url(pages_base_url, rs.version, "cards", template.id)
+    links = [Link(label=link.label, url=ctx.fill(link.url), type=link.type) for link in template.links]
+    links.append(Link(label=PAGE_LINK_LABEL, url=page, type="absolute"))
     return Card(
-        summary=ctx.fill(template.summary)[:139],
+        summary=fit_summary(ctx.fill(template.summary)),
         detail=detail,
         indicator=template.indicator,
         source=Source(
             label=template.source.label,
-            url=template.source.url,
+            url=template.source.url or page,
             topic=Coding(system=TEMPLATE_SYSTEM, code=template.id, display=template.source.label),
         ),
         suggestions=suggestions or None,
         selectionBehavior=template.selection_behavior if suggestions else None,
         overrideReasons=[OverrideReason(system=o.system, code=o.code, display=o.display) for o in template.override_reasons]
         or None,
-        links=[Link(label=link.label, url=ctx.fill(link.url), type=link.type) for link in template.links] or None,
-        extension={extension_key: {"version": rs.version, "template": template.id, "rules": list(raised.rule_ids)}},
+        links=links,
+        extension={
+            extension_key: {
+                "version": rs.version,
+                "template": template.id,
+                "rules": list(raised.rule_ids),
+                **snooze_state(outcome, raised, template),
+            }
+        },
     )
 
 
 def render_cards(
-    rs: RuleSet, outcome: Outcome, context: Mapping[str, Any], extension_key: str
+    rs: RuleSet,
+    outcome: Outcome,
+    context: Mapping[str, Any],
+    extension_key: str,
+    pages_base_url: str = DEFAULT_PAGES_BASE_URL,
 ) -> list[tuple[Card, tuple[str, ...]]]:
     patient_id = context.get("patientId") if isinstance(context.get("patientId"), str) else None
-    return [(render_card(rs, outcome, raised, patient_id, extension_key), raised.rule_ids) for raised in outcome.cards]
+    return [
+        (render_card(rs, outcome, raised, patient_id, extension_key, pages_base_url), raised.rule_ids)
+        for raised in outcome.cards
+    ]

@@ -70,6 +70,9 @@ PLAIN_PLACEHOLDERS = {
     "differential", "differential_evidence", "differential_top", "differential_runner_up",
     "population", "patient_id", "ruleset_version", "lesion_sites",
 }
+# modifiable_drugs: the patient's own active drugs that the treatment advice says to review (a line whose
+# placeholder has nothing to say is left out of the card, cds.cards.render).
+PLAIN_PLACEHOLDERS |= {"modifiable_drugs"}
 MATCHED_PLACEHOLDERS = {"matched", "matched_id"}  # matched_id: the id part of a `Type/id` reference
 
 
@@ -770,6 +773,12 @@ class _Checker:
                 self._check_action(item, base, action)
         for l_index, link in enumerate(card.links):
             texts.append((("links", l_index, "url"), link.url))
+        if card.page_detail:
+            # The page behind a card is built from the rules alone (no patient), so it has nothing to fill in.
+            for match in PLACEHOLDER.finditer(card.page_detail):
+                self.out.add(item.at("page_detail"), "E022",
+                             f"{{{match.group(0)[1:-1]}}}: page_detail is shown on the card's page, which has no patient data; "
+                             "no placeholders", cid)
         recommended = sum(1 for s in card.suggestions if s.recommended)
         if card.selection_behavior == "at-most-one" and recommended > 1:
             self.out.add(item.at("suggestions"), "E003", "at most one suggestion may be recommended under at-most-one", cid)

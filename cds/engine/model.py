@@ -114,6 +114,9 @@ class EvidenceCap(Strict):
 class Hypothesis(Strict):
     id: Id
     title: Text
+    short_title: Annotated[str, Field(min_length=1, max_length=40)] | None = Field(
+        default=None, description="name on a card summary when the title is long (at most 40 characters)"
+    )
     description: Text | None = None
     priors: list[Prior] = Field(min_length=1)
     tests: list[DiagnosticTest] = Field(default_factory=list)
@@ -268,6 +271,10 @@ class OverrideReasonTemplate(Strict):
     code: Id
     display: Text
     system: Text = "https://calciphylaxis-cds.org/fhir/CodeSystem/override-reason"
+    meaning: Literal["already-addressed", "not-relevant", "disagree", "other"] = Field(
+        default="other",
+        description="already-addressed and not-relevant snooze the card for the patient (the card's snooze_days)",
+    )
 
 
 class SourceTemplate(Strict):
@@ -288,6 +295,23 @@ class CardTemplate(Strict):
     selection_behavior: Literal["at-most-one", "any"] = "at-most-one"
     links: list[LinkTemplate] = Field(default_factory=list)
     override_reasons: list[OverrideReasonTemplate] = Field(default_factory=list)
+    about: Text | None = Field(default=None, description="what the card means, in plain words, for its page")
+    page_detail: Text | None = Field(
+        default=None,
+        description="Markdown shown only on the card's page (advice and sources beyond the card's budget); "
+        "no placeholders, since the page carries no patient data",
+    )
+    snooze_days: Annotated[int, Field(strict=True, ge=1, le=365)] | None = Field(
+        default=None,
+        description="days an 'already addressed' or 'not relevant' override hides this card for the patient, "
+        "unless the evidence changes materially",
+    )
+
+    @model_validator(mode="after")
+    def _critical_cards_never_snooze(self) -> CardTemplate:
+        if self.snooze_days is not None and self.indicator == "critical":
+            raise ValueError("a critical card is never snoozed: remove snooze_days")
+        return self
 
 
 class Range(Strict):

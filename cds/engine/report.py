@@ -236,6 +236,10 @@ def _card_advice(rs: RuleSet) -> list[str]:
         if c.detail:
             out += [f"> {line}".rstrip() for line in c.detail.strip().splitlines()]
             out.append("")
+        if c.page_detail:
+            out += ["On the card's page:", ""]
+            out += [f"> {line}".rstrip() for line in c.page_detail.strip().splitlines()]
+            out.append("")
         if c.suggestions:
             out.append("Suggestions:")
             for s in c.suggestions:

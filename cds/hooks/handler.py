@@ -50,6 +50,7 @@ async def answer_hook(
     trace_extension_key: str | None = None,
     fhir_server_policy: Callable[[str], str | None] | None = None,
     limits: RequestLimits | None = None,
+    pages_base_url: str | None = None,
 ) -> Evaluation:
     """The evaluation of one hook call.
 
@@ -88,7 +89,7 @@ async def answer_hook(
     # The engine is CPU-bound and synchronous: keep it off the event loop.
     try:
         evaluation = await run_in_threadpool(
-            pipeline.evaluate, service, request, prefetched.data, now, want_trace, limits.max_facts
+            pipeline.evaluate, service, request, prefetched.data, now, want_trace, limits.max_facts, pages_base_url
         )
     except FactLimitExceeded as exc:
         raise HookError(422, f"the request gives {exc.count} facts; the limit is {exc.limit} (CDS_MAX_FACTS)") from None

@@ -207,6 +207,29 @@ def contract() -> dict[str, Any]:
                     },
                 }
             },
+            # The pages behind the cards (cds.pages, ADR 0007): generated from the rules, no patient data, no auth.
+            "/pages/{version}/index.html": {
+                "get": {
+                    "operationId": "pageIndex",
+                    "summary": "Index of the pages behind the cards (cards and causes) of a rule-set version",
+                    "parameters": [PAGE_VERSION],
+                    "responses": PAGE_RESPONSES,
+                }
+            },
+            "/pages/{version}/{kind}/{name}": {
+                "get": {
+                    "operationId": "page",
+                    "summary": "The page behind a card family or a cause: evidence, sources, how to read the band",
+                    "parameters": [
+                        PAGE_VERSION,
+                        {"name": "kind", "in": "path", "required": True,
+                         "schema": {"type": "string", "enum": ["cards", "causes"]}},
+                        {"name": "name", "in": "path", "required": True,
+                         "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*\\.html$"}},
+                    ],
+                    "responses": PAGE_RESPONSES,
+                }
+            },
             "/metrics": {
                 "get": {
                     "operationId": "metrics",
@@ -219,6 +242,20 @@ def contract() -> dict[str, Any]:
             },
         },
     }
+
+
+PAGE_VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "description": "rule-set version as on the card's link; an earlier one redirects to the current page",
+    "schema": {"type": "string"},
+}
+PAGE_RESPONSES = {
+    "200": {"description": "The page (HTML, cacheable)", "content": {"text/html": {"schema": {"type": "string"}}}},
+    "307": {"description": "An earlier rule-set version: the Location is the current version's page"},
+    **_errors("404", "500"),
+}
 
 
 def contract_yaml() -> str:

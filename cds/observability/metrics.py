@@ -52,6 +52,10 @@ RULE_RELOADS = Counter("cds_rule_reloads_total", "Rule set reload attempts by re
 STORE_ERRORS = Counter("cds_store_errors_total", "Feedback/audit store errors by operation", ["operation"])
 SATURATED = Counter("cds_rejected_saturated_total", "Requests refused with 503 because the service was saturated")
 DEADLINE_EXCEEDED = Counter("cds_deadline_exceeded_total", "Hook calls that missed the per-request deadline")
+# Snooze after an override (cds.cards.snooze): the hook path's lookup (ok, timeout, error: the card is shown)
+# and what it did to cards (hidden, or shown again because the evidence changed).
+SNOOZE_LOOKUPS = Counter("cds_snooze_lookups_total", "Snooze lookups on the hook path by result", ["result"])
+CARDS_SNOOZED = Counter("cds_cards_snoozed_total", "Cards hidden or shown again by a snooze", ["template", "action"])
 IN_FLIGHT = Gauge("cds_requests_in_flight", "Hook and feedback requests being handled", multiprocess_mode="livesum")
 
 

@@ -80,3 +80,33 @@ class JwtReplay(Base):
 
 
 jwt_replay = JwtReplay.__table__
+
+
+class CardState(Base):
+    """What a later override of a card is compared with: its family (template), band and findings."""
+
+    __tablename__ = "card_state"
+
+    card_uuid: Mapped[str] = mapped_column(ForeignKey("card_audit.card_uuid", ondelete="CASCADE"), primary_key=True)
+    card_family: Mapped[str] = mapped_column(String(80), index=True)
+    band: Mapped[str | None] = mapped_column(String(16))
+    findings: Mapped[str] = mapped_column(Text)  # JSON array of rule ids
+
+
+class CardSnooze(Base):
+    """An 'already addressed' or 'not relevant' override: the card family stays hidden for the patient until
+    ``until`` unless the evidence changes materially (cds.cards.snooze)."""
+
+    __tablename__ = "card_snooze"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_hash: Mapped[str] = mapped_column(String(64))
+    card_family: Mapped[str] = mapped_column(String(80))
+    card_uuid: Mapped[str] = mapped_column(String(36), unique=True)  # one snooze per overridden card
+    reason_code: Mapped[str] = mapped_column(String(200))
+    band: Mapped[str | None] = mapped_column(String(16))
+    findings: Mapped[str] = mapped_column(Text)  # JSON array of rule ids
+    snoozed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_card_snooze_lookup", "patient_hash", "card_family", "until"),)

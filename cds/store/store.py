@@ -36,9 +36,10 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from cds.cards.snooze import card_state
 from cds.hooks.models import Feedback
 from cds.store.database import create_store_engine, migrate
-from cds.store.models import CardAudit, CardRule, CardSuggestion, FeedbackRecord
+from cds.store.models import CardAudit, CardRule, CardState, CardSuggestion, FeedbackRecord
 
 log = logging.getLogger("cds.store")
 
@@ -78,6 +79,10 @@ class AuditRecord:
     suggestion_uuids: tuple[str, ...]
     patient_hash: str | None
     issued_at: datetime
+    # For the snooze after an override (cds.store.snooze): the card's template, band and findings.
+    card_family: str | None = None
+    band: str | None = None
+    findings: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self))
@@ -137,6 +142,7 @@ def audit_records(
             suggestion_uuids=tuple(str(s.uuid) for s in card.suggestions or ()),
             patient_hash=patient_hash,
             issued_at=issued_at,
+            **dict(zip(("card_family", "band", "findings"), card_state(card), strict=True)),
         )
         for card in cards
     ]
@@ -430,6 +436,17 @@ class Store:
                     )
                     .on_conflict_do_nothing(index_elements=["card_uuid"])
                 )
+                if record.card_family is not None:
+                    connection.execute(
+                        insert(CardState.__table__)
+                        .values(
+                            card_uuid=record.card_uuid,
+                            card_family=record.card_family,
+                            band=record.band,
+                            findings=orjson.dumps(list(record.findings)).decode(),
+                        )
+                        .on_conflict_do_nothing()
+                    )
                 for rule_id in record.rule_ids:
                     connection.execute(
                         insert(CardRule.__table__).values(card_uuid=record.card_uuid, rule_id=rule_id).on_conflict_do_nothing()

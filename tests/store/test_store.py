@@ -13,6 +13,7 @@ from pathlib import Path
 from datetime import UTC, datetime
 
 import pytest
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, select, text
 
@@ -22,7 +23,7 @@ from cds.cli import main as cds_main
 from cds.hooks.models import Card, CDSResponse, Source, Suggestion
 from cds.pipeline import Evaluation, Pipeline
 from cds.settings import Settings
-from cds.store.database import create_store_engine, engine_url
+from cds.store.database import alembic_config, create_store_engine, engine_url
 from cds.store.models import CardAudit, CardRule, CardSuggestion, FeedbackRecord
 from tests.conftest import REPO, RULES_DIR
 
@@ -36,7 +37,7 @@ RULES = ("calciphylaxis.esrd-with-painful-ulcer", "warfarin.review-in-esrd")
 class CardPipeline(Pipeline):
     """The real services, answering every call with one card that has two suggestions."""
 
-    def evaluate(self, service, request, prefetch, now, want_trace=False):  # noqa: ANN001
+    def evaluate(self, service, request, prefetch, now, want_trace=False, pages_base_url=None):  # noqa: ANN001
         card = Card(
             summary="Calciphylaxis is possible: painful ulcer in a patient on dialysis",
             indicator="warning",
@@ -113,8 +114,10 @@ def test_migrations_create_the_schema(database):
     try:
         tables = set(inspect(engine).get_table_names())
         assert {"card_audit", "card_rule", "card_suggestion", "feedback", "jwt_replay", "alembic_version"} <= tables
+        assert {"card_state", "card_snooze"} <= tables
         with engine.connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            head = ScriptDirectory.from_config(alembic_config()).get_current_head()  # the newest migration
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
             if database.kind == "sqlite":
                 assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     finally:

@@ -1,0 +1,161 @@
+"""Snoozes after an override (issue 15): written when feedback says "already addressed" or "not relevant",
+read on the hook path.
+
+* ``record_snoozes`` runs after the feedback is committed: for each overridden card whose reason the card
+  declares as snoozing, it stores the card's family, band and findings for the card's patient hash, until
+  the card's declared period ends.
+* ``active_snoozes`` is the hook path's one indexed query (``ix_card_snooze_lookup``). It raises on a
+  database error; the caller bounds it with a timeout and shows the card when it fails (fail open).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import orjson
+from sqlalchemy import Connection, create_engine, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import StaticPool
+
+from cds.hooks.models import Feedback
+from cds.store.models import CardAudit, CardSnooze, CardState
+from cds.store.store import Store
+
+
+@dataclass(frozen=True)
+class Snooze:
+    card_family: str
+    reason_code: str
+    band: str | None
+    findings: tuple[str, ...]
+    snoozed_at: datetime
+    until: datetime
+
+
+# card family -> (days, the (system, code) override reasons that snooze it)
+Policies = Mapping[str, tuple[int, Collection[tuple[str, str]]]]
+
+
+def record_snoozes(store: Store, items: Sequence[Feedback], policies: Policies) -> int:
+    """Store a snooze for each overridden card whose reason snoozes its family; how many were new."""
+    overridden = {
+        str(i.card): (i.overrideReason.reason.system, i.overrideReason.reason.code)
+        for i in items
+        if i.outcome == "overridden" and i.overrideReason is not None and i.overrideReason.reason is not None
+    }
+    if not overridden:
+        return 0
+    store._ready()
+    insert = postgresql.insert if store.backend == "postgresql" else sqlite.insert
+    now = store._clock()
+    added = 0
+    with store.engine.begin() as connection:
+        states = connection.execute(
+            select(CardState.card_uuid, CardState.card_family, CardState.band, CardState.findings, CardAudit.patient_hash)
+            .join(CardAudit, CardAudit.card_uuid == CardState.card_uuid)
+            .where(CardState.card_uuid.in_(overridden))
+        )
+        for state in states:
+            policy = policies.get(state.card_family)
+            reason = overridden[state.card_uuid]
+            if policy is None or state.patient_hash is None or reason not in policy[1]:
+                continue
+            result = connection.execute(
+                insert(CardSnooze.__table__)
+                .values(
+                    patient_hash=state.patient_hash,
+                    card_family=state.card_family,
+                    card_uuid=state.card_uuid,
+                    reason_code=reason[1],
+                    band=state.band,
+                    findings=state.findings,
+                    snoozed_at=now,
+                    until=now + timedelta(days=policy[0]),
+                )
+                .on_conflict_do_nothing(index_elements=["card_uuid"])
+                .returning(CardSnooze.id)
+            )
+            added += result.first() is not None
+    return added
+
+
+class _SqliteReader:
+    """One long-lived connection to a SQLite store file for the hook path's lookups.
+
+    The store opens a connection per write (NullPool), so each lookup would pay for a connect and,
+    worse, could be the last connection to close and so run SQLite's WAL checkpoint in the middle of a
+    hook call (measured: several milliseconds). One kept connection avoids both. It is reopened when the
+    file at the path is no longer the one it opened (moved, replaced), so a missing store still fails the
+    lookup (and the card is shown) instead of reading a file that is gone."""
+
+    def __init__(self, path: str, timeout_seconds: float) -> None:
+        self.identity = self.file_identity(path)
+        self.engine = create_engine(
+            f"sqlite:///{path}",
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False, "timeout": timeout_seconds},
+        )
+        self.lock = threading.Lock()  # one connection: one lookup at a time (each takes well under a ms)
+
+    @staticmethod
+    def file_identity(path: str) -> tuple[int, int]:
+        info = os.stat(path)  # FileNotFoundError is an OSError: the caller shows the card
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError("the store's database file is missing")
+        return info.st_dev, info.st_ino
+
+
+LOOKUP_BUSY_SECONDS = 0.5  # the caller's own timeout is shorter; this only bounds a locked file
+_readers_lock = threading.Lock()
+
+
+@contextmanager
+def _lookup_connection(store: Store) -> Iterator[Connection]:
+    database = store.engine.url.database if store.backend == "sqlite" else None
+    if not database or database == ":memory:":
+        with store.engine.connect() as connection:
+            yield connection
+        return
+    identity = _SqliteReader.file_identity(database)
+    with _readers_lock:
+        reader: _SqliteReader | None = getattr(store, "_snooze_reader", None)
+        if reader is None or reader.identity != identity:
+            if reader is not None:
+                reader.engine.dispose()
+            reader = _SqliteReader(database, LOOKUP_BUSY_SECONDS)
+            store._snooze_reader = reader  # type: ignore[attr-defined]  # lives and dies with the store
+    with reader.lock, reader.engine.connect() as connection:
+        yield connection
+
+
+def active_snoozes(store: Store, patient_hash: str, families: Collection[str], now: datetime) -> dict[str, Snooze]:
+    """The newest snooze in force for each of these card families of the patient."""
+    store._ready()
+    found: dict[str, Snooze] = {}
+    with _lookup_connection(store) as connection:
+        rows = connection.execute(
+            select(CardSnooze)
+            .where(
+                CardSnooze.patient_hash == patient_hash,
+                CardSnooze.card_family.in_(list(families)),
+                CardSnooze.until > now,
+            )
+            .order_by(CardSnooze.snoozed_at.desc(), CardSnooze.id.desc())
+        )
+        for row in rows:
+            if row.card_family not in found:
+                found[row.card_family] = Snooze(
+                    card_family=row.card_family,
+                    reason_code=row.reason_code,
+                    band=row.band,
+                    findings=tuple(orjson.loads(row.findings)),
+                    snoozed_at=row.snoozed_at,
+                    until=row.until,
+                )
+    return found

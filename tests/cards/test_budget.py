@@ -1,0 +1,203 @@
+"""The card budget of issue 15, checked on every shipped case (fhir_examples/, written from the standards):
+a card is read in ten seconds, its words agree with its numbers, it cites nothing a clinician cannot open,
+and its advice is about this patient."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from functools import cache
+
+import orjson
+import pytest
+import yaml
+
+from cds.cards.wording import BANDS, DISCLAIMER, band, band_word, fit_summary, is_internal, percent, short_name
+from cds.hooks.models import CDSRequest
+from cds.pipeline import Pipeline
+from tests.conftest import REPO, RULES_DIR
+
+CASES = yaml.safe_load((REPO / "fhir_examples" / "cases.yaml").read_text(encoding="utf-8"))["cases"]
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # fhir_examples/README.md: today = 2026-11-21
+SUMMARY_LIMIT = 139  # CDS Hooks 2.0: "<140-character summary"
+DETAIL_LIMIT = 600
+BAND_WORDS = {word for _, word in BANDS}
+# A band word followed by its number: "high (>95%)", "intermediate (47%)", "low (12%, 5-30%)".
+BAND_WITH_NUMBER = re.compile(r"\b(low|intermediate|high) \(([<>]?)(\d+)%")
+# Probability words that earlier cards put beside numbers they contradicted ("possible (96%)").
+LOOSE_WORDS = re.compile(r"\b(possible|likely|unlikely|probable)\s*\(\d", re.IGNORECASE)
+# Drug names the advice may mention only when the patient takes (or is being ordered) the drug.
+DRUG_WORDS = {
+    "vitamin-k-antagonist": re.compile(r"warfarin|vitamin K antagonist|\bVKA\b", re.IGNORECASE),
+    "calcium-based-binder": re.compile(r"calcium-based (phosphate )?binder", re.IGNORECASE),
+    "active-vitamin-d": re.compile(r"active vitamin D", re.IGNORECASE),
+}
+
+
+@cache
+def pipeline() -> Pipeline:
+    return Pipeline.load(RULES_DIR, engine="reference")
+
+
+@cache
+def answered(file: str) -> tuple[dict, list, dict]:
+    """(request, cards as sent, response extension) for a shipped case, evaluated at the cases' date."""
+    raw = orjson.loads((REPO / "fhir_examples" / "requests" / file).read_bytes())
+    p = pipeline()
+    service = p.service(next(c["service"] for c in CASES if c["file"] == file))
+    response = p.evaluate(service, CDSRequest.model_validate(raw), raw.get("prefetch", {}), NOW).response
+    return raw, [card.to_wire() for card in response.cards], response.extension or {}
+
+
+def patient_drug_classes(raw: dict) -> set[str]:
+    """Drug classes of the patient's medications and draft orders, read from the request by RxNorm text."""
+    text = orjson.dumps({k: v for k, v in raw.get("prefetch", {}).items()} | {"draft": raw["context"].get("draftOrders")})
+    found = set()
+    lowered = text.decode().lower()
+    if "warfarin" in lowered or "coumadin" in lowered or "jantoven" in lowered:
+        found.add("vitamin-k-antagonist")
+    if "calcium acetate" in lowered or "calcium carbonate" in lowered:
+        found.add("calcium-based-binder")
+    if any(name in lowered for name in ("calcitriol", "paricalcitol", "doxercalciferol", "alfacalcidol")):
+        found.add("active-vitamin-d")
+    return found
+
+
+BAND_SPAN = re.compile(r"\b(low|intermediate|high) \([^)]*\)")
+
+
+def first_cause_named(summary: str, differential: dict[str, float]) -> tuple[str, str] | None:
+    """(short name, hypothesis id) of the first cause the summary names, if it shows a band."""
+    if not BAND_SPAN.search(summary):
+        return None
+    hypotheses = pipeline().ruleset.hypotheses
+    found = []
+    for hid in differential:
+        label = short_name(hypotheses[hid].title, hypotheses[hid].short_title)
+        at = summary.lower().find(label.lower())
+        if at >= 0:
+            found.append((at, -len(label), label, hid))
+    return (min(found)[2], min(found)[3]) if found else None
+
+
+def readable_text(card: dict) -> str:
+    parts = [card["summary"], card.get("detail", ""), card["source"]["label"]]
+    parts += [s["label"] for s in card.get("suggestions", [])]
+    parts += [a["description"] for s in card.get("suggestions", []) for a in s.get("actions", [])]
+    parts += [o["display"] for o in card.get("overrideReasons", [])]
+    parts += [link["label"] for link in card.get("links", [])]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_every_card_keeps_the_budget(case):
+    raw, cards, extension = answered(case["file"])
+    differential = {h["hypothesis"]: h["posterior"] for h in extension.get("org.calciphylaxis-cds.differential", [])}
+    drugs = patient_drug_classes(raw)
+    for card in cards:
+        name = f"{case['id']}/{card['source']['topic']['code']}"
+        summary, detail = card["summary"], card["detail"]
+        assert len(summary) <= SUMMARY_LIMIT, name
+        assert not summary.endswith("…"), f"{name}: summary cut to fit: {summary}"
+        assert len(detail) <= DETAIL_LIMIT, f"{name}: detail is {len(detail)} characters:\n{detail}"
+        text = readable_text(card)
+        assert not is_internal(text), f"{name}: internal citation or tag:\n{text}"
+        assert not LOOSE_WORDS.search(text), f"{name}: probability word outside the bands:\n{text}"
+        assert " ".join(detail.split()).count(DISCLAIMER) == 1, f"{name}: one disclaimer"
+        # Words agree with numbers: every band word shown is the band of the number beside it.
+        for word, sign, number in BAND_WITH_NUMBER.findall(text):
+            value = int(number) / 100 + (0.001 if sign == ">" else -0.001 if sign == "<" else 0)
+            assert band_word(value) == word, f"{name}: '{word}' beside {sign}{number}%"
+        # The cause a summary names is shown with the band of the posterior the response extension reports.
+        named = first_cause_named(summary, differential)
+        if named is not None:
+            shown = BAND_SPAN.search(summary, summary.lower().index(named[0].lower()))
+            assert shown is not None and shown.group(0) == str(band(differential[named[1]])), f"{name}: {summary}"
+        # Advice about drugs only for a patient who takes (or is ordered) them.
+        for drug, pattern in DRUG_WORDS.items():
+            if drug not in drugs:
+                assert not pattern.search(detail), f"{name}: mentions {drug} the patient does not take:\n{detail}"
+        # Sources a clinician can open: the page behind the card.
+        assert card["source"]["url"].startswith("http"), name
+        assert any(link["type"] == "absolute" and link["url"] == card["source"]["url"] for link in card["links"]), name
+
+
+def test_the_source_case_card_is_short_and_names_what_matters():
+    """The card of the sandbox review (3,144 characters then) now fits the budget and leads with the next step."""
+    _, cards, _ = answered("source-case.patient-view.json")
+    (card,) = cards
+    assert card["detail"].startswith("**Next step:**")
+    assert "Heterogeneous soft-tissue uptake on a bone scan" in card["detail"]  # the decisive finding is shown
+    assert "high (>95%)" in card["summary"]
+    assert "warfarin" not in card["detail"].lower()  # the source-case patient takes no warfarin
+
+
+def test_a_patient_on_warfarin_is_told_to_review_it():
+    _, cards, _ = answered("nonuremic-warfarin-calciphylaxis.patient-view.json")
+    assert any("vitamin K antagonist (warfarin)" in c["detail"] for c in cards)
+
+
+@pytest.mark.parametrize(
+    ("p", "word", "text"),
+    [
+        (0.004, "low", "low (<1%)"),
+        (0.14, "low", "low (14%)"),
+        (0.25, "intermediate", "intermediate (25%)"),
+        (0.47, "intermediate", "intermediate (47%)"),
+        (0.78, "high", "high (78%)"),
+        (0.9999, "high", "high (>95%)"),
+    ],
+)
+def test_band_words_follow_the_number(p, word, text):
+    assert band_word(p) == word
+    assert str(band(p)) == text
+
+
+def test_band_shows_an_interval_when_given_and_never_claims_certainty():
+    assert str(band(0.82, 0.61, 0.99)) == "high (82%, 61-95%)"
+    assert percent(1.0) == ">95%" and percent(0.0) == "<1%"
+
+
+def test_summaries_are_never_cut_inside_a_word():
+    long = "Recent imaging with soft-tissue findings: leading explanation " + "Calcinosis or panniculitis " * 5
+    fitted = fit_summary(long)
+    assert len(fitted) <= SUMMARY_LIMIT and fitted.endswith("…")
+    assert long.startswith(fitted[:-1]) and long[len(fitted) - 1] == " "
+
+
+def test_short_names_fit_a_summary():
+    assert short_name("Calciphylaxis (calcific uraemic arteriolopathy)") == "Calciphylaxis"
+    assert short_name("Delayed soft-tissue clearance of tracer in renal failure (bone-scan pattern)", "Renal clearance") == (
+        "Renal clearance"
+    )
+    derived = short_name("Calcinosis or panniculitis of another connective tissue disease (SLE and others)")
+    assert len(derived) <= 40 and derived.endswith("…") and " ".join(derived[:-1].split()) == derived[:-1]
+    p = pipeline()
+    for hypothesis in p.ruleset.hypotheses.values():
+        assert len(short_name(hypothesis.title, hypothesis.short_title)) <= 40, hypothesis.id
+
+
+def test_internal_citations_are_recognised():
+    assert is_internal("Knowledge sheet §6: treatment and monitoring points")
+    assert is_internal("Review modifiable risk factors (sheet §6).")
+    assert is_internal("Wound care [S]")
+    assert is_internal("The sheet works with 10-30% for a painful lesion")
+    assert not is_internal("Nigwekar SU, et al. J Am Soc Nephrol. 2016;27:3421.")
+
+
+def test_every_card_offers_override_reasons_that_fit_it():
+    """Each card family declares its own reasons; a snoozable card has a reason that snoozes it, and the
+    order-time drug warnings (every order is checked again) and critical cards declare no snooze."""
+    from cds.cards.snooze import SNOOZING_MEANINGS, snooze_policies
+
+    rs = pipeline().ruleset
+    policies = snooze_policies(rs)
+    for card in rs.cards.values():
+        assert card.override_reasons, f"{card.id}: no override reasons"
+        assert len({o.code for o in card.override_reasons}) == len(card.override_reasons), card.id
+        if card.snooze_days is not None:
+            assert any(o.meaning in SNOOZING_MEANINGS for o in card.override_reasons), card.id
+            assert card.id in policies
+        if card.indicator == "critical" or "order" in card.id:
+            assert card.snooze_days is None, card.id
+    assert {"calciphylaxis-risk", "calciphylaxis-risk-after-bone-scan", "radiology-differential"} <= policies.keys()
