@@ -267,6 +267,10 @@ class Store:
             feedback_per_card_limit=feedback_per_card_limit,
         )
         store.ensure_schema()
+        if store.spool is not None and store.spool.count():
+            # Records spooled by a process that ended (a crash, a kill -9): move them in now.
+            store._ensure_writer()
+            store._wake.set()
         return store
 
     @property
