@@ -37,7 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds.hooks.models import Feedback
-from cds.store.database import create_store_engine, migrate
+from cds.store.database import close_engine, create_store_engine, migrate
 from cds.store.models import CardAudit, CardRule, CardSuggestion, FeedbackRecord
 
 log = logging.getLogger("cds.store")
@@ -584,4 +584,4 @@ class Store:
         if self._writer is not None:
             self._writer.join(timeout=5)
         self.flush()
-        self.engine.dispose()
+        close_engine(self.engine)
