@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: Any) -> Any:
         return _split_list(value)
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _no_empty_token(cls, value: Any) -> Any:
+        # An empty token (e.g. an unset variable in docker-compose) means none, never "any bearer".
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(raw, str) and not raw.strip() else value
+
     @property
     def replay_store(self) -> Literal["memory", "database"]:
         """The replay store in effect: "auto" is the shared database as soon as there are several workers."""
