@@ -128,7 +128,7 @@ def run_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=20,
         # h11 bounds the request line and headers (httptools has no limit: a 64 MB header held a
         # worker's event loop for 21 s); idle keep-alive connections and open connections are bounded.
-        http="h11",
+        http=settings.http_protocol,
         h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=64 * 1024, ge=4096, le=1024 * 1024)
     keep_alive_seconds: int = Field(default=5, ge=1, le=300)
     max_connections: int = Field(default=1000, ge=1)
+    # h11 enforces max_header_bytes; httptools is a little faster but has no header limit, so choose it
+    # only behind a proxy that bounds headers itself.
+    http_protocol: Literal["h11", "httptools"] = "h11"
     # Fail fast when saturated: over this many hook/feedback requests in flight
     # per worker, answer 503 with Retry-After instead of queueing.
     max_concurrent_requests: int = Field(default=64, ge=1)
@@ -124,6 +127,13 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _no_empty_token(cls, value: Any) -> Any:
+        # An empty token (e.g. an unset variable in docker-compose) means none, never "any bearer".
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(raw, str) and not raw.strip() else value
 
     @property
     def replay_store(self) -> Literal["memory", "database"]:

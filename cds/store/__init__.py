@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import make_url
 
 from cds.store.database import engine_url
-
 from cds.store.store import (
     AuditRecord,
     FeedbackResult,

@@ -40,10 +40,16 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
         # The file is created once, here; every later connection opens it read-write only (mode=rw),
         # so a database file deleted under the running service is an error ("unavailable" in
         # /healthz, feedback 503, audit spooled) instead of a new empty database that looks fine.
+        # One connection stays open for the engine's life: when the last connection to a WAL database
+        # closes, SQLite checkpoints and removes the WAL, with fsyncs, which cost every short-lived
+        # connection below several ms (the write-ahead audit opens one per hook answer).
+        keeper: sqlite3.Connection | None
         try:
-            sqlite3.connect(path).close()
+            keeper = sqlite3.connect(path, check_same_thread=False)
+            keeper.execute("PRAGMA journal_mode=WAL")
+            keeper.execute("SELECT count(*) FROM sqlite_master").fetchall()  # opens the WAL index it keeps
         except sqlite3.Error:
-            pass  # unusable now (e.g. a directory in its place): the store reports itself unavailable
+            keeper = None  # unusable now (e.g. a directory in its place): the store reports itself unavailable
         # No pool: SQLite connections are cheap, and a pooled one would keep writing to a database file
         # that was moved or deleted (acknowledging feedback that is then lost) instead of failing.
         engine = create_engine(
@@ -53,6 +59,7 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
                 f"{path.as_uri()}?mode=rw", uri=True, timeout=timeout_seconds, check_same_thread=False
             ),
         )
+        engine.sqlite_keeper = keeper  # type: ignore[attr-defined]  # closed by close_engine
         busy_ms = int(timeout_seconds * 1000)
 
         @event.listens_for(engine, "connect")
@@ -60,6 +67,10 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
             cursor = dbapi_connection.cursor()
             # WAL lets readers (reports, health) run while the service writes.
             cursor.execute("PRAGMA journal_mode=WAL")
+            # A commit is in the WAL file before the answer is sent, so a killed process loses nothing;
+            # NORMAL leaves the fsync to checkpoints (only a power loss could drop the last commits), which
+            # keeps the write-ahead audit from waiting on the disk for every hook answer (ADR 0008).
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.close()
@@ -67,6 +78,14 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
         return engine
     connect_args = {"connect_timeout": max(1, round(timeout_seconds))} if parsed.get_backend_name() == "postgresql" else {}
     return create_engine(url, pool_pre_ping=True, pool_timeout=timeout_seconds, connect_args=connect_args)
+
+
+def close_engine(engine: Engine) -> None:
+    """Dispose of the engine's connections, the SQLite keeper connection included."""
+    keeper = getattr(engine, "sqlite_keeper", None)
+    if keeper is not None:
+        keeper.close()
+    engine.dispose()
 
 
 def alembic_config() -> Config:

@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cds.cards.snooze import card_state
 from cds.hooks.models import Feedback
-from cds.store.database import create_store_engine, migrate
+from cds.store.database import close_engine, create_store_engine, migrate
 from cds.store.models import CardAudit, CardRule, CardState, CardSuggestion, FeedbackRecord
 
 log = logging.getLogger("cds.store")
@@ -273,6 +273,10 @@ class Store:
             feedback_per_card_limit=feedback_per_card_limit,
         )
         store.ensure_schema()
+        if store.spool is not None and store.spool.count():
+            # Records spooled by a process that ended (a crash, a kill -9): move them in now.
+            store._ensure_writer()
+            store._wake.set()
         return store
 
     @property
@@ -597,4 +601,4 @@ class Store:
         if self._writer is not None:
             self._writer.join(timeout=5)
         self.flush()
-        self.engine.dispose()
+        close_engine(self.engine)

@@ -148,6 +148,9 @@ def metrics_app(clients_file, **settings) -> TestClient:
 
 def test_metrics_need_their_own_token_in_production(clients_file):
     assert metrics_app(clients_file).get("/metrics").status_code == 404
+    # An empty token (an unset variable) is no token, not "any bearer".
+    empty = metrics_app(clients_file, metrics_token="")
+    assert empty.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 404
     client = metrics_app(clients_file, metrics_token="scrape-secret")
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401

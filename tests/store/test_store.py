@@ -8,6 +8,7 @@ import hmac
 import functools
 import json
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from datetime import UTC, datetime
@@ -361,3 +362,20 @@ def test_healthz_sees_a_deleted_sqlite_file_and_does_not_create_a_new_one(tmp_pa
     feedback = client.post(f"{HOOK}/feedback", json={"feedback": [overridden(card)]})
     assert feedback.status_code == 503
     assert not path.exists()
+
+
+def test_a_restarted_store_moves_spooled_records_in_without_waiting_for_feedback(database, tmp_path):
+    spool = tmp_path / "spool"
+    client = make_app(database, audit_spool_dir=spool)
+    database.down()
+    try:
+        during = issue_card(client, written=None)
+    finally:
+        database.up()
+    client.app.state.store._stopping = True  # the process that spooled is gone
+    restarted = make_app(database, audit_spool_dir=spool)
+    deadline = time.monotonic() + 10
+    while during["uuid"] not in {r.card_uuid for r in rows(database, CardAudit)} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert during["uuid"] in {r.card_uuid for r in rows(database, CardAudit)}
+    assert restarted.get("/healthz").json()["store"]["pending_audit_records"] == 0
