@@ -5,6 +5,7 @@ Shared by the HTTP route and ``cds evaluate`` so both apply the same checks.
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,7 @@ from cds.hooks.models import CDSRequest, context_model_for
 from cds.hooks.prefetch import Fetcher, PrefetchUnavailable, complete_prefetch
 from cds.hooks.services import ServiceDefinition
 from cds.observability import metrics
-from cds.hooks.limits import RequestLimits, count_resources, deeper_than
+from cds.hooks.limits import MAX_FACTS, RequestLimits, count_resources, deeper_than
 from cds.pipeline import Evaluation, FactLimitExceeded, Pipeline
 
 
@@ -73,9 +74,11 @@ async def answer_hook(
         raise HookError(422, f"fetched FHIR data nests deeper than {limits.max_json_depth} levels (CDS_MAX_JSON_DEPTH)")
     want_trace = bool(trace_extension_key and (request.extension or {}).get(trace_extension_key))
     # The engine is CPU-bound and synchronous: keep it off the event loop.
+    # The engine's own cap applies by default; a lower configured limit is passed on.
+    extra = {"max_facts": limits.max_facts} if limits.max_facts < MAX_FACTS else {}
     try:
         evaluation = await run_in_threadpool(
-            pipeline.evaluate, service, request, prefetched.data, now, want_trace, limits.max_facts
+            functools.partial(pipeline.evaluate, service, request, prefetched.data, now, want_trace, **extra)
         )
     except FactLimitExceeded as exc:
         raise HookError(422, f"the request gives {exc.count} facts; the limit is {exc.limit} (CDS_MAX_FACTS)") from None
