@@ -15,11 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from cds.fhir.patient import foreign_patient_keys
 from cds.hooks.errors import HookError, describe_validation_error
+from cds.hooks.limits import MAX_FACTS, RequestLimits, count_resources, deeper_than
 from cds.hooks.models import CDSRequest, context_model_for
 from cds.hooks.prefetch import Fetcher, PrefetchUnavailable, complete_prefetch
 from cds.hooks.services import ServiceDefinition
 from cds.observability import metrics
-from cds.hooks.limits import MAX_FACTS, RequestLimits, count_resources, deeper_than
 from cds.pipeline import Evaluation, FactLimitExceeded, Pipeline
 
 
