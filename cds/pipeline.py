@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cds.engine.loader import RuleSet, load_ruleset
+from cds.engine.prepare import MAX_FACTS
 from cds.engine.ruletests import default_extractor, run_rule_tests
 from cds.engine.runner import LoadedEngine
 from cds.facts import FactSet, FactWarning
@@ -150,8 +151,10 @@ class Pipeline:
         started = time.perf_counter()
         factset = self._facts(loaded, request, prefetch, now)
         facts_seconds = time.perf_counter() - started
-        if max_facts is not None and len(factset.facts) > max_facts:
-            raise FactLimitExceeded(len(factset.facts), max_facts)
+        limit = MAX_FACTS if max_facts is None else max_facts
+        if len(factset.facts) > limit:
+            # Evaluating only part of the facts could hide a card: refuse instead (CDS_MAX_FACTS).
+            raise FactLimitExceeded(len(factset.facts), limit)
         evaluation = evaluate_facts(loaded.ruleset, loaded.engine, service.id, factset, request.context,
                                     self.hook_namespace, want_trace, pages_base_url)
         return replace(evaluation, timings={"facts": facts_seconds, **evaluation.timings})

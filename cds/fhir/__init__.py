@@ -10,16 +10,14 @@ Public interface (notes/contracts.md):
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
 from cds.facts import Fact, FactSet, FactWarning
-from cds.observability import metrics
 from cds.fhir.conditions import condition_facts
-from cds.fhir.gaps import GAPS
 from cds.fhir.dates import parse_date, years_between
+from cds.fhir.gaps import GAPS
 from cds.fhir.intake import Intake
 from cds.fhir.labs import derive_series, lab_facts, read_observations
 from cds.fhir.medications import medication_facts
@@ -28,6 +26,7 @@ from cds.fhir.pathology import apply_pathology
 from cds.fhir.patient import choose_patient, patient_fact
 from cds.fhir.procedures import procedure_facts
 from cds.fhir.terminology import ExtractionSettings, Terminology, TerminologyError
+from cds.observability import metrics
 
 log = logging.getLogger("cds.fhir")
 

@@ -252,7 +252,10 @@ class Intake:
             schema.validate_python(resource)
         except ValidationError as exc:
             self._validated[key] = summarise(exc)
-            self.warnings.append(FactWarning(str(resource.get("resourceType")), _rid(resource), summarise(exc)))
+            # The lean schema holds only elements the extraction reads: this result cannot be read.
+            warning = FactWarning(str(resource.get("resourceType")), _rid(resource), summarise(exc))
+            self.warnings.append(warning)
+            self.unreadable.append(warning)
             return False
         return True
 

@@ -64,7 +64,13 @@ def classify(text: str, term: Terminology) -> tuple[str | None, str]:
     matcher = term.biopsy_matcher()
     if matcher is None or not text.strip():
         return None, ""
-    mentions = matcher.mentions(text)
+    key = "\x00biopsy\x00" + text  # the same bounded per-text cache as the concept text layer
+    mentions = term._text_cache.get(key)
+    if mentions is None:
+        mentions = matcher.mentions(text)
+        if len(term._text_cache) >= 8192:
+            term._text_cache.clear()
+        term._text_cache[key] = mentions
     positive = [m for m in mentions if m.label == "positive"]
     if any(m.asserted for m in positive):
         return "positive", next(m.phrase for m in positive if m.asserted)

@@ -5,6 +5,7 @@ Shared by the HTTP route and ``cds evaluate`` so both apply the same checks.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -15,11 +16,11 @@ from starlette.concurrency import run_in_threadpool
 
 from cds.fhir.patient import foreign_patient_keys
 from cds.hooks.errors import HookError, describe_validation_error
+from cds.hooks.limits import MAX_FACTS, RequestLimits, count_resources, deeper_than
 from cds.hooks.models import CDSRequest, context_model_for
 from cds.hooks.prefetch import Fetcher, FhirServerRefused, PrefetchUnavailable, complete_prefetch
 from cds.hooks.services import ServiceDefinition
 from cds.observability import metrics
-from cds.hooks.limits import RequestLimits, count_resources, deeper_than
 from cds.pipeline import Evaluation, FactLimitExceeded, Pipeline
 
 
@@ -87,9 +88,14 @@ async def answer_hook(
         raise HookError(422, f"fetched FHIR data nests deeper than {limits.max_json_depth} levels (CDS_MAX_JSON_DEPTH)")
     want_trace = bool(trace_extension_key and (request.extension or {}).get(trace_extension_key))
     # The engine is CPU-bound and synchronous: keep it off the event loop.
+    # The engine's own cap applies by default; a lower configured limit is passed on.
+    extra = {"max_facts": limits.max_facts} if limits.max_facts < MAX_FACTS else {}
     try:
         evaluation = await run_in_threadpool(
-            pipeline.evaluate, service, request, prefetched.data, now, want_trace, limits.max_facts, pages_base_url
+            functools.partial(
+                pipeline.evaluate, service, request, prefetched.data, now, want_trace,
+                pages_base_url=pages_base_url, **extra,
+            )
         )
     except FactLimitExceeded as exc:
         raise HookError(422, f"the request gives {exc.count} facts; the limit is {exc.limit} (CDS_MAX_FACTS)") from None

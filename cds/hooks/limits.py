@@ -19,18 +19,22 @@ from typing import Any
 from cds.engine.prepare import MAX_FACTS
 
 
+DEFAULT_MAX_JSON_DEPTH = 100
+DEFAULT_MAX_RESOURCES = 50_000
+
+
 @dataclass(frozen=True, slots=True)
 class RequestLimits:
-    max_json_depth: int = 100
-    max_resources: int = 50_000
+    max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
+    max_resources: int = DEFAULT_MAX_RESOURCES
     max_facts: int = MAX_FACTS
 
     @classmethod
     def from_settings(cls, settings: Any) -> RequestLimits:
         return cls(
-            max_json_depth=int(getattr(settings, "max_json_depth", cls.max_json_depth)),
-            max_resources=int(getattr(settings, "max_resources", cls.max_resources)),
-            max_facts=min(int(getattr(settings, "max_facts", cls.max_facts)), MAX_FACTS),
+            max_json_depth=int(getattr(settings, "max_json_depth", DEFAULT_MAX_JSON_DEPTH)),
+            max_resources=int(getattr(settings, "max_resources", DEFAULT_MAX_RESOURCES)),
+            max_facts=min(int(getattr(settings, "max_facts", MAX_FACTS)), MAX_FACTS),
         )
 
 

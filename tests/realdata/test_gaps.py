@@ -51,7 +51,7 @@ def test_cds_terminology_gaps_lists_codes_and_no_patient_data(tmp_path: Path) ->
                                            "entry": [{"resource": _condition("c9", "pt-unique-4711")}]}}}
     path = tmp_path / "request.json"
     path.write_text(json.dumps(request))
-    done = subprocess.run([sys.executable, "-m", "cds.cli", "terminology", "gaps", "--json", str(path)],
+    done = subprocess.run([sys.executable, "-m", "cds.cli", "terminology", "gaps", "--json", str(path)], check=False,
                           capture_output=True, text=True, timeout=120,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr

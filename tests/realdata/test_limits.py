@@ -93,3 +93,11 @@ def test_count_resources_counts_bundle_entries() -> None:
     body = example(SOURCE)
     expected = sum(len(v.get("entry", [])) if v["resourceType"] == "Bundle" else 1 for v in body["prefetch"].values())
     assert sum(count_resources(v) for v in body["prefetch"].values()) == expected
+
+
+@pytest.mark.slow
+def test_padding_past_the_engines_cap_is_422_with_default_settings() -> None:
+    """The review's reproduction: thousands of extra coded Conditions used to drop labs and imaging
+    facts silently (200, zero cards); with the default settings the answer is now a 422."""
+    response = post("calciphylaxis-risk", _padded(5200))
+    assert "CDS_MAX_FACTS" in _outcome(response, 422)

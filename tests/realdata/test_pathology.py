@@ -36,8 +36,8 @@ def _biopsy(terminology, *resources) -> dict | None:  # type: ignore[no-untyped-
 
 
 @pytest.mark.parametrize(("text", "outcome"), [
-    ("Skin, left medial thigh, punch biopsy: calcific uremic arteriolopathy (calciphylaxis), with medial "
-     "calcification of small subcutaneous arterioles and fat necrosis.", "positive"),
+    (("Skin, left medial thigh, punch biopsy: calcific uremic arteriolopathy (calciphylaxis), with medial "
+      "calcification of small subcutaneous arterioles and fat necrosis."), "positive"),
     ("Skin, right calf, punch biopsy: stasis dermatitis with dermal fibrosis. Negative for calciphylaxis.",
      "negative"),
     ("Skin, right calf, biopsy: pyoderma gangrenosum pattern, neutrophilic dermal infiltrate.", "negative"),

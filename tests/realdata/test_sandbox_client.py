@@ -132,3 +132,16 @@ def test_synthea_patients_still_get_no_warning_card() -> None:
         assert not alarming, (path.name, alarming)
         checked += 1
     assert checked >= 17
+
+
+def test_unreadable_lab_result_is_named_in_the_notice() -> None:
+    """A PTH result whose value cannot be read (a string where R4 needs a decimal) is not silently lost."""
+    body = example("source-case.patient-view.json")
+    labs = body["prefetch"]["labs"]["entry"]
+    pth = next(e["resource"] for e in labs
+               if any(c.get("code") == "2731-8" for c in e["resource"]["code"].get("coding", [])))
+    pth["valueQuantity"]["value"] = "1,250"
+    response = post("calciphylaxis-risk", body)
+    assert response.status_code == 200
+    issues = response.json()["extension"][NOTICES]["issue"]
+    assert any(f"Observation/{pth['id']}" in i["diagnostics"] and "valueQuantity" in i["diagnostics"] for i in issues)

@@ -132,3 +132,16 @@ def test_brand_names_of_other_drug_classes(terminology) -> None:
 def test_unrelated_drug_text_is_not_matched(terminology) -> None:
     order = _order("m4", {"medicationCodeableConcept": {"text": "Apixaban 5 mg tablet"}})
     assert _medications(_facts(terminology, order)) == {}
+
+
+def test_specific_snomed_ulcer_not_in_the_value_set_is_read_from_its_display(terminology) -> None:
+    """A more specific SNOMED CT disorder than the value sets list, sent with its FSN as display: the
+    text layer reads the display; the code itself is left to the value set (and counted as a gap)."""
+    from cds.fhir.gaps import GAPS
+
+    GAPS.clear()
+    result = _facts(terminology, _condition("c1", {
+        "coding": [{"system": SCT, "code": "1000000000099", "display": "Ulcer of thigh (disorder)"}]}))
+    ulcer = _conditions(result)["lower-limb-ulcer"]
+    assert ulcer["recognised_by"] == "text" and ulcer["recognised_text"] == "ulcer of thigh"
+    assert [(g.code, g.text_match) for g in GAPS.snapshot()] == [("1000000000099", "lower-limb-ulcer")]
