@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cds.engine.cli import add_rules_commands
 
     add_rules_commands(commands)
+    from cds.screen.cli import add_screen_commands  # population screening on Dask (issue 19)
+
+    add_screen_commands(commands)
     return parser
 
 
