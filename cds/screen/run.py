@@ -307,6 +307,7 @@ def screen(
         counts["patients_evaluated_twice"] = sum(1 for n in ids.values() if n > 1)
         counts["unlinked_resources"] = sum(unlinked.values())
         counts["patients_expected"] = scan.expected_patients
+        counts["partitions"] = len(futures)
         return ScreenResult(
             scan=scan,
             rule_versions=per_set_versions,
