@@ -271,7 +271,9 @@ def write_population(out_dir: Path, patients: int, *, seed: int = 19, now: datet
                 if key not in handles:
                     names[key] = f"{rtype}.{part:03d}.ndjson" + (".gz" if compress else "")
                     path = out_dir / names[key]
-                    handles[key] = gzip.open(path, "wb", compresslevel=1) if compress else open(path, "wb")  # noqa: SIM115
+                    # mtime=0: the same seed writes the same bytes, compressed or not.
+                    handles[key] = (gzip.GzipFile(path, "wb", compresslevel=1, mtime=0) if compress
+                                    else open(path, "wb"))  # noqa: SIM115
                 handles[key].write(orjson.dumps(resource) + b"\n")
                 counts[rtype] = counts.get(rtype, 0) + 1
     finally:

@@ -200,3 +200,12 @@ def test_generator_is_seeded_and_states_its_prevalence(tmp_path):
         assert path.read_bytes() == (tmp_path / "b" / path.name).read_bytes()
     assert a["stated_prevalence"]["lesion"] == synth.LESION_PREVALENCE
     assert datetime.fromisoformat(a["now"]) == NOW
+
+
+def test_the_bundled_example_population_is_the_generator_output(tmp_path):
+    """fhir_examples/population is `cds synth fhir_examples/population --patients 30 --seed 19 --gzip`."""
+    bundled = RULES_DIR.parent / "fhir_examples" / "population"
+    synth.write_population(tmp_path, 30, seed=19, compress=True)
+    assert sorted(p.name for p in bundled.iterdir()) == sorted(p.name for p in tmp_path.iterdir())
+    for path in tmp_path.iterdir():
+        assert path.read_bytes() == (bundled / path.name).read_bytes(), f"{path.name} is stale: regenerate it"
