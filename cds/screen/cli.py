@@ -83,10 +83,6 @@ def run_screen(args: argparse.Namespace) -> int:
         progress = Progress(0)
     started = time.perf_counter()
     try:
-        if progress is not None:
-            from cds.screen.export import scan_export
-
-            progress.total = scan_export(args.export).expected_patients
         result = screen(args.export, rule_sets, scheduler=args.scheduler, workers=args.workers, now=now,
                         service_id=args.service, progress=progress)
     except (ExportError, FileNotFoundError, LookupError, ScreenError) as exc:

@@ -267,6 +267,7 @@ def screen(
         futures = client.compute(answered.to_delayed())
 
         progress = progress or Progress(scan.expected_patients, enabled=False)
+        progress.total = progress.total or scan.expected_patients  # the export's Patient count
         rows: list[list[dict[str, Any]]] = [[] for _ in bundles]
         counts: Counter[str] = Counter()
         by_type: Counter[str] = Counter()
