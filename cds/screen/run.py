@@ -296,6 +296,7 @@ def screen(
                     by_type.update(item["by_type"])
                     unlinked.update(item["unlinked"])
                     malformed_at.extend(item["malformed_at"])
+            future.release()  # the rows are in the client now; the worker may drop them
             progress.update(counts["patients"])
             if on_partition is not None:
                 on_partition(finished_partitions)
