@@ -191,6 +191,10 @@ FAMILY_NOTES = {
     "memory": "`rss/*` rows come from a fresh child process calling the ASGI app directly (no socket); "
     "`server-rss/*` rows are the uvicorn processes of `cds serve` before and after the HTTP runs.",
     "startup": "Cold start: from launching `cds serve` to the first 200 answer to the source case.",
+    "screen": "`cds screen` (benchmarks/screen_bench.py) on a seeded synthetic dialysis population: `in-process` = "
+    "the per-patient work alone in this process (the baseline); `<w>w` = the whole screen on a local Dask cluster of "
+    "w single-threaded processes, NDJSON scan to last worklist row, as patients/s, its ratio to the baseline and the "
+    "highest peak RSS among the workers (at two population sizes: flat, not growing with the population).",
 }
 
 METHOD = [

@@ -24,6 +24,7 @@ FAMILIES: dict[str, str] = {
     "http": "HTTP on loopback",
     "memory": "Memory",
     "startup": "Cold start",
+    "screen": "Population screening on Dask",
 }
 
 

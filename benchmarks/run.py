@@ -29,7 +29,7 @@ REPO = cases.REPO
 DEFAULT_JSON = REPO / "benchmarks" / "results" / "latest.json"
 DEFAULT_DOC = REPO / "docs" / "performance.md"
 DEFAULT_PLOT = REPO / "docs" / report.PLOT_NAME
-GROUPS = ("in-process", "findings", "rule-packs", "memory", "http", "startup")
+GROUPS = ("in-process", "findings", "rule-packs", "memory", "http", "startup", "screen")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -145,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     if "startup" in groups:
         say("cold start")
         results += http_bench.cold_start(source, args.cold_starts or (1 if quick else 3), rules_dir)
+
+    if "screen" in groups:
+        say("population screening on Dask")
+        from benchmarks import screen_bench
+
+        results += screen_bench.run(rules_dir, quick, now, say)
 
     if args.only and args.json.exists():
         results = _merge(args.json, results, groups)

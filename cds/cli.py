@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cds.fhir.cli import add_terminology_commands
 
     add_terminology_commands(commands)
+    from cds.screen.cli import add_screen_commands  # population screening on Dask (issue 19)
+
+    add_screen_commands(commands)
     return parser
 
 
