@@ -208,7 +208,7 @@ def evaluate_facts(
     rendered = render_cards(ruleset, outcome, context, f"{hook_namespace}.ruleset")
     extension = None
     if outcome.evidence:
-        extension = {f"{hook_namespace}.differential": outcome.differential.as_list()}
+        extension = {f"{hook_namespace}.differential": outcome.differential.as_extension()}
     response = CDSResponse(cards=[card for card, _ in rendered], extension=extension)
     trace = outcome.trace(ruleset, engine.backend) if want_trace else None
     return Evaluation(

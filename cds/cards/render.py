@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cds.engine.differential import INDEPENDENCE_NOTE, Differential, EvidenceItem, HypothesisResult
+from cds.engine.differential import INDEPENDENCE_NOTE, Differential, EvidenceItem, HypothesisResult, percent
 from cds.engine.loader import PLACEHOLDER, RuleSet
 from cds.engine.model import CardTemplate
 from cds.engine.runner import Outcome, RaisedCard
@@ -19,18 +19,10 @@ from cds.hooks.models import Action, Card, Coding, Link, OverrideReason, Source,
 TEMPLATE_SYSTEM = "https://calciphylaxis-cds.org/fhir/CodeSystem/card-template"
 DIFFERENTIAL_PLACEHOLDERS = {
     "posterior", "prior", "evidence_for", "evidence_against", "next_test", "differential", "differential_evidence",
-    "differential_top", "differential_runner_up",
+    "differential_top", "differential_runner_up", "band", "alternative", "time_critical", "time_critical_names", "explainers",
 }
 # {differential_evidence} lists the hypotheses with evidence, highest posterior first, at most this many.
 EVIDENCE_LIST_LIMIT = 6
-
-
-def percent(p: float) -> str:
-    if p < 0.01:
-        return "<1%"
-    if p > 0.99:
-        return ">99%"
-    return f"{p * 100:.0f}%"
 
 
 class _Context:
@@ -42,11 +34,54 @@ class _Context:
         ref = self.rs.references.get(ref_id)
         return ref.citation.split(".")[0] if ref else ref_id
 
+    def subject(self) -> str | None:
+        """The hypothesis a card is about: its differential condition's, else the leading cause."""
+        condition = self.rs.cards[self.raised.template].when.differential
+        if condition is not None:
+            return condition.hypothesis
+        top = self.diff.top
+        return top.id if top else None
+
+    @staticmethod
+    def estimate(h: HypothesisResult) -> str:
+        """Point and band, both clamped to 1-95%: '62% (range 45-78%)'."""
+        band = h.band
+        if percent(band.low) == percent(band.high):
+            return percent(band.point)
+        return f"{percent(band.point)} (range {percent(band.low)}-{percent(band.high)})"
+
+    def named_estimate(self, h: HypothesisResult | None) -> str:
+        return f"{h.title}: {h.band.word}, {self.estimate(h)}" if h else "none"
+
+    def leading_account(self) -> HypothesisResult | None:
+        """The leading account of the findings: the top cause, unless nothing speaks for any cause and an explainer
+        has taken the findings up (a diffuse renal-failure pattern on a scan without a lesion)."""
+        top = self.diff.top
+        explainer = next((h for h in self.diff.explainers if h.took), None)
+        if explainer is not None and (top is None or not top.evidence_for):
+            return explainer
+        return top
+
+    def time_critical(self) -> str:
+        urgent = self.diff.time_critical
+        if not urgent:
+            return "none"
+        return "; ".join(f"{h.title} ({h.band.word}, {self.estimate(h)})" for h in urgent)
+
+    def explainers(self) -> str:
+        """Explainers that took up findings: they explain part of the picture and are not rival causes."""
+        lines = [
+            f"{h.title} ({self.estimate(h)}) explains: {', '.join(self.rs.rules[r].title for r in h.took)}"
+            for h in self.diff.explainers if h.took
+        ]
+        return "; ".join(lines) if lines else "none"
+
     def evidence_list(self, items: tuple[EvidenceItem, ...]) -> str:
         if not items:
             return "- none recorded"
         return "\n".join(
-            f"- {e.rule_title}: likelihood ratio {e.likelihood_ratio:g} ({self.citation(e.reference)} [{e.confidence}])"
+            f"- {e.rule_title}: likelihood ratio {e.likelihood_ratio:g}, range {e.interval[0]:.2g}-{e.interval[1]:.3g} "
+            f"({self.citation(e.reference)} [{e.confidence}])"
             for e in items
         )
 
@@ -56,9 +91,13 @@ class _Context:
         return result
 
     def table(self) -> str:
-        rows = ["| Hypothesis | Prior | Posterior | For | Against |", "|---|---|---|---|---|"]
-        for h in self.diff.hypotheses:
-            rows.append(f"| {h.title} | {percent(h.prior)} | {percent(h.posterior)} | {len(h.evidence_for)} | {len(h.evidence_against)} |")
+        rows = ["| Cause of the lesion | Prior | Estimate | For | Against |", "|---|---|---|---|---|"]
+        causes = [*self.diff.hypotheses, *([self.diff.other] if self.diff.other else [])]
+        for h in causes:
+            rows.append(f"| {h.title} | {percent(h.prior)} | {self.estimate(h)} | {len(h.evidence_for)} | {len(h.evidence_against)} |")
+        for h in (*self.diff.coexisting, *self.diff.explainers):
+            what = "can coexist" if h.kind == "coexisting" else "explains findings, not a rival"
+            rows.append(f"| {h.title} ({what}) | {percent(h.prior)} | {self.estimate(h)} | {len(h.evidence_for)} | {len(h.evidence_against)} |")
         return "\n".join(rows)
 
     def differential_evidence(self) -> str:
@@ -67,20 +106,28 @@ class _Context:
         ranked = [h for h in self.diff.hypotheses if h.evidence_for or h.evidence_against][:EVIDENCE_LIST_LIMIT]
         for rank, h in enumerate(ranked, start=1):
             blocks.append(
-                f"{rank}. **{h.title}**: {percent(h.posterior)} (prior {percent(h.prior)})\n"
-                f"   - for: {self.short_list(h.evidence_for)}"
-                f"{'; '.join(f' (risk factors `{c}` capped at LR {m:g})' for c, _, m in h.caps_applied)}\n"
+                f"{rank}. **{h.title}**: {self.estimate(h)} (prior {percent(h.prior)})\n"
+                f"   - for: {self.short_list(h.evidence_for)}{self.groups_note(h)}\n"
                 f"   - against: {self.short_list(h.evidence_against)}"
             )
+        explained = [f"- {h.title}: {self.estimate(h)}; explains {', '.join(h.took)} (not a rival cause)"
+                     for h in self.diff.explainers if h.took]
+        if explained:
+            blocks.append("Explainers of findings:\n" + "\n".join(explained))
         return "\n".join(blocks) if blocks else "- no imaging or clinical evidence recorded"
 
     @staticmethod
-    def caps_note(result: HypothesisResult) -> str:
-        """One line per cap that lowered the posterior: related findings are not multiplied without limit."""
-        return "".join(
-            f"\n- (combined, the related findings `{cap}` count as likelihood ratio {limit:g}, not {product:.3g})"
-            for cap, product, limit in result.caps_applied
-        )
+    def groups_note(result: HypothesisResult) -> str:
+        """One line per group whose related findings were combined into one ratio (or not counted)."""
+        out = []
+        for g in result.groups:
+            if len(g.rules) < 2 and g.counted:
+                continue
+            if not g.counted:
+                out.append(f"\n- (a recorded suspicion is not counted on top of the findings behind it: `{g.group}`)")
+            else:
+                out.append(f"\n- (related findings `{g.group}` count together as likelihood ratio {g.likelihood_ratio:.3g})")
+        return "".join(out)
 
     @staticmethod
     def short_list(items: tuple[EvidenceItem, ...]) -> str:
@@ -116,14 +163,24 @@ class _Context:
 
     def value(self, name: str, arg: str | None) -> str:
         if name == "posterior":
-            return percent(self.hypothesis(arg).posterior)
+            return self.estimate(self.hypothesis(arg))
+        if name == "band":
+            return self.hypothesis(arg).band.word
+        if name == "alternative":
+            return self.named_estimate(self.diff.best_other_than(arg))
+        if name == "time_critical":
+            return self.time_critical()
+        if name == "time_critical_names":
+            return "; ".join(h.title for h in self.diff.time_critical) or "none"
+        if name == "explainers":
+            return self.explainers()
         if name == "prior":
             return percent(self.hypothesis(arg).prior)
         if name == "hypothesis":
             return self.rs.hypotheses[arg].title
         if name == "evidence_for":
             result = self.hypothesis(arg)
-            return self.evidence_list(result.evidence_for) + self.caps_note(result)
+            return self.evidence_list(result.evidence_for) + self.groups_note(result)
         if name == "evidence_against":
             return self.evidence_list(self.hypothesis(arg).evidence_against)
         if name == "next_test":
@@ -146,9 +203,10 @@ class _Context:
             return value.rsplit("/", 1)[-1]
         if name == "differential_evidence":
             return self.differential_evidence()
-        if name in ("differential_top", "differential_runner_up"):
-            ranked = self.diff.hypotheses[0 if name == "differential_top" else 1 :]
-            return f"{ranked[0].title} ({percent(ranked[0].posterior)})" if ranked else "none"
+        if name == "differential_top":
+            return self.named_estimate(self.leading_account())
+        if name == "differential_runner_up":  # "alternative" = the best cause other than the card's subject
+            return self.named_estimate(self.diff.best_other_than(self.subject()))
         if name == "lesion_sites":
             return self.lesion_sites()
         raise KeyError(name)  # unreachable: the loader rejects unknown placeholders

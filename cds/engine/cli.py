@@ -39,13 +39,14 @@ def add_rules_commands(commands: Any) -> None:
     schema = add("schema", "print the JSON Schema of rule files", run_schema)
     schema.add_argument("--check", type=Path, help="compare with a checked-in copy instead of printing")
     add("report", "print the clinical-content report (Markdown)", run_report)
+    add("sensitivity", "print each shipped case's posterior under the ends of every LR interval (ADR 0004)", run_sensitivity)
 
 
 def _rules_dir(args: argparse.Namespace) -> Path:
     return args.rules or Path(os.environ.get("CDS_RULES_DIR", DEFAULT_RULES_DIR))
 
 
-def _load(args: argparse.Namespace):  # noqa: ANN202
+def _load(args: argparse.Namespace):
     from cds.engine.loader import load_ruleset
 
     return load_ruleset(_rules_dir(args))
@@ -136,4 +137,21 @@ def run_report(args: argparse.Namespace) -> int:
             print(d, file=sys.stderr)
         return EXIT_FAILURE
     sys.stdout.write(markdown_report(result.ruleset))
+    return EXIT_OK
+
+
+def run_sensitivity(args: argparse.Namespace) -> int:
+    from cds.engine.runner import LoadedEngine
+    from cds.engine.sensitivity import sensitivity_markdown
+
+    result = _load(args)
+    if result.errors:
+        for d in result.errors:
+            print(d, file=sys.stderr)
+        return EXIT_FAILURE
+    engine = LoadedEngine(result.ruleset, "reference")
+    try:
+        sys.stdout.write(sensitivity_markdown(engine))
+    finally:
+        engine.close()
     return EXIT_OK

@@ -63,7 +63,7 @@ def test_risk_card_with_bone_scan_suggestion_and_version(engine):
     card = cards[0].to_wire()
     assert card["indicator"] == "warning"
     assert "77%" in card["summary"]
-    assert "independent given the diagnosis" in card["detail"]
+    assert "compare the listed causes of this lesion" in card["detail"]
     assert "Heterogeneous soft-tissue uptake" in card["detail"]  # evidence for, by rule title
     action = card["suggestions"][0]["actions"][0]
     assert action["type"] == "create"
@@ -74,8 +74,9 @@ def test_risk_card_with_bone_scan_suggestion_and_version(engine):
     assert set(evaluation.card_rules[card["uuid"]]) >= {"bone-scan-heterogeneous-soft-tissue-uptake"}
     assert "population-kidney-failure" in evaluation.rules_fired
     differential = evaluation.response.extension["org.calciphylaxis-cds.differential"]
-    assert differential[0]["hypothesis"] == "calciphylaxis"
-    assert differential[0]["evidence_for"][0]["reference"] == "paul-2015-derived-lr"
+    assert differential["version"] == "2"
+    assert differential["causes"][0]["hypothesis"] == "calciphylaxis"
+    assert differential["causes"][0]["evidence_for"][0]["reference"] == "paul-2015-derived-lr"
 
 
 def test_order_card_deletes_the_matched_draft_order():
