@@ -34,6 +34,8 @@ def child(root: Path, reps: int) -> dict[str, float]:
     from cds.hooks.models import CDSRequest
     from cds.pipeline import Pipeline
 
+    import cds
+    assert Path(cds.__file__).resolve().is_relative_to(root.resolve()), (cds.__file__, root)
     pipeline = Pipeline.load(root / "rules", "org.calciphylaxis-cds", engine="reference")
     raw = orjson.loads((root / CASE).read_bytes())
     request = CDSRequest.model_validate(raw)
@@ -51,9 +53,11 @@ def child(root: Path, reps: int) -> dict[str, float]:
 
 
 def run_child(root: Path, reps: int) -> dict[str, float]:
+    # The script by path, from the checkout's root, with -P (benchmarks/http.py would shadow the standard library):
+    # `cds` then comes from that checkout (PYTHONPATH), not from this one.
     env = {**os.environ, "PYTHONPATH": str(root)}
-    out = subprocess.run([sys.executable, "-m", "benchmarks.model_cost", "--child", str(root), "--reps", str(reps)],
-                         cwd=REPO, env=env, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([sys.executable, "-P", str(Path(__file__).resolve()), "--child", str(root), "--reps", str(reps)],
+                         cwd=root, env=env, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -262,3 +262,17 @@ def test_backends_run_the_model_identically_on_generated_fact_sets(live_engines,
     if diff.time_critical:
         assert not {c.template for c in ref.cards} & {"calciphylaxis-risk", "biopsy-advice"}
         assert "time-critical-condition" in {c.template for c in ref.cards}
+
+
+def test_adr_sensitivity_table_is_current():
+    """The ADR's table is generated (`cds rules sensitivity --write docs/adr/0004-differential-model.md`)."""
+    from cds.engine.cli import SENSITIVITY_BEGIN, SENSITIVITY_END
+    from cds.engine.sensitivity import sensitivity_markdown
+
+    text = (REPO / "docs" / "adr" / "0004-differential-model.md").read_text(encoding="utf-8")
+    block = text[text.index(SENSITIVITY_BEGIN) + len(SENSITIVITY_BEGIN): text.index(SENSITIVITY_END)].strip("\n")
+    engine = LoadedEngine(RULESET, "reference")
+    assert block == sensitivity_markdown(engine).strip("\n"), "regenerate: cds rules sensitivity --write docs/adr/..."
+    rows = [line for line in block.splitlines()[2:]]
+    source = next(r for r in rows if r.startswith("| source-case |"))
+    assert "| calciphylaxis |" in source
