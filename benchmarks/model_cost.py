@@ -31,10 +31,9 @@ def child(root: Path, reps: int) -> dict[str, float]:
 
     import orjson
 
+    import cds
     from cds.hooks.models import CDSRequest
     from cds.pipeline import Pipeline
-
-    import cds
     assert Path(cds.__file__).resolve().is_relative_to(root.resolve()), (cds.__file__, root)
     pipeline = Pipeline.load(root / "rules", "org.calciphylaxis-cds", engine="reference")
     raw = orjson.loads((root / CASE).read_bytes())

@@ -318,6 +318,21 @@ def _grouped(
     return tuple(results), point, low, high
 
 
+_GROUP_OF_CACHE: dict[int, tuple[Mapping[str, EvidenceGroup], dict[str, str]]] = {}
+
+
+def _group_of(groups: Mapping[str, EvidenceGroup]) -> dict[str, str]:
+    """rule id -> group id, computed once per loaded rule set (a rule set's groups never change)."""
+    cached = _GROUP_OF_CACHE.get(id(groups))
+    if cached is not None and cached[0] is groups:
+        return cached[1]
+    mapping = {rule: g.id for g in groups.values() for rule in g.members}
+    if len(_GROUP_OF_CACHE) > 8:  # hot reloads: keep a handful
+        _GROUP_OF_CACHE.clear()
+    _GROUP_OF_CACHE[id(groups)] = (groups, mapping)
+    return mapping
+
+
 def weigh(
     hypotheses: Mapping[str, Hypothesis],
     populations: Iterable[Population],
@@ -326,7 +341,7 @@ def weigh(
     groups: Mapping[str, EvidenceGroup] | None = None,
 ) -> Differential:
     groups = groups or {}
-    group_of = {rule: g.id for g in groups.values() for rule in g.members}
+    group_of = _group_of(groups)
     population = select_population(populations, derived_names)
     by_hypothesis: dict[str, list[EvidenceItem]] = {}
     for item in evidence:
@@ -337,7 +352,9 @@ def weigh(
         return prior.probability, prior.reference or ""
 
     # 1. Explainers: yes/no; one more likely than not takes up the findings it explains.
-    explainers, taken = [], {}
+    explainers: list[HypothesisResult] = []
+    taken: dict[str, str] = {}
+    weighing_rules = {e.rule_id for items in by_hypothesis.values() for e in items}
     for hyp in hypotheses.values():
         if hyp.kind != "explainer":
             continue
@@ -345,8 +362,7 @@ def weigh(
         items = by_hypothesis.get(hyp.id, [])
         grouped, point, low, high = _grouped(items, groups, group_of)
         post = posterior_probability(prior, [point])
-        took = tuple(r for r in hyp.explains if post > EXPLAINER_TAKES_FINDINGS_AT and any(
-            e.rule_id == r for es in by_hypothesis.values() for e in es))
+        took = tuple(r for r in hyp.explains if post > EXPLAINER_TAKES_FINDINGS_AT and r in weighing_rules)
         for rule in took:
             taken.setdefault(rule, hyp.id)
         explainers.append(_result(hyp, prior, ref, post, posterior_probability(prior, [low]),
@@ -381,14 +397,14 @@ def weigh(
     point_total = _logsumexp([*w_point, log_other])
     high_total = _logsumexp([*w_high, log_other])
     low_total = _logsumexp([*w_low, log_other])
+    # Lowest: own ratio low, every rival high; highest: own high, every rival low. The rivals' sums leave one
+    # cause out; prefix and suffix sums give them all in one pass without subtracting (no cancellation).
+    rivals_high, rivals_low = _leave_one_out(w_high, log_other), _leave_one_out(w_low, log_other)
     results = []
     for i, (hyp, prior, ref, items, grouped, _p, _l, _h, explained) in enumerate(causes):
         post = math.exp(w_point[i] - point_total)
-        # Lowest: own ratio low, every rival high; highest: own high, every rival low.
-        rivals_high = _logsumexp([w for j, w in enumerate(w_high) if j != i] + [log_other])
-        rivals_low = _logsumexp([w for j, w in enumerate(w_low) if j != i] + [log_other])
-        low = 1 / (1 + math.exp(rivals_high - w_low[i]))
-        high = 1 / (1 + math.exp(rivals_low - w_high[i]))
+        low = 1 / (1 + math.exp(min(rivals_high[i] - w_low[i], 700.0)))
+        high = 1 / (1 + math.exp(min(rivals_low[i] - w_high[i], 700.0)))
         results.append(_result(hyp, prior, ref, post, low, high, items, grouped, explained=explained))
     results.sort(key=lambda h: (-h.posterior, h.id))
     other_post = math.exp(log_other - point_total)
@@ -401,6 +417,21 @@ def weigh(
     explainers.sort(key=lambda h: (-h.posterior, h.id))
     return Differential(population.id, population.title, tuple(results), other, tuple(explainers), tuple(coexisting),
                         in_population=population.default is False)
+
+
+def _leave_one_out(logs: list[float], log_other: float) -> list[float]:
+    """log(sum of exp(logs) without element i, plus exp(log_other)) for every i."""
+    top = max([*logs, log_other])
+    terms = [math.exp(v - top) for v in logs]
+    prefix = [0.0]
+    for t in terms:
+        prefix.append(prefix[-1] + t)
+    suffix = [0.0]
+    for t in reversed(terms):
+        suffix.append(suffix[-1] + t)
+    suffix.reverse()
+    other = math.exp(log_other - top)
+    return [top + math.log(prefix[i] + suffix[i + 1] + other) for i in range(len(terms))]
 
 
 def _logsumexp(values: list[float]) -> float:

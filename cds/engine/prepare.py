@@ -102,9 +102,12 @@ def _anchor_on_lesion_onset(prepared: list[PreparedFact], lesion_concepts: froze
     """Exposure windows count from the lesion's onset, not from today (clinical review S-10): warfarin skin necrosis
     begins 3-10 days after the first dose, so a window from today loses it days later. The anchor is the earliest
     recorded onset of a skin lesion; without one, today (the attribute then equals the plain one)."""
-    onsets = [f.attrs["days_since_onset"] for f in prepared if f.kind == "condition"
-              and f.attrs.get("concept") in lesion_concepts and isinstance(f.attrs.get("days_since_onset"), (int, float))]
-    anchor = max(onsets, default=0)
+    onsets: list[float] = []
+    for f in prepared:
+        onset = f.attrs.get("days_since_onset")
+        if f.kind == "condition" and f.attrs.get("concept") in lesion_concepts and isinstance(onset, (int, float)):
+            onsets.append(float(onset))
+    anchor = max(onsets, default=0.0)
     for index, fact in enumerate(prepared):
         extra: dict[str, Scalar] = {}
         start = fact.attrs.get("days_since_first_start")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cds.engine.differential import judgement_range
+from cds.engine.differential import judgement_range, lr_interval_from_counts
 from cds.engine.loader import RuleSet, evidence_interval
 from cds.engine.model import AbsentPattern, Evidence, Operators, Pattern, Rule
 
@@ -167,8 +167,15 @@ def markdown_report(rs: RuleSet) -> str:
         if h.tests:
             out += ["", "Tests that separate it (the card's suggested next test is the undone one with the largest LR+/LR-):", ""]
             for t in h.tests:
+                ci = ""
+                if t.counts is not None:
+                    c = t.counts
+                    _, pl, ph = lr_interval_from_counts(c.true_positive, c.false_negative, c.false_positive, c.true_negative)
+                    _, nl, nh = lr_interval_from_counts(c.true_positive, c.false_negative, c.false_positive, c.true_negative,
+                                                        positive=False)
+                    ci = f" (95% CI from counts: LR+ {pl:.2g}-{ph:.3g}, LR- {nl:.2g}-{nh:.2g})"
                 out.append(
-                    f"- **{t.title}** (`{t.id}`): LR+ {t.lr_positive:g}, LR- {t.lr_negative:g} [{t.confidence}], "
+                    f"- **{t.title}** (`{t.id}`): LR+ {t.lr_positive:g}, LR- {t.lr_negative:g}{ci} [{t.confidence}], "
                     f"{_ref(rs, t.reference)}. {_cell(t.note)}".rstrip()
                 )
         weighed = list(_rules_for(rs, h.id))

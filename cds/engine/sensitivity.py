@@ -24,10 +24,21 @@ def _posterior(engine: LoadedEngine, result: TestResult, evidence: list[Evidence
     return h.posterior if h else float("nan")
 
 
-def sensitivity_rows(engine: LoadedEngine) -> list[dict[str, object]]:
+@dataclasses.dataclass(frozen=True)
+class SensitivityRow:
+    case: str
+    subject: str
+    kind: str
+    point: float
+    band: tuple[float, float]
+    one_at_a_time: tuple[float, float]
+    most_sensitive: str
+
+
+def sensitivity_rows(engine: LoadedEngine) -> list[SensitivityRow]:
     rs = engine.ruleset
     tests = {t.id: t for t in rs.tests}
-    rows = []
+    rows: list[SensitivityRow] = []
     for result in run_rule_tests(engine, default_extractor(rs.rules_dir)):
         test = tests[result.id]
         if not result.id.startswith("case-") or result.outcome is None or test.expect.top is None:
@@ -50,11 +61,10 @@ def sensitivity_rows(engine: LoadedEngine) -> list[dict[str, object]]:
             highs.append(max(values))
             if max(values) - min(values) > swing[1]:
                 swing = (item.rule_id, max(values) - min(values))
-        rows.append({
-            "case": result.id.removeprefix("case-"), "subject": subject, "kind": h.kind, "point": h.posterior,
-            "band": (h.low, h.high), "one_at_a_time": (min(lows, default=h.posterior), max(highs, default=h.posterior)),
-            "most_sensitive": swing[0],
-        })
+        rows.append(SensitivityRow(
+            result.id.removeprefix("case-"), subject, h.kind, h.posterior, (h.low, h.high),
+            (min(lows, default=h.posterior), max(highs, default=h.posterior)), swing[0],
+        ))
     return rows
 
 
@@ -64,9 +74,8 @@ def sensitivity_markdown(engine: LoadedEngine) -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in sensitivity_rows(engine):
-        lo, hi = r["band"]  # type: ignore[misc]
-        olo, ohi = r["one_at_a_time"]  # type: ignore[misc]
-        subject = f"{r['subject']} ({r['kind']})" if r["kind"] != "cause" else r["subject"]
-        lines.append(f"| {r['case']} | {subject} | {r['point']:.3f} | {lo:.3f}-{hi:.3f} | {olo:.3f}-{ohi:.3f} | "
-                     f"`{r['most_sensitive']}` |")
+        (lo, hi), (olo, ohi) = r.band, r.one_at_a_time
+        subject = f"{r.subject} ({r.kind})" if r.kind != "cause" else r.subject
+        lines.append(f"| {r.case} | {subject} | {r.point:.3f} | {lo:.3f}-{hi:.3f} | {olo:.3f}-{ohi:.3f} | "
+                     f"`{r.most_sensitive}` |")
     return "\n".join(lines) + "\n"
