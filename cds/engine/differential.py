@@ -298,6 +298,8 @@ def _grouped(
     items: list[EvidenceItem], groups: Mapping[str, EvidenceGroup], group_of: Mapping[str, str]
 ) -> tuple[tuple[GroupResult, ...], float, float, float]:
     """Group results and the hypothesis's combined ratio (point, low, high)."""
+    if not items:
+        return (), 1.0, 1.0, 1.0
     by_group: dict[str, list[EvidenceItem]] = {}
     for e in items:
         by_group.setdefault(group_of.get(e.rule_id, e.rule_id), []).append(e)
@@ -347,9 +349,13 @@ def weigh(
     for item in evidence:
         by_hypothesis.setdefault(item.hypothesis, []).append(item)
 
+    pid = population.id
+
     def prior_of(hyp: Hypothesis) -> tuple[float, str]:
-        prior = next(p for p in hyp.priors if p.population == population.id)
-        return prior.probability, prior.reference or ""
+        for prior in hyp.priors:
+            if prior.population == pid:
+                return prior.probability, prior.reference or ""
+        raise ValueError(f"{hyp.id}: no prior for population {pid!r}")  # the loader refuses this (E023)
 
     # 1. Explainers: yes/no; one more likely than not takes up the findings it explains.
     explainers: list[HypothesisResult] = []

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from cds.engine import ir
 from cds.engine.diagnostics import Diagnostic, RulesetError
-from cds.engine.differential import lr_interval_from_counts
+from cds.engine.differential import judgement_range, lr_interval_from_counts
 from cds.engine.model import (
     PATTERN_KINDS,
     CardTemplate,
@@ -409,7 +409,7 @@ class _Checker:
                     derive=derive,
                     evidence=tuple(
                         ir.EvidenceSpec(e.hypothesis, float(e.likelihood_ratio), e.reference or "", e.confidence, e.test, e.note,
-                                        *evidence_interval(e))
+                                        *_compiled_interval(e))
                         for e in rule.then.evidence
                     ),
                     cards=tuple(rule.then.cards),
@@ -996,3 +996,11 @@ def _lesion_concepts(rules: Iterable[Rule]) -> frozenset[str]:
             elif isinstance(spec, Operators) and spec.in_ is not None:
                 concepts.update([spec.in_] if isinstance(spec.in_, str) else spec.in_)
     return frozenset(concepts)
+
+
+def _compiled_interval(e: Evidence) -> tuple[float, float]:
+    """Every compiled ratio carries its interval, the judgement range included (computed once, at load)."""
+    low, high = evidence_interval(e)
+    if low is None or high is None:
+        return judgement_range(float(e.likelihood_ratio))
+    return low, high
