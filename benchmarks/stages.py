@@ -169,8 +169,11 @@ def engine_stages(pipeline: Any, factset: Any, case: PreparedCase, backend: str)
 
         derived = {f.attrs["name"] for f in outcome.derived}
         evidence = list(outcome.evidence)
-        weigh(ruleset.hypotheses, ruleset.populations, derived, evidence)
-        stages["differential"] = Stage(lambda: weigh(ruleset.hypotheses, ruleset.populations, derived, evidence))
+        # The evidence groups are part of the model (ADR 0004); older rule sets have none.
+        groups = getattr(ruleset, "evidence_groups", None)
+        args = (ruleset.hypotheses, ruleset.populations, derived, evidence, *((groups,) if groups else ()))
+        weigh(*args)
+        stages["differential"] = Stage(lambda: weigh(*args))
     except _PROBE_ERRORS as exc:
         stages["differential"] = unavailable(f"cds.engine.differential.weigh is not usable here ({exc})")
     try:

@@ -119,6 +119,9 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "end": "str",  # end of the recorded period, when given
         "first_start": "str",  # earliest start among counted orders/statements of this class
         "days_since_first_start": "number",  # exposure to the class so far
+        # days from the first start to the earliest recorded lesion onset (to today when no onset is recorded);
+        # computed in cds/engine/prepare.py so that drug-timing windows are anchored on the lesion (ADR 0004)
+        "days_from_first_start_to_lesion_onset": "number",
         "code_confidence": "str",
         "recognised_by": "str",
         "recognised_text": "str",
@@ -130,6 +133,7 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         "system": "str",
         "date": "str",
         "days_ago": "number",
+        "days_before_lesion_onset": "number",  # as days_ago, counted back from the earliest lesion onset (ADR 0004)
         "first_date": "str",  # earliest procedure of this concept
         "years_since_first": "number",  # e.g. dialysis vintage
         "outcome": "str",  # e.g. biopsy: "positive" | "negative" | "nondiagnostic"

@@ -229,7 +229,7 @@ def evaluate_facts(
     merge_updates([card for card, _ in rendered], context)  # an update carries the clinician's draft whole
     extension = None
     if outcome.evidence:
-        extension = {f"{hook_namespace}.differential": outcome.differential.as_list()}
+        extension = {f"{hook_namespace}.differential": outcome.differential.as_extension()}
     if factset.notices:
         # Data that could have changed the advice but could not be read is named, never dropped silently.
         extension = {**(extension or {}), f"{hook_namespace}.notices": notice_outcome(factset.notices)}

@@ -136,7 +136,9 @@ def test_report_shows_every_hypothesis_weight_and_tag():
     report = markdown_report(RULESET)
     for hyp in RULESET.hypotheses.values():
         assert f"Id `{hyp.id}`." in report
-    assert "| 29.7 | D | `paul-2015-derived-lr` [D] |" in report
+    assert "| 29.7 | 4-191 (95% CI from counts 16/18 vs 1/31) | `calcium-deposit-imaging` | D | `paul-2015-derived-lr` [D] |" in report
+    assert "- **Calcium-deposit and soft-tissue-uptake imaging" in report  # groups with their members
+    assert "Share left for \"other / not listed\" causes" in report
     assert "at least 0.25 [R], `card-threshold` [R]" in report
 
 
@@ -159,12 +161,17 @@ def _respond(pipeline, name):
 def test_source_case_warns_and_returns_the_differential(pipeline):
     response = _respond(pipeline, "source-case")
     assert [c.indicator for c in response.cards] == ["warning"]
-    differential = response.extension[f"{NAMESPACE}.differential"]
+    extension = response.extension[f"{NAMESPACE}.differential"]
+    assert extension["version"] == "2"
+    differential = extension["causes"]
     assert differential[0]["hypothesis"] == "calciphylaxis"
-    assert {"hypothesis", "posterior", "evidence_for", "evidence_against"} <= set(differential[0])
-    assert len(differential) == len(RULESET.hypotheses)
+    assert {"hypothesis", "posterior", "band", "evidence_for", "evidence_against", "groups"} <= set(differential[0])
+    assert len(differential) == sum(h.kind == "cause" for h in RULESET.hypotheses.values())
     assert [d["posterior"] for d in differential] == sorted((d["posterior"] for d in differential), reverse=True)
     assert any(e["rule"] == "bone-scan-heterogeneous-soft-tissue-uptake" for e in differential[0]["evidence_for"])
+    # the renal-failure clearance is an explainer of the diffuse background, never listed as a rival cause
+    assert "renal-failure-soft-tissue-clearance" not in {d["hypothesis"] for d in differential}
+    assert "renal-failure-soft-tissue-clearance" in {d["hypothesis"] for d in extension["explainers"]}
     assert "supports, and does not replace, clinical judgement" in " ".join(response.cards[0].detail.split())
 
 
@@ -218,7 +225,8 @@ def test_report_review_ranks_renal_clearance_first_for_diffuse_symmetric_uptake(
     response = _respond(pipeline, "review-bone-scan-diffuse-symmetric")
     (card,) = response.cards
     assert card.summary.startswith("Soft-tissue uptake/calcification: leading explanation Renal-failure tracer clearance")
-    assert response.extension[f"{NAMESPACE}.differential"][0]["hypothesis"] == "renal-failure-soft-tissue-clearance"
+    (lead, *_) = response.extension[f"{NAMESPACE}.differential"]["explainers"]
+    assert lead["hypothesis"] == "renal-failure-soft-tissue-clearance" and lead["explains_findings"]
 
 
 def test_documented_extension_key():
@@ -281,24 +289,32 @@ def test_every_card_of_every_case_keeps_the_invariants(pipeline):
         assert len(templates) == len(set(templates)), (case["id"], templates)
         for card in response.cards:
             assert "does not replace, clinical judgement" in " ".join(card.detail.split()), (case["id"], card.summary)
-            if card.indicator == "critical":
-                assert case.get("calciphylaxis_stage") == "confirmed", (case["id"], card.summary)
+            if card.indicator == "critical":  # a confirmed case, or the time-critical safety card
+                assert case.get("calciphylaxis_stage") == "confirmed" or card.source.topic.code == "time-critical-condition", (
+                    case["id"], card.summary)
         if case.get("silent"):
             assert response.cards == [], case["id"]
 
 
-def test_capped_evidence_is_reported_in_the_differential(results):
+def test_grouped_evidence_is_reported_in_the_differential(results):
     outcome = results["many-risk-factors-are-capped"].outcome
     (entry,) = [h for h in outcome.differential.as_list() if h["hypothesis"] == "calciphylaxis"]
-    (cap,) = entry["caps"]
-    assert cap["cap"] == "risk-factors" and cap["max"] == 10 and cap["product"] == pytest.approx(115.2)
+    groups = {g["group"]: g for g in entry["groups"]}
+    habitus = groups["habitus-and-metabolism"]
+    assert habitus["combine"] == "capped-product" and habitus["likelihood_ratio"] == pytest.approx(3)
+    assert set(habitus["rules"]) == {"risk-female-sex", "risk-obesity-bmi", "risk-diabetes", "risk-insulin-injections",
+                                     "risk-hypoalbuminemia"}
+    assert groups["vitamin-k-antagonist"]["likelihood_ratio"] == pytest.approx(8)
 
 
-def test_a_cap_naming_an_unknown_rule_is_an_error(tmp_path, capsys):
+def test_a_group_naming_an_unknown_rule_is_an_error(tmp_path, capsys):
     rules = copy_rules(tmp_path)
     path = rules / "hypotheses.yaml"
     text = path.read_text(encoding="utf-8")
-    assert "rules: [risk-female-sex," in text
-    path.write_text(text.replace("rules: [risk-female-sex,", "rules: [risk-femal-sex,", 1), encoding="utf-8")
+    assert "members: [risk-female-sex," in text
+    path.write_text(text.replace("members: [risk-female-sex,", "members: [risk-femal-sex,", 1), encoding="utf-8")
     assert main(["rules", "validate", "--rules", str(rules)]) == 1
-    assert "E030 cap 'risk-factors': undefined rule 'risk-femal-sex' (calciphylaxis)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "E030 evidence group 'habitus-and-metabolism': undefined rule 'risk-femal-sex'" in err
+    # the rule left outside every group is refused too, with its file and rule id
+    assert "E041 evidence outside every evidence group" in err and "(risk-female-sex)" in err

@@ -23,6 +23,7 @@ TEMPLATE_SYSTEM = "https://calciphylaxis-cds.org/fhir/CodeSystem/card-template"
 DIFFERENTIAL_PLACEHOLDERS = {
     "posterior", "prior", "evidence_for", "evidence_against", "next_test", "differential", "differential_evidence",
     "differential_top", "differential_runner_up", "post_test",
+    "band", "alternative", "time_critical", "time_critical_names", "explainers",
 }
 # The card budget (issue 15): a card is read in ten seconds; everything else is on its page.
 FINDINGS_FOR_LIMIT = 3
@@ -83,6 +84,45 @@ class _Context:
             lines.append(f"- {len(items) - len(shown)} weaker (see the linked page)")
         return "\n".join(lines)
 
+    def subject(self) -> str | None:
+        """The hypothesis a card is about: its differential condition's, else the leading cause."""
+        condition = self.rs.cards[self.raised.template].when.differential
+        if condition is not None:
+            return condition.hypothesis
+        top = self.diff.top
+        return top.id if top else None
+
+    def estimate(self, h: HypothesisResult) -> str:
+        """Band word, point and interval, from the one wording function (cds.cards.wording)."""
+        return self.band_of(h)
+
+    def named_estimate(self, h: HypothesisResult | None) -> str:
+        return f"{self.name(h)}, {self.estimate(h)}" if h else "none"
+
+    def leading_account(self) -> HypothesisResult | None:
+        """The leading account of the findings: the top cause, unless nothing speaks for any cause and an explainer
+        has taken the findings up (a diffuse renal-failure pattern on a scan without a lesion)."""
+        top = self.diff.top
+        explainer = next((h for h in self.diff.explainers if h.took), None)
+        if explainer is not None and (top is None or not top.evidence_for):
+            return explainer
+        return top
+
+    def time_critical(self) -> str:
+        urgent = self.diff.time_critical
+        if not urgent:
+            return "none"
+        return "; ".join(f"{self.name(h)} ({self.estimate(h)})" for h in urgent)
+
+    def explainers(self) -> str:
+        """Explainers that took up findings: they explain part of the picture and are not rival causes."""
+        lines = [
+            f"{self.name(h)} ({self.estimate(h)}) explains: {', '.join(self.rs.rules[r].title for r in h.took)}"
+            for h in self.diff.explainers if h.took
+        ]
+        return "; ".join(lines) if lines else "none"
+
+
     def hypothesis(self, hid: str) -> HypothesisResult:
         result = self.diff.get(hid)
         assert result is not None  # checked at load time
@@ -98,6 +138,9 @@ class _Context:
             if lead and len(line) + len(lead[0].rule_title) <= DIFFERENTIAL_LINE_LIMIT:
                 line = f"{line}: {lead[0].rule_title}"  # the finding that weighs most, when it fits one line
             lines.append(line)
+        # Explainers (renal-failure clearance, ...) account for findings without competing with the causes.
+        lines += [f"- {self.name(h)} explains part of the picture (not a rival cause)"
+                  for h in self.diff.explainers if h.took]
         return "\n".join(lines) if lines else "- no imaging or clinical evidence recorded"
 
     def modifiable_drugs(self) -> str:
@@ -155,6 +198,16 @@ class _Context:
     def value(self, name: str, arg: str | None) -> str:
         if name == "posterior":
             return self.band_of(self.hypothesis(arg))
+        if name == "band":
+            return band(self.hypothesis(arg).posterior).word
+        if name == "alternative":
+            return self.named_estimate(self.diff.best_other_than(arg))
+        if name == "time_critical":
+            return self.time_critical()
+        if name == "time_critical_names":
+            return "; ".join(self.name(h) for h in self.diff.time_critical) or "none"
+        if name == "explainers":
+            return self.explainers()
         if name == "prior":
             return percent(self.hypothesis(arg).prior)
         if name == "hypothesis":
@@ -183,9 +236,10 @@ class _Context:
             return value.rsplit("/", 1)[-1]
         if name == "differential_evidence":
             return self.differential_evidence()
-        if name in ("differential_top", "differential_runner_up"):
-            ranked = self.diff.hypotheses[0 if name == "differential_top" else 1 :]
-            return f"{self.name(ranked[0])}, {self.band_of(ranked[0])}" if ranked else "none"
+        if name == "differential_top":
+            return self.named_estimate(self.leading_account())
+        if name == "differential_runner_up":  # "alternative" = the best cause other than the card's subject
+            return self.named_estimate(self.diff.best_other_than(self.subject()))
         if name == "lesion_sites":
             return self.lesion_sites()
         if name == "modifiable_drugs":

@@ -64,6 +64,8 @@ class EvidenceSpec:
     confidence: str
     test: str | None = None
     note: str | None = None
+    low: float | None = None  # interval of the ratio (stated or derived from counts); None: the judgement range
+    high: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,3 +97,5 @@ class CompiledRules:
     valueset_codes: dict[str, tuple[frozenset[tuple[str, str]], tuple[tuple[str, str], ...]]] = field(
         default_factory=dict
     )
+    # Condition concepts that are skin lesions: their earliest onset anchors exposure windows (ADR 0004, time).
+    lesion_concepts: frozenset[str] = frozenset()

@@ -21,9 +21,12 @@ from pydantic import ValidationError
 
 from cds.engine import ir
 from cds.engine.diagnostics import Diagnostic, RulesetError
+from cds.engine.differential import judgement_range, lr_interval_from_counts
 from cds.engine.model import (
     PATTERN_KINDS,
     CardTemplate,
+    Evidence,
+    EvidenceGroup,
     Hypothesis,
     Operators,
     Population,
@@ -60,14 +63,15 @@ EXTERNAL_DERIVED_NAMES = frozenset(
 )
 PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([A-Za-z0-9_.\-]+))?\}")
 HYPOTHESIS_PLACEHOLDERS = {
-    "posterior", "prior", "evidence_for", "evidence_against", "next_test", "hypothesis",
+    "posterior", "prior", "evidence_for", "evidence_against", "next_test", "hypothesis", "band", "alternative",
     "post_test",  # the probability after a positive and after a negative next test
 }
 # differential_evidence: the leading hypotheses with their evidence; differential_top / differential_runner_up:
 # the first / second; lesion_sites: sites of the recorded skin lesions (conditions whose concepts the rules
-# deriving `skin-lesion` name).
+# deriving `skin-lesion` name). band:<h>: the band word of the posterior; alternative:<h>: the best cause other
+# than <h>; time_critical: the time-critical hypotheses past their threshold; explainers: explainers of findings.
 PLAIN_PLACEHOLDERS = {
-    "differential", "differential_evidence", "differential_top", "differential_runner_up",
+    "differential", "differential_evidence", "differential_top", "differential_runner_up", "time_critical", "time_critical_names", "explainers",
     "population", "patient_id", "ruleset_version", "lesion_sites",
 }
 # modifiable_drugs: the patient's own active drugs that the treatment advice says to review (a line whose
@@ -106,6 +110,8 @@ class RuleSet:
     # rule id -> alias -> (pattern index, fact kind), for `{matched:alias.attr}` placeholders
     aliases: Mapping[str, Mapping[str, tuple[int, str]]]
     diagnostics: tuple[Diagnostic, ...] = ()
+    # Evidence groups of the differential model (docs/adr/0004-differential-model.md), by id.
+    evidence_groups: Mapping[str, EvidenceGroup] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -114,17 +120,7 @@ class RuleSet:
     @property
     def lesion_concepts(self) -> frozenset[str]:
         """Condition concepts that active rules deriving `skin-lesion` name (the lesion map of cards)."""
-        concepts: set[str] = set()
-        for rule in self.rules.values():
-            if rule.status != "active" or rule.then.derive is None or rule.then.derive.name != "skin-lesion":
-                continue
-            for pattern in rule.when:
-                spec = (pattern.condition or {}).get("concept")
-                if isinstance(spec, str):
-                    concepts.add(spec)
-                elif isinstance(spec, Operators) and spec.in_ is not None:
-                    concepts.update([spec.in_] if isinstance(spec.in_, str) else spec.in_)
-        return frozenset(concepts)
+        return _lesion_concepts(self.rules.values())
 
     @property
     def active_rules(self) -> tuple[Rule, ...]:
@@ -355,7 +351,7 @@ class _Checker:
         self.valuesets = valuesets
         self.analytes = analytes
         self.infos: list[_Item] = []
-        self.sections: dict[str, list[_Item]] = {k: [] for k in ("references", "populations", "hypotheses", "rules", "cards", "tests")}
+        self.sections: dict[str, list[_Item]] = {k: [] for k in ("references", "populations", "hypotheses", "evidence_groups", "rules", "cards", "tests")}
         for model, name, doc in parsed:
             if model.ruleset is not None:
                 self.infos.append(_Item(model.ruleset, name, doc, ("ruleset",)))
@@ -382,6 +378,9 @@ class _Checker:
         self._check_populations(populations, hypotheses, rules)
         for item in hypotheses.values():
             self._check_hypothesis(item)
+        evidence_groups = self._unique("evidence_groups", "evidence group")
+        self._check_evidence_groups(evidence_groups, rules)
+        self._check_cause_priors(populations, hypotheses)
         aliases: dict[str, dict[str, tuple[int, str]]] = {}
         compiled_patterns: dict[str, tuple[ir.Pattern, ...]] = {}
         for item in rules.values():
@@ -415,7 +414,8 @@ class _Checker:
                     patterns=compiled_patterns[rule_id],
                     derive=derive,
                     evidence=tuple(
-                        ir.EvidenceSpec(e.hypothesis, float(e.likelihood_ratio), e.reference or "", e.confidence, e.test, e.note)
+                        ir.EvidenceSpec(e.hypothesis, float(e.likelihood_ratio), e.reference or "", e.confidence, e.test, e.note,
+                                        *_compiled_interval(e))
                         for e in rule.then.evidence
                     ),
                     cards=tuple(rule.then.cards),
@@ -433,6 +433,7 @@ class _Checker:
             memberships=tuple(self.memberships.values()),
             absences=tuple(self.absences.values()),
             valueset_codes=valueset_codes,
+            lesion_concepts=_lesion_concepts(rules[r].value for r in order),
         )
         return RuleSet(
             rules_dir=self.rules_dir,
@@ -448,6 +449,7 @@ class _Checker:
             valuesets=self.valuesets or {},
             services=self.services,
             aliases=aliases,
+            evidence_groups={k: v.value for k, v in evidence_groups.items()},
         )
 
     # ------------------------------------------------------------------ helpers
@@ -507,15 +509,48 @@ class _Checker:
             self._reference(item, test.reference, ("tests", index), "test", hyp.id)
             self._lr(item, test.lr_positive, ("tests", index, "lr_positive"), hyp.id)
             self._lr(item, test.lr_negative, ("tests", index, "lr_negative"), hyp.id)
-        for index, cap in enumerate(hyp.caps):
-            self._reference(item, cap.reference, ("caps", index), "evidence cap", hyp.id)
-            for r_index, rule_id in enumerate(cap.rules):
-                rule = self.rules.get(rule_id)
+        if hyp.kind != "explainer" and hyp.explains:
+            self.out.add(item.at("explains"), "E040", "only an explainer (`kind: explainer`) takes up findings", hyp.id)
+        for index, rule_id in enumerate(hyp.explains):
+            if rule_id not in self.rules:
+                self.out.add(item.at("explains", index), "E040", f"explains undefined rule {rule_id!r}", hyp.id)
+        if hyp.time_critical is not None and hyp.time_critical_reason is None:
+            self.out.add(item.at("time_critical"), "E017", "a safety threshold states why (`time_critical_reason`)", hyp.id)
+
+    def _check_evidence_groups(self, groups: dict[str, _Item], rules: dict[str, _Item]) -> None:
+        """Every rule that weighs evidence belongs to exactly one declared group (issue 12: dependent evidence)."""
+        owner: dict[str, str] = {}
+        for item in groups.values():
+            group = item.value
+            self._reference(item, group.reference, (), "evidence group", None)
+            for index, rule_id in enumerate(group.members):
+                rule = rules.get(rule_id)
                 if rule is None:
-                    self.out.add(item.at("caps", index, "rules", r_index), "E030", f"cap {cap.id!r}: undefined rule {rule_id!r}", hyp.id)
-                elif not any(e.hypothesis == hyp.id for e in rule.value.then.evidence):
-                    self.out.add(item.at("caps", index, "rules", r_index), "E030",
-                                 f"cap {cap.id!r}: rule {rule_id!r} weighs no evidence for {hyp.id!r}", hyp.id)
+                    self.out.add(item.at("members", index), "E030", f"evidence group {group.id!r}: undefined rule {rule_id!r}")
+                elif not rule.value.then.evidence:
+                    self.out.add(item.at("members", index), "E030", f"evidence group {group.id!r}: rule {rule_id!r} weighs no evidence")
+                elif rule_id in owner:
+                    self.out.add(item.at("members", index), "E041",
+                                 f"rule {rule_id!r} is in evidence groups {owner[rule_id]!r} and {group.id!r}; a rule belongs to one", rule_id)
+                else:
+                    owner[rule_id] = group.id
+        if not groups:
+            return
+        for item in rules.values():
+            rule = item.value
+            if rule.then.evidence and rule.status != "retired" and rule.id not in owner:
+                self.out.add(item.at("then", "evidence"), "E041",
+                             "evidence outside every evidence group: add the rule to a group in rules/hypotheses.yaml "
+                             "(`combine: independent` declares it independent)", rule.id)
+
+    def _check_cause_priors(self, populations: dict[str, _Item], hypotheses: dict[str, _Item]) -> None:
+        """The causes are exclusive: in each population their priors leave a share for 'other'."""
+        for pid in populations:
+            total = sum(p.probability for h in hypotheses.values() if h.value.kind == "cause"
+                        for p in h.value.priors if p.population == pid)
+            if total >= 1:
+                self.out.add(populations[pid].at(), "E042",
+                             f"the causes' priors in population {pid!r} sum to {total:.3f}; they must leave a share for 'other'")
 
     def _derived_names(self, rules: dict[str, _Item]) -> set[str]:
         by_rules = {r.value.then.derive.name for r in rules.values() if r.value.status == "active" and r.value.then.derive}
@@ -544,6 +579,11 @@ class _Checker:
                 self.out.add(item.at(*path, "test"), "E012", f"hypothesis {ev.hypothesis!r} declares no test {ev.test!r}", rid)
             self._lr(item, ev.likelihood_ratio, (*path, "likelihood_ratio"), rid)
             self._reference(item, ev.reference, path, "evidence", rid)
+            if ev.interval is not None and ev.counts is not None:
+                self.out.add(item.at(*path, "interval"), "E016", "give `interval` or `counts`, not both", rid)
+            elif ev.interval is not None and not ev.interval[0] <= ev.likelihood_ratio <= ev.interval[1]:
+                self.out.add(item.at(*path, "interval"), "E016",
+                             f"interval {ev.interval} must run from low to high and contain the ratio {ev.likelihood_ratio:g}", rid)
         for index, card in enumerate(then.cards):
             if card not in self.cards:
                 self.out.add(item.at("then", "cards", index), "E018", f"undefined card template {card!r}", rid)
@@ -649,7 +689,7 @@ class _Checker:
             if impossible:
                 self.out.add(item.at(*path, attr), "E021", f"the tests on {kind}.{attr} contradict each other: this rule can never fire", item.value.id)
 
-    def _join(self, item, where, kind, attr, attr_type, target, aliases, allow_join) -> list[ir.Test]:  # noqa: ANN001
+    def _join(self, item, where, kind, attr, attr_type, target, aliases, allow_join) -> list[ir.Test]:
         rid = item.value.id
         if not allow_join:
             self.out.add(where, "E019", "an absent pattern cannot join other patterns", rid)
@@ -668,7 +708,7 @@ class _Checker:
             return []
         return [ir.Test(attr, "join", join_pattern=index, join_attr=other_attr)]
 
-    def _membership(self, item, where, kind, attr, attr_type, value) -> list[ir.Test]:  # noqa: ANN001
+    def _membership(self, item, where, kind, attr, attr_type, value) -> list[ir.Test]:
         rid = item.value.id
         ids = [value] if isinstance(value, str) else list(value)
         if not ids:
@@ -786,7 +826,7 @@ class _Checker:
             for match in PLACEHOLDER.finditer(text):
                 self._check_placeholder(item, path, match.group(1), match.group(2), card, raisers, aliases)
 
-    def _check_placeholder(self, item, path, name, arg, card, raisers, aliases) -> None:  # noqa: ANN001
+    def _check_placeholder(self, item, path, name, arg, card, raisers, aliases) -> None:
         where, cid = item.at(*path), card.id
         if name in HYPOTHESIS_PLACEHOLDERS:
             if arg not in self.hypotheses:
@@ -942,3 +982,37 @@ def validate_fhir_resource(resource: Mapping[str, Any]) -> str | None:
 
 def load_or_raise(rules_dir: Path, services: Iterable[str] | None = None) -> RuleSet:
     return load_ruleset(rules_dir, services).raise_for_errors()
+
+
+def evidence_interval(e: Evidence) -> tuple[float | None, float | None]:
+    """The stated interval, or the one derived from the source's counts; (None, None): the judgement range."""
+    if e.interval is not None:
+        return float(e.interval[0]), float(e.interval[1])
+    if e.counts is not None:
+        c = e.counts
+        _, low, high = lr_interval_from_counts(c.true_positive, c.false_negative, c.false_positive, c.true_negative,
+                                               positive=e.likelihood_ratio >= 1)
+        return low, high
+    return None, None
+
+
+def _lesion_concepts(rules: Iterable[Rule]) -> frozenset[str]:
+    concepts: set[str] = set()
+    for rule in rules:
+        if rule.status != "active" or rule.then.derive is None or rule.then.derive.name != "skin-lesion":
+            continue
+        for pattern in rule.when:
+            spec = (pattern.condition or {}).get("concept")
+            if isinstance(spec, str):
+                concepts.add(spec)
+            elif isinstance(spec, Operators) and spec.in_ is not None:
+                concepts.update([spec.in_] if isinstance(spec.in_, str) else spec.in_)
+    return frozenset(concepts)
+
+
+def _compiled_interval(e: Evidence) -> tuple[float, float]:
+    """Every compiled ratio carries its interval, the judgement range included (computed once, at load)."""
+    low, high = evidence_interval(e)
+    if low is None or high is None:
+        return judgement_range(float(e.likelihood_ratio))
+    return low, high

@@ -90,25 +90,49 @@ class DiagnosticTest(Strict):
     title: Text
     lr_positive: Number
     lr_negative: Number
+    counts: Counts | None = Field(default=None, description="the source's 2x2 table; both intervals are derived from it")
     reference: Id | None = None
     confidence: Confidence
     note: Text | None = None
 
 
-class EvidenceCap(Strict):
-    """A ceiling on the combined likelihood ratio of related evidence (e.g. many weak risk factors).
+class Counts(Strict):
+    """The 2x2 table a source reports for a finding: the interval of its likelihood ratio is derived from it
+    (log method, 95%; see ``cds.engine.differential.lr_interval_from_counts``)."""
 
-    The independence assumption multiplies every ratio; where findings are known to be correlated or to
-    be counted as a tier (e.g. the consensus's "2 major or 1 major + 3 minor factors"), their product is
-    capped so that their number alone cannot make a diagnosis near-certain.
+    true_positive: Annotated[int, Field(strict=True, ge=0)]
+    false_negative: Annotated[int, Field(strict=True, ge=0)]
+    false_positive: Annotated[int, Field(strict=True, ge=0)]
+    true_negative: Annotated[int, Field(strict=True, ge=0)]
+
+
+LRInterval = Annotated[list[Annotated[float, Field(strict=True, gt=0)]], Field(min_length=2, max_length=2)]
+
+
+class EvidenceGroup(Strict):
+    """Evidence rules whose findings are not independent, and the rule that combines them into one ratio.
+
+    Every rule that weighs evidence belongs to exactly one group (the linter refuses one outside every group).
+    ``combine``: ``independent`` multiplies the ratios (the members are declared independent of each other);
+    ``max`` takes the strongest ratio for and the strongest against (one deposit seen three ways counts once);
+    ``capped-product`` multiplies and keeps the product within [1 / max, max]; ``fallback`` counts only when no
+    other group weighs evidence for that hypothesis (a recorded suspicion stands in for the features it rests on).
     """
 
     id: Id
-    rules: list[Id] = Field(min_length=2, description="rules whose evidence for this hypothesis is combined")
-    max_likelihood_ratio: Annotated[float, Field(strict=True, gt=1)]
+    title: Text
+    combine: Literal["independent", "max", "capped-product", "fallback"]
+    max_likelihood_ratio: Annotated[float, Field(strict=True, gt=1)] | None = None
+    members: list[Id] = Field(min_length=1, description="rule ids whose evidence this group combines")
     reference: Id | None = None
     confidence: Confidence
     reason: Text
+
+    @model_validator(mode="after")
+    def _cap(self) -> EvidenceGroup:
+        if (self.combine == "capped-product") != (self.max_likelihood_ratio is not None):
+            raise ValueError("`max_likelihood_ratio` is given exactly when `combine: capped-product`")
+        return self
 
 
 class Hypothesis(Strict):
@@ -120,7 +144,22 @@ class Hypothesis(Strict):
     description: Text | None = None
     priors: list[Prior] = Field(min_length=1)
     tests: list[DiagnosticTest] = Field(default_factory=list)
-    caps: list[EvidenceCap] = Field(default_factory=list)
+    kind: Literal["cause", "explainer", "coexisting"] = Field(
+        default="cause",
+        description="cause: one of the mutually exclusive causes of the lesion (normalised with 'other'); "
+        "explainer: explains findings without competing with a cause; coexisting: a condition that can be "
+        "present together with the leading cause, weighed as its own yes/no question",
+    )
+    explains: list[Id] = Field(
+        default_factory=list,
+        description="explainers only: evidence rules whose findings this explainer takes up when it is more likely than not",
+    )
+    time_critical: Probability | None = Field(
+        default=None,
+        description="safety threshold: at or above this posterior the hypothesis is surfaced on a card whatever its "
+        "rank, and elective suggestions are withheld",
+    )
+    time_critical_reason: Text | None = None
 
 
 class Operators(Strict):
@@ -204,6 +243,11 @@ class Derive(Strict):
 class Evidence(Strict):
     hypothesis: Id
     likelihood_ratio: Number = Field(description="> 1 speaks for the hypothesis, < 1 against")
+    interval: LRInterval | None = Field(
+        default=None, description="[low, high] of the ratio: a stated range; without it and without `counts` the "
+        "judgement range LR^0.5..LR^1.5 applies (docs/adr/0004-differential-model.md)",
+    )
+    counts: Counts | None = Field(default=None, description="the source's 2x2 table; the interval is derived from it")
     reference: Id | None = None
     confidence: Confidence
     test: Id | None = Field(default=None, description="id of the hypothesis test whose result this is")
@@ -240,10 +284,18 @@ class DifferentialCondition(Strict):
 class CardWhen(Strict):
     intent: bool = Field(default=False, description="raised only when a rule names this card in `then.cards`")
     differential: DifferentialCondition | None = None
+    time_critical: bool = Field(
+        default=False, description="raised when a time-critical hypothesis passes its safety threshold, whatever its rank"
+    )
+    elective: bool = Field(
+        default=False,
+        description="an elective suggestion (e.g. a bone-scan order): withheld while a time-critical hypothesis passes "
+        "its safety threshold",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> CardWhen:
-        if not self.intent and self.differential is None:
+        if not self.intent and self.differential is None and not self.time_critical:
             raise ValueError("a card is raised by a rule intent, a differential condition, or both")
         return self
 
@@ -361,6 +413,7 @@ class RuleFile(Strict):
     references: list[Reference] = Field(default_factory=list)
     populations: list[Population] = Field(default_factory=list)
     hypotheses: list[Hypothesis] = Field(default_factory=list)
+    evidence_groups: list[EvidenceGroup] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     cards: list[CardTemplate] = Field(default_factory=list)
     tests: list[RuleTest] = Field(default_factory=list)

@@ -91,10 +91,33 @@ def prepare_facts(factset: FactSet, compiled: ir.CompiledRules) -> tuple[list[Pr
             warnings.append(f"fact {fact.id}: too many attributes, ignored")
             continue
         prepared.append(PreparedFact(f"f{len(prepared)}", fact.id, fact.kind, attrs))
+    _anchor_on_lesion_onset(prepared, compiled.lesion_concepts)
     for absence in compiled.absences:
         if not any(f.kind == absence.kind and alpha_match(absence.tests, f.attrs) for f in prepared):
             prepared.append(PreparedFact(f"f{len(prepared)}", f"absent:{absence.key}", ir.ABSENCE_KIND, {"key": absence.key}))
     return prepared, warnings
+
+
+def _anchor_on_lesion_onset(prepared: list[PreparedFact], lesion_concepts: frozenset[str]) -> None:
+    """Exposure windows count from the lesion's onset, not from today (clinical review S-10): warfarin skin necrosis
+    begins 3-10 days after the first dose, so a window from today loses it days later. The anchor is the earliest
+    recorded onset of a skin lesion; without one, today (the attribute then equals the plain one)."""
+    onsets: list[float] = []
+    for f in prepared:
+        onset = f.attrs.get("days_since_onset")
+        if f.kind == "condition" and f.attrs.get("concept") in lesion_concepts and isinstance(onset, (int, float)):
+            onsets.append(float(onset))
+    anchor = max(onsets, default=0.0)
+    for index, fact in enumerate(prepared):
+        extra: dict[str, Scalar] = {}
+        start = fact.attrs.get("days_since_first_start")
+        if fact.kind == "medication" and isinstance(start, (int, float)):
+            extra["days_from_first_start_to_lesion_onset"] = round(start - anchor, DECIMALS)
+        ago = fact.attrs.get("days_ago")
+        if fact.kind == "procedure" and isinstance(ago, (int, float)):
+            extra["days_before_lesion_onset"] = round(ago - anchor, DECIMALS)
+        if extra:
+            prepared[index] = PreparedFact(fact.engine_id, fact.source_id, fact.kind, {**fact.attrs, **extra})
 
 
 def _in_valueset(attrs: Mapping[str, Scalar], codes: tuple[frozenset[tuple[str, str]], tuple[tuple[str, str], ...]] | None) -> bool:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cds.engine.loader import RuleSet
-from cds.engine.model import AbsentPattern, Operators, Pattern, Rule
+from cds.engine.differential import judgement_range, lr_interval_from_counts
+from cds.engine.loader import RuleSet, evidence_interval
+from cds.engine.model import AbsentPattern, Evidence, Operators, Pattern, Rule
 
 CONFIDENCE_LEGEND = (
     "Confidence tags (from the project's knowledge sheet): **V** verified in a source, **S** from a secondary "
@@ -81,6 +82,19 @@ def _rules_for(rs: RuleSet, hypothesis: str) -> Iterable[tuple[Rule, Any]]:
                 yield rule, evidence
 
 
+def _interval_text(e: Evidence) -> str:
+    """The LR's interval and where it comes from: the source's counts, a stated range, or the judgement range."""
+    low, high = evidence_interval(e)
+    if e.counts is not None and low is not None and high is not None:
+        c = e.counts
+        return f"{low:.2g}-{high:.3g} (95% CI from counts {c.true_positive}/{c.true_positive + c.false_negative} vs " \
+               f"{c.false_positive}/{c.false_positive + c.true_negative})"
+    if low is not None and high is not None:
+        return f"{low:g}-{high:g} (stated)"
+    jl, jh = judgement_range(e.likelihood_ratio)
+    return f"{jl:.2g}-{jh:.3g} (judgement range)"
+
+
 def markdown_report(rs: RuleSet) -> str:
     out = [
         f"# {rs.info.title}: clinical content",
@@ -91,14 +105,22 @@ def markdown_report(rs: RuleSet) -> str:
         "",
         CONFIDENCE_LEGEND,
         "",
-        "**How the numbers combine.** Each hypothesis is weighed on its own: posterior odds = prior odds x the "
-        "likelihood ratios (LR) of the findings present. LR > 1 speaks for, LR < 1 against. The findings are "
-        "assumed independent given the diagnosis, which overstates certainty when related findings are counted "
-        "together; every card says so. The service supports, and does not replace, clinical judgement.",
+        "**How the numbers combine** (docs/adr/0004-differential-model.md). The *causes* of the lesion are mutually "
+        "exclusive and normalised together with an explicit \"other / not listed\" cause that keeps what their priors "
+        "leave: P(cause | findings) = prior x LR / (sum over causes of prior x LR + prior of other). An LR states "
+        "P(finding | cause) / P(finding | other), so one finding can raise several causes. *Explainers* (a scan "
+        "pattern such as renal-failure tracer clearance) and *coexisting* conditions (wound infection or sepsis) are "
+        "yes/no questions of their own: an explainer more likely than not takes up the findings it explains, and "
+        "neither competes with a cause. Related findings are first combined per *evidence group* (below) by the rule "
+        "the group states. Every LR has an interval (from the source's counts, stated, or the judgement range "
+        "LR^0.5 to LR^1.5); the posterior is shown as a point and a band, never above 95% or below 1% on a card. "
+        "A time-critical hypothesis past its threshold is shown on a card whatever its rank and withholds elective "
+        "suggestions. The service supports, and does not replace, clinical judgement.",
         "",
         "## Contents",
         "",
         "- [Populations](#populations)",
+        "- [Evidence groups](#evidence-groups)",
         "- [Hypotheses, priors and evidence](#hypotheses-priors-and-evidence)",
         "- [Rules that select populations or raise cards](#rules-that-select-populations-or-raise-cards)",
         "- [Cards](#cards)",
@@ -113,11 +135,30 @@ def markdown_report(rs: RuleSet) -> str:
         "",
     ]
     for p in rs.populations:
-        how = "otherwise (default)" if p.default else f"when `{p.derived}` is derived"
+        how = ("otherwise (default; outside every population the model was set for, and cards say so)" if p.default
+               else f"when `{p.derived}` is derived")
         out.append(f"- **{p.title}** (`{p.id}`, {how})")
+    out += ["", "Share left for \"other / not listed\" causes, per population: " + ", ".join(
+        f"`{p.id}` {1 - sum(pr.probability for h in rs.hypotheses.values() if h.kind == 'cause' for pr in h.priors if pr.population == p.id):.3f}"
+        for p in rs.populations) + "."]
+    out += ["", "## Evidence groups", "",
+            "Every rule that weighs evidence belongs to exactly one group; the group's rule makes one LR per hypothesis "
+            "from its members' LRs (independent: product; max: the strongest for times the strongest against; "
+            "capped-product: the product kept within 1/max and max; fallback: counted only when no other group weighs "
+            "evidence for that hypothesis).", ""]
+    for g in rs.evidence_groups.values():
+        cap = f" at most LR {g.max_likelihood_ratio:g}" if g.max_likelihood_ratio else ""
+        out.append(f"- **{g.title}** (`{g.id}`, {g.combine}{cap}) [{g.confidence}], {_ref(rs, g.reference)}. "
+                   f"{_cell(g.reason)} Members: {', '.join(f'`{r}`' for r in g.members)}.")
     out += ["", "## Hypotheses, priors and evidence", ""]
     for h in rs.hypotheses.values():
-        out += [f"### {h.title}", "", f"Id `{h.id}`. {_cell(h.description)}".rstrip(), ""]
+        kind = {"cause": "Cause of the lesion (exclusive, normalised).",
+                "explainer": "Explainer of findings, not a rival cause" + (
+                    f"; takes up {', '.join(f'`{r}`' for r in h.explains)}." if h.explains else "."),
+                "coexisting": "Coexisting condition (its own yes/no question)."}[h.kind]
+        gate = (f" **Time-critical** at {h.time_critical:g} or more: {_cell(h.time_critical_reason)}"
+                if h.time_critical is not None else "")
+        out += [f"### {h.title}", "", f"Id `{h.id}`. {kind}{gate} {_cell(h.description)}".rstrip(), ""]
         out += ["| Population | Prior | Confidence | Reference | Reason |", "|---|---|---|---|---|"]
         for prior in h.priors:
             out.append(
@@ -127,25 +168,28 @@ def markdown_report(rs: RuleSet) -> str:
         if h.tests:
             out += ["", "Tests that separate it (the card's suggested next test is the undone one with the largest LR+/LR-):", ""]
             for t in h.tests:
+                ci = ""
+                if t.counts is not None:
+                    c = t.counts
+                    _, pl, ph = lr_interval_from_counts(c.true_positive, c.false_negative, c.false_positive, c.true_negative)
+                    _, nl, nh = lr_interval_from_counts(c.true_positive, c.false_negative, c.false_positive, c.true_negative,
+                                                        positive=False)
+                    ci = f" (95% CI from counts: LR+ {pl:.2g}-{ph:.3g}, LR- {nl:.2g}-{nh:.2g})"
                 out.append(
-                    f"- **{t.title}** (`{t.id}`): LR+ {t.lr_positive:g}, LR- {t.lr_negative:g} [{t.confidence}], "
+                    f"- **{t.title}** (`{t.id}`): LR+ {t.lr_positive:g}, LR- {t.lr_negative:g}{ci} [{t.confidence}], "
                     f"{_ref(rs, t.reference)}. {_cell(t.note)}".rstrip()
-                )
-        if h.caps:
-            out += ["", "Ceilings on related evidence (their combined LR counts at most this much):", ""]
-            for cap in h.caps:
-                out.append(
-                    f"- **`{cap.id}`**: at most LR {cap.max_likelihood_ratio:g} [{cap.confidence}], "
-                    f"{_ref(rs, cap.reference)}. {_cell(cap.reason)} Rules: {', '.join(f'`{r}`' for r in cap.rules)}."
                 )
         weighed = list(_rules_for(rs, h.id))
         out.append("")
         if weighed:
-            out += ["| Finding (rule) | When | LR | Confidence | Reference | Why this number |", "|---|---|---|---|---|---|"]
+            group_of = {r: g.id for g in rs.evidence_groups.values() for r in g.members}
+            out += ["| Finding (rule) | When | LR | Interval | Group | Confidence | Reference | Why this number |",
+                    "|---|---|---|---|---|---|---|---|"]
             for rule, e in sorted(weighed, key=lambda x: (-x[1].likelihood_ratio, x[0].id)):
                 status = "" if rule.status == "active" else f" **{rule.status}**"
                 out.append(
                     f"| {_cell(rule.title)} (`{rule.id}`{status}) | {_cell(when_text(rule))} | {e.likelihood_ratio:g} "
+                    f"| {_interval_text(e)} | `{group_of.get(rule.id, 'none')}` "
                     f"| {e.confidence} | {_ref(rs, e.reference)} | {_cell(e.note or rule.description)} |"
                 )
         else:

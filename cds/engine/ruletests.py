@@ -63,9 +63,18 @@ def check(test: RuleTest, outcome: Outcome) -> list[str]:
             failures.append(f"card {card} raised but should not be")
     if expect.no_cards and raised:
         failures.append(f"expected no cards, got {', '.join(sorted(raised))}")
-    top = outcome.differential.top
-    if expect.top is not None and (top is None or top.id != expect.top):
-        ranking = ", ".join(f"{h.id} {h.posterior:.3f}" for h in outcome.differential.hypotheses[:4])
+    diff = outcome.differential
+    expected_top = diff.get(expect.top) if expect.top is not None else None
+    if expected_top is not None and expected_top.kind == "explainer":
+        # An explainer is no rival cause: "first" means the leading explainer, and one that takes up its findings.
+        lead = diff.explainers[0] if diff.explainers else None
+        if lead is None or lead.id != expect.top or not lead.took:
+            ranking = ", ".join(f"{h.id} {h.posterior:.3f}" for h in diff.explainers[:4])
+            failures.append(f"leading explainer is {lead.id if lead else 'none'} (took {list(lead.took) if lead else []}), "
+                            f"expected {expect.top} to lead and take up its findings ({ranking})")
+    elif expect.top is not None and (diff.top is None or diff.top.id != expect.top):
+        top = diff.top
+        ranking = ", ".join(f"{h.id} {h.posterior:.3f}" for h in diff.hypotheses[:4])
         failures.append(f"top of the differential is {top.id if top else 'empty'}, expected {expect.top} ({ranking})")
     for hypothesis, bounds in expect.posterior.items():
         result = outcome.differential.get(hypothesis)

@@ -71,6 +71,7 @@ class Outcome:
             self.evidence,
             self.intents,
             tuple((c.template, c.rule_ids) for c in self.cards),
+            self.differential.as_extension(),
         )
 
     def trace(self, ruleset: RuleSet, backend: str) -> dict[str, Any]:
@@ -91,6 +92,7 @@ class Outcome:
             ],
             "population": self.differential.population,
             "differential": self.differential.as_list(),
+            "differential_model": self.differential.as_extension(),
             "cards": [{"template": c.template, "rules": list(c.rule_ids)} for c in self.cards],
         }
 
@@ -139,13 +141,14 @@ class LoadedEngine:
             fired.append(Firing(rule.id, rule.version, source_matches))
             # A rule's evidence counts once however many fact combinations matched it.
             evidence.extend(
-                EvidenceItem(rule.id, rule.title, e.hypothesis, e.likelihood_ratio, e.reference, e.confidence, e.test, e.note)
+                EvidenceItem(rule.id, rule.title, e.hypothesis, e.likelihood_ratio, e.reference, e.confidence, e.test, e.note,
+                             e.low, e.high)
                 for e in rule.evidence
             )
             intents.extend(CardIntent(rule.id, template) for template in rule.cards)
         derived_names = {f.attrs["name"] for f in derived}
         matched = time.perf_counter()
-        differential = weigh(rs.hypotheses, rs.populations, derived_names, evidence)  # type: ignore[arg-type]
+        differential = weigh(rs.hypotheses, rs.populations, derived_names, evidence, rs.evidence_groups)  # type: ignore[arg-type]
         weighed = time.perf_counter()
         cards = raise_cards(rs, service, intents, differential, evidence, {f.rule_id: f.matches for f in fired})
         return Outcome(
@@ -171,15 +174,27 @@ def raise_cards(
     evidence: list[EvidenceItem],
     fired_matches: dict[str, tuple[tuple[str, ...], ...]],
 ) -> list[RaisedCard]:
-    """Templates for this service whose intent (if required) and differential condition hold; once each."""
+    """Templates for this service whose intent (if required) and differential condition hold; once each.
+
+    Safety gate: while a time-critical cause or coexisting condition passes its threshold, cards marked
+    `elective` are withheld and cards marked `time_critical` are raised, whatever the ranking.
+    """
     raised = []
+    urgent = differential.time_critical
     for template in rs.cards.values():
         if service not in template.services:
+            continue
+        if template.when.elective and urgent:
             continue
         raisers = tuple(dict.fromkeys(i.rule_id for i in intents if i.template == template.id))
         if template.when.intent and not raisers:
             continue
+        if template.when.time_critical and not urgent:
+            continue
         rule_ids = raisers
+        if template.when.time_critical:
+            urgent_ids = {h.id for h in urgent}
+            rule_ids = tuple(dict.fromkeys((*raisers, *(e.rule_id for e in evidence if e.hypothesis in urgent_ids))))
         condition = template.when.differential
         if condition is not None:
             result = differential.get(condition.hypothesis)

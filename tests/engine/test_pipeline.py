@@ -74,8 +74,9 @@ def test_risk_card_with_bone_scan_suggestion_and_version(engine):
     assert set(evaluation.card_rules[card["uuid"]]) >= {"bone-scan-heterogeneous-soft-tissue-uptake"}
     assert "population-kidney-failure" in evaluation.rules_fired
     differential = evaluation.response.extension["org.calciphylaxis-cds.differential"]
-    assert differential[0]["hypothesis"] == "calciphylaxis"
-    assert differential[0]["evidence_for"][0]["reference"] == "paul-2015-derived-lr"
+    assert differential["version"] == "2"
+    assert differential["causes"][0]["hypothesis"] == "calciphylaxis"
+    assert differential["causes"][0]["evidence_for"][0]["reference"] == "paul-2015-derived-lr"
 
 
 def test_order_card_deletes_the_matched_draft_order():
