@@ -28,7 +28,9 @@ def add_rules_commands(commands: Any) -> None:
         parser.set_defaults(run=run)
         return parser
 
-    add("validate", "load the rule set; print errors as file:line:col", run_validate)
+    validate = add("validate", "load the rule set; print errors as file:line:col", run_validate)
+    validate.add_argument("--all", action="store_true",
+                          help="also list the errors folded under a root cause (consequences of a dropped file or entry)")
     lint = add("lint", "print errors, warnings and notes; fail on errors or warnings", run_lint)
     lint.add_argument("--ignore", action="append", default=[], metavar="CODE",
                       help="do not fail on this warning code (repeatable), e.g. W101 while value sets await rules")
@@ -56,6 +58,10 @@ def run_validate(args: argparse.Namespace) -> int:
     for d in result.diagnostics:
         if d.severity == "error":
             print(d, file=sys.stderr)
+    if result.consequences and args.all:
+        print(f"-- {len(result.consequences)} consequence(s) of the errors above:", file=sys.stderr)
+        for d in result.consequences:
+            print(f"   {d}", file=sys.stderr)
     if result.errors:
         print(f"{len(result.errors)} error(s)", file=sys.stderr)
         return EXIT_FAILURE

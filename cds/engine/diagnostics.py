@@ -26,7 +26,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "E013": ("error", "undefined reference"),
     "E014": ("error", "unknown fact kind"),
     "E015": ("error", "unknown attribute for this fact kind"),
-    "E016": ("error", "likelihood ratio must be greater than 0"),
+    "E016": ("error", "likelihood ratio must be finite, greater than 0 and at most 1000"),
     "E017": ("error", "evidence, prior, test, card threshold or numeric rule threshold without a reference"),
     "E018": ("error", "undefined card template"),
     "E019": ("error", "invalid join (unknown alias, later pattern, or absence)"),
@@ -41,11 +41,14 @@ CODES: dict[str, tuple[Severity, str]] = {
     "E028": ("error", "rule test refers to something undefined"),
     "E029": ("error", "rule has nothing to do (no derive, evidence or card)"),
     "E030": ("error", "evidence cap names a rule that is undefined or weighs nothing for the hypothesis"),
+    "E031": ("error", "number not finite or outside its plausible range"),
+    "E032": ("error", "control, bidirectional or invisible character"),
     "W101": ("warning", "value set defined but used by no rule"),
     "W102": ("warning", "likelihood ratio of 1 has no effect"),
     "W103": ("warning", "active rule without a rule test that fires it"),
     "N201": ("note", "value sets or analytes not found; references to them are not checked"),
     "N202": ("note", "value set used by no rule, with the reason it exists (`used_by:`)"),
+    "N203": ("note", "case path written relative to the repository root instead of the file naming it"),
 }
 
 

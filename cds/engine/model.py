@@ -88,8 +88,8 @@ class DiagnosticTest(Strict):
 
     id: Id
     title: Text
-    lr_positive: Number
-    lr_negative: Number
+    lr_positive: Number = Field(json_schema_extra={"exclusiveMinimum": 0, "maximum": 1000})
+    lr_negative: Number = Field(json_schema_extra={"exclusiveMinimum": 0, "maximum": 1000})
     reference: Id | None = None
     confidence: Confidence
     note: Text | None = None
@@ -105,7 +105,7 @@ class EvidenceCap(Strict):
 
     id: Id
     rules: list[Id] = Field(min_length=2, description="rules whose evidence for this hypothesis is combined")
-    max_likelihood_ratio: Annotated[float, Field(strict=True, gt=1)]
+    max_likelihood_ratio: Annotated[float, Field(strict=True, gt=1, json_schema_extra={"maximum": 1000})]
     reference: Id | None = None
     confidence: Confidence
     reason: Text
@@ -200,7 +200,8 @@ class Derive(Strict):
 
 class Evidence(Strict):
     hypothesis: Id
-    likelihood_ratio: Number = Field(description="> 1 speaks for the hypothesis, < 1 against")
+    likelihood_ratio: Number = Field(description="> 1 speaks for the hypothesis, < 1 against",
+                                     json_schema_extra={"exclusiveMinimum": 0, "maximum": 1000})
     reference: Id | None = None
     confidence: Confidence
     test: Id | None = Field(default=None, description="id of the hypothesis test whose result this is")

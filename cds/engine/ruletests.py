@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from cds.engine.model import RuleTest
+from cds.engine.paths import case_path
 from cds.engine.prepare import facts_from_dicts
 from cds.engine.runner import LoadedEngine, Outcome
 from cds.facts import FactSet
@@ -79,7 +80,7 @@ def check(test: RuleTest, outcome: Outcome) -> list[str]:
 
 def run_rule_tests(engine: LoadedEngine, extractor: CaseExtractor | None = None) -> list[TestResult]:
     results = []
-    repo_root = engine.ruleset.rules_dir.parent
+    rules_dir = engine.ruleset.rules_dir
     for test in engine.ruleset.tests:
         now = datetime.fromisoformat(test.now) if test.now else DEFAULT_NOW
         if test.facts is not None:
@@ -88,7 +89,12 @@ def run_rule_tests(engine: LoadedEngine, extractor: CaseExtractor | None = None)
             if extractor is None:
                 results.append(TestResult(test.id, passed=False, skipped=True, failures=["cds.fhir is not available"]))
                 continue
-            request = orjson.loads((repo_root / str(test.case)).read_bytes())
+            declaring = engine.ruleset.test_files.get(test.id, rules_dir / "tests" / "cases.yaml")
+            path = case_path(rules_dir, declaring, str(test.case))
+            if path is None:
+                results.append(TestResult(test.id, passed=False, failures=[f"case file {test.case!r} not found"]))
+                continue
+            request = orjson.loads(path.read_bytes())
             factset = extractor(request.get("context", {}), request.get("prefetch") or {}, now)
         try:
             outcome = engine.evaluate(factset, test.service)
