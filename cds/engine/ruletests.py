@@ -116,14 +116,18 @@ def run_rule_tests(engine: LoadedEngine, extractor: CaseExtractor | None = None)
     return results
 
 
-def default_extractor(rules_dir: Path) -> CaseExtractor | None:
-    """``cds.fhir.extract_facts`` bound to this rule set's terminology, when the FHIR layer is installed."""
+def default_extractor(rules_dir: Path, warm: bool = True) -> CaseExtractor | None:
+    """``cds.fhir.extract_facts`` bound to this rule set's terminology, when the FHIR layer is installed.
+
+    ``warm`` starts the report-text pipeline now; without it the pipeline starts on the first
+    report that needs it (so a case without reports never pays for it)."""
     try:
         from cds.fhir import Terminology, extract_facts, warm_up  # type: ignore[attr-defined]
     except ImportError:
         return None
     terminology = Terminology.load(rules_dir)
-    warm_up(terminology)
+    if warm:
+        warm_up(terminology)
 
     def extract(context: dict[str, Any], prefetch: dict[str, Any], now: datetime) -> FactSet:
         return extract_facts(context, prefetch, now, terminology)

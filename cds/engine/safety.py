@@ -11,6 +11,7 @@ E032 characters).
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Iterator
 from typing import Any
@@ -99,24 +100,30 @@ def character_problem(char: str) -> str | None:
     return None
 
 
+# Every character ``character_problem`` objects to, for one regex pass over a file (a
+# character-by-character Python loop cost 0.1 s per start on the knowledge base).
+_SUSPECT = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff"
+    + "".join(re.escape(c) for c in (*BIDI, *INVISIBLE))
+    + "]"
+)
+
+
 def scan_characters(text: str) -> list[tuple[int, int, str]]:
     """``(line, column, problem)`` (1-based) for every forbidden character in ``text``.
 
     A byte-order mark at the very start of the file is allowed (editors write it)."""
     found: list[tuple[int, int, str]] = []
-    line, line_start = 1, 0
-    for index, char in enumerate(text):
-        if char == "\n":
-            line, line_start = line + 1, index + 1
-            continue
-        if char.isprintable() and char not in INVISIBLE:
-            # fast path: only non-printables, bidi marks (not printable) and the invisible set matter
-            continue
+    for match in _SUSPECT.finditer(text):
+        index = match.start()
+        char = match.group()
         if index == 0 and char == "\ufeff":
             continue
         problem = character_problem(char)
         if problem:
-            found.append((line, index - line_start + 1, problem))
+            line = text.count("\n", 0, index) + 1
+            column = index - (text.rfind("\n", 0, index) + 1) + 1
+            found.append((line, column, problem))
     return found
 
 
