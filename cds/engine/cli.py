@@ -41,6 +41,16 @@ def add_rules_commands(commands: Any) -> None:
     schema = add("schema", "print the JSON Schema of rule files", run_schema)
     schema.add_argument("--check", type=Path, help="compare with a checked-in copy instead of printing")
     add("report", "print the clinical-content report (Markdown)", run_report)
+    diff = add("diff", "compare the outcome of every case under two rule sets (cards, causes, rules responsible)", run_diff)
+    diff.add_argument("before", help="the rule set to compare with: a directory, or a git revision of the rules "
+                      "directory (e.g. HEAD, main, a commit)")
+    diff.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    diff.add_argument("--fail-on-change", action="store_true", help="exit 1 when any case's outcome changes")
+    diff.add_argument("--population", type=Path, metavar="DIR",
+                      help="evaluate the requests / FHIR Bundles (*.json, *.ndjson) under DIR instead of the rule tests")
+    diff.add_argument("--service", default="calciphylaxis-risk", help="service for Bundles in --population")
+    diff.add_argument("--now", help="evaluation time for --population inputs (ISO 8601; default: now)")
+    diff.add_argument("--engine", choices=["reference", "durable"], default="reference")
 
 
 def _rules_dir(args: argparse.Namespace) -> Path:
@@ -143,3 +153,40 @@ def run_report(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     sys.stdout.write(markdown_report(result.ruleset))
     return EXIT_OK
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from cds.engine import outcomediff
+
+    after_dir = _rules_dir(args)
+    before = Path(args.before)
+    with outcomediff.temporary_directory() as scratch:
+        try:
+            if not before.is_dir():
+                before = outcomediff.checkout_revision(args.before, after_dir, Path(scratch))
+            source = None
+            if args.population is not None:
+                from cds.hooks.services import load_services
+
+                services = list(load_services(after_dir / "services.yaml"))
+                now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
+                population = args.population
+
+                skipped: list[str] = []
+
+                def source():
+                    return outcomediff.population_inputs(population, services, args.service, now, skipped)
+            report = outcomediff.diff(before, after_dir, source, args.engine)
+            if source is not None:
+                for line in skipped:
+                    print(f"cds rules diff: skipped {line}", file=sys.stderr)
+        except outcomediff.DiffError as exc:
+            print(f"cds rules diff: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report.as_json(), indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(outcomediff.markdown(report))
+    return EXIT_FAILURE if args.fail_on_change and report.changed else EXIT_OK

@@ -87,7 +87,6 @@ def why_rule(ruleset: RuleSet, outcome: Outcome, rule_id: str) -> RuleWhy:
     by_kind: dict[str, list[PreparedFact]] = {}
     for fact in (*outcome.facts, *outcome.derived):
         by_kind.setdefault(fact.kind, []).append(fact)
-    aliases = {i: p.alias for i, p in enumerate(compiled.patterns) if p.alias}
     result = RuleWhy(rule_id, fired, "")
     first_failure: str | None = None
     for index, pattern in enumerate(compiled.patterns):
