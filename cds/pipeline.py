@@ -76,7 +76,7 @@ def _build(rules_dir: Path, hook_namespace: str, engine_choice: str, run_tests: 
     except Exception as exc:  # e.g. durable refuses the compiled set, or CDS_ENGINE=durable without it
         raise RulesetLoadError([f"engine {engine_choice}: {exc}"]) from exc
     try:
-        extractor = default_extractor(rules_dir, warm=warm)
+        extractor = default_extractor(rules_dir) if warm else default_extractor(rules_dir, warm=False)
     except Exception as exc:  # the terminology (value sets, analytes) of the FHIR layer does not load
         raise RulesetLoadError([f"terminology (cds.fhir.Terminology.load): {type(exc).__name__}: {exc}"]) from exc
     failures = [

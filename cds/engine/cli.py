@@ -41,6 +41,12 @@ def add_rules_commands(commands: Any) -> None:
     schema = add("schema", "print the JSON Schema of rule files", run_schema)
     schema.add_argument("--check", type=Path, help="compare with a checked-in copy instead of printing")
     add("report", "print the clinical-content report (Markdown)", run_report)
+    coverage = add("coverage", "per rule: a test makes it fire and one keeps it silent; value sets and cards used", run_coverage)
+    coverage.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    coverage.add_argument("--min-fire", type=float, default=0, metavar="PERCENT",
+                          help="fail when fewer active rules have a test making them fire")
+    coverage.add_argument("--min-silent", type=float, default=0, metavar="PERCENT",
+                          help="fail when fewer active rules have a test keeping them silent")
     diff = add("diff", "compare the outcome of every case under two rule sets (cards, causes, rules responsible)", run_diff)
     diff.add_argument("before", help="the rule set to compare with: a directory, or a git revision of the rules "
                       "directory (e.g. HEAD, main, a commit)")
@@ -190,3 +196,33 @@ def run_diff(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(outcomediff.markdown(report))
     return EXIT_FAILURE if args.fail_on_change and report.changed else EXIT_OK
+
+
+def run_coverage(args: argparse.Namespace) -> int:
+    from cds.engine import coverage
+    from cds.engine.ruletests import default_extractor, run_rule_tests
+    from cds.engine.runner import LoadedEngine
+
+    result = _load(args)
+    if result.errors:
+        for d in result.errors:
+            print(d, file=sys.stderr)
+        return EXIT_FAILURE
+    engine = LoadedEngine(result.ruleset, "reference")
+    try:
+        results = run_rule_tests(engine, default_extractor(_rules_dir(args), warm=False))
+    finally:
+        engine.close()
+    measured = coverage.measure(result.ruleset, results)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(measured.as_json(), indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(coverage.markdown(measured))
+    status = EXIT_OK
+    for what, minimum, noun in (("fired_by", args.min_fire, "fire"), ("silent_by", args.min_silent, "stay silent")):
+        if measured.percent(what) < minimum:
+            missing = measured.uncovered(what)
+            print(f"FAIL: {measured.percent(what):.0f}% of active rules have a test making them {noun} "
+                  f"(minimum {minimum:g}%); missing: {', '.join(missing)}", file=sys.stderr)
+            status = EXIT_FAILURE
+    return status

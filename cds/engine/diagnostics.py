@@ -46,9 +46,11 @@ CODES: dict[str, tuple[Severity, str]] = {
     "W101": ("warning", "value set defined but used by no rule"),
     "W102": ("warning", "likelihood ratio of 1 has no effect"),
     "W103": ("warning", "active rule without a rule test that fires it"),
+    "W104": ("warning", "active rule without a rule test that keeps it silent (rule file with tests beside it)"),
     "N201": ("note", "value sets or analytes not found; references to them are not checked"),
     "N202": ("note", "value set used by no rule, with the reason it exists (`used_by:`)"),
     "N203": ("note", "case path written relative to the repository root instead of the file naming it"),
+    "N204": ("note", "rule file without a tests file beside it (X.tests.yaml)"),
 }
 
 

@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from cds.engine import ir, rootcause, safety
+from cds.engine.beside import check_tests_beside
 from cds.engine.diagnostics import Diagnostic, RulesetError
 from cds.engine.model import (
     PATTERN_KINDS,
@@ -103,6 +104,8 @@ class RuleSet:
     diagnostics: tuple[Diagnostic, ...] = ()
     # rule test id -> the file that declares it: `case:` paths resolve relative to it
     test_files: Mapping[str, Path] = field(default_factory=dict)
+    # rule id -> the file that defines it (tests beside a rule file check that file's rules)
+    rule_files: Mapping[str, Path] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -517,6 +520,7 @@ class _Checker:
             services=self.services,
             aliases=aliases,
             test_files={k: self.rules_dir.parent / v.file for k, v in tests.items()},
+            rule_files={k: self.rules_dir.parent / v.file for k, v in rules.items()},
         )
 
     # ------------------------------------------------------------------ helpers
@@ -952,6 +956,7 @@ class _Checker:
         for item in rules.values():
             if item.value.status == "active" and item.value.id not in fired:
                 self.out.add(item.at("id"), "W103", "no rule test expects this rule to fire", item.value.id)
+        check_tests_beside(self.rules_dir, rules, tests, self.out)
 
 
 def _has_numeric_threshold(rule: Rule) -> bool:

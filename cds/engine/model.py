@@ -304,6 +304,11 @@ class Expect(Strict):
     no_cards: bool = False
     top: Id | None = Field(default=None, description="hypothesis expected first in the differential")
     posterior: dict[Id, Range] = Field(default_factory=dict)
+    allow_other_firings: bool = Field(
+        default=False,
+        description="in a tests file beside a rule file (X.tests.yaml beside X.yaml): without this, a rule of X that "
+        "fires but is not in `fired` fails the test",
+    )
 
 
 class RuleTest(Strict):

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from cds.engine.beside import unexpected_firings
 from cds.engine.model import RuleTest
 from cds.engine.paths import case_path
 from cds.engine.prepare import facts_from_dicts
@@ -81,6 +82,8 @@ def check(test: RuleTest, outcome: Outcome) -> list[str]:
 def run_rule_tests(engine: LoadedEngine, extractor: CaseExtractor | None = None) -> list[TestResult]:
     results = []
     rules_dir = engine.ruleset.rules_dir
+    # Several tests (one per topic file) may read the same case at the same time: extract it once.
+    extracted: dict[tuple[Path, datetime], FactSet] = {}
     for test in engine.ruleset.tests:
         now = datetime.fromisoformat(test.now) if test.now else DEFAULT_NOW
         if test.facts is not None:
@@ -94,14 +97,22 @@ def run_rule_tests(engine: LoadedEngine, extractor: CaseExtractor | None = None)
             if path is None:
                 results.append(TestResult(test.id, passed=False, failures=[f"case file {test.case!r} not found"]))
                 continue
-            request = orjson.loads(path.read_bytes())
-            factset = extractor(request.get("context", {}), request.get("prefetch") or {}, now)
+            if (path, now) not in extracted:
+                request = orjson.loads(path.read_bytes())
+                extracted[(path, now)] = extractor(request.get("context", {}), request.get("prefetch") or {}, now)
+            factset = extracted[(path, now)]
         try:
             outcome = engine.evaluate(factset, test.service)
         except Exception as exc:  # a crash is a failure of this test, reported with the others
             results.append(TestResult(test.id, passed=False, failures=[f"evaluation raised {type(exc).__name__}: {exc}"]))
             continue
         failures = check(test, outcome)
+        if not test.expect.allow_other_firings:
+            extra = unexpected_firings(engine.ruleset.test_files.get(test.id), engine.ruleset.rule_files,
+                                       test.expect.fired, outcome.rules_fired)
+            if extra:
+                failures.append(f"rule(s) of the file beside this test fired unexpectedly: {', '.join(extra)} "
+                                "(list them in `fired`, or say `allow_other_firings: true`)")
         if test.known_gap is not None:
             # Like semgrep's todoruleid: the gap is documented and does not fail the build, but a gap
             # that no longer reproduces must be cleaned up, so that the list of gaps stays true.
