@@ -40,6 +40,10 @@ def add_rules_commands(commands: Any) -> None:
     test.add_argument("--verbose", "-v", action="store_true", help="print the rules fired for each test")
     schema = add("schema", "print the JSON Schema of rule files", run_schema)
     schema.add_argument("--check", type=Path, help="compare with a checked-in copy instead of printing")
+    schema.add_argument("--write", action="store_true",
+                        help="regenerate rules/schemas/*.schema.json and the `# yaml-language-server` line of every file")
+    schema.add_argument("--check-all", action="store_true",
+                        help="fail when a schema under rules/schemas/ or a file's modeline is out of date")
     add("report", "print the clinical-content report (Markdown)", run_report)
     coverage = add("coverage", "per rule: a test makes it fire and one keeps it silent; value sets and cards used", run_coverage)
     coverage.add_argument("--format", choices=["markdown", "json"], default="markdown")
@@ -136,7 +140,22 @@ def run_test(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
+    from cds.engine import schemas
     from cds.engine.model import json_schema
+
+    if args.write:
+        for path in schemas.write(_rules_dir(args)):
+            print(f"wrote {path}")
+        return EXIT_OK
+    if args.check_all:
+        problems = schemas.stale(_rules_dir(args))
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            print("run `cds rules schema --write`", file=sys.stderr)
+            return EXIT_FAILURE
+        print("schemas and modelines are up to date")
+        return EXIT_OK
 
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
     if args.check:
