@@ -70,7 +70,7 @@ def _build(rules_dir: Path, hook_namespace: str, engine_choice: str, run_tests: 
     services = load_services(rules_dir / "services.yaml", hook_namespace)
     result = load_ruleset(rules_dir, [s.id for s in services])
     if result.ruleset is None or result.errors:
-        raise RulesetLoadError([str(d) for d in result.errors])
+        raise RulesetLoadError([d.with_link() for d in result.errors])
     try:
         engine = LoadedEngine(result.ruleset, engine_choice)  # type: ignore[arg-type]
     except Exception as exc:  # e.g. durable refuses the compiled set, or CDS_ENGINE=durable without it

@@ -77,7 +77,7 @@ def run_validate(args: argparse.Namespace) -> int:
     result = _load(args)
     for d in result.diagnostics:
         if d.severity == "error":
-            print(d, file=sys.stderr)
+            print(d.with_link(), file=sys.stderr)
     if result.consequences and args.all:
         print(f"-- {len(result.consequences)} consequence(s) of the errors above:", file=sys.stderr)
         for d in result.consequences:
@@ -95,7 +95,7 @@ def run_lint(args: argparse.Namespace) -> int:
     result = _load(args)
     ignored = {code.upper() for code in args.ignore}
     for d in result.diagnostics:
-        print(d)
+        print(d.with_link() if d.severity != "note" else d)
     counts = {s: sum(d.severity == s for d in result.diagnostics) for s in ("error", "warning", "note")}
     failing_warnings = sum(d.severity == "warning" and d.code not in ignored for d in result.diagnostics)
     print(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['note']} note(s)"

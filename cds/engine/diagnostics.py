@@ -1,6 +1,7 @@
 """Messages to rule authors: ``file:line:col: CODE message (rule id)``.
 
-Codes are stable; ``docs/writing-rules.md`` explains each one. Errors refuse a
+Codes are stable; ``docs/rule-errors.md`` has a section per code (what it means, a wrong
+and a right example), and ``Diagnostic.with_link()`` points to it. Errors refuse a
 rule set, warnings fail ``cds rules lint`` but not loading, notes are
 informational.
 """
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["error", "warning", "note"]
+DOCS_PAGE = "docs/rule-errors.md"
 
 # code -> (severity, one-line explanation). The single registry of codes.
 CODES: dict[str, tuple[Severity, str]] = {
@@ -66,6 +68,14 @@ class Diagnostic:
     @property
     def severity(self) -> Severity:
         return CODES[self.code][0]
+
+    @property
+    def link(self) -> str:
+        return f"{DOCS_PAGE}#{self.code.lower()}"
+
+    def with_link(self) -> str:
+        """The message and the page that explains its code (CLI output, reload log, /readyz)."""
+        return f"{self} [{self.link}]"
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
