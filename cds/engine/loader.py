@@ -238,7 +238,7 @@ def load_ruleset(rules_dir: Path, services: Iterable[str] | None = None) -> Load
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue  # reported by the layer that reads the file
-        _parse_checked(text, display(path), out)
+        _check_other_file(text, display(path), out)
 
     if services is None:
         services = _read_service_ids(rules_dir / "services.yaml")
@@ -274,6 +274,20 @@ def _parse_checked(text: str, name: str, out: _Collector) -> PositionedYaml | No
         line, column = doc.where(number_path)
         out.add((name, line, column), "E031", f"{'.'.join(map(str, number_path))}: {value} is not a finite number")
     return doc
+
+
+def _check_other_file(text: str, name: str, out: _Collector) -> None:
+    """``_parse_checked`` for a file another layer reads: the fast C parser first, positions
+    (the slower positioned parse) only when there is something to report."""
+    if not safety.scan_characters(text):
+        try:
+            data = load_yaml(text)
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError):
+            pass  # the positioned parse below reports it with its place
+        else:
+            if not any(True for _ in safety.non_finite(data)):
+                return
+    _parse_checked(text, name, out)
 
 
 def _other_yaml_files(rules_dir: Path) -> list[Path]:
