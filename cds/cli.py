@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     from cds.engine.cli import add_rules_commands
 
     add_rules_commands(commands)
+
+    studio = commands.add_parser("studio", help="rule playground in the browser (loopback only, no authentication)")
+    studio.add_argument("--rules", type=Path, help="rules directory (CDS_RULES_DIR)")
+    studio.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
+    studio.set_defaults(run=run_studio)
     return parser
 
 
@@ -149,6 +154,28 @@ def run_openapi(args: argparse.Namespace) -> int:
     from cds.hooks.openapi import contract_yaml
 
     sys.stdout.write(contract_yaml())
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- studio
+
+
+def run_studio(args: argparse.Namespace) -> int:
+    """The playground: never in the production profile, never on a non-loopback address."""
+    if os.environ.get("CDS_PROFILE", "").strip().lower() == "production":
+        print("cds studio: refused in the production profile (CDS_PROFILE=production): it has no authentication",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    import uvicorn
+
+    from cds.studio.app import create_studio_app
+
+    from cds.settings import DEFAULT_RULES_DIR
+
+    rules_dir = args.rules or Path(os.environ.get("CDS_RULES_DIR", DEFAULT_RULES_DIR))
+    app = create_studio_app(rules_dir)
+    print(f"cds studio: http://127.0.0.1:{args.port}/ (rules: {rules_dir}; loopback only, no authentication)", file=sys.stderr)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
     return EXIT_OK
 
 
