@@ -168,9 +168,8 @@ def run_studio(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     import uvicorn
 
-    from cds.studio.app import create_studio_app
-
     from cds.settings import DEFAULT_RULES_DIR
+    from cds.studio.app import create_studio_app
 
     rules_dir = args.rules or Path(os.environ.get("CDS_RULES_DIR", DEFAULT_RULES_DIR))
     app = create_studio_app(rules_dir)
