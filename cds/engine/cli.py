@@ -34,7 +34,7 @@ def add_rules_commands(commands: Any) -> None:
     lint = add("lint", "print errors, warnings and notes; fail on errors or warnings", run_lint)
     lint.add_argument("--ignore", action="append", default=[], metavar="CODE",
                       help="do not fail on this warning code (repeatable), e.g. W101 while value sets await rules")
-    test = add("test", "run the rule tests (rules/tests/*.yaml)", run_test)
+    test = add("test", "run the rule tests (every `tests:` under rules/, e.g. rules/rules/X.tests.yaml)", run_test)
     test.add_argument("--engine", choices=["both", "reference", "durable"], default="both",
                       help="backend(s) to run on (default: both when durable-rules is importable)")
     test.add_argument("--verbose", "-v", action="store_true", help="print the rules fired for each test")
