@@ -38,6 +38,7 @@ def add_rules_commands(commands: Any) -> None:
     test.add_argument("--engine", choices=["both", "reference", "durable"], default="both",
                       help="backend(s) to run on (default: both when durable-rules is importable)")
     test.add_argument("--verbose", "-v", action="store_true", help="print the rules fired for each test")
+    test.add_argument("--only", metavar="REGEX", help="run only the tests whose id matches REGEX (re.search)")
     schema = add("schema", "print the JSON Schema of rule files", run_schema)
     schema.add_argument("--check", type=Path, help="compare with a checked-in copy instead of printing")
     schema.add_argument("--write", action="store_true",
@@ -118,15 +119,30 @@ def run_test(args: argparse.Namespace) -> int:
     if args.engine == "both" and not durable_backend.AVAILABLE:
         print("note: durable-rules is not importable; testing the reference interpreter only", file=sys.stderr)
         engines = ["reference"]
+    import re
+
     extractor = default_extractor(_rules_dir(args))
+    only = re.compile(args.only).search if args.only else None
+    display_root = _rules_dir(args).parent
+
+    def where(test_id: str) -> str:
+        path = rs.test_files.get(test_id)
+        if path is None:
+            return "?"
+        try:
+            shown = path.relative_to(display_root)
+        except ValueError:
+            shown = path
+        return f"{shown}:{rs.test_lines.get(test_id, 0)}"
+
     ran, failed = 0, 0
     for name in engines:
         engine = LoadedEngine(rs, name)  # type: ignore[arg-type]
         try:
-            results = run_rule_tests(engine, extractor)
+            results = run_rule_tests(engine, extractor, only)
         finally:
             engine.close()
-        print(format_report(results, engine.backend))
+        print(format_report(results, engine.backend, where))
         if args.verbose:
             for r in results:
                 if r.outcome is not None:

@@ -106,6 +106,8 @@ class RuleSet:
     test_files: Mapping[str, Path] = field(default_factory=dict)
     # rule id -> the file that defines it (tests beside a rule file check that file's rules)
     rule_files: Mapping[str, Path] = field(default_factory=dict)
+    # rule test id -> line of its `id:` in its file (test failures name file:line)
+    test_lines: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -535,6 +537,7 @@ class _Checker:
             aliases=aliases,
             test_files={k: self.rules_dir.parent / v.file for k, v in tests.items()},
             rule_files={k: self.rules_dir.parent / v.file for k, v in rules.items()},
+            test_lines={k: v.at("id")[1] for k, v in tests.items()},
         )
 
     # ------------------------------------------------------------------ helpers

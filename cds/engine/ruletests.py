@@ -79,12 +79,17 @@ def check(test: RuleTest, outcome: Outcome) -> list[str]:
     return failures
 
 
-def run_rule_tests(engine: LoadedEngine, extractor: CaseExtractor | None = None) -> list[TestResult]:
+def run_rule_tests(
+    engine: LoadedEngine, extractor: CaseExtractor | None = None, only: Callable[[str], bool] | None = None
+) -> list[TestResult]:
+    """Run the rule set's tests (those whose id ``only`` accepts, when given)."""
     results = []
     rules_dir = engine.ruleset.rules_dir
     # Several tests (one per topic file) may read the same case at the same time: extract it once.
     extracted: dict[tuple[Path, datetime], FactSet] = {}
     for test in engine.ruleset.tests:
+        if only is not None and not only(test.id):
+            continue
         now = datetime.fromisoformat(test.now) if test.now else DEFAULT_NOW
         if test.facts is not None:
             factset = facts_from_dicts(test.facts)
@@ -146,10 +151,12 @@ def default_extractor(rules_dir: Path, warm: bool = True) -> CaseExtractor | Non
     return extract
 
 
-def format_report(results: list[TestResult], backend: str) -> str:
+def format_report(results: list[TestResult], backend: str, where: Callable[[str], str] | None = None) -> str:
+    """One line per test (a failing one with ``where(test id)``, its file:line), then the totals."""
     lines = []
     for r in results:
-        lines.append(f"{r.status}  {r.id}")
+        place = f"  ({where(r.id)})" if where is not None and not r.passed and not r.skipped else ""
+        lines.append(f"{r.status}  {r.id}{place}")
         for failure in r.failures:
             lines.append(f"      - {failure}")
     passed = sum(r.passed and not r.gap for r in results)

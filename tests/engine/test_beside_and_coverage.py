@@ -109,3 +109,16 @@ def test_coverage_threshold_fails_the_command(tmp_path, capsys):
     assert uncovered, "the sample pack has rules without a silent case"
     assert main(["rules", "coverage", "--rules", str(rules), "--min-silent", "100"]) == 1
     assert uncovered[0] in capsys.readouterr().err
+
+
+def test_a_failing_test_names_its_file_and_line_and_only_filters(tmp_path, capsys):
+    rules = beside(tmp_path, FIRES_AND_SILENT + f"""\
+  - id: both-fire-one-listed
+    service: calciphylaxis-risk
+    facts: [{ESRD}, {WARFARIN}, {CAXP_75}]
+    expect: {{fired: [warfarin-in-kidney-failure]}}
+""")
+    assert main(["rules", "test", "--rules", str(rules), "--engine", "reference", "--only", "^both-fire"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  both-fire-one-listed  (rules/rules/risk-factors.tests.yaml:10)" in out
+    assert "0 passed, 1 failed" in out and "warfarin-fires" not in out
