@@ -81,6 +81,8 @@ class ValueSetInfo:
     # Why a value set exists although no rule uses it (read by another layer, kept on purpose):
     # `used_by:` in the value-set file turns lint warning W101 into note N202.
     used_by: str | None = None
+    # where the value set is defined (file, line, column), for lint messages
+    where: tuple[str, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -391,7 +393,8 @@ def _read_terminology(
         valuesets = {}
         for path in sorted(folder.glob("*.yaml")):
             try:
-                raw = load_yaml(path.read_text(encoding="utf-8")) or {}
+                text = path.read_text(encoding="utf-8")
+                raw = load_yaml(text) or {}
             except (OSError, yaml.YAMLError) as exc:
                 out.add((display(path), 0, 0), "E006", f"cannot read value sets: {exc}")
                 continue
@@ -408,7 +411,8 @@ def _read_terminology(
                     else:
                         exact.add((system, code))
                 used_by = entry.get("used_by") if isinstance(entry.get("used_by"), str) else None
-                valuesets[entry["id"]] = ValueSetInfo(entry["id"], entry.get("fact_kind"), frozenset(exact), tuple(prefixes), used_by)
+                valuesets[entry["id"]] = ValueSetInfo(entry["id"], entry.get("fact_kind"), frozenset(exact), tuple(prefixes),
+                                                      used_by, _id_position(text, display(path), entry["id"]))
     else:
         out.add((display(folder), 0, 0), "N201", "rules/valuesets/ not found: value-set references are not checked")
     analytes: set[str] | None = None
@@ -961,7 +965,7 @@ class _Checker:
         if self.valuesets is None:
             return
         for vs in sorted(set(self.valuesets) - self.used_valuesets):
-            where = (str(Path(self.rules_dir.name) / "valuesets"), 0, 0)
+            where = self.valuesets[vs].where or (str(Path(self.rules_dir.name) / "valuesets"), 0, 0)
             used_by = self.valuesets[vs].used_by
             if used_by:
                 self.out.add(where, "N202", f"value set {vs!r} is used by no rule; kept because: {used_by.strip()}")
@@ -974,6 +978,15 @@ class _Checker:
             if item.value.status == "active" and item.value.id not in fired:
                 self.out.add(item.at("id"), "W103", "no rule test expects this rule to fire", item.value.id)
         check_tests_beside(self.rules_dir, rules, tests, self.out)
+
+
+def _id_position(text: str, name: str, ident: str) -> tuple[str, int, int] | None:
+    """Where ``id: <ident>`` is written in ``text`` (the value-set files are read without positions)."""
+    match = re.search(rf"^([ \t]*-?[ \t]*)id:[ \t]*['\"]?{re.escape(ident)}['\"]?[ \t]*$", text, re.MULTILINE)
+    if match is None:
+        return None
+    line = text.count("\n", 0, match.start()) + 1
+    return name, line, len(match.group(1)) + 1
 
 
 def _has_numeric_threshold(rule: Rule) -> bool:

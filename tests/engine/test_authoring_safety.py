@@ -199,3 +199,18 @@ def test_a_copied_rule_set_validates_and_its_tests_find_their_cases(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "cds.cli", "rules", "validate", "--rules", str(target)], check=False,
                           capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert "E028" not in proc.stderr, proc.stderr[:2000]
+
+
+def test_an_unused_value_set_is_reported_at_its_definition(tmp_path):
+    # The trial: "W101 value set 'x' is used by no rule" with no file or line.
+    rules = copy_rules(tmp_path)
+    write(rules / "valuesets" / "extra.yaml", """\
+valuesets:
+  - id: kidney-stone
+    title: Kidney stones
+    fact_kind: condition
+    codes:
+      - {system: "http://snomed.info/sct", code: "95570007", display: "Kidney stone", confidence: S}
+""")
+    found = [d for d in load_ruleset(rules).diagnostics if d.code == "W101" and "'kidney-stone'" in d.message]
+    assert [(d.file, d.line, d.column) for d in found] == [("rules/valuesets/extra.yaml", 2, 5)]
