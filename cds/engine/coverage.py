@@ -51,12 +51,12 @@ def measure(ruleset: RuleSet, results: list[TestResult]) -> Coverage:
             continue
         expect = expectations[result.id]
         fired = set(result.outcome.rules_fired)
-        for rule in expect.fired:
-            if rule in coverage.rules and rule in fired:
-                coverage.rules[rule]["fired_by"].append(result.id)
-        for rule in expect.not_fired:
-            if rule in coverage.rules and rule not in fired:
-                coverage.rules[rule]["silent_by"].append(result.id)
+        for rule_id in expect.fired:
+            if rule_id in coverage.rules and rule_id in fired:
+                coverage.rules[rule_id]["fired_by"].append(result.id)
+        for rule_id in expect.not_fired:
+            if rule_id in coverage.rules and rule_id not in fired:
+                coverage.rules[rule_id]["silent_by"].append(result.id)
 
     membership_attr = {m.attr: m.valueset for m in ruleset.compiled.memberships}
     used_by_rules = _valuesets_by_rule(ruleset)

@@ -152,27 +152,33 @@ def plan(rules_dir: Path) -> Plan:
         generated.setdefault((tests_file_for(rule_file_of[rule.id]), source_test), []).append(rule.id)
     by_id = {t.id: t for t in ruleset.tests}
     for (target, source_id), rule_ids in sorted(generated.items()):
-        source = by_id[source_id]
-        entry: dict[str, Any] = {
+        origin = by_id[source_id]
+        generated_test: dict[str, Any] = {
             "id": f"silent-{Path(target).name.removesuffix(TESTS_SUFFIX)}-on-{source_id}"[:80].rstrip("-"),
             "description": f"{GENERATED}: the input of {source_id}, on which these rules come nearest to firing "
                            "without firing (a look-alike); they must stay silent.",
-            "service": source.service,
+            "service": origin.service,
         }
-        if source.case is not None:
-            case_target = f"{CASES_DIR}/{case_path(rules_dir, ruleset.test_files[source_id], source.case).name}"
-            entry["case"] = _case_relative(target, case_target)
+        if origin.case is not None:
+            case_target = f"{CASES_DIR}/{_name(case_path(rules_dir, ruleset.test_files[source_id], origin.case))}"
+            generated_test["case"] = _case_relative(target, case_target)
         else:
-            entry["facts"] = [dict(f) for f in source.facts or []]
-        if source.now:
-            entry["now"] = source.now
-        entry["expect"] = {"not_fired": sorted(rule_ids), "allow_other_firings": True}
-        out.files.setdefault(target, []).append(entry)
+            generated_test["facts"] = [dict(f) for f in origin.facts or []]
+        if origin.now:
+            generated_test["now"] = origin.now
+        generated_test["expect"] = {"not_fired": sorted(rule_ids), "allow_other_firings": True}
+        out.files.setdefault(target, []).append(generated_test)
 
     for relative in sorted({f for f, _ in raw.values()}):
         if relative.split("/")[0] == LEGACY_DIR and relative not in out.files:
             out.remove.append(relative)
     return out
+
+
+def _name(path: Path | None) -> str:
+    if path is None:
+        raise SystemExit("migrate_tests: a case file disappeared while migrating")
+    return path.name
 
 
 def _nearest_miss(ruleset: RuleSet, results: dict[str, TestResult], rule_id: str) -> str | None:

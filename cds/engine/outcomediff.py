@@ -93,7 +93,7 @@ def population_inputs(
     from cds.cli import request_from_bundle  # the CLI's Bundle -> request (one definition)
 
     by_id = {s.id: s for s in services}
-    by_hook = {}
+    by_hook: dict[str, str] = {}
     for service in services:
         by_hook.setdefault(service.hook, service.id)
     if default_service not in by_id:

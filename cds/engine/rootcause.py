@@ -50,7 +50,8 @@ def drop_entries(doc: PositionedYaml, bad: set[tuple[str, int]]) -> tuple[Positi
         items = data.get(section)
         if not isinstance(items, list):
             continue
-        kept, mapping = [], {}
+        kept: list[Any] = []
+        mapping: dict[int, int] = {}
         for index, entry in enumerate(items):
             if (section, index) in bad:
                 if isinstance(entry, dict) and isinstance(entry.get("id"), str):
