@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,11 +43,17 @@ def commands(rules: Path) -> dict[str, list[str]]:
     }
 
 
-def timed(argv: list[str]) -> tuple[float, int]:
+def timed(argv: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, CPU seconds (user + system of the child: what the command costs on an idle core,
+    nearly independent of other load on a shared machine), exit code."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, check=False)
-    return time.perf_counter() - started, result.returncode
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, result.returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,18 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = commands(args.rules.resolve())
     samples: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     codes: dict[str, set[int]] = {name: set() for name in runs}
     for _ in range(args.repeat):
         for name, command in runs.items():  # interleaved, so that load changes hit every command alike
-            seconds, code = timed(command)
+            seconds, cpu_seconds, code = timed(command)
             samples[name].append(seconds)
+            cpu[name].append(cpu_seconds)
             codes[name].add(code)
     baseline = statistics.median(samples["rules validate"])
     load = os.getloadavg()
     print(f"Rule-author loop, {args.repeat} rounds, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
           f"on {os.cpu_count()} cores\n")
-    print("| command | median s | min s | max s | × rules validate | exit codes | target |")
-    print("|---|---|---|---|---|---|---|")
+    print("| command | median s | min s | max s | median CPU s | × rules validate | exit codes | target |")
+    print("|---|---|---|---|---|---|---|---|")
     missed = []
     for name, values in samples.items():
         median = statistics.median(values)
@@ -77,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             verdict = f"< {target:g} s: {'met' if median < target else 'MISSED'}"
             if median >= target:
                 missed.append(name)
-        print(f"| `{name}` | {median:.2f} | {min(values):.2f} | {max(values):.2f} | {median / baseline:.2f} | "
+        print(f"| `{name}` | {median:.2f} | {min(values):.2f} | {max(values):.2f} | "
+              f"{statistics.median(cpu[name]):.2f} | {median / baseline:.2f} | "
               f"{','.join(map(str, sorted(codes[name])))} | {verdict} |")
     if missed:
         print(f"\ntargets missed: {', '.join(missed)}", file=sys.stderr)

@@ -136,10 +136,11 @@ def run_test(args: argparse.Namespace) -> int:
         return f"{shown}:{rs.test_lines.get(test_id, 0)}"
 
     ran, failed = 0, 0
+    extracted: dict[Any, Any] = {}  # case facts, shared by both backends
     for name in engines:
         engine = LoadedEngine(rs, name)  # type: ignore[arg-type]
         try:
-            results = run_rule_tests(engine, extractor, only)
+            results = run_rule_tests(engine, extractor, only, extracted)
         finally:
             engine.close()
         print(format_report(results, engine.backend, where))

@@ -80,13 +80,19 @@ def check(test: RuleTest, outcome: Outcome) -> list[str]:
 
 
 def run_rule_tests(
-    engine: LoadedEngine, extractor: CaseExtractor | None = None, only: Callable[[str], bool] | None = None
+    engine: LoadedEngine,
+    extractor: CaseExtractor | None = None,
+    only: Callable[[str], bool] | None = None,
+    extracted: dict[tuple[Path, datetime], FactSet] | None = None,
 ) -> list[TestResult]:
-    """Run the rule set's tests (those whose id ``only`` accepts, when given)."""
+    """Run the rule set's tests (those whose id ``only`` accepts, when given).
+
+    Several tests may read the same case at the same time (a whole-case test and the silent cases
+    beside the rules): its facts are extracted once, in ``extracted`` (pass one dict to share it
+    between the runs on both backends; facts do not depend on the backend)."""
     results = []
     rules_dir = engine.ruleset.rules_dir
-    # Several tests (one per topic file) may read the same case at the same time: extract it once.
-    extracted: dict[tuple[Path, datetime], FactSet] = {}
+    extracted = {} if extracted is None else extracted
     for test in engine.ruleset.tests:
         if only is not None and not only(test.id):
             continue
