@@ -58,3 +58,28 @@ def test_case_copies_beside_the_tests_match_the_generated_cases():
         original = REPO / "fhir_examples" / "requests" / copy.name
         if original.is_file():
             assert copy.read_bytes() == original.read_bytes(), f"{copy.name}: run python -m cds.engine.migrate_tests"
+
+
+@pytest.mark.slow
+def test_a_rerun_after_a_merge_takes_the_old_layout_copy_of_a_test_and_regenerates_silent_cases(tmp_path):
+    # After merging a branch that edited rules/tests/*.yaml (the old layout), a test id exists twice:
+    # the migrated copy and the edited one. The re-run keeps the edited one and moves it into place.
+    rules = copy_live_rules(tmp_path)
+    migrate_tests.apply(rules, migrate_tests.plan(rules))
+    ruleset = load_or_raise(rules)
+    test = next(t for t in ruleset.tests if t.facts is not None and not (t.description or "").startswith("Generated"))
+    legacy = rules / "tests" / "edited-on-another-branch.yaml"
+    legacy.parent.mkdir(exist_ok=True)
+    import yaml
+
+    edited = {"id": test.id, "description": "EDITED on another branch", "service": test.service,
+              "facts": [dict(f) for f in test.facts or []], "expect": {"fired": list(test.expect.fired)}}
+    legacy.write_text(yaml.safe_dump({"tests": [edited]}, sort_keys=False))
+    assert load_ruleset(rules).errors, "the duplicate id is an error until the re-run"
+    assert migrate_tests.main(["--rules", str(rules)]) == 0
+    result = load_ruleset(rules)
+    assert result.errors == []
+    moved = [t for t in result.ruleset.tests if t.id == test.id]
+    assert len(moved) == 1 and moved[0].description == "EDITED on another branch"
+    assert not legacy.exists()
+    assert migrate_tests.main(["--rules", str(rules), "--check"]) == 0
