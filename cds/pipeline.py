@@ -80,12 +80,25 @@ def _build(rules_dir: Path, hook_namespace: str, engine_choice: str, run_tests: 
     except Exception as exc:  # the terminology (value sets, analytes) of the FHIR layer does not load
         raise RulesetLoadError([f"terminology (cds.fhir.Terminology.load): {type(exc).__name__}: {exc}"]) from exc
     failures = [
-        f"rule test {r.id}: {failure}" for r in run_rule_tests(engine, extractor) if not r.passed and not r.skipped
+        f"{_test_location(result.ruleset, rules_dir, r.id)}: rule test {r.id}: {failure}"
+        for r in run_rule_tests(engine, extractor) if not r.passed and not r.skipped
         for failure in r.failures
     ] if run_tests else []
     if failures:
         raise RulesetLoadError(failures)
     return _Loaded(services, result.ruleset, engine, extractor, datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def _test_location(ruleset: RuleSet, rules_dir: Path, test_id: str) -> str:
+    """``rules/rules/x.tests.yaml:12``: where a failing rule test is written (reload log, /readyz)."""
+    path = ruleset.test_files.get(test_id)
+    if path is None:
+        return str(rules_dir.name)
+    try:
+        shown: Path | str = path.relative_to(rules_dir.parent)
+    except ValueError:
+        shown = path
+    return f"{shown}:{ruleset.test_lines.get(test_id, 0)}"
 
 
 class Pipeline:

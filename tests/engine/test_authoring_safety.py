@@ -214,3 +214,15 @@ valuesets:
 """)
     found = [d for d in load_ruleset(rules).diagnostics if d.code == "W101" and "'kidney-stone'" in d.message]
     assert [(d.file, d.line, d.column) for d in found] == [("rules/valuesets/extra.yaml", 2, 5)]
+
+
+def test_a_reload_refused_by_a_failing_rule_test_names_the_test_file_and_line(tmp_path):
+    from cds.pipeline import RulesetLoadError, _build
+
+    rules = copy_rules(tmp_path)
+    imaging = rules / "rules" / "imaging.yaml"
+    imaging.write_text(imaging.read_text().replace("likelihood_ratio: 29.7", "likelihood_ratio: 2.97"))
+    with pytest.raises(RulesetLoadError) as caught:
+        _build(rules, "org.calciphylaxis-cds", "reference")
+    line = next(line for line in caught.value.lines if "rule test esrd-ulcer-positive-bone-scan" in line)
+    assert line.startswith("rules/tests/sample.yaml:"), line
