@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--rules", type=Path, help="rules directory")
     evaluate.add_argument("--json", action="store_true", help="print the raw CDS Hooks response")
     evaluate.add_argument("--trace", action="store_true", help="print the evaluation trace")
+    evaluate.add_argument("--now", type=_timestamp, help="evaluation time, ISO 8601 (default: the reference date of the "
+                          "shipped case that is FILE, from its rule test; otherwise the current time)")
+    evaluate.add_argument("--why", action="append", default=[], metavar="ID",
+                          help="explain why a rule fired or not (first failing pattern, the values seen), or why a "
+                          "card template was raised or not (service, rule intent, threshold); repeatable")
+    evaluate.add_argument("--check-tests", action="store_true",
+                          help="also run the rule tests and warn about failures (evaluate never refuses on them)")
     evaluate.set_defaults(run=run_evaluate)
 
     config = commands.add_parser("config", help="configuration")
@@ -84,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     from cds.screen.cli import add_screen_commands  # population screening on Dask (issue 19)
 
     add_screen_commands(commands)
+
+    studio = commands.add_parser("studio", help="rule playground in the browser (loopback only, no authentication)")
+    studio.add_argument("--rules", type=Path, help="rules directory (CDS_RULES_DIR)")
+    studio.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
+    studio.set_defaults(run=run_studio)
     return parser
 
 
@@ -162,6 +174,27 @@ def run_openapi(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------- studio
+
+
+def run_studio(args: argparse.Namespace) -> int:
+    """The playground: never in the production profile, never on a non-loopback address."""
+    if os.environ.get("CDS_PROFILE", "").strip().lower() == "production":
+        print("cds studio: refused in the production profile (CDS_PROFILE=production): it has no authentication",
+              file=sys.stderr)
+        return EXIT_FAILURE
+    import uvicorn
+
+    from cds.settings import DEFAULT_RULES_DIR
+    from cds.studio.app import create_studio_app
+
+    rules_dir = args.rules or Path(os.environ.get("CDS_RULES_DIR", DEFAULT_RULES_DIR))
+    app = create_studio_app(rules_dir)
+    print(f"cds studio: http://127.0.0.1:{args.port}/ (rules: {rules_dir}; loopback only, no authentication)", file=sys.stderr)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- evaluate
 
 
@@ -182,7 +215,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"cds evaluate: {args.file} must hold a JSON object", file=sys.stderr)
         return EXIT_FAILURE
 
-    pipeline = Pipeline.load(settings.rules_dir, settings.hook_namespace, engine=settings.engine)
+    # The rules on disk as they are, tested or not: an author needs to see what an edit does while a
+    # test disagrees. The service itself always gates on the tests. The report-text pipeline starts
+    # only if a report needs it.
+    pipeline = Pipeline.load(settings.rules_dir, settings.hook_namespace, engine=settings.engine, run_tests=False, warm=False)
+    _warn_about_tests(pipeline, args.check_tests)
+    now, now_source = _evaluation_time(pipeline, args.file, args.now)
+    if now_source:
+        print(f"cds evaluate: evaluating at {now.isoformat()} ({now_source})", file=sys.stderr)
     try:
         if document.get("resourceType") == "Bundle":
             service = _pick_service(pipeline.services, args.service, args.hook or "patient-view")
@@ -197,7 +237,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         payload.setdefault("extension", {})[settings.trace_extension_key] = True
     try:
         evaluation = asyncio.run(
-            answer_hook(pipeline, service, payload, datetime.now(UTC), None, settings.trace_extension_key)
+            answer_hook(pipeline, service, payload, now, None, settings.trace_extension_key)
         )
     except HookError as exc:
         print(f"cds evaluate: the service would answer HTTP {exc.status}:", file=sys.stderr)
@@ -213,7 +253,76 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(render_cards(service, response))
         if args.trace and evaluation.trace is not None:
             print(render_trace(evaluation.trace))
+    if args.why or (args.trace and not args.json):
+        # with --trace: also why each card template of this service was or was not raised
+        cards = [c for c, t in pipeline.ruleset.cards.items() if service.id in t.services] if args.trace else []
+        print(explain_request(pipeline, service, payload, now, [*args.why, *cards]))
     return EXIT_OK
+
+
+def _timestamp(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _evaluation_time(pipeline: Any, file: Path, given: datetime | None) -> tuple[datetime, str]:
+    """``--now``, else the reference date of the rule test whose case is ``file``, else the clock."""
+    if given is not None:
+        return given, "--now"
+    from cds.engine.paths import case_path
+
+    ruleset = pipeline.ruleset
+    try:
+        target = file.resolve()
+    except OSError:
+        return datetime.now(UTC), ""
+    for test in ruleset.tests:
+        if test.case is None or test.now is None:
+            continue
+        declaring = ruleset.test_files.get(test.id)
+        path = case_path(ruleset.rules_dir, declaring, test.case) if declaring else None
+        # the case itself, or an identical copy of it (rules/cases/ holds copies of fhir_examples/requests/)
+        if path is not None and (path.resolve() == target or (path.name == target.name and _same_bytes(path, target))):
+            return _timestamp(test.now), f"the reference date of rule test {test.id}"
+    return datetime.now(UTC), ""
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        return a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
+
+
+def _warn_about_tests(pipeline: Any, run: bool) -> None:
+    if not run:
+        print("cds evaluate: rule tests not run (`cds rules test`, or --check-tests); showing the rules on disk as they are",
+              file=sys.stderr)
+        return
+    from cds.engine.ruletests import run_rule_tests
+
+    loaded = pipeline._loaded
+    failing = [r for r in run_rule_tests(loaded.engine, loaded.extractor) if not r.passed and not r.skipped]
+    for r in failing:
+        print(f"cds evaluate: WARNING: rule test {r.id} fails: {'; '.join(r.failures)}", file=sys.stderr)
+    if failing:
+        print(f"cds evaluate: WARNING: {len(failing)} rule test(s) fail; the cards below come from untested rules",
+              file=sys.stderr)
+
+
+def explain_request(pipeline: Any, service: ServiceDefinition, payload: dict[str, Any], now: datetime, idents: list[str]) -> str:
+    """``--why``: re-derive the facts of the request and explain each rule or card id."""
+    from cds.engine.explain import render, why
+
+    loaded = pipeline._loaded
+    if loaded.extractor is None:
+        return "--why: the FHIR fact layer (cds.fhir) is not installed"
+    factset = loaded.extractor(dict(payload.get("context") or {}), dict(payload.get("prefetch") or {}), now)
+    outcome = loaded.engine.evaluate(factset, service.id)
+    return "\nWhy:\n" + "\n".join(render(why(loaded.ruleset, outcome, ident)) for ident in idents)
 
 
 def _pick_service(services: Sequence[ServiceDefinition], service_id: str | None, hook: Any) -> ServiceDefinition:

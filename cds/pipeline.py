@@ -76,26 +76,39 @@ class _Loaded:
     loaded_at: str
 
 
-def _build(rules_dir: Path, hook_namespace: str, engine_choice: str) -> _Loaded:
+def _build(rules_dir: Path, hook_namespace: str, engine_choice: str, run_tests: bool = True, warm: bool = True) -> _Loaded:
     services = load_services(rules_dir / "services.yaml", hook_namespace)
     result = load_ruleset(rules_dir, [s.id for s in services])
     if result.ruleset is None or result.errors:
-        raise RulesetLoadError([str(d) for d in result.errors])
+        raise RulesetLoadError([d.with_link() for d in result.errors])
     try:
         engine = LoadedEngine(result.ruleset, engine_choice)  # type: ignore[arg-type]
     except Exception as exc:  # e.g. durable refuses the compiled set, or CDS_ENGINE=durable without it
         raise RulesetLoadError([f"engine {engine_choice}: {exc}"]) from exc
     try:
-        extractor = default_extractor(rules_dir)
+        extractor = default_extractor(rules_dir) if warm else default_extractor(rules_dir, warm=False)
     except Exception as exc:  # the terminology (value sets, analytes) of the FHIR layer does not load
         raise RulesetLoadError([f"terminology (cds.fhir.Terminology.load): {type(exc).__name__}: {exc}"]) from exc
     failures = [
-        f"rule test {r.id}: {failure}" for r in run_rule_tests(engine, extractor) if not r.passed and not r.skipped
+        f"{_test_location(result.ruleset, rules_dir, r.id)}: rule test {r.id}: {failure}"
+        for r in run_rule_tests(engine, extractor) if not r.passed and not r.skipped
         for failure in r.failures
-    ]
+    ] if run_tests else []
     if failures:
         raise RulesetLoadError(failures)
     return _Loaded(services, result.ruleset, engine, extractor, datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def _test_location(ruleset: RuleSet, rules_dir: Path, test_id: str) -> str:
+    """``rules/rules/x.tests.yaml:12``: where a failing rule test is written (reload log, /readyz)."""
+    path = ruleset.test_files.get(test_id)
+    if path is None:
+        return str(rules_dir.name)
+    try:
+        shown: Path | str = path.relative_to(rules_dir.parent)
+    except ValueError:
+        shown = path
+    return f"{shown}:{ruleset.test_lines.get(test_id, 0)}"
 
 
 class Pipeline:
@@ -109,13 +122,20 @@ class Pipeline:
         self.last_reload: dict[str, Any] | None = None
 
     @classmethod
-    def load(cls, rules_dir: Path, hook_namespace: str = "org.calciphylaxis-cds", engine: str | None = None) -> Pipeline:
-        """Load services and rules; raises ``RulesetLoadError`` (a ServiceDefinitionError) with file:line errors."""
+    def load(
+        cls, rules_dir: Path, hook_namespace: str = "org.calciphylaxis-cds", engine: str | None = None,
+        run_tests: bool = True, warm: bool = True,
+    ) -> Pipeline:
+        """Load services and rules; raises ``RulesetLoadError`` (a ServiceDefinitionError) with file:line errors.
+
+        ``run_tests=False`` skips the rule-test gate and ``warm=False`` the eager start of the report-text
+        pipeline: for ``cds evaluate`` and the studio, which show what the rules on disk do, tested or not.
+        The service always gates and warms."""
         choice = engine or os.environ.get("CDS_ENGINE", "auto")
         if choice not in ("auto", "durable", "reference"):
             raise RulesetLoadError([f"CDS_ENGINE={choice!r}: expected auto, durable or reference"])
         rules_dir = Path(rules_dir)
-        return cls(rules_dir, _build(rules_dir, hook_namespace, choice), hook_namespace, choice)
+        return cls(rules_dir, _build(rules_dir, hook_namespace, choice, run_tests, warm), hook_namespace, choice)
 
     # -------------------------------------------------------------- the public surface of the web layer
     @property

@@ -28,21 +28,44 @@ def add_rules_commands(commands: Any) -> None:
         parser.set_defaults(run=run)
         return parser
 
-    add("validate", "load the rule set; print errors as file:line:col", run_validate)
+    validate = add("validate", "load the rule set; print errors as file:line:col", run_validate)
+    validate.add_argument("--all", action="store_true",
+                          help="also list the errors folded under a root cause (consequences of a dropped file or entry)")
     lint = add("lint", "print errors, warnings and notes; fail on errors or warnings", run_lint)
     lint.add_argument("--ignore", action="append", default=[], metavar="CODE",
                       help="do not fail on this warning code (repeatable), e.g. W101 while value sets await rules")
-    test = add("test", "run the rule tests (rules/tests/*.yaml)", run_test)
+    test = add("test", "run the rule tests (every `tests:` under rules/, e.g. rules/rules/X.tests.yaml)", run_test)
     test.add_argument("--engine", choices=["both", "reference", "durable"], default="both",
                       help="backend(s) to run on (default: both when durable-rules is importable)")
     test.add_argument("--verbose", "-v", action="store_true", help="print the rules fired for each test")
+    test.add_argument("--only", metavar="REGEX", help="run only the tests whose id matches REGEX (re.search)")
     schema = add("schema", "print the JSON Schema of rule files", run_schema)
     schema.add_argument("--check", type=Path, help="compare with a checked-in copy instead of printing")
+    schema.add_argument("--write", action="store_true",
+                        help="regenerate rules/schemas/*.schema.json and the `# yaml-language-server` line of every file")
+    schema.add_argument("--check-all", action="store_true",
+                        help="fail when a schema under rules/schemas/ or a file's modeline is out of date")
     add("report", "print the clinical-content report (Markdown)", run_report)
     sensitivity = add("sensitivity", "print each shipped case's posterior under the ends of every LR interval (ADR 0004)",
                       run_sensitivity)
     sensitivity.add_argument("--write", type=Path, metavar="MARKDOWN",
                              help="replace the table between the sensitivity markers of this file instead of printing")
+    coverage = add("coverage", "per rule: a test makes it fire and one keeps it silent; value sets and cards used", run_coverage)
+    coverage.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    coverage.add_argument("--min-fire", type=float, default=0, metavar="PERCENT",
+                          help="fail when fewer active rules have a test making them fire")
+    coverage.add_argument("--min-silent", type=float, default=0, metavar="PERCENT",
+                          help="fail when fewer active rules have a test keeping them silent")
+    diff = add("diff", "compare the outcome of every case under two rule sets (cards, causes, rules responsible)", run_diff)
+    diff.add_argument("before", help="the rule set to compare with: a directory, or a git revision of the rules "
+                      "directory (e.g. HEAD, main, a commit)")
+    diff.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    diff.add_argument("--fail-on-change", action="store_true", help="exit 1 when any case's outcome changes")
+    diff.add_argument("--population", type=Path, metavar="DIR",
+                      help="evaluate the requests / FHIR Bundles (*.json, *.ndjson) under DIR instead of the rule tests")
+    diff.add_argument("--service", default="calciphylaxis-risk", help="service for Bundles in --population")
+    diff.add_argument("--now", help="evaluation time for --population inputs (ISO 8601; default: now)")
+    diff.add_argument("--engine", choices=["reference", "durable"], default="reference")
 
 
 def _rules_dir(args: argparse.Namespace) -> Path:
@@ -70,7 +93,11 @@ def run_validate(args: argparse.Namespace) -> int:
     result = _load(args)
     for d in result.diagnostics:
         if d.severity == "error":
-            print(d, file=sys.stderr)
+            print(d.with_link(), file=sys.stderr)
+    if result.consequences and args.all:
+        print(f"-- {len(result.consequences)} consequence(s) of the errors above:", file=sys.stderr)
+        for d in result.consequences:
+            print(f"   {d}", file=sys.stderr)
     services_errors = _services_errors(_rules_dir(args))  # e.g. prefetch tokens CDS Hooks 2.0 does not define
     terminology_errors = _terminology_errors(args)
     for line in [*services_errors, *terminology_errors]:
@@ -99,7 +126,7 @@ def run_lint(args: argparse.Namespace) -> int:
     result = _load(args)
     ignored = {code.upper() for code in args.ignore}
     for d in result.diagnostics:
-        print(d)
+        print(d.with_link() if d.severity != "note" else d)
     counts = {s: sum(d.severity == s for d in result.diagnostics) for s in ("error", "warning", "note")}
     failing_warnings = sum(d.severity == "warning" and d.code not in ignored for d in result.diagnostics)
     print(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['note']} note(s)"
@@ -122,15 +149,31 @@ def run_test(args: argparse.Namespace) -> int:
     if args.engine == "both" and not durable_backend.AVAILABLE:
         print("note: durable-rules is not importable; testing the reference interpreter only", file=sys.stderr)
         engines = ["reference"]
+    import re
+
     extractor = default_extractor(_rules_dir(args))
+    only = re.compile(args.only).search if args.only else None
+    display_root = _rules_dir(args).parent
+
+    def where(test_id: str) -> str:
+        path = rs.test_files.get(test_id)
+        if path is None:
+            return "?"
+        try:
+            shown = path.relative_to(display_root)
+        except ValueError:
+            shown = path
+        return f"{shown}:{rs.test_lines.get(test_id, 0)}"
+
     ran, failed = 0, 0
+    extracted: dict[Any, Any] = {}  # case facts, shared by both backends
     for name in engines:
         engine = LoadedEngine(rs, name)  # type: ignore[arg-type]
         try:
-            results = run_rule_tests(engine, extractor)
+            results = run_rule_tests(engine, extractor, only, extracted)
         finally:
             engine.close()
-        print(format_report(results, engine.backend))
+        print(format_report(results, engine.backend, where))
         if args.verbose:
             for r in results:
                 if r.outcome is not None:
@@ -144,7 +187,22 @@ def run_test(args: argparse.Namespace) -> int:
 
 
 def run_schema(args: argparse.Namespace) -> int:
+    from cds.engine import schemas
     from cds.engine.model import json_schema
+
+    if args.write:
+        for path in schemas.write(_rules_dir(args)):
+            print(f"wrote {path}")
+        return EXIT_OK
+    if args.check_all:
+        problems = schemas.stale(_rules_dir(args))
+        for line in problems:
+            print(line, file=sys.stderr)
+        if problems:
+            print("run `cds rules schema --write`", file=sys.stderr)
+            return EXIT_FAILURE
+        print("schemas and modelines are up to date")
+        return EXIT_OK
 
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
     if args.check:
@@ -198,3 +256,70 @@ def run_sensitivity(args: argparse.Namespace) -> int:
 
 SENSITIVITY_BEGIN = "<!-- sensitivity:begin (generated by `cds rules sensitivity --write`) -->"
 SENSITIVITY_END = "<!-- sensitivity:end -->"
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from cds.engine import outcomediff
+
+    after_dir = _rules_dir(args)
+    before = Path(args.before)
+    with outcomediff.temporary_directory() as scratch:
+        try:
+            if not before.is_dir():
+                before = outcomediff.checkout_revision(args.before, after_dir, Path(scratch))
+            source = None
+            if args.population is not None:
+                from cds.hooks.services import load_services
+
+                services = list(load_services(after_dir / "services.yaml"))
+                now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
+                population = args.population
+
+                skipped: list[str] = []
+
+                def source():
+                    return outcomediff.population_inputs(population, services, args.service, now, skipped)
+            report = outcomediff.diff(before, after_dir, source, args.engine)
+            if source is not None:
+                for line in skipped:
+                    print(f"cds rules diff: skipped {line}", file=sys.stderr)
+        except outcomediff.DiffError as exc:
+            print(f"cds rules diff: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report.as_json(), indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(outcomediff.markdown(report))
+    return EXIT_FAILURE if args.fail_on_change and report.changed else EXIT_OK
+
+
+def run_coverage(args: argparse.Namespace) -> int:
+    from cds.engine import coverage
+    from cds.engine.ruletests import default_extractor, run_rule_tests
+    from cds.engine.runner import LoadedEngine
+
+    result = _load(args)
+    if result.errors:
+        for d in result.errors:
+            print(d, file=sys.stderr)
+        return EXIT_FAILURE
+    engine = LoadedEngine(result.ruleset, "reference")
+    try:
+        results = run_rule_tests(engine, default_extractor(_rules_dir(args), warm=False))
+    finally:
+        engine.close()
+    measured = coverage.measure(result.ruleset, results)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(measured.as_json(), indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(coverage.markdown(measured))
+    status = EXIT_OK
+    for what, minimum, noun in (("fired_by", args.min_fire, "fire"), ("silent_by", args.min_silent, "stay silent")):
+        if measured.percent(what) < minimum:
+            missing = measured.uncovered(what)
+            print(f"FAIL: {measured.percent(what):.0f}% of active rules have a test making them {noun} "
+                  f"(minimum {minimum:g}%); missing: {', '.join(missing)}", file=sys.stderr)
+            status = EXIT_FAILURE
+    return status

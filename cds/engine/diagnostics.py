@@ -1,6 +1,7 @@
 """Messages to rule authors: ``file:line:col: CODE message (rule id)``.
 
-Codes are stable; ``docs/writing-rules.md`` explains each one. Errors refuse a
+Codes are stable; ``docs/rule-errors.md`` has a section per code (what it means, a wrong
+and a right example), and ``Diagnostic.with_link()`` points to it. Errors refuse a
 rule set, warnings fail ``cds rules lint`` but not loading, notes are
 informational.
 """
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["error", "warning", "note"]
+DOCS_PAGE = "docs/rule-errors.md"
 
 # code -> (severity, one-line explanation). The single registry of codes.
 CODES: dict[str, tuple[Severity, str]] = {
@@ -26,7 +28,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "E013": ("error", "undefined reference"),
     "E014": ("error", "unknown fact kind"),
     "E015": ("error", "unknown attribute for this fact kind"),
-    "E016": ("error", "likelihood ratio must be greater than 0"),
+    "E016": ("error", "likelihood ratio must be finite, greater than 0 and at most 1000"),
     "E017": ("error", "evidence, prior, test, card threshold or numeric rule threshold without a reference"),
     "E018": ("error", "undefined card template"),
     "E019": ("error", "invalid join (unknown alias, later pattern, or absence)"),
@@ -41,14 +43,19 @@ CODES: dict[str, tuple[Severity, str]] = {
     "E028": ("error", "rule test refers to something undefined"),
     "E029": ("error", "rule has nothing to do (no derive, evidence or card)"),
     "E030": ("error", "evidence group names a rule that is undefined or weighs no evidence"),
+    "E031": ("error", "number not finite or outside its plausible range"),
+    "E032": ("error", "control, bidirectional or invisible character"),
     "E040": ("error", "an explainer's `explains` names an undefined rule, or a non-explainer declares `explains`"),
     "E041": ("error", "evidence outside every evidence group, or a rule in two groups"),
     "E042": ("error", "the causes' priors in a population leave no share for 'other'"),
     "W101": ("warning", "value set defined but used by no rule"),
     "W102": ("warning", "likelihood ratio of 1 has no effect"),
     "W103": ("warning", "active rule without a rule test that fires it"),
+    "W104": ("warning", "active rule without a rule test that keeps it silent (rule file with tests beside it)"),
     "N201": ("note", "value sets or analytes not found; references to them are not checked"),
     "N202": ("note", "value set used by no rule, with the reason it exists (`used_by:`)"),
+    "N203": ("note", "case path written relative to the repository root instead of the file naming it"),
+    "N204": ("note", "rule file without a tests file beside it (X.tests.yaml)"),
 }
 
 
@@ -64,6 +71,14 @@ class Diagnostic:
     @property
     def severity(self) -> Severity:
         return CODES[self.code][0]
+
+    @property
+    def link(self) -> str:
+        return f"{DOCS_PAGE}#{self.code.lower()}"
+
+    def with_link(self) -> str:
+        """The message and the page that explains its code (CLI output, reload log, /readyz)."""
+        return f"{self} [{self.link}]"
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file

@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from cds.engine import ir
+from cds.engine import ir, rootcause, safety
+from cds.engine.beside import check_tests_beside
 from cds.engine.diagnostics import Diagnostic, RulesetError
 from cds.engine.differential import judgement_range, lr_interval_from_counts
 from cds.engine.model import (
@@ -36,6 +37,7 @@ from cds.engine.model import (
     RulesetInfo,
     RuleTest,
 )
+from cds.engine.paths import resolve as resolve_case
 from cds.engine.prepare import DECIMALS, MAX_ABS_NUMBER
 from cds.engine.yamlpos import PositionedYaml, YamlSyntaxError, load_positioned
 from cds.facts import FACT_FIELDS
@@ -89,6 +91,8 @@ class ValueSetInfo:
     # Why a value set exists although no rule uses it (read by another layer, kept on purpose):
     # `used_by:` in the value-set file turns lint warning W101 into note N202.
     used_by: str | None = None
+    # where the value set is defined (file, line, column), for lint messages
+    where: tuple[str, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,12 @@ class RuleSet:
     diagnostics: tuple[Diagnostic, ...] = ()
     # Evidence groups of the differential model (docs/adr/0004-differential-model.md), by id.
     evidence_groups: Mapping[str, EvidenceGroup] = field(default_factory=dict)
+    # rule test id -> the file that declares it: `case:` paths resolve relative to it
+    test_files: Mapping[str, Path] = field(default_factory=dict)
+    # rule id -> the file that defines it (tests beside a rule file check that file's rules)
+    rule_files: Mapping[str, Path] = field(default_factory=dict)
+    # rule test id -> line of its `id:` in its file (test failures name file:line)
+    test_lines: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def version(self) -> str:
@@ -131,6 +141,8 @@ class RuleSet:
 class LoadResult:
     ruleset: RuleSet | None
     diagnostics: list[Diagnostic]
+    # errors that follow from a root cause shown in `diagnostics` (see cds.engine.rootcause)
+    consequences: list[Diagnostic] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -195,39 +207,121 @@ def load_ruleset(rules_dir: Path, services: Iterable[str] | None = None) -> Load
             return str(path)
 
     parsed: list[tuple[RuleFile, str, PositionedYaml]] = []
+    file_dropped, dropped_ids = False, []
     for path in rule_language_files(rules_dir):
         name = display(path)
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             out.add((name, 0, 0), "E006", f"cannot read: {exc}")
+            file_dropped = True
             continue
-        try:
-            doc = load_positioned(text)
-        except YamlSyntaxError as exc:
-            out.add((name, exc.line, exc.column), "E001", exc.message)
+        doc = _parse_checked(text, name, out)
+        if doc is None:
+            file_dropped = True
             continue
-        for key_path, line, column in doc.duplicate_keys:
-            out.add((name, line, column), "E005", f"key {key_path[-1]!r} appears twice in this mapping")
         if doc.data is None:
             continue
         try:
             parsed.append((RuleFile.model_validate(doc.data), name, doc))
         except ValidationError as exc:
             _report_validation(exc, doc, name, out)
+            # drop only the entries with the mistake, so the rest of the file still loads
+            bad = rootcause.bad_entries([err["loc"] for err in exc.errors()])
+            if bad is None or not isinstance(doc.data, dict):
+                file_dropped = True
+                continue
+            kept, ids = rootcause.drop_entries(doc, bad)
+            dropped_ids.extend(ids)
+            try:
+                parsed.append((RuleFile.model_validate(kept.data), name, kept))
+            except ValidationError:
+                file_dropped = True
+    for path in _other_yaml_files(rules_dir):
+        # value sets, analytes, services, findings: their own layers validate the shape;
+        # characters and numbers are checked here for every file alike
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # reported by the layer that reads the file
+        _check_other_file(text, display(path), out)
 
     if services is None:
         services = _read_service_ids(rules_dir / "services.yaml")
     valuesets, analytes = _read_terminology(rules_dir, out, display)
     checker = _Checker(rules_dir, out, parsed, frozenset(services), valuesets, analytes)
+    checker.analyte_limits = _read_analyte_limits(rules_dir / "analytes.yaml")
     ruleset = checker.run()
+    diagnostics = _without_duplicates(out.diagnostics)
     order = {"error": 0, "warning": 1, "note": 2}
-    out.diagnostics.sort(key=lambda d: (order[d.severity], d.file, d.line, d.column, d.code))
-    if any(d.severity == "error" for d in out.diagnostics):
-        return LoadResult(None, out.diagnostics)
-    assert ruleset is not None
-    ruleset = _with_diagnostics(ruleset, out.diagnostics)
-    return LoadResult(ruleset, out.diagnostics)
+    diagnostics.sort(key=lambda d: (order[d.severity], d.code not in rootcause.ROOT_CODES, d.file, d.line, d.column, d.code))
+    diagnostics, consequences = rootcause.fold(diagnostics, file_dropped, dropped_ids)
+    if any(d.severity == "error" for d in diagnostics) or ruleset is None:
+        return LoadResult(None, diagnostics, consequences)
+    ruleset = _with_diagnostics(ruleset, diagnostics)
+    return LoadResult(ruleset, diagnostics)
+
+
+def _parse_checked(text: str, name: str, out: _Collector) -> PositionedYaml | None:
+    """Parse one file, reporting forbidden characters (E032), syntax errors (E001), duplicate keys
+    (E005) and non-finite numbers (E031); None when the file cannot be parsed."""
+    characters = safety.scan_characters(text)
+    for line, column, problem in characters:
+        out.add((name, line, column), "E032", problem)
+    try:
+        doc = load_positioned(text)
+    except YamlSyntaxError as exc:
+        if not (characters and exc.message.startswith("unacceptable character")):
+            out.add((name, exc.line, exc.column), "E001", exc.message)
+        return None
+    for key_path, line, column in doc.duplicate_keys:
+        out.add((name, line, column), "E005", f"key {key_path[-1]!r} appears twice in this mapping")
+    for number_path, value in safety.non_finite(doc.data):
+        line, column = doc.where(number_path)
+        out.add((name, line, column), "E031", f"{'.'.join(map(str, number_path))}: {value} is not a finite number")
+    return doc
+
+
+def _check_other_file(text: str, name: str, out: _Collector) -> None:
+    """``_parse_checked`` for a file another layer reads: the fast C parser first, positions
+    (the slower positioned parse) only when there is something to report."""
+    if not safety.scan_characters(text):
+        try:
+            data = load_yaml(text)
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError):
+            pass  # the positioned parse below reports it with its place
+        else:
+            if not any(True for _ in safety.non_finite(data)):
+                return
+    _parse_checked(text, name, out)
+
+
+def _other_yaml_files(rules_dir: Path) -> list[Path]:
+    language = set(rule_language_files(rules_dir))
+    return [p for p in sorted(rules_dir.rglob("*.yaml")) if p not in language]
+
+
+def _without_duplicates(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """One message per place: the generic non-finite check (E031) yields to a specific one there."""
+    specific = {(d.file, d.line, d.column) for d in diagnostics if d.code != "E031" and d.severity == "error"}
+    return [d for d in diagnostics if not (d.code == "E031" and (d.file, d.line, d.column) in specific)]
+
+
+def _read_analyte_limits(path: Path) -> dict[str, tuple[float | None, float | None]]:
+    """analyte id -> (low, high) reference limits, for the plausible range of lab thresholds."""
+    try:
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    limits = {}
+    for entry in raw.get("analytes", []) if isinstance(raw, dict) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            low, high = entry.get("low"), entry.get("high")
+            limits[entry["id"]] = (
+                low if isinstance(low, (int, float)) and not isinstance(low, bool) else None,
+                high if isinstance(high, (int, float)) and not isinstance(high, bool) else None,
+            )
+    return limits
 
 
 def _with_diagnostics(ruleset: RuleSet, diagnostics: list[Diagnostic]) -> RuleSet:
@@ -301,7 +395,8 @@ def _read_terminology(
         valuesets = {}
         for path in sorted(folder.glob("*.yaml")):
             try:
-                raw = load_yaml(path.read_text(encoding="utf-8")) or {}
+                text = path.read_text(encoding="utf-8")
+                raw = load_yaml(text) or {}
             except (OSError, yaml.YAMLError) as exc:
                 out.add((display(path), 0, 0), "E006", f"cannot read value sets: {exc}")
                 continue
@@ -318,7 +413,8 @@ def _read_terminology(
                     else:
                         exact.add((system, code))
                 used_by = entry.get("used_by") if isinstance(entry.get("used_by"), str) else None
-                valuesets[entry["id"]] = ValueSetInfo(entry["id"], entry.get("fact_kind"), frozenset(exact), tuple(prefixes), used_by)
+                valuesets[entry["id"]] = ValueSetInfo(entry["id"], entry.get("fact_kind"), frozenset(exact), tuple(prefixes),
+                                                      used_by, _id_position(text, display(path), entry["id"]))
     else:
         out.add((display(folder), 0, 0), "N201", "rules/valuesets/ not found: value-set references are not checked")
     analytes: set[str] | None = None
@@ -358,6 +454,7 @@ class _Checker:
             for section, items in self.sections.items():
                 for index, value in enumerate(getattr(model, section)):
                     items.append(_Item(value, name, doc, (section, index)))
+        self.analyte_limits: dict[str, tuple[float | None, float | None]] = {}
         self.used_valuesets: set[str] = set()
         self.memberships: dict[str, ir.Membership] = {}
         self.absences: dict[tuple[Any, ...], ir.Absence] = {}
@@ -450,6 +547,9 @@ class _Checker:
             services=self.services,
             aliases=aliases,
             evidence_groups={k: v.value for k, v in evidence_groups.items()},
+            test_files={k: self.rules_dir.parent / v.file for k, v in tests.items()},
+            rule_files={k: self.rules_dir.parent / v.file for k, v in rules.items()},
+            test_lines={k: v.at("id")[1] for k, v in tests.items()},
         )
 
     # ------------------------------------------------------------------ helpers
@@ -471,8 +571,9 @@ class _Checker:
             self.out.add(item.at(*path, "reference"), "E013", f"undefined reference {ref!r}", rule_id)
 
     def _lr(self, item: _Item, value: float, path: tuple[str | int, ...], rule_id: str | None) -> None:
-        if value <= 0:
-            self.out.add(item.at(*path), "E016", f"likelihood ratio {value} must be greater than 0", rule_id)
+        problem = safety.likelihood_ratio_problem(value)
+        if problem:
+            self.out.add(item.at(*path), "E016", problem, rule_id)
         elif value == 1:
             self.out.add(item.at(*path), "W102", "likelihood ratio 1 changes nothing", rule_id)
 
@@ -523,6 +624,8 @@ class _Checker:
         for item in groups.values():
             group = item.value
             self._reference(item, group.reference, (), "evidence group", None)
+            if group.max_likelihood_ratio is not None and (problem := safety.cap_problem(group.max_likelihood_ratio)):
+                self.out.add(item.at("max_likelihood_ratio"), "E016", problem)
             for index, rule_id in enumerate(group.members):
                 rule = rules.get(rule_id)
                 if rule is None:
@@ -666,6 +769,19 @@ class _Checker:
         return tuple(tests)
 
     def _contradictions(self, item: _Item, path: tuple[str | int, ...], kind: str, tests: list[ir.Test]) -> None:
+        analytes = [t.value for t in tests if t.attr == "analyte" and t.op == "eq" and isinstance(t.value, str)]
+        for t in tests:
+            if t.op not in ("eq", "ne", "lt", "le", "gt", "ge"):
+                continue
+            if kind == "lab" and t.attr in safety.LAB_VALUE_ATTRS:
+                low, high = self.analyte_limits.get(analytes[0], (None, None)) if len(analytes) == 1 else (None, None)
+                valid = safety.lab_value_range(high, low)
+                what = f"lab.{t.attr} of {analytes[0]}" if analytes else f"lab.{t.attr}"
+            else:
+                valid, what = safety.ATTRIBUTE_RANGES.get((kind, t.attr)), f"{kind}.{t.attr}"
+            if problem := safety.threshold_problem(t.value, valid, what):
+                self.out.add(item.at(*path, t.attr), "E031", problem, item.value.id)
+                return
         for t in tests:
             # facts are bounded and rounded the same way (prepare.py), so both backends compare alike
             if isinstance(t.value, float) and (abs(t.value) >= MAX_ABS_NUMBER or round(t.value, DECIMALS) != t.value):
@@ -867,8 +983,13 @@ class _Checker:
         tid = test.id
         if self.services and test.service not in self.services:
             self.out.add(item.at("service"), "E028", f"undefined service {test.service!r}", tid)
-        if test.case is not None and not (self.rules_dir.parent / test.case).is_file():
-            self.out.add(item.at("case"), "E028", f"case file {test.case!r} not found (paths are relative to the repository root)", tid)
+        if test.case is not None:
+            found, legacy = resolve_case(self.rules_dir, self.rules_dir.parent / item.file, test.case)
+            if found is None:
+                self.out.add(item.at("case"), "E028", f"case file {test.case!r} not found (paths are relative to the file naming them)", tid)
+            elif legacy:
+                self.out.add(item.at("case"), "N203", f"case path {test.case!r} is relative to the repository root; "
+                             "write it relative to this file (`python -m cds.engine.migrate_tests` does it)", tid)
         if test.facts is not None:
             for index, fact in enumerate(test.facts):
                 kind = fact.get("kind")
@@ -896,7 +1017,7 @@ class _Checker:
         if self.valuesets is None:
             return
         for vs in sorted(set(self.valuesets) - self.used_valuesets):
-            where = (str(Path(self.rules_dir.name) / "valuesets"), 0, 0)
+            where = self.valuesets[vs].where or (str(Path(self.rules_dir.name) / "valuesets"), 0, 0)
             used_by = self.valuesets[vs].used_by
             if used_by:
                 self.out.add(where, "N202", f"value set {vs!r} is used by no rule; kept because: {used_by.strip()}")
@@ -908,6 +1029,16 @@ class _Checker:
         for item in rules.values():
             if item.value.status == "active" and item.value.id not in fired:
                 self.out.add(item.at("id"), "W103", "no rule test expects this rule to fire", item.value.id)
+        check_tests_beside(self.rules_dir, rules, tests, self.out)
+
+
+def _id_position(text: str, name: str, ident: str) -> tuple[str, int, int] | None:
+    """Where ``id: <ident>`` is written in ``text`` (the value-set files are read without positions)."""
+    match = re.search(rf"^([ \t]*-?[ \t]*)id:[ \t]*['\"]?{re.escape(ident)}['\"]?[ \t]*$", text, re.MULTILINE)
+    if match is None:
+        return None
+    line = text.count("\n", 0, match.start()) + 1
+    return name, line, len(match.group(1)) + 1
 
 
 def _has_numeric_threshold(rule: Rule) -> bool:

@@ -88,8 +88,8 @@ class DiagnosticTest(Strict):
 
     id: Id
     title: Text
-    lr_positive: Number
-    lr_negative: Number
+    lr_positive: Number = Field(json_schema_extra={"exclusiveMinimum": 0, "maximum": 1000})
+    lr_negative: Number = Field(json_schema_extra={"exclusiveMinimum": 0, "maximum": 1000})
     counts: Counts | None = Field(default=None, description="the source's 2x2 table; both intervals are derived from it")
     reference: Id | None = None
     confidence: Confidence
@@ -122,7 +122,7 @@ class EvidenceGroup(Strict):
     id: Id
     title: Text
     combine: Literal["independent", "max", "capped-product", "fallback"]
-    max_likelihood_ratio: Annotated[float, Field(strict=True, gt=1)] | None = None
+    max_likelihood_ratio: Annotated[float, Field(strict=True, gt=1, json_schema_extra={"maximum": 1000})] | None = None
     members: list[Id] = Field(min_length=1, description="rule ids whose evidence this group combines")
     reference: Id | None = None
     confidence: Confidence
@@ -242,7 +242,8 @@ class Derive(Strict):
 
 class Evidence(Strict):
     hypothesis: Id
-    likelihood_ratio: Number = Field(description="> 1 speaks for the hypothesis, < 1 against")
+    likelihood_ratio: Number = Field(description="> 1 speaks for the hypothesis, < 1 against",
+                                     json_schema_extra={"exclusiveMinimum": 0, "maximum": 1000})
     interval: LRInterval | None = Field(
         default=None, description="[low, high] of the ratio: a stated range; without it and without `counts` the "
         "judgement range LR^0.5..LR^1.5 applies (docs/adr/0004-differential-model.md)",
@@ -379,6 +380,11 @@ class Expect(Strict):
     no_cards: bool = False
     top: Id | None = Field(default=None, description="hypothesis expected first in the differential")
     posterior: dict[Id, Range] = Field(default_factory=dict)
+    allow_other_firings: bool = Field(
+        default=False,
+        description="in a tests file beside a rule file (X.tests.yaml beside X.yaml): without this, a rule of X that "
+        "fires but is not in `fired` fails the test",
+    )
 
 
 class RuleTest(Strict):

@@ -15,7 +15,9 @@ from typing import Any
 
 import orjson
 
+from cds.engine.beside import unexpected_firings
 from cds.engine.model import RuleTest
+from cds.engine.paths import case_path
 from cds.engine.prepare import facts_from_dicts
 from cds.engine.runner import LoadedEngine, Outcome
 from cds.facts import FactSet
@@ -86,10 +88,23 @@ def check(test: RuleTest, outcome: Outcome) -> list[str]:
     return failures
 
 
-def run_rule_tests(engine: LoadedEngine, extractor: CaseExtractor | None = None) -> list[TestResult]:
+def run_rule_tests(
+    engine: LoadedEngine,
+    extractor: CaseExtractor | None = None,
+    only: Callable[[str], bool] | None = None,
+    extracted: dict[tuple[Path, datetime], FactSet] | None = None,
+) -> list[TestResult]:
+    """Run the rule set's tests (those whose id ``only`` accepts, when given).
+
+    Several tests may read the same case at the same time (a whole-case test and the silent cases
+    beside the rules): its facts are extracted once, in ``extracted`` (pass one dict to share it
+    between the runs on both backends; facts do not depend on the backend)."""
     results = []
-    repo_root = engine.ruleset.rules_dir.parent
+    rules_dir = engine.ruleset.rules_dir
+    extracted = {} if extracted is None else extracted
     for test in engine.ruleset.tests:
+        if only is not None and not only(test.id):
+            continue
         now = datetime.fromisoformat(test.now) if test.now else DEFAULT_NOW
         if test.facts is not None:
             factset = facts_from_dicts(test.facts)
@@ -97,14 +112,27 @@ def run_rule_tests(engine: LoadedEngine, extractor: CaseExtractor | None = None)
             if extractor is None:
                 results.append(TestResult(test.id, passed=False, skipped=True, failures=["cds.fhir is not available"]))
                 continue
-            request = orjson.loads((repo_root / str(test.case)).read_bytes())
-            factset = extractor(request.get("context", {}), request.get("prefetch") or {}, now)
+            declaring = engine.ruleset.test_files.get(test.id, rules_dir / "tests" / "cases.yaml")
+            path = case_path(rules_dir, declaring, str(test.case))
+            if path is None:
+                results.append(TestResult(test.id, passed=False, failures=[f"case file {test.case!r} not found"]))
+                continue
+            if (path, now) not in extracted:
+                request = orjson.loads(path.read_bytes())
+                extracted[(path, now)] = extractor(request.get("context", {}), request.get("prefetch") or {}, now)
+            factset = extracted[(path, now)]
         try:
             outcome = engine.evaluate(factset, test.service)
         except Exception as exc:  # a crash is a failure of this test, reported with the others
             results.append(TestResult(test.id, passed=False, failures=[f"evaluation raised {type(exc).__name__}: {exc}"]))
             continue
         failures = check(test, outcome)
+        if not test.expect.allow_other_firings:
+            extra = unexpected_firings(engine.ruleset.test_files.get(test.id), engine.ruleset.rule_files,
+                                       test.expect.fired, outcome.rules_fired)
+            if extra:
+                failures.append(f"rule(s) of the file beside this test fired unexpectedly: {', '.join(extra)} "
+                                "(list them in `fired`, or say `allow_other_firings: true`)")
         if test.known_gap is not None:
             # Like semgrep's todoruleid: the gap is documented and does not fail the build, but a gap
             # that no longer reproduces must be cleaned up, so that the list of gaps stays true.
@@ -119,14 +147,18 @@ def run_rule_tests(engine: LoadedEngine, extractor: CaseExtractor | None = None)
     return results
 
 
-def default_extractor(rules_dir: Path) -> CaseExtractor | None:
-    """``cds.fhir.extract_facts`` bound to this rule set's terminology, when the FHIR layer is installed."""
+def default_extractor(rules_dir: Path, warm: bool = True) -> CaseExtractor | None:
+    """``cds.fhir.extract_facts`` bound to this rule set's terminology, when the FHIR layer is installed.
+
+    ``warm`` starts the report-text pipeline now; without it the pipeline starts on the first
+    report that needs it (so a case without reports never pays for it)."""
     try:
         from cds.fhir import Terminology, extract_facts, warm_up  # type: ignore[attr-defined]
     except ImportError:
         return None
     terminology = Terminology.load(rules_dir)
-    warm_up(terminology)
+    if warm:
+        warm_up(terminology)
 
     def extract(context: dict[str, Any], prefetch: dict[str, Any], now: datetime) -> FactSet:
         return extract_facts(context, prefetch, now, terminology)
@@ -134,10 +166,12 @@ def default_extractor(rules_dir: Path) -> CaseExtractor | None:
     return extract
 
 
-def format_report(results: list[TestResult], backend: str) -> str:
+def format_report(results: list[TestResult], backend: str, where: Callable[[str], str] | None = None) -> str:
+    """One line per test (a failing one with ``where(test id)``, its file:line), then the totals."""
     lines = []
     for r in results:
-        lines.append(f"{r.status}  {r.id}")
+        place = f"  ({where(r.id)})" if where is not None and not r.passed and not r.skipped else ""
+        lines.append(f"{r.status}  {r.id}{place}")
         for failure in r.failures:
             lines.append(f"      - {failure}")
     passed = sum(r.passed and not r.gap for r in results)

@@ -44,20 +44,37 @@ class PositionedYaml:
 
 
 def load_positioned(text: str) -> PositionedYaml:
-    loader = SafeLoader(text)
+    result = PositionedYaml(data=None)
+    try:
+        loader = SafeLoader(text)
+    except UnicodeError as exc:  # e.g. a lone surrogate: libyaml encodes the text first
+        line, column = _line_column(text, getattr(exc, "start", 0))
+        raise YamlSyntaxError(line, column, f"text cannot be encoded: {exc.reason}") from None
     try:
         node = loader.get_single_node()
+        if node is not None:
+            result.data = _build(loader, node, (), result)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise YamlSyntaxError(line, column, f"{exc.problem or exc.context}") from None
+    except yaml.reader.ReaderError as exc:
+        # a character the YAML reader refuses (e.g. a C1 control from a bad paste): it carries an
+        # offset into the text, not a mark
+        line, column = _line_column(text, exc.position)
+        raise YamlSyntaxError(line, column, f"unacceptable character U+{exc.character:04X}"
+                              if isinstance(exc.character, int) else str(exc.reason)) from None
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError, UnicodeError) as exc:
+        # anything else the parser or a constructor raises (e.g. an unhashable key): never a traceback
+        raise YamlSyntaxError(1, 1, f"{type(exc).__name__}: {exc}") from None
     finally:
         loader.dispose()
-    result = PositionedYaml(data=None)
-    if node is None:
-        return result
-    result.data = _build(loader, node, (), result)
     return result
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    before = text[: max(offset, 0)]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
