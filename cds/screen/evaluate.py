@@ -130,8 +130,8 @@ def _differential(extension: Any) -> list[dict[str, Any]]:
     for key, value in extension.items():
         if not key.endswith(".differential"):
             continue
-        if isinstance(value, Mapping):  # {version, hypotheses: [...]} or similar
-            value = value.get("hypotheses") or value.get("differential") or []
+        if isinstance(value, Mapping):  # version 2: {version, causes: [...], explainers, coexisting, ...}
+            value = value.get("causes") or value.get("hypotheses") or []
         if isinstance(value, list):
             return [h for h in value if isinstance(h, Mapping) and isinstance(h.get("hypothesis"), str)]
     return []
@@ -159,6 +159,10 @@ def _band(hypothesis: Mapping[str, Any] | None) -> str:
     if isinstance(band, Mapping) and isinstance(band.get("label") or band.get("word"), str):
         return str(band.get("label") or band.get("word"))
     posterior = hypothesis.get("posterior")
+    if isinstance(posterior, int | float) and isinstance(band, list) and len(band) == 2:
+        from cds.cards.wording import band as card_band  # the same band words as the cards
+
+        return str(card_band(float(posterior), float(band[0]), float(band[1])))
     return posterior_bin(float(posterior) if isinstance(posterior, int | float) else None)
 
 

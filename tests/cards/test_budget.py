@@ -92,7 +92,9 @@ def readable_text(card: dict) -> str:
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_every_card_keeps_the_budget(case):
     raw, cards, extension = answered(case["file"])
-    differential = {h["hypothesis"]: h["posterior"] for h in extension.get("org.calciphylaxis-cds.differential", [])}
+    model = extension.get("org.calciphylaxis-cds.differential") or {}
+    everyone = [*model.get("causes", []), *model.get("explainers", []), *model.get("coexisting", [])]
+    differential = {h["hypothesis"]: h["posterior"] for h in everyone}
     drugs = patient_drug_classes(raw)
     for card in cards:
         name = f"{case['id']}/{card['source']['topic']['code']}"

@@ -194,7 +194,9 @@ def test_the_source_case_card_fits_one_sandbox_screen(service_url, browser, tmp_
 
     request = next(r for r, a in responses(service_url) if r["context"].get("patientId") == "source-case-patient")
     _, answer = next((r, a) for r, a in responses(service_url) if r is request)
-    (calciphylaxis,) = [h for h in answer["extension"]["org.calciphylaxis-cds.differential"] if h["hypothesis"] == "calciphylaxis"]
+    (calciphylaxis,) = [
+        h for h in answer["extension"]["org.calciphylaxis-cds.differential"]["causes"] if h["hypothesis"] == "calciphylaxis"
+    ]
     titles = {r.id: r.title for r in RULESET.rules.values()}
     every_finding = "\n".join(
         f"- {titles[e['rule']]}: likelihood ratio {e['likelihood_ratio']:g} ({RULESET.references[e['reference']].citation})"
