@@ -241,7 +241,9 @@ class Pages:
                 for t in hyp.tests
             ],
             "caps": [
-                {"max": c.max_likelihood_ratio, "count": len(c.rules), "reason": plain(c.reason)} for c in hyp.caps
+                # Hypotheses no longer declare caps since the differential model of issue 12 (evidence groups).
+                {"max": c.max_likelihood_ratio, "count": len(c.rules), "reason": plain(c.reason)}
+                for c in getattr(hyp, "caps", ())
             ],
         }
 

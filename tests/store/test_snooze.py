@@ -107,9 +107,9 @@ def test_already_addressed_hides_the_card_for_that_patient_only(database):
     # The differential is still there for the EHR: the card is hidden, not the evaluation.
     assert answer["extension"][f"{NAMESPACE}.differential"]
 
-    other = copy.deepcopy(SOURCE_CASE)
-    other["context"]["patientId"] = "another-patient"
-    other["prefetch"]["patient"]["id"] = "another-patient"
+    # Another patient with the same record: every resource is about that patient (the service ignores
+    # resources whose subject is not context.patientId).
+    other = json.loads(json.dumps(SOURCE_CASE).replace("source-case-patient", "another-patient"))
     assert [family(c) for c in call(client, other)["cards"]] == [family(card)]
 
 
