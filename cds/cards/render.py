@@ -28,6 +28,7 @@ DIFFERENTIAL_PLACEHOLDERS = {
 # The card budget (issue 15): a card is read in ten seconds; everything else is on its page.
 FINDINGS_FOR_LIMIT = 3
 FINDINGS_AGAINST_LIMIT = 2
+FINDING_TITLE_LIMIT = 64  # one short line per finding on the card
 # {differential_evidence} lists the hypotheses with evidence, highest posterior first, at most this many.
 EVIDENCE_LIST_LIMIT = 3
 DIFFERENTIAL_LINE_LIMIT = 90
@@ -55,6 +56,15 @@ def strength(likelihood_ratio: float) -> str:
     return "strong" if size >= 10 else "moderate" if size >= 3 else "weak"
 
 
+def plain_title(title: str) -> str:
+    """A rule title without its closing parenthetical (time anchors, qualifiers): the full title is on the page."""
+    if title.endswith(")") and " (" in title:
+        title = title[: title.rindex(" (")]
+    if len(title) <= FINDING_TITLE_LIMIT:
+        return title
+    return title[: FINDING_TITLE_LIMIT - 1].rsplit(" ", 1)[0] + "…"  # whole words only
+
+
 def top_findings(items: tuple[EvidenceItem, ...], limit: int) -> list[EvidenceItem]:
     """The findings that move the estimate most, largest likelihood ratio (either way) first."""
     return sorted(items, key=lambda e: (-abs(math.log(e.likelihood_ratio)), e.rule_title))[:limit]
@@ -79,9 +89,9 @@ class _Context:
         if not items:
             return "- none recorded"
         shown = top_findings(items, limit)
-        lines = [f"- {e.rule_title} ({strength(e.likelihood_ratio)})" for e in shown]
+        lines = [f"- {plain_title(e.rule_title)} ({strength(e.likelihood_ratio)})" for e in shown]
         if len(items) > len(shown):
-            lines.append(f"- {len(items) - len(shown)} weaker (see the linked page)")
+            lines.append(f"- {len(items) - len(shown)} weaker (on the page)")
         return "\n".join(lines)
 
     def subject(self) -> str | None:
@@ -139,8 +149,9 @@ class _Context:
                 line = f"{line}: {lead[0].rule_title}"  # the finding that weighs most, when it fits one line
             lines.append(line)
         # Explainers (renal-failure clearance, ...) account for findings without competing with the causes.
-        lines += [f"- {self.name(h)} explains part of the picture (not a rival cause)"
-                  for h in self.diff.explainers if h.took]
+        explaining = [self.name(h) for h in self.diff.explainers if h.took]
+        if explaining:
+            lines.append(f"Explain part of the picture, not rivals: {'; '.join(explaining)}")
         return "\n".join(lines) if lines else "- no imaging or clinical evidence recorded"
 
     def modifiable_drugs(self) -> str:
@@ -167,7 +178,7 @@ class _Context:
             return percent(1.0) if odds == float("inf") else percent(odds * lr / (1 + odds * lr))
 
         # The likelihood ratios behind these figures are on the cause's page (card budget).
-        return f"{test.title}: {after(test.lr_positive)} if positive, {after(test.lr_negative)} if negative"
+        return f"{plain_title(test.title)}: {after(test.lr_positive)} if positive, {after(test.lr_negative)} if negative"
 
     def lesion_sites(self) -> str:
         """Sites of recorded skin lesions: conditions whose concept a `skin-lesion` rule names."""

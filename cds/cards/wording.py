@@ -20,7 +20,7 @@ DISPLAY_CEILING = 0.95
 DISPLAY_FLOOR = 0.01
 
 # Card-wide wording (the renderer adds each once).
-NUMBER_NOTE = "The estimate treats findings as independent and is not locally calibrated."
+NUMBER_NOTE = "Related findings count once; the estimate is not locally calibrated."
 DISCLAIMER = "This supports, and does not replace, clinical judgement."
 
 # What a clinician must never read: the knowledge sheet, its section marks, the authors' own

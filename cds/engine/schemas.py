@@ -29,7 +29,7 @@ SCHEMA_ID = "https://calciphylaxis-cds.org/schema/{kind}.schema.json"
 RULE_KINDS: dict[str, tuple[str, ...]] = {
     "ruleset": ("ruleset",),
     "references": ("references",),
-    "hypotheses": ("populations", "hypotheses"),
+    "hypotheses": ("populations", "hypotheses", "evidence_groups"),
     "cards": ("cards",),
     "rules": ("rules",),
     "tests": ("tests",),

@@ -192,7 +192,6 @@ tests:
     assert any(d.code == "E028" and d.line == 4 for d in load_ruleset(rules).errors)
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped tests name cases relative to the repository root until the migration")
 def test_a_copied_rule_set_validates_and_its_tests_find_their_cases(tmp_path):
     target = tmp_path / "elsewhere"
     shutil.copytree(RULES_DIR, target)

@@ -63,7 +63,7 @@ def test_risk_card_with_bone_scan_suggestion_and_version(engine):
     card = cards[0].to_wire()
     assert card["indicator"] == "warning"
     assert "77%" in card["summary"]
-    assert "treats findings as independent" in card["detail"]  # what the number means (cds.cards.wording)
+    assert "Related findings count once" in card["detail"]  # what the number means (cds.cards.wording)
     assert "Heterogeneous soft-tissue uptake" in card["detail"]  # evidence for, by rule title
     action = card["suggestions"][0]["actions"][0]
     assert action["type"] == "create"
