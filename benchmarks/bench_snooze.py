@@ -77,7 +77,10 @@ def seed(database: Path, snoozes: int, snoozed_patient: str, findings: list[str]
 
 def request_for(patient: str) -> bytes:
     body = orjson.loads(SOURCE_CASE.read_bytes())
-    body = copy.deepcopy(body)
+    old = body["context"]["patientId"]
+    # Every reference to the patient moves with it: the service drops resources about another patient.
+    text = orjson.dumps(body).decode().replace(f'"Patient/{old}"', f'"Patient/{patient}"')
+    body = orjson.loads(text)
     body["context"]["patientId"] = patient
     body["prefetch"]["patient"]["id"] = patient
     return orjson.dumps(body)

@@ -131,7 +131,10 @@ def test_load_a_case_edit_a_likelihood_ratio_see_the_diff_break_a_rule_see_the_l
     assert "lesion-pain-out-of-proportion" in page.inner_text("#diff-summary")
     change = page.inner_text(f"[data-case='{CASE}']")
     assert "cause calciphylaxis" in change and "lesion-pain-out-of-proportion" in change
-    assert "card added calciphylaxis-risk" in change
+    # The safety gate (issue 12) keeps the elective risk card away while the necrotising infection is
+    # time-critical: the edit shows as a changed card, never as a new calciphylaxis risk card.
+    assert "card changed time-critical-condition" in change
+    assert "card added calciphylaxis-risk" not in change
 
     # 3. break a rule (one space short) and see the error at its line
     lines = original.split("\n")

@@ -170,6 +170,7 @@ class Studio:
 def describe(side: outcomediff.Side, item: outcomediff.Input) -> dict[str, Any]:
     """Facts, rules fired and not (with why), the differential and the rendered cards for one input."""
     from cds.cards.render import render_cards
+    from cds.cards.wording import band as card_band  # the band words the cards use
 
     factset = item.factset(side.extractor)
     outcome = side.engine.evaluate(factset, item.service)
@@ -187,7 +188,7 @@ def describe(side: outcomediff.Side, item: outcomediff.Input) -> dict[str, Any]:
         "fact_warnings": list(outcome.fact_warnings),
         "rules": sorted(rules, key=lambda r: (not r["fired"], r["id"])),
         "differential": [{"hypothesis": h.id, "title": h.title, "posterior": h.posterior,
-                          "band": getattr(h, "band", None) or outcomediff.band_of(h.posterior)}
+                          "band": str(card_band(h.posterior, h.low, h.high))}
                          for h in outcome.differential.hypotheses],
         "cards": [card.model_dump(mode="json", exclude_none=True) for card, _ in rendered],
         "card_checks": [explain.why_card(side.ruleset, outcome, t).as_dict() for t in templates],

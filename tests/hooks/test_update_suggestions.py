@@ -120,10 +120,10 @@ def test_a_selection_that_names_no_draft_order_is_an_error_not_silence():
     assert "selections[0] name no resource of draftOrders" in response.json()["issue"][0]["diagnostics"]
 
 
-def test_order_select_and_order_sign_share_one_service_id_so_the_ehr_replaces_stale_cards():
+def test_order_select_and_order_sign_share_one_service_id_so_the_ehr_replaces_stale_cards(tmp_path):
     """Issue 16 item 6. CDS Hooks 2.0.1 §Discovery: "a CDS server can host multiple entries of CDS
     service with the same id for different hooks" (update stale guidance)."""
-    settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url="sqlite://")
+    settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}")
     client = TestClient(create_app(settings))
     entries = [(s["id"], s["hook"]) for s in client.get("/cds-services").json()["services"]]
     assert ("calciphylaxis-order-select", "order-select") in entries

@@ -213,8 +213,8 @@ def test_feedback_report_gives_rates_per_card_family_and_per_reason(database, ca
     client = make_app(database)
     first = call(client)["cards"][0]
     override(client, first, "already-discussed")
-    second = copy.deepcopy(SOURCE_CASE)
-    second["context"]["patientId"] = second["prefetch"]["patient"]["id"] = "second-patient"
+    # Every resource is about the second patient (the service ignores resources about another patient).
+    second = json.loads(json.dumps(SOURCE_CASE).replace("source-case-patient", "second-patient"))
     override(client, call(client, second)["cards"][0], "diagnosis-established")
     # A card of another family, accepted: the warfarin order of a patient with suspected calciphylaxis.
     order = json.loads((REPO / "fhir_examples" / "requests" / "order-warfarin-suspected.order-select.json").read_text())
