@@ -41,7 +41,7 @@ def _peak_rss_mb() -> float:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) / 1024.0  # kB
     except OSError:
-        pass
+        pass  # no /proc (not Linux): fall back to getrusage below
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 

@@ -78,6 +78,14 @@ def _load(args: argparse.Namespace):
     return load_ruleset(_rules_dir(args))
 
 
+def _loaded_or_report(args: argparse.Namespace):
+    """The rule set, or None after printing its errors (the commands that need a valid set share this)."""
+    result = _load(args)
+    for d in result.errors:
+        print(d, file=sys.stderr)
+    return None if result.errors else result.ruleset
+
+
 def _terminology_errors(args: argparse.Namespace) -> list[str]:
     """Value sets, analytes and the findings vocabularies, as the FHIR layer loads them when serving."""
     from cds.fhir.terminology import Terminology, TerminologyError
@@ -139,12 +147,10 @@ def run_test(args: argparse.Namespace) -> int:
     from cds.engine.ruletests import default_extractor, format_report, run_rule_tests
     from cds.engine.runner import LoadedEngine
 
-    result = _load(args)
-    if result.errors:
-        for d in result.errors:
-            print(d, file=sys.stderr)
+    ruleset = _loaded_or_report(args)
+    if ruleset is None:
         return EXIT_FAILURE
-    rs = result.ruleset
+    rs = ruleset
     engines = ["reference", "durable"] if args.engine == "both" else [args.engine]
     if args.engine == "both" and not durable_backend.AVAILABLE:
         print("note: durable-rules is not importable; testing the reference interpreter only", file=sys.stderr)
@@ -218,12 +224,10 @@ def run_schema(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from cds.engine.report import markdown_report
 
-    result = _load(args)
-    if result.errors:
-        for d in result.errors:
-            print(d, file=sys.stderr)
+    ruleset = _loaded_or_report(args)
+    if ruleset is None:
         return EXIT_FAILURE
-    sys.stdout.write(markdown_report(result.ruleset))
+    sys.stdout.write(markdown_report(ruleset))
     return EXIT_OK
 
 
@@ -231,12 +235,10 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     from cds.engine.runner import LoadedEngine
     from cds.engine.sensitivity import sensitivity_markdown
 
-    result = _load(args)
-    if result.errors:
-        for d in result.errors:
-            print(d, file=sys.stderr)
+    ruleset = _loaded_or_report(args)
+    if ruleset is None:
         return EXIT_FAILURE
-    engine = LoadedEngine(result.ruleset, "reference")
+    engine = LoadedEngine(ruleset, "reference")
     try:
         table = sensitivity_markdown(engine)
     finally:
@@ -300,17 +302,15 @@ def run_coverage(args: argparse.Namespace) -> int:
     from cds.engine.ruletests import default_extractor, run_rule_tests
     from cds.engine.runner import LoadedEngine
 
-    result = _load(args)
-    if result.errors:
-        for d in result.errors:
-            print(d, file=sys.stderr)
+    ruleset = _loaded_or_report(args)
+    if ruleset is None:
         return EXIT_FAILURE
-    engine = LoadedEngine(result.ruleset, "reference")
+    engine = LoadedEngine(ruleset, "reference")
     try:
         results = run_rule_tests(engine, default_extractor(_rules_dir(args), warm=False))
     finally:
         engine.close()
-    measured = coverage.measure(result.ruleset, results)
+    measured = coverage.measure(ruleset, results)
     if args.format == "json":
         sys.stdout.write(json.dumps(measured.as_json(), indent=2, sort_keys=True) + "\n")
     else:

@@ -231,7 +231,7 @@ DEFAULT_HEADER = ("# Tests of the rules in {rules}: cases where they must fire a
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    """A safe dumper of our own, so that its representers do not change yaml.SafeDumper for everyone."""
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
