@@ -19,7 +19,6 @@ under one) is never fetched from (``cds.hooks.fhir_servers``).
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
+from cds.hooks.fhir_servers import is_loopback_host
 from cds.yamlio import load_yaml
 
 # Asymmetric JWS algorithms only: CDS Hooks forbids `none` and every symmetric (HMAC) algorithm.
@@ -50,15 +50,6 @@ def check_algorithms(algorithms: list[str] | tuple[str, ...]) -> list[str]:
     if not algorithms:
         raise ValueError("at least one algorithm is needed")
     return list(algorithms)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class TrustedClient(BaseModel):
@@ -89,7 +80,7 @@ class TrustedClient(BaseModel):
         for url in value:
             parts = urlsplit(url)
             # Keys fetched over plain HTTP could be swapped in transit; loopback is for tests and demos.
-            if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname or "")):
+            if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname or "")):
                 raise ValueError(f"jku {url!r} must be an https URL")
         return value
 
