@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             codes[name].add(code)
     baseline = statistics.median(samples["rules validate"])
     load = os.getloadavg()
-    print(f"Rule-author loop, {args.repeat} rounds, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
-          f"on {os.cpu_count()} cores\n")
+    print(
+        f"Rule-author loop, {args.repeat} rounds, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} "
+        f"on {os.cpu_count()} cores\n"
+    )
     print("| command | median s | min s | max s | median CPU s | × rules validate | exit codes | target |")
     print("|---|---|---|---|---|---|---|---|")
     missed = []
@@ -86,9 +88,11 @@ def main(argv: list[str] | None = None) -> int:
             verdict = f"< {target:g} s: {'met' if median < target else 'MISSED'}"
             if median >= target:
                 missed.append(name)
-        print(f"| `{name}` | {median:.2f} | {min(values):.2f} | {max(values):.2f} | "
-              f"{statistics.median(cpu[name]):.2f} | {median / baseline:.2f} | "
-              f"{','.join(map(str, sorted(codes[name])))} | {verdict} |")
+        print(
+            f"| `{name}` | {median:.2f} | {min(values):.2f} | {max(values):.2f} | "
+            f"{statistics.median(cpu[name]):.2f} | {median / baseline:.2f} | "
+            f"{','.join(map(str, sorted(codes[name])))} | {verdict} |"
+        )
     if missed:
         print(f"\ntargets missed: {', '.join(missed)}", file=sys.stderr)
         return 1

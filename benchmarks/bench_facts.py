@@ -77,7 +77,10 @@ def lab_observations(count: int) -> list[dict[str, Any]]:
                         ]
                     }
                 ],
-                "code": {"coding": [{"system": "http://loinc.org", "code": loinc, "display": display}], "text": display},
+                "code": {
+                    "coding": [{"system": "http://loinc.org", "code": loinc, "display": display}],
+                    "text": display,
+                },
                 "subject": {"reference": patient},
                 "encounter": {"reference": f"urn:uuid:{uuid.UUID(int=20_000_000 + i // 8)}"},
                 "effectiveDateTime": when.isoformat(),
@@ -119,7 +122,9 @@ def as_prefetch_json(observations: list[dict[str, Any]]) -> bytes:
     return orjson.dumps({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
 
 
-def paired_medians(first: Callable[[], Any], second: Callable[[], Any], repeat: int, gc_off: bool) -> tuple[float, float]:
+def paired_medians(
+    first: Callable[[], Any], second: Callable[[], Any], repeat: int, gc_off: bool
+) -> tuple[float, float]:
     """Median seconds of two functions timed back to back in each round (so load drifts hit both)."""
     a, b = [], []
     for _ in range(repeat):
@@ -195,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = run(args.sizes, args.repeat, args.workloads)
     print(f"python {sys.version.split()[0]}, median of {args.repeat} paired runs, target ratio <= {TARGET_RATIO}")
-    print("| workload | Observations | JSON MB | orjson.loads ms | extract_facts ms | ratio | ratio, GC off | µs/Observation | facts | warnings |")
+    print(
+        "| workload | Observations | JSON MB | orjson.loads ms | extract_facts ms | ratio | ratio, GC off | µs/Observation | facts | warnings |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
@@ -207,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     worst = [r for r in rows if r["observations"] == 10_000]
     failed = [r for r in worst if max(r["ratio_gc"], r["ratio_nogc"]) > TARGET_RATIO]
     for r in failed:
-        print(f"target missed: {r['workload']} ratio {max(r['ratio_gc'], r['ratio_nogc']):.2f} > {TARGET_RATIO}", file=sys.stderr)
+        print(
+            f"target missed: {r['workload']} ratio {max(r['ratio_gc'], r['ratio_nogc']):.2f} > {TARGET_RATIO}",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 

@@ -64,9 +64,12 @@ def timed(fn, runs: int, before=None) -> list[float]:
 
 def summary(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
-    return {"median_ms": round(statistics.median(ordered), 3),
-            "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
-            "min_ms": round(ordered[0], 3), "runs": len(ordered)}
+    return {
+        "median_ms": round(statistics.median(ordered), 3),
+        "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))], 3),
+        "min_ms": round(ordered[0], 3),
+        "runs": len(ordered),
+    }
 
 
 def main() -> int:
@@ -80,8 +83,11 @@ def main() -> int:
     load_ms = (time.perf_counter() - t0) * 1000
     cold = warm_up(knowledge)
     results: dict[str, object] = {
-        "cold_start_ms": {"load_rules": round(load_ms, 1), "import_medspacy_spacy": round(cold["import_s"] * 1000, 1),
-                          "build_pipeline": round(cold["build_s"] * 1000, 1)},
+        "cold_start_ms": {
+            "load_rules": round(load_ms, 1),
+            "import_medspacy_spacy": round(cold["import_s"] * 1000, 1),
+            "build_pipeline": round(cold["build_s"] * 1000, 1),
+        },
     }
 
     def clear() -> None:
@@ -96,26 +102,35 @@ def main() -> int:
     }
     per_report = {}
     for name, (reports, resources) in cases.items():
+
         def run(reports=reports, resources=resources):
             extract_findings(reports, resources, NOW, LESIONS, knowledge)
 
         for _ in range(20):  # warm-up
             clear()
             run()
-        per_report[name] = {"uncached": summary(timed(run, args.runs, before=clear)),
-                            "cached": summary(timed(run, args.runs))}
+        per_report[name] = {
+            "uncached": summary(timed(run, args.runs, before=clear)),
+            "cached": summary(timed(run, args.runs)),
+        }
     results["per_report"] = per_report
 
-    print(f"cold start: load rules {results['cold_start_ms']['load_rules']} ms, "
-          f"import medspaCy+spaCy {results['cold_start_ms']['import_medspacy_spacy']} ms, "
-          f"build pipeline {results['cold_start_ms']['build_pipeline']} ms")
+    print(
+        f"cold start: load rules {results['cold_start_ms']['load_rules']} ms, "
+        f"import medspaCy+spaCy {results['cold_start_ms']['import_medspacy_spacy']} ms, "
+        f"build pipeline {results['cold_start_ms']['build_pipeline']} ms"
+    )
     print(f"{'report':45} {'uncached median':>16} {'p95':>8} {'cached median':>14}")
     for name, r in per_report.items():
-        print(f"{name:45} {r['uncached']['median_ms']:>13.2f} ms {r['uncached']['p95_ms']:>5.2f} ms "
-              f"{r['cached']['median_ms']:>11.3f} ms")
+        print(
+            f"{name:45} {r['uncached']['median_ms']:>13.2f} ms {r['uncached']['p95_ms']:>5.2f} ms "
+            f"{r['cached']['median_ms']:>11.3f} ms"
+        )
     worst = max(r["uncached"]["median_ms"] for r in per_report.values())
-    print(f"target < 20 ms per typical report after warm-up: {'met' if worst < 20 else 'NOT met'} "
-          f"(worst uncached median {worst:.2f} ms)")
+    print(
+        f"target < 20 ms per typical report after warm-up: {'met' if worst < 20 else 'NOT met'} "
+        f"(worst uncached median {worst:.2f} ms)"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -116,14 +116,22 @@ def main(argv: list[str] | None = None) -> int:
             probe.stop()
         seeded = tmp / "seeded.sqlite3"
         seed(seeded, args.snoozes, "bench-snoozed", findings, band)
-        bodies = {"off": request_for("bench-open"), "on, not snoozed": request_for("bench-open"),
-                  "on, snoozed": request_for("bench-snoozed")}
+        bodies = {
+            "off": request_for("bench-open"),
+            "on, not snoozed": request_for("bench-open"),
+            "on, snoozed": request_for("bench-snoozed"),
+        }
         for name, enabled in (("off", "false"), ("on, not snoozed", "true"), ("on, snoozed", "true")):
             folder = tmp / name.replace(", ", "-").replace(" ", "-")
             folder.mkdir()
             shutil.copy(seeded, folder / "cds.sqlite3")  # cds_env points CDS_DATABASE_URL at folder/cds.sqlite3
-            servers[name] = start_cds(name.replace(", ", "-").replace(" ", "-"), 1, folder, REPO / "rules",
-                                      {**env, "CDS_SNOOZE_ENABLED": enabled})
+            servers[name] = start_cds(
+                name.replace(", ", "-").replace(" ", "-"),
+                1,
+                folder,
+                REPO / "rules",
+                {**env, "CDS_SNOOZE_ENABLED": enabled},
+            )
         samples: dict[str, list[float]] = {name: [] for name in servers}
         cards: dict[str, int] = {}
         clients = {name: httpx.Client(base_url=s.base_url, timeout=10, trust_env=False) for name, s in servers.items()}
@@ -146,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
 
     stats = {name: summarise(values) for name, values in samples.items()}
     base = stats["off"].median_ms
-    print(f"Hook latency with the snooze lookup ({args.snoozes:,} snoozes in the store; "
-          f"{args.rounds} rounds x {args.requests} sequential requests per server)\n")
+    print(
+        f"Hook latency with the snooze lookup ({args.snoozes:,} snoozes in the store; "
+        f"{args.rounds} rounds x {args.requests} sequential requests per server)\n"
+    )
     print("| server | cards sent | n | median ms | p90 ms | median / off |")
     print("|---|---|---|---|---|---|")
     for name, s in stats.items():
@@ -163,24 +173,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Paired: {name} adds a median of {added:+.2f} ms per request to the same request without the lookup.")
     worst = max(s.median_ms / base for name, s in stats.items() if name != "off")
     met = worst <= args.max_ratio
-    print(f"\nTarget: the lookup adds at most {args.max_ratio - 1:.0%} to the median: "
-          f"{'met' if met else 'MISSED'} (worst ratio {worst:.3f}).")
+    print(
+        f"\nTarget: the lookup adds at most {args.max_ratio - 1:.0%} to the median: "
+        f"{'met' if met else 'MISSED'} (worst ratio {worst:.3f})."
+    )
     if cards["on, snoozed"] != 0 or cards["off"] == 0 or cards["on, not snoozed"] == 0:
         print("The snoozed server sent a card, or another one sent none: the comparison is void.", file=sys.stderr)
         return 2
     if args.json:
-        args.json.write_bytes(orjson.dumps(
-            {
-                name: {
-                    **dataclasses.asdict(s),
-                    "cards": cards[name],
-                    "ratio_to_off": s.median_ms / base,
-                    "paired_added_ms": paired.get(name, 0.0),
-                }
-                for name, s in stats.items()
-            },
-            option=orjson.OPT_INDENT_2,
-        ))
+        args.json.write_bytes(
+            orjson.dumps(
+                {
+                    name: {
+                        **dataclasses.asdict(s),
+                        "cards": cards[name],
+                        "ratio_to_off": s.median_ms / base,
+                        "paired_added_ms": paired.get(name, 0.0),
+                    }
+                    for name, s in stats.items()
+                },
+                option=orjson.OPT_INDENT_2,
+            )
+        )
     return 0 if met else 1
 
 

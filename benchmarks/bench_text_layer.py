@@ -78,13 +78,18 @@ def run(repeat: int) -> list[dict[str, Any]]:
             "text-warm": _median_seconds(with_terminology(term), repeat),
             "text-cold": _median_seconds(with_terminology(term), repeat, before=term._text_cache.clear),
         }
-        rows.append({
-            "workload": name,
-            "resources": sum(len(v.get("entry") or []) if v.get("resourceType") == "Bundle" else 1
-                             for v in prefetch.values() if isinstance(v, dict)),
-            "median_ms": {k: round(v * 1000, 2) for k, v in seconds.items()},
-            "ratio_to_code": {k: round(v / seconds["code"], 2) for k, v in seconds.items() if k != "code"},
-        })
+        rows.append(
+            {
+                "workload": name,
+                "resources": sum(
+                    len(v.get("entry") or []) if v.get("resourceType") == "Bundle" else 1
+                    for v in prefetch.values()
+                    if isinstance(v, dict)
+                ),
+                "median_ms": {k: round(v * 1000, 2) for k, v in seconds.items()},
+                "ratio_to_code": {k: round(v / seconds["code"], 2) for k, v in seconds.items() if k != "code"},
+            }
+        )
     return rows
 
 
@@ -96,9 +101,11 @@ def main() -> None:
     rows = run(args.repeat)
     for row in rows:
         ms, ratio = row["median_ms"], row["ratio_to_code"]
-        print(f"{row['workload']:<16} {row['resources']:>6} resources  code {ms['code']:>8.2f} ms  "
-              f"text-warm {ms['text-warm']:>8.2f} ms (x{ratio['text-warm']:.2f})  "
-              f"text-cold {ms['text-cold']:>8.2f} ms (x{ratio['text-cold']:.2f})")
+        print(
+            f"{row['workload']:<16} {row['resources']:>6} resources  code {ms['code']:>8.2f} ms  "
+            f"text-warm {ms['text-warm']:>8.2f} ms (x{ratio['text-warm']:.2f})  "
+            f"text-cold {ms['text-cold']:>8.2f} ms (x{ratio['text-cold']:.2f})"
+        )
     if args.json:
         args.json.write_text(json.dumps({"repeat": args.repeat, "rows": rows}, indent=2) + "\n")
 

@@ -34,6 +34,7 @@ def child(root: Path, reps: int) -> dict[str, float]:
     import cds
     from cds.hooks.models import CDSRequest
     from cds.pipeline import Pipeline
+
     assert Path(cds.__file__).resolve().is_relative_to(root.resolve()), (cds.__file__, root)
     pipeline = Pipeline.load(root / "rules", "org.calciphylaxis-cds", engine="reference")
     raw = orjson.loads((root / CASE).read_bytes())
@@ -55,8 +56,14 @@ def run_child(root: Path, reps: int) -> dict[str, float]:
     # The script by path, from the checkout's root, with -P (benchmarks/http.py would shadow the standard library):
     # `cds` then comes from that checkout (PYTHONPATH), not from this one.
     env = {**os.environ, "PYTHONPATH": str(root)}
-    out = subprocess.run([sys.executable, "-P", str(Path(__file__).resolve()), "--child", str(root), "--reps", str(reps)],
-                         cwd=root, env=env, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-P", str(Path(__file__).resolve()), "--child", str(root), "--reps", str(reps)],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -76,16 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.rounds):
         runs["baseline"].append(run_child(args.baseline.resolve(), args.reps))
         runs["new"].append(run_child(REPO, args.reps))
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("pipeline_ms", "differential_ms")} for k, v in runs.items()}
+    med = {
+        k: {m: statistics.median(r[m] for r in v) for m in ("pipeline_ms", "differential_ms")} for k, v in runs.items()
+    }
     print("| Version | Pipeline.evaluate median (ms) | Differential stage median (ms) |")
     print("|---|---|---|")
     for name in ("baseline", "new"):
         print(f"| {name} | {med[name]['pipeline_ms']:.3f} | {med[name]['differential_ms']:.4f} |")
-    print(f"| ratio new / baseline | {med['new']['pipeline_ms'] / med['baseline']['pipeline_ms']:.2f} | "
-          f"{med['new']['differential_ms'] / med['baseline']['differential_ms']:.2f} |")
+    print(
+        f"| ratio new / baseline | {med['new']['pipeline_ms'] / med['baseline']['pipeline_ms']:.2f} | "
+        f"{med['new']['differential_ms'] / med['baseline']['differential_ms']:.2f} |"
+    )
     ok = med["new"]["pipeline_ms"] < TARGET_MS
-    print(f"\nTarget: in-process median on the source case under {TARGET_MS:g} ms: {'met' if ok else 'MISSED'} "
-          f"({args.rounds} alternating rounds of {args.reps} requests each).")
+    print(
+        f"\nTarget: in-process median on the source case under {TARGET_MS:g} ms: {'met' if ok else 'MISSED'} "
+        f"({args.rounds} alternating rounds of {args.reps} requests each)."
+    )
     return 0 if ok else 1
 
 

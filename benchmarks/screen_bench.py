@@ -63,10 +63,16 @@ def in_process(rules_dir: Path, patients: int, now: Any) -> Result:
     started = time.perf_counter()
     rows = answer_patients(bundle, "calciphylaxis-risk", population, now)
     seconds = time.perf_counter() - started
-    return Result("screen", f"screen/in-process/{patients}-patients", params={"patients": patients},
-                  throughput_rps=patients / seconds, requests=patients, errors=sum(1 for r in rows if r["error"]),
-                  values={"patients_per_s": round(patients / seconds, 2), "seconds": round(seconds, 2)},
-                  note="answer_patients in this process: request building + answer_hook, no Dask, no files")
+    return Result(
+        "screen",
+        f"screen/in-process/{patients}-patients",
+        params={"patients": patients},
+        throughput_rps=patients / seconds,
+        requests=patients,
+        errors=sum(1 for r in rows if r["error"]),
+        values={"patients_per_s": round(patients / seconds, 2), "seconds": round(seconds, 2)},
+        note="answer_patients in this process: request building + answer_hook, no Dask, no files",
+    )
 
 
 def on_dask(rules_dir: Path, export: Path, patients: int, workers: int, now: Any, baseline: float | None) -> Result:
@@ -86,15 +92,26 @@ def on_dask(rules_dir: Path, export: Path, patients: int, workers: int, now: Any
         client.close()
         cluster.close()
     rate = result.counts.get("patients", 0) / seconds
-    values = {"patients_per_s": round(rate, 2), "seconds": round(seconds, 2), "peak_worker_rss_mb": round(peak, 1),
-              "worker_load_s": round(load_seconds, 2), "partitions": result.counts.get("partitions", 0),
-              "client_rss_mb": round(_peak_rss_mb(), 1)}
+    values = {
+        "patients_per_s": round(rate, 2),
+        "seconds": round(seconds, 2),
+        "peak_worker_rss_mb": round(peak, 1),
+        "worker_load_s": round(load_seconds, 2),
+        "partitions": result.counts.get("partitions", 0),
+        "client_rss_mb": round(_peak_rss_mb(), 1),
+    }
     if baseline:
         values["ratio_to_in_process"] = round(rate / baseline, 3)
-    return Result("screen", f"screen/{workers}w/{patients}-patients", params={"patients": patients, "workers": workers},
-                  throughput_rps=rate, requests=result.counts.get("patients", 0),
-                  errors=result.counts.get("patients_failed", 0), values=values,
-                  note=f"cds.screen.run.screen on a local cluster of {workers} process(es), NDJSON scan to last row")
+    return Result(
+        "screen",
+        f"screen/{workers}w/{patients}-patients",
+        params={"patients": patients, "workers": workers},
+        throughput_rps=rate,
+        requests=result.counts.get("patients", 0),
+        errors=result.counts.get("patients_failed", 0),
+        values=values,
+        note=f"cds.screen.run.screen on a local cluster of {workers} process(es), NDJSON scan to last row",
+    )
 
 
 def run(rules_dir: Path, quick: bool, now: Any, say: Any = print) -> list[Result]:
@@ -133,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patients", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rules", type=Path, default=Path(__file__).resolve().parent.parent / "rules")
-    parser.add_argument("--keep", type=Path, help="write the population here (and keep it) instead of a temporary folder")
+    parser.add_argument(
+        "--keep", type=Path, help="write the population here (and keep it) instead of a temporary folder"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="cds-bench-screen-") as tmp:
         export = args.keep or Path(tmp) / "population"

@@ -209,9 +209,9 @@ class WireGuard:
         except Exception:
             logging.getLogger("cds.app").exception("unhandled error")
             if not started:
-                await outcome_response(
-                    500, [f"internal error; quote request id {request_id}"], request_id
-                )(scope, receive, tracking_send)
+                await outcome_response(500, [f"internal error; quote request id {request_id}"], request_id)(
+                    scope, receive, tracking_send
+                )
 
     def _too_large(self) -> str:
         return f"request body exceeds the limit of {self.max_body_bytes} bytes"
@@ -356,8 +356,15 @@ def create_app(
         try:
             async with asyncio.timeout(settings.request_deadline_seconds):
                 evaluation = await answer_hook(
-                    current, service, payload, now, fetch, settings.trace_extension_key, fhir_server_policy,
-                    RequestLimits.from_settings(settings), pages_base_url=audience(request, ""),
+                    current,
+                    service,
+                    payload,
+                    now,
+                    fetch,
+                    settings.trace_extension_key,
+                    fhir_server_policy,
+                    RequestLimits.from_settings(settings),
+                    pages_base_url=audience(request, ""),
                 )
         except TimeoutError:
             metrics.DEADLINE_EXCEEDED.inc()
@@ -489,7 +496,9 @@ def create_app(
             for status in result.statuses
         ]
         # The feedback is committed; a snooze that cannot be written now only means the card shows again.
-        accepted_items = [item for item, status in zip(parsed.feedback, result.statuses, strict=True) if status == "accepted"]
+        accepted_items = [
+            item for item, status in zip(parsed.feedback, result.statuses, strict=True) if status == "accepted"
+        ]
         try:
             await run_in_threadpool(record_snoozes, active_store, accepted_items, snooze_policies_for(current))
         except (SQLAlchemyError, StoreUnavailable, OSError) as exc:
@@ -550,9 +559,7 @@ def create_app(
         current: Pipeline = app.state.pipeline
         status = current.status()
         if status.get("errors"):
-            return outcome_response(
-                503, [f"rules not ready: {e}" for e in status["errors"]], request_id_of(request)
-            )
+            return outcome_response(503, [f"rules not ready: {e}" for e in status["errors"]], request_id_of(request))
         if settings.store_required_for_readiness:
             store_status = await run_in_threadpool(active_store.status)
             if store_status["status"] != "ok":

@@ -61,13 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--rules", type=Path, help="rules directory")
     evaluate.add_argument("--json", action="store_true", help="print the raw CDS Hooks response")
     evaluate.add_argument("--trace", action="store_true", help="print the evaluation trace")
-    evaluate.add_argument("--now", type=_timestamp, help="evaluation time, ISO 8601 (default: the reference date of the "
-                          "shipped case that is FILE, from its rule test; otherwise the current time)")
-    evaluate.add_argument("--why", action="append", default=[], metavar="ID",
-                          help="explain why a rule fired or not (first failing pattern, the values seen), or why a "
-                          "card template was raised or not (service, rule intent, threshold); repeatable")
-    evaluate.add_argument("--check-tests", action="store_true",
-                          help="also run the rule tests and warn about failures (evaluate never refuses on them)")
+    evaluate.add_argument(
+        "--now",
+        type=_timestamp,
+        help="evaluation time, ISO 8601 (default: the reference date of the "
+        "shipped case that is FILE, from its rule test; otherwise the current time)",
+    )
+    evaluate.add_argument(
+        "--why",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="explain why a rule fired or not (first failing pattern, the values seen), or why a "
+        "card template was raised or not (service, rule intent, threshold); repeatable",
+    )
+    evaluate.add_argument(
+        "--check-tests",
+        action="store_true",
+        help="also run the rule tests and warn about failures (evaluate never refuses on them)",
+    )
     evaluate.set_defaults(run=run_evaluate)
 
     config = commands.add_parser("config", help="configuration")
@@ -180,8 +192,10 @@ def run_openapi(args: argparse.Namespace) -> int:
 def run_studio(args: argparse.Namespace) -> int:
     """The playground: never in the production profile, never on a non-loopback address."""
     if os.environ.get("CDS_PROFILE", "").strip().lower() == "production":
-        print("cds studio: refused in the production profile (CDS_PROFILE=production): it has no authentication",
-              file=sys.stderr)
+        print(
+            "cds studio: refused in the production profile (CDS_PROFILE=production): it has no authentication",
+            file=sys.stderr,
+        )
         return EXIT_FAILURE
     import uvicorn
 
@@ -190,7 +204,10 @@ def run_studio(args: argparse.Namespace) -> int:
 
     rules_dir = args.rules or Path(os.environ.get("CDS_RULES_DIR", DEFAULT_RULES_DIR))
     app = create_studio_app(rules_dir)
-    print(f"cds studio: http://127.0.0.1:{args.port}/ (rules: {rules_dir}; loopback only, no authentication)", file=sys.stderr)
+    print(
+        f"cds studio: http://127.0.0.1:{args.port}/ (rules: {rules_dir}; loopback only, no authentication)",
+        file=sys.stderr,
+    )
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
     return EXIT_OK
 
@@ -218,7 +235,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     # The rules on disk as they are, tested or not: an author needs to see what an edit does while a
     # test disagrees. The service itself always gates on the tests. The report-text pipeline starts
     # only if a report needs it.
-    pipeline = Pipeline.load(settings.rules_dir, settings.hook_namespace, engine=settings.engine, run_tests=False, warm=False)
+    pipeline = Pipeline.load(
+        settings.rules_dir, settings.hook_namespace, engine=settings.engine, run_tests=False, warm=False
+    )
     _warn_about_tests(pipeline, args.check_tests)
     now, now_source = _evaluation_time(pipeline, args.file, args.now)
     if now_source:
@@ -236,9 +255,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.trace:
         payload.setdefault("extension", {})[settings.trace_extension_key] = True
     try:
-        evaluation = asyncio.run(
-            answer_hook(pipeline, service, payload, now, None, settings.trace_extension_key)
-        )
+        evaluation = asyncio.run(answer_hook(pipeline, service, payload, now, None, settings.trace_extension_key))
     except HookError as exc:
         print(f"cds evaluate: the service would answer HTTP {exc.status}:", file=sys.stderr)
         for line in exc.diagnostics:
@@ -299,8 +316,10 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 def _warn_about_tests(pipeline: Any, run: bool) -> None:
     if not run:
-        print("cds evaluate: rule tests not run (`cds rules test`, or --check-tests); showing the rules on disk as they are",
-              file=sys.stderr)
+        print(
+            "cds evaluate: rule tests not run (`cds rules test`, or --check-tests); showing the rules on disk as they are",
+            file=sys.stderr,
+        )
         return
     from cds.engine.ruletests import run_rule_tests
 
@@ -309,11 +328,15 @@ def _warn_about_tests(pipeline: Any, run: bool) -> None:
     for r in failing:
         print(f"cds evaluate: WARNING: rule test {r.id} fails: {'; '.join(r.failures)}", file=sys.stderr)
     if failing:
-        print(f"cds evaluate: WARNING: {len(failing)} rule test(s) fail; the cards below come from untested rules",
-              file=sys.stderr)
+        print(
+            f"cds evaluate: WARNING: {len(failing)} rule test(s) fail; the cards below come from untested rules",
+            file=sys.stderr,
+        )
 
 
-def explain_request(pipeline: Any, service: ServiceDefinition, payload: dict[str, Any], now: datetime, idents: list[str]) -> str:
+def explain_request(
+    pipeline: Any, service: ServiceDefinition, payload: dict[str, Any], now: datetime, idents: list[str]
+) -> str:
     """``--why``: re-derive the facts of the request and explain each rule or card id."""
     from cds.engine.explain import render, why
 
@@ -344,11 +367,17 @@ def request_from_bundle(bundle: dict[str, Any], service: ServiceDefinition) -> d
     ``Condition?..`` a search); the Bundle's entries of that type fill it. For
     order hooks, draft request resources become ``draftOrders``.
     """
-    resources = [e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict) and isinstance(e.get("resource"), dict)]
+    resources = [
+        e["resource"] for e in bundle.get("entry", []) if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+    ]
     patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
     if patient is None:
         raise LookupError("the Bundle holds no Patient")
-    drafts = [r for r in resources if r.get("status") == "draft" and r.get("resourceType") in {"MedicationRequest", "ServiceRequest"}]
+    drafts = [
+        r
+        for r in resources
+        if r.get("status") == "draft" and r.get("resourceType") in {"MedicationRequest", "ServiceRequest"}
+    ]
     prefetch: dict[str, Any] = {}
     for key, template in service.prefetch.items():
         resource_type = template.split("?", 1)[0].split("/", 1)[0]
@@ -364,7 +393,11 @@ def request_from_bundle(bundle: dict[str, Any], service: ServiceDefinition) -> d
             }
     context: dict[str, Any] = {"userId": "Practitioner/cds-cli", "patientId": patient.get("id", "unknown")}
     if service.hook in {"order-select", "order-sign"}:
-        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in drafts]}
+        context["draftOrders"] = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": r} for r in drafts],
+        }
         if service.hook == "order-select":
             context["selections"] = [f"{r['resourceType']}/{r.get('id')}" for r in drafts]
     return {"hook": service.hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch}

@@ -76,7 +76,9 @@ class _Loaded:
     loaded_at: str
 
 
-def _build(rules_dir: Path, hook_namespace: str, engine_choice: str, run_tests: bool = True, warm: bool = True) -> _Loaded:
+def _build(
+    rules_dir: Path, hook_namespace: str, engine_choice: str, run_tests: bool = True, warm: bool = True
+) -> _Loaded:
     services = load_services(rules_dir / "services.yaml", hook_namespace)
     result = load_ruleset(rules_dir, [s.id for s in services])
     if result.ruleset is None or result.errors:
@@ -89,11 +91,16 @@ def _build(rules_dir: Path, hook_namespace: str, engine_choice: str, run_tests: 
         extractor = default_extractor(rules_dir) if warm else default_extractor(rules_dir, warm=False)
     except Exception as exc:  # the terminology (value sets, analytes) of the FHIR layer does not load
         raise RulesetLoadError([f"terminology (cds.fhir.Terminology.load): {type(exc).__name__}: {exc}"]) from exc
-    failures = [
-        f"{_test_location(result.ruleset, rules_dir, r.id)}: rule test {r.id}: {failure}"
-        for r in run_rule_tests(engine, extractor) if not r.passed and not r.skipped
-        for failure in r.failures
-    ] if run_tests else []
+    failures = (
+        [
+            f"{_test_location(result.ruleset, rules_dir, r.id)}: rule test {r.id}: {failure}"
+            for r in run_rule_tests(engine, extractor)
+            if not r.passed and not r.skipped
+            for failure in r.failures
+        ]
+        if run_tests
+        else []
+    )
     if failures:
         raise RulesetLoadError(failures)
     return _Loaded(services, result.ruleset, engine, extractor, datetime.now(UTC).isoformat(timespec="seconds"))
@@ -123,8 +130,12 @@ class Pipeline:
 
     @classmethod
     def load(
-        cls, rules_dir: Path, hook_namespace: str = "org.calciphylaxis-cds", engine: str | None = None,
-        run_tests: bool = True, warm: bool = True,
+        cls,
+        rules_dir: Path,
+        hook_namespace: str = "org.calciphylaxis-cds",
+        engine: str | None = None,
+        run_tests: bool = True,
+        warm: bool = True,
     ) -> Pipeline:
         """Load services and rules; raises ``RulesetLoadError`` (a ServiceDefinitionError) with file:line errors.
 
@@ -175,8 +186,16 @@ class Pipeline:
         if len(factset.facts) > limit:
             # Evaluating only part of the facts could hide a card: refuse instead (CDS_MAX_FACTS).
             raise FactLimitExceeded(len(factset.facts), limit)
-        evaluation = evaluate_facts(loaded.ruleset, loaded.engine, service.id, factset, request.context,
-                                    self.hook_namespace, want_trace, pages_base_url)
+        evaluation = evaluate_facts(
+            loaded.ruleset,
+            loaded.engine,
+            service.id,
+            factset,
+            request.context,
+            self.hook_namespace,
+            want_trace,
+            pages_base_url,
+        )
         return replace(evaluation, timings={"facts": facts_seconds, **evaluation.timings})
 
     def status(self) -> dict[str, Any]:
@@ -205,7 +224,9 @@ class Pipeline:
                 self.load_errors = lines
                 self.last_reload = {"at": at, "result": "refused", "still_serving": self._loaded.ruleset.version}
                 metrics.RULE_RELOADS.labels("refused").inc()
-                log.error("rule set reload refused; still serving %s:\n%s", self._loaded.ruleset.version, "\n".join(lines))
+                log.error(
+                    "rule set reload refused; still serving %s:\n%s", self._loaded.ruleset.version, "\n".join(lines)
+                )
                 return False
             old = self._loaded
             metrics.RULE_RELOADS.labels("loaded").inc()
@@ -219,13 +240,17 @@ class Pipeline:
     @staticmethod
     def _facts(loaded: _Loaded, request: CDSRequest, prefetch: Mapping[str, Any], now: datetime) -> FactSet:
         if loaded.extractor is None:
-            return FactSet(facts=(), warnings=(FactWarning("-", "-", "the FHIR fact layer (cds.fhir) is not installed"),))
+            return FactSet(
+                facts=(), warnings=(FactWarning("-", "-", "the FHIR fact layer (cds.fhir) is not installed"),)
+            )
         try:
             return loaded.extractor(dict(request.context), dict(prefetch), now)
         except Exception as exc:  # the contract says it never raises; if it does, answer without facts
             # type only: the message or traceback could carry patient data
             log.error("cds.fhir.extract_facts raised %s; answering without facts", type(exc).__name__)
-            return FactSet(facts=(), warnings=(FactWarning("-", "-", f"fact extraction failed ({type(exc).__name__})"),))
+            return FactSet(
+                facts=(), warnings=(FactWarning("-", "-", f"fact extraction failed ({type(exc).__name__})"),)
+            )
 
 
 def evaluate_facts(

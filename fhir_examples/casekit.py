@@ -59,16 +59,69 @@ _conf(ICD, "V", "N18.6", "Z99.2", "N25.81", "I87.2", "Z79.01", "E83.59", "Z94.0"
 _conf(ICD, "S", "Z79.4")
 # ICD-10-CM families the sheet lists as [R], and codes it does not give (recalled)
 _conf(
-    ICD, "R",
-    "E11.22", "E11.621", "E11.42", "E10.22", "N18.32", "N18.31",
-    "L97.212", "L97.222", "L97.221", "L97.512", "L97.412", "L97.821", "L97.511",
-    "L98.411", "L98.492",
-    "I83.93", "I83.013", "I82.512", "I87.012", "Z86.718",
-    "M34.1", "L94.2", "I73.00", "M33.10", "M32.14", "M61.051", "E72.53", "N20.0",
-    "I70.235", "I75.023", "L88", "M72.6", "L03.115", "A41.9", "L95.9", "D89.1", "B18.2",
-    "T45.515A", "D68.59", "E66.01", "Z68.41", "E83.52", "E83.39", "I48.91", "I48.0", "I10", "I25.10",
-    "K51.90", "M24.561", "M24.562", "M62.81", "R60.0", "R50.9", "I96", "N17.9", "Z96.641", "S72.001D",
-    "I82.401", "Z87.442", "M25.571", "M25.572",
+    ICD,
+    "R",
+    "E11.22",
+    "E11.621",
+    "E11.42",
+    "E10.22",
+    "N18.32",
+    "N18.31",
+    "L97.212",
+    "L97.222",
+    "L97.221",
+    "L97.512",
+    "L97.412",
+    "L97.821",
+    "L97.511",
+    "L98.411",
+    "L98.492",
+    "I83.93",
+    "I83.013",
+    "I82.512",
+    "I87.012",
+    "Z86.718",
+    "M34.1",
+    "L94.2",
+    "I73.00",
+    "M33.10",
+    "M32.14",
+    "M61.051",
+    "E72.53",
+    "N20.0",
+    "I70.235",
+    "I75.023",
+    "L88",
+    "M72.6",
+    "L03.115",
+    "A41.9",
+    "L95.9",
+    "D89.1",
+    "B18.2",
+    "T45.515A",
+    "D68.59",
+    "E66.01",
+    "Z68.41",
+    "E83.52",
+    "E83.39",
+    "I48.91",
+    "I48.0",
+    "I10",
+    "I25.10",
+    "K51.90",
+    "M24.561",
+    "M24.562",
+    "M62.81",
+    "R60.0",
+    "R50.9",
+    "I96",
+    "N17.9",
+    "Z96.641",
+    "S72.001D",
+    "I82.401",
+    "Z87.442",
+    "M25.571",
+    "M25.572",
 )
 # Added for the order-time safety cases (issue 14), recalled
 _conf(ICD, "R", "Z95.2", "T65.0X1A", "T59.811A", "L97.219", "Z96.651", "I26.99", "L98.9")
@@ -77,28 +130,117 @@ _conf(SCT, "V", "237900002", "46177005", "709044004", "399957001", "66931009")
 _conf(SCT, "S", "433146000")
 _conf(SCT, "R", "59282003")
 _conf(
-    SCT, "R",
-    "302497006", "71192002", "44054006", "46635009", "89155008", "396230008", "74578003",
-    "266261006", "72866009", "22253000", "372070002", "49436004", "55464009", "10828004", "260385009",
+    SCT,
+    "R",
+    "302497006",
+    "71192002",
+    "44054006",
+    "46635009",
+    "89155008",
+    "396230008",
+    "74578003",
+    "266261006",
+    "72866009",
+    "22253000",
+    "372070002",
+    "49436004",
+    "55464009",
+    "10828004",
+    "260385009",
     # body sites and laterality (all recalled)
-    "53840002", "68367000", "344001", "76853006", "56459004", "30021000", "61685007", "46862004", "113345001",
-    "76752008", "29707007", "7569003", "29836001", "16982005", "127949000", "72696002", "14975008",
-    "24028007", "7771000",
+    "53840002",
+    "68367000",
+    "344001",
+    "76853006",
+    "56459004",
+    "30021000",
+    "61685007",
+    "46862004",
+    "113345001",
+    "76752008",
+    "29707007",
+    "7569003",
+    "29836001",
+    "16982005",
+    "127949000",
+    "72696002",
+    "14975008",
+    "24028007",
+    "7771000",
     # routes of administration
-    "26643006", "47625008",
+    "26643006",
+    "47625008",
 )
 # LOINC
 _conf(LOINC, "V", "17861-6", "2777-1", "2731-8", "1751-7", "6768-6", "62292-8", "6301-6", "5902-2")
-_conf(LOINC, "R", "1988-5", "39156-5", "29463-7", "8310-5", "2160-0", "98979-8", "4548-4", "6690-2", "711-2",
-      "2157-6", "4537-7", "4485-9", "4498-2", "2524-7", "718-7", "777-3", "11572-5")
+_conf(
+    LOINC,
+    "R",
+    "1988-5",
+    "39156-5",
+    "29463-7",
+    "8310-5",
+    "2160-0",
+    "98979-8",
+    "4548-4",
+    "6690-2",
+    "711-2",
+    "2157-6",
+    "4537-7",
+    "4485-9",
+    "4498-2",
+    "2524-7",
+    "718-7",
+    "777-3",
+    "11572-5",
+)
 # RxNorm
 _conf(RXNORM, "V", "11289")
-_conf(RXNORM, "R", "214342", "1894", "1897", "56466", "274783", "284635", "1364430", "5224", "67108", "8640",
-      "5521", "6809", "83367", "1191", "29046", "17767", "11124", "52582")
+_conf(
+    RXNORM,
+    "R",
+    "214342",
+    "1894",
+    "1897",
+    "56466",
+    "274783",
+    "284635",
+    "1364430",
+    "5224",
+    "67108",
+    "8640",
+    "5521",
+    "6809",
+    "83367",
+    "1191",
+    "29046",
+    "17767",
+    "11124",
+    "52582",
+)
 # CPT
 _conf(CPT, "V", "78306", "78315", "11104")
-_conf(CPT, "R", "90935", "90945", "73700", "88305", "93458", "71250", "73720", "73620", "73130", "73552",
-      "73502", "93970", "93971", "93922", "73030", "74176", "73590")
+_conf(
+    CPT,
+    "R",
+    "90935",
+    "90945",
+    "73700",
+    "88305",
+    "93458",
+    "71250",
+    "73720",
+    "73620",
+    "73130",
+    "73552",
+    "73502",
+    "93970",
+    "93971",
+    "93922",
+    "73030",
+    "74176",
+    "73590",
+)
 
 LOCAL_FINDINGS: dict[str, str] = {
     "retiform-purpura": "Retiform purpura",
@@ -222,15 +364,31 @@ LABS: dict[str, tuple[str, str, str, str, str]] = {
     "phos": (LOINC, "2777-1", "Phosphate [Mass/volume] in Serum or Plasma", "mg/dL", "laboratory"),
     "pth": (LOINC, "2731-8", "Parathyrin.intact [Mass/volume] in Serum or Plasma", "pg/mL", "laboratory"),
     "alb": (LOINC, "1751-7", "Albumin [Mass/volume] in Serum or Plasma", "g/dL", "laboratory"),
-    "alp": (LOINC, "6768-6", "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma", "U/L",
-            "laboratory"),
-    "vitd": (LOINC, "62292-8", "25-Hydroxyvitamin D2+25-Hydroxyvitamin D3 [Mass/volume] in Serum or Plasma", "ng/mL",
-             "laboratory"),
+    "alp": (
+        LOINC,
+        "6768-6",
+        "Alkaline phosphatase [Enzymatic activity/volume] in Serum or Plasma",
+        "U/L",
+        "laboratory",
+    ),
+    "vitd": (
+        LOINC,
+        "62292-8",
+        "25-Hydroxyvitamin D2+25-Hydroxyvitamin D3 [Mass/volume] in Serum or Plasma",
+        "ng/mL",
+        "laboratory",
+    ),
     "inr": (LOINC, "6301-6", "INR in Platelet poor plasma by Coagulation assay", "{INR}", "laboratory"),
     "crp": (LOINC, "1988-5", "C reactive protein [Mass/volume] in Serum or Plasma", "mg/L", "laboratory"),
     "creat": (LOINC, "2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", "laboratory"),
-    "egfr": (LOINC, "98979-8", "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, "
-             "Plasma or Blood by Creatinine-based formula (CKD-EPI 2021)", "mL/min/{1.73_m2}", "laboratory"),
+    "egfr": (
+        LOINC,
+        "98979-8",
+        "Glomerular filtration rate/1.73 sq M.predicted [Volume Rate/Area] in Serum, "
+        "Plasma or Blood by Creatinine-based formula (CKD-EPI 2021)",
+        "mL/min/{1.73_m2}",
+        "laboratory",
+    ),
     "hba1c": (LOINC, "4548-4", "Hemoglobin A1c/Hemoglobin.total in Blood", "%", "laboratory"),
     "wbc": (LOINC, "6690-2", "Leukocytes [#/volume] in Blood by Automated count", "10*3/uL", "laboratory"),
     "eos": (LOINC, "711-2", "Eosinophils [#/volume] in Blood by Automated count", "10*3/uL", "laboratory"),
@@ -253,7 +411,12 @@ LABS: dict[str, tuple[str, str, str, str, str]] = {
     "tbi": (LOCAL, "toe-brachial-index", "", "1", "exam"),
 }
 QUALITATIVE = {
-    "anti-centromere", "ana", "anca", "cryoglobulin", "anti-nxp2", "lupus-anticoagulant",
+    "anti-centromere",
+    "ana",
+    "anca",
+    "cryoglobulin",
+    "anti-nxp2",
+    "lupus-anticoagulant",
 }
 
 
@@ -344,33 +507,69 @@ class Patient:
         self.conditions.append(res)
         return res
 
-    def sign(self, code: str, text: str, onset_days_ago: int, site: str | None = None, *,
-             extra: list[dict[str, str]] = (), category: str = "encounter-diagnosis", present: bool = True,
-             note: str | None = None) -> dict[str, Any]:
+    def sign(
+        self,
+        code: str,
+        text: str,
+        onset_days_ago: int,
+        site: str | None = None,
+        *,
+        extra: list[dict[str, str]] = (),
+        category: str = "encounter-diagnosis",
+        present: bool = True,
+        note: str | None = None,
+    ) -> dict[str, Any]:
         """A bedside sign recorded as a Condition (local code plus any standard codes given)."""
-        return self.cond(code, [local(code), *extra], text, onset_days_ago, category=category, site=site,
-                         verification="confirmed" if present else "refuted", note=note)
+        return self.cond(
+            code,
+            [local(code), *extra],
+            text,
+            onset_days_ago,
+            category=category,
+            site=site,
+            verification="confirmed" if present else "refuted",
+            note=note,
+        )
 
     def esrd_on_dialysis(self, esrd_days_ago: int, *, pd: bool = False) -> None:
-        self.cond("esrd", [coding(ICD, "N18.6", "End stage renal disease"),
-                           coding(SCT, "46177005", "End-stage renal disease")],
-                  "End-stage renal disease", esrd_days_ago)
-        self.cond("dialysis-dependence", [coding(ICD, "Z99.2", "Dependence on renal dialysis")],
-                  "Dependence on renal dialysis", esrd_days_ago - 14)
+        self.cond(
+            "esrd",
+            [coding(ICD, "N18.6", "End stage renal disease"), coding(SCT, "46177005", "End-stage renal disease")],
+            "End-stage renal disease",
+            esrd_days_ago,
+        )
+        self.cond(
+            "dialysis-dependence",
+            [coding(ICD, "Z99.2", "Dependence on renal dialysis")],
+            "Dependence on renal dialysis",
+            esrd_days_ago - 14,
+        )
         if pd:
-            pd_codes = [coding(SCT, "71192002", "Peritoneal dialysis"),
-                        coding(CPT, "90945", "Dialysis procedure other than hemodialysis, single evaluation")]
+            pd_codes = [
+                coding(SCT, "71192002", "Peritoneal dialysis"),
+                coding(CPT, "90945", "Dialysis procedure other than hemodialysis, single evaluation"),
+            ]
             self.proc("pd-start", pd_codes, "Peritoneal dialysis (CCPD), first exchange", esrd_days_ago - 16)
             self.proc("pd-latest", pd_codes, "Peritoneal dialysis, monthly review", 5)
         else:
-            hd = [coding(SCT, "302497006", "Hemodialysis"),
-                  coding(CPT, "90935", "Hemodialysis procedure with single evaluation")]
+            hd = [
+                coding(SCT, "302497006", "Hemodialysis"),
+                coding(CPT, "90935", "Hemodialysis procedure with single evaluation"),
+            ]
             self.proc("hd-first", hd, "Hemodialysis, first session", esrd_days_ago - 16)
             self.proc("hd-latest", hd, "Hemodialysis", 2)
 
     # ------------------------------------------------------------ observations
-    def lab(self, key: str, value: float | str, days_ago: int, *, hhmm: str = "07:30",
-            interpretation: str | None = None, note: str | None = None) -> dict[str, Any]:
+    def lab(
+        self,
+        key: str,
+        value: float | str,
+        days_ago: int,
+        *,
+        hhmm: str = "07:30",
+        interpretation: str | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
         system, code, display, unit, category = LABS[key] if key in LABS else (LOCAL, key, "", "", "laboratory")
         if system == LOCAL:
             display = LOCAL_FINDINGS[code]
@@ -403,8 +602,16 @@ class Patient:
             self.lab(key.replace("_", "-"), value, days_ago)
 
     # ------------------------------------------------------------ medications
-    def med(self, stem: str, codings: list[dict[str, str]], text: str, authored_days_ago: int, *,
-            status: str = "active", reason: str | None = None) -> dict[str, Any]:
+    def med(
+        self,
+        stem: str,
+        codings: list[dict[str, str]],
+        text: str,
+        authored_days_ago: int,
+        *,
+        status: str = "active",
+        reason: str | None = None,
+    ) -> dict[str, Any]:
         res: dict[str, Any] = {
             "resourceType": "MedicationRequest",
             "id": self._id(stem),
@@ -421,8 +628,16 @@ class Patient:
         return res
 
     # ------------------------------------------------------------ procedures
-    def proc(self, stem: str, codings: list[dict[str, str]], text: str, days_ago: int, *,
-             site: str | None = None, note: str | None = None) -> dict[str, Any]:
+    def proc(
+        self,
+        stem: str,
+        codings: list[dict[str, str]],
+        text: str,
+        days_ago: int,
+        *,
+        site: str | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
         res: dict[str, Any] = {
             "resourceType": "Procedure",
             "id": self._id(stem),
@@ -439,9 +654,19 @@ class Patient:
         return res
 
     # ------------------------------------------------------------ reports
-    def report(self, stem: str, study: dict[str, str], days_ago: int, *, conclusion: str,
-               sections: list[tuple[str, str]], status: str = "final", hhmm: str = "10:00",
-               service: str = "RAD", keep: bool = True) -> dict[str, Any]:
+    def report(
+        self,
+        stem: str,
+        study: dict[str, str],
+        days_ago: int,
+        *,
+        conclusion: str,
+        sections: list[tuple[str, str]],
+        status: str = "final",
+        hhmm: str = "10:00",
+        service: str = "RAD",
+        keep: bool = True,
+    ) -> dict[str, Any]:
         """A DiagnosticReport with conclusion and a base64 text/plain presentedForm made of SECTION: text lines."""
         text = "\n".join(f"{name}: {body}" for name, body in sections)
         service_display = {"RAD": "Radiology", "VUS": "Vascular Ultrasound", "SP": "Surgical Pathology"}[service]
@@ -486,8 +711,18 @@ def _later(hhmm: str) -> str:
 
 # ---------------------------------------------------------------- draft orders
 
-def service_request(pid: str, rid: str, study: dict[str, str], *, text: str, requester: str,
-                    site: str | None = None, reason: str | None = None, note: str | None = None) -> dict[str, Any]:
+
+def service_request(
+    pid: str,
+    rid: str,
+    study: dict[str, str],
+    *,
+    text: str,
+    requester: str,
+    site: str | None = None,
+    reason: str | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
     res: dict[str, Any] = {
         "resourceType": "ServiceRequest",
         "id": rid,
@@ -507,10 +742,18 @@ def service_request(pid: str, rid: str, study: dict[str, str], *, text: str, req
     return res
 
 
-def medication_request(pid: str, rid: str, codings: list[dict[str, str]], *, text: str, requester: str,
-                       dose: tuple[float, str] | None = None, route: str | None = None,
-                       frequency: tuple[int, float, str] | None = None,
-                       reason: str | None = None) -> dict[str, Any]:
+def medication_request(
+    pid: str,
+    rid: str,
+    codings: list[dict[str, str]],
+    *,
+    text: str,
+    requester: str,
+    dose: tuple[float, str] | None = None,
+    route: str | None = None,
+    frequency: tuple[int, float, str] | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
     dosage: dict[str, Any] = {"text": text}
     if frequency:
         count, period, unit = frequency

@@ -70,7 +70,9 @@ def _patient_of(resource: dict[str, Any]) -> str | None:
 
 def _codings(value: Any) -> list[dict[str, Any]]:
     concepts = value if isinstance(value, list) else [value]
-    return [c for concept in concepts if isinstance(concept, dict) for c in concept.get("coding", []) if isinstance(c, dict)]
+    return [
+        c for concept in concepts if isinstance(concept, dict) for c in concept.get("coding", []) if isinstance(c, dict)
+    ]
 
 
 def _token_matches(codings: list[dict[str, Any]], tokens: str) -> bool:
@@ -95,7 +97,9 @@ def _date_of(resource: dict[str, Any]) -> str | None:
 def _date_matches(value: str | None, criterion: str) -> bool:
     if value is None:
         return False
-    prefix, text = (criterion[:2], criterion[2:]) if criterion[:2] in {"eq", "lt", "gt", "ge", "le"} else ("eq", criterion)
+    prefix, text = (
+        (criterion[:2], criterion[2:]) if criterion[:2] in {"eq", "lt", "gt", "ge", "le"} else ("eq", criterion)
+    )
     day = date.fromisoformat(value[:10])
     bound = date.fromisoformat(text[:10])
     return {

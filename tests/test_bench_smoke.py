@@ -230,9 +230,14 @@ def test_the_snooze_benchmark_runs_and_compares_like_with_like():
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "snooze.json"
-        status = bench_snooze.main(["--rounds", "1", "--requests", "3", "--snoozes", "100", "--max-ratio", "100",
-                                    "--json", str(out)])
+        status = bench_snooze.main(
+            ["--rounds", "1", "--requests", "3", "--snoozes", "100", "--max-ratio", "100", "--json", str(out)]
+        )
         assert status == 0
         results = json.loads(out.read_text())
-    assert results["off"]["cards"] == 1 and results["on, not snoozed"]["cards"] == 1 and results["on, snoozed"]["cards"] == 0
+    assert (
+        results["off"]["cards"] == 1
+        and results["on, not snoozed"]["cards"] == 1
+        and results["on, snoozed"]["cards"] == 0
+    )
     assert results["off"]["ratio_to_off"] == 1.0 and results["on, snoozed"]["n"] == 3

@@ -108,8 +108,18 @@ def test_s7_first_steps_on_risk_and_confirmed_cards(pipeline, case: str) -> None
     assert any(link.url == page_url and link.type == "absolute" for link in cards[0].links or []), case
     page = Pages(pipeline.ruleset).render("cards", cards[0].source.topic.code)
     assert page is not None, case
-    for item in ("sepsis", "culture", "morphine", "Palliative care", "dialysate calcium", "cinacalcet",
-                 "Sodium thiosulfate", "hyperbaric oxygen", "Debridement", "expert opinion"):
+    for item in (
+        "sepsis",
+        "culture",
+        "morphine",
+        "Palliative care",
+        "dialysate calcium",
+        "cinacalcet",
+        "Sodium thiosulfate",
+        "hyperbaric oxygen",
+        "Debridement",
+        "expert opinion",
+    ):
         assert item in page, (case, item)
 
 
@@ -117,8 +127,17 @@ def test_s8_non_uraemic_patient_gets_the_workup_not_the_dialysis_card(pipeline) 
     response = _respond(pipeline, "nonuremic-warfarin-calciphylaxis")
     (card,) = response.cards
     text = _text(card)
-    for item in ("Primary hyperparathyroidism", "protein electrophoresis", "free light chains", "Liver disease",
-                 "ANA", "Protein C and S", "Corticosteroid", "no validated weights", "mechanical valve"):
+    for item in (
+        "Primary hyperparathyroidism",
+        "protein electrophoresis",
+        "free light chains",
+        "Liver disease",
+        "ANA",
+        "Protein C and S",
+        "Corticosteroid",
+        "no validated weights",
+        "mechanical valve",
+    ):
         assert item in text, item
 
 

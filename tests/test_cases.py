@@ -32,14 +32,32 @@ HOOK_NAMESPACE = "org.calciphylaxis-cds"
 
 # Hypothesis ids of issue 5 (the radiologist's differential) and issue 6.
 KNOWN_HYPOTHESES = {
-    "calciphylaxis", "renal-failure-soft-tissue-clearance", "venous-insufficiency", "venous-thrombosis",
-    "diabetic-ulcer", "metastatic-calcification", "scleroderma-calcinosis", "dermatomyositis-calcinosis",
-    "connective-tissue-disease", "heterotopic-ossification", "tumoral-calcinosis", "warfarin-skin-necrosis",
-    "cholesterol-embolism", "vasculitis", "peripheral-arterial-disease", "nephrogenic-systemic-fibrosis", "oxalosis",
-    "pyoderma-gangrenosum", "necrotizing-soft-tissue-infection",
+    "calciphylaxis",
+    "renal-failure-soft-tissue-clearance",
+    "venous-insufficiency",
+    "venous-thrombosis",
+    "diabetic-ulcer",
+    "metastatic-calcification",
+    "scleroderma-calcinosis",
+    "dermatomyositis-calcinosis",
+    "connective-tissue-disease",
+    "heterotopic-ossification",
+    "tumoral-calcinosis",
+    "warfarin-skin-necrosis",
+    "cholesterol-embolism",
+    "vasculitis",
+    "peripheral-arterial-disease",
+    "nephrogenic-systemic-fibrosis",
+    "oxalosis",
+    "pyoderma-gangrenosum",
+    "necrotizing-soft-tissue-infection",
 }
 KNOWN_CARDS = {
-    "risk-card", "biopsy-advice", "bone-scan-question", "harmful-drug-warning", "thiosulfate-monitoring",
+    "risk-card",
+    "biopsy-advice",
+    "bone-scan-question",
+    "harmful-drug-warning",
+    "thiosulfate-monitoring",
     "radiology-differential",
 }
 CONFIDENCE_TAGS = {"V", "S", "R", "D", "local"}
@@ -237,8 +255,8 @@ def test_reports_are_radiology_prose_with_sections(entry):
         assert report["conclusion"].strip()
         text = base64.b64decode(report["presentedForm"][0]["data"]).decode("utf-8")
         assert report["presentedForm"][0]["contentType"] == "text/plain"
-        assert ("IMPRESSION:" in text or "DIAGNOSIS:" in text), report["id"]
-        assert ("FINDINGS:" in text or "MICROSCOPIC:" in text), report["id"]
+        assert "IMPRESSION:" in text or "DIAGNOSIS:" in text, report["id"]
+        assert "FINDINGS:" in text or "MICROSCOPIC:" in text, report["id"]
 
 
 # ------------------------------------------------------------------ the app accepts every case
@@ -254,8 +272,9 @@ def client() -> TestClient:
 def test_app_answers_the_case(client, entry, caplog):
     body = (REQUESTS / entry["file"]).read_bytes()
     with caplog.at_level(logging.DEBUG):
-        response = client.post(f"/cds-services/{entry['service']}", content=body,
-                               headers={"Content-Type": "application/json"})
+        response = client.post(
+            f"/cds-services/{entry['service']}", content=body, headers={"Content-Type": "application/json"}
+        )
     assert response.status_code == 200, response.text
     assert isinstance(response.json()["cards"], list)
     patient_id = orjson.loads(body)["context"]["patientId"]

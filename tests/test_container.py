@@ -59,7 +59,6 @@ def test_image_installs_the_version_in_pyproject():
     assert f"calciphylaxis-cds=={version}" in DOCKERFILE
 
 
-
 def image_layout(root: Path) -> tuple[dict[str, str], Path]:
     """The final stage's files under ``root`` as the image has them under ``/``: the paths it COPYs
     from the build context, the folders its RUN lines create; and its ENV with ``/app`` moved under

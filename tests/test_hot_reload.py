@@ -36,8 +36,13 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:
 
 def test_file_watch_refuses_a_broken_rule_file_and_takes_a_good_edit(tmp_path):
     rules = copy_live_rules(tmp_path)
-    settings = Settings(profile="demo", auth_required=False, rules_dir=rules, rules_watch_seconds=0.2,
-                        database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}")
+    settings = Settings(
+        profile="demo",
+        auth_required=False,
+        rules_dir=rules,
+        rules_watch_seconds=0.2,
+        database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}",
+    )
     with TestClient(create_app(settings)) as client:
         assert client.get("/readyz").status_code == 200
         version = client.get("/healthz").json()["ruleset"]["version"]

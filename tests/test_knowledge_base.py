@@ -49,8 +49,11 @@ def test_rule_test_passes(results, test_id):
 
 def test_every_case_has_a_rule_test_with_its_service():
     # by file name: the case may be read from fhir_examples/ or from its copy beside the tests (rules/cases/)
-    by_case = {Path(t.case).name: t for t in RULESET.tests
-               if t.case and t.known_gap is None and not (t.description or "").startswith("Generated")}
+    by_case = {
+        Path(t.case).name: t
+        for t in RULESET.tests
+        if t.case and t.known_gap is None and not (t.description or "").startswith("Generated")
+    }
     for case in MANIFEST:
         path = case["file"]
         assert path in by_case, f"no rule test for {path}"
@@ -63,11 +66,25 @@ def test_every_case_has_a_rule_test_with_its_service():
 
 def test_every_hypothesis_of_issue_5_is_declared_and_ranked_first_by_its_case():
     ids = {
-        "calciphylaxis", "renal-failure-soft-tissue-clearance", "venous-insufficiency", "venous-thrombosis",
-        "diabetic-ulcer", "metastatic-calcification", "scleroderma-calcinosis", "dermatomyositis-calcinosis",
-        "connective-tissue-disease", "heterotopic-ossification", "tumoral-calcinosis", "warfarin-skin-necrosis",
-        "cholesterol-embolism", "vasculitis", "peripheral-arterial-disease", "nephrogenic-systemic-fibrosis",
-        "oxalosis", "pyoderma-gangrenosum", "necrotizing-soft-tissue-infection",
+        "calciphylaxis",
+        "renal-failure-soft-tissue-clearance",
+        "venous-insufficiency",
+        "venous-thrombosis",
+        "diabetic-ulcer",
+        "metastatic-calcification",
+        "scleroderma-calcinosis",
+        "dermatomyositis-calcinosis",
+        "connective-tissue-disease",
+        "heterotopic-ossification",
+        "tumoral-calcinosis",
+        "warfarin-skin-necrosis",
+        "cholesterol-embolism",
+        "vasculitis",
+        "peripheral-arterial-disease",
+        "nephrogenic-systemic-fibrosis",
+        "oxalosis",
+        "pyoderma-gangrenosum",
+        "necrotizing-soft-tissue-infection",
     }
     assert ids <= set(RULESET.hypotheses)
     tops = {t.expect.top for t in RULESET.tests if t.case and t.known_gap is None}
@@ -111,8 +128,9 @@ def test_a_numeric_rule_threshold_without_reference_is_an_error(tmp_path, capsys
     assert old in text
     path.write_text(text.replace(old, "    when:\n      - lab: {analyte: egfr", 1), encoding="utf-8")
     assert main(["rules", "validate", "--rules", str(rules)]) == 1
-    assert "E017 a numeric threshold (<, <=, >, >=) needs `references` on the rule (population-kidney-failure-egfr-below-15)" in (
-        capsys.readouterr().err
+    assert (
+        "E017 a numeric threshold (<, <=, >, >=) needs `references` on the rule (population-kidney-failure-egfr-below-15)"
+        in (capsys.readouterr().err)
     )
 
 
@@ -138,9 +156,12 @@ def test_report_shows_every_hypothesis_weight_and_tag():
     report = markdown_report(RULESET)
     for hyp in RULESET.hypotheses.values():
         assert f"Id `{hyp.id}`." in report
-    assert "| 29.7 | 4-191 (95% CI from counts 16/18 vs 1/31) | `calcium-deposit-imaging` | D | `paul-2015-derived-lr` [D] |" in report
+    assert (
+        "| 29.7 | 4-191 (95% CI from counts 16/18 vs 1/31) | `calcium-deposit-imaging` | D | `paul-2015-derived-lr` [D] |"
+        in report
+    )
     assert "- **Calcium-deposit and soft-tissue-uptake imaging" in report  # groups with their members
-    assert "Share left for \"other / not listed\" causes" in report
+    assert 'Share left for "other / not listed" causes' in report
     assert "at least 0.25 [R], `card-threshold` [R]" in report
 
 
@@ -179,7 +200,9 @@ def test_source_case_warns_and_returns_the_differential(pipeline):
 
 def test_two_draft_orders_give_one_card_each(pipeline):
     response = _respond(pipeline, "order-warfarin-and-calcium-acetate-confirmed")
-    deletes = sorted(a.resourceId for c in response.cards for s in c.suggestions or [] for a in s.actions if a.type == "delete")
+    deletes = sorted(
+        a.resourceId for c in response.cards for s in c.suggestions or [] for a in s.actions if a.type == "delete"
+    )
     assert deletes == ["MedicationRequest/draft-calcium-acetate", "MedicationRequest/draft-warfarin"]
     assert [c.indicator for c in response.cards] == ["critical", "critical"]
     assert len({c.summary for c in response.cards}) == 2
@@ -219,14 +242,20 @@ def test_biopsy_order_says_when_biopsy_helps_and_offers_an_optional_scan(pipelin
 
 
 def test_negative_controls_are_silent(pipeline):
-    for name in ("control-esrd-no-skin-findings", "control-diabetic-foot-ulcer-no-ckd", "control-warfarin-af-no-lesions"):
+    for name in (
+        "control-esrd-no-skin-findings",
+        "control-diabetic-foot-ulcer-no-ckd",
+        "control-warfarin-af-no-lesions",
+    ):
         assert _respond(pipeline, name).cards == [], name
 
 
 def test_report_review_ranks_renal_clearance_first_for_diffuse_symmetric_uptake(pipeline):
     response = _respond(pipeline, "review-bone-scan-diffuse-symmetric")
     (card,) = response.cards
-    assert card.summary.startswith("Soft-tissue uptake/calcification: leading explanation Renal-failure tracer clearance")
+    assert card.summary.startswith(
+        "Soft-tissue uptake/calcification: leading explanation Renal-failure tracer clearance"
+    )
     (lead, *_) = response.extension[f"{NAMESPACE}.differential"]["explainers"]
     assert lead["hypothesis"] == "renal-failure-soft-tissue-clearance" and lead["explains_findings"]
 
@@ -294,8 +323,10 @@ def test_every_card_of_every_case_keeps_the_invariants(pipeline):
         for card in response.cards:
             assert "does not replace, clinical judgement" in " ".join(card.detail.split()), (case["id"], card.summary)
             if card.indicator == "critical":  # a confirmed case, or the time-critical safety card
-                assert case.get("calciphylaxis_stage") == "confirmed" or card.source.topic.code == "time-critical-condition", (
-                    case["id"], card.summary)
+                assert (
+                    case.get("calciphylaxis_stage") == "confirmed"
+                    or card.source.topic.code == "time-critical-condition"
+                ), (case["id"], card.summary)
         if case.get("silent"):
             assert response.cards == [], case["id"]
 
@@ -306,8 +337,13 @@ def test_grouped_evidence_is_reported_in_the_differential(results):
     groups = {g["group"]: g for g in entry["groups"]}
     habitus = groups["habitus-and-metabolism"]
     assert habitus["combine"] == "capped-product" and habitus["likelihood_ratio"] == pytest.approx(3)
-    assert set(habitus["rules"]) == {"risk-female-sex", "risk-obesity-bmi", "risk-diabetes", "risk-insulin-injections",
-                                     "risk-hypoalbuminemia"}
+    assert set(habitus["rules"]) == {
+        "risk-female-sex",
+        "risk-obesity-bmi",
+        "risk-diabetes",
+        "risk-insulin-injections",
+        "risk-hypoalbuminemia",
+    }
     assert groups["vitamin-k-antagonist"]["likelihood_ratio"] == pytest.approx(8)
 
 

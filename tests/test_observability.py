@@ -38,7 +38,10 @@ def sample(client: TestClient, name: str, **labels) -> float:
 
 def test_metrics_move_with_traffic(tmp_path):
     client = TestClient(create_app(settings(database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}")))
-    latency = ("cds_request_duration_seconds_count", {"route": "/cds-services/{id}", "service": "calciphylaxis-risk", "status": "200"})
+    latency = (
+        "cds_request_duration_seconds_count",
+        {"route": "/cds-services/{id}", "service": "calciphylaxis-risk", "status": "200"},
+    )
     unavailable = ("cds_prefetch_unavailable_total", {"service": "calciphylaxis-risk"})
     feedback = ("cds_feedback_total", {"outcome": "overridden"})
     stage = ("cds_stage_duration_seconds_count", {"stage": "prefetch"})
@@ -99,7 +102,9 @@ def test_one_structured_event_per_request_with_the_request_id():
 
 
 def test_formatter_masks_tokens_that_slip_through():
-    record = logging.makeLogRecord({"msg": "calling with Bearer abc.def.ghi and eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0.sig"})
+    record = logging.makeLogRecord(
+        {"msg": "calling with Bearer abc.def.ghi and eyJhbGciOiJFUzM4NCJ9.eyJpc3MiOiJ4In0.sig"}
+    )
     line = JsonFormatter().format(record)
     assert "abc.def.ghi" not in line and "eyJhbGci" not in line
     assert scrub("Authorization: Bearer s3cr3t") == "Authorization: Bearer [redacted]"

@@ -17,8 +17,15 @@ from cds.studio.app import create_studio_app
 from tests.engine.helpers import copy_live_rules
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 CASE = "case-ddx-necrotizing-soft-tissue-infection"
 
 
@@ -124,7 +131,7 @@ def test_load_a_case_edit_a_likelihood_ratio_see_the_diff_break_a_rule_see_the_l
     ratio = re.compile(r"(hypothesis: calciphylaxis, likelihood_ratio: )([0-9.]+)")
     match = ratio.search(original, start)
     assert match and float(match.group(2)) < 8
-    page.fill("#editor", original[: match.start(2)] + "8.0" + original[match.end(2):])
+    page.fill("#editor", original[: match.start(2)] + "8.0" + original[match.end(2) :])
     page.click("#try")
     page.wait_for_selector("#diff-summary")
     assert "1 of 1 case(s) change" in page.inner_text("#diff-summary")

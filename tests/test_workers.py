@@ -17,7 +17,6 @@ from tests.serving import free_port, wait_until_healthy
 SOURCE_CASE = json.loads((REPO / "fhir_examples" / "requests" / "source-case.patient-view.json").read_text())
 
 
-
 def hook_count(metrics_text: str) -> float:
     for family in text_string_to_metric_families(metrics_text):
         for s in family.samples:

@@ -51,8 +51,10 @@ def build_authenticator(
     clients = load_trusted_clients(settings.trusted_clients_file) if settings.trusted_clients_file else {}
     check_fhir_servers(clients, settings.profile)
     if not clients:
-        log.warning("authentication is on and no trusted client is configured (CDS_TRUSTED_CLIENTS_FILE): "
-                    "every call will be refused")
+        log.warning(
+            "authentication is on and no trusted client is configured (CDS_TRUSTED_CLIENTS_FILE): "
+            "every call will be refused"
+        )
     if replay is None and settings.workers > 1:
         log.warning(
             "CDS_WORKERS=%d with the in-memory JWT replay store: a token replayed to another worker is not "

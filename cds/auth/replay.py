@@ -80,9 +80,7 @@ class SqlReplayStore:
                     connection.execute(delete(self._table).where(self._table.c.expires_at < now))
                 # A row of an expired token is removed before the insert, so a jti may come back
                 # after its token expired (it is refused as expired anyway).
-                connection.execute(
-                    delete(self._table).where(self._table.c.key == key, self._table.c.expires_at < now)
-                )
+                connection.execute(delete(self._table).where(self._table.c.key == key, self._table.c.expires_at < now))
                 connection.execute(insert(self._table).values(key=key, expires_at=expires_at))
             return True
         except IntegrityError:

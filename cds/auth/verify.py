@@ -195,8 +195,13 @@ class JwtVerifier:
             raise fail("tenant")
         if not await self.replay.remember(client.iss, claims["jti"], float(exp) + self.skew, now):
             raise fail("replay")
-        return VerifiedToken(iss=client.iss, jti=claims["jti"], tenant=tenant if isinstance(tenant, str) else None,
-                             expires_at=float(exp), fhir_servers=client.fhir_servers)
+        return VerifiedToken(
+            iss=client.iss,
+            jti=claims["jti"],
+            tenant=tenant if isinstance(tenant, str) else None,
+            expires_at=float(exp),
+            fhir_servers=client.fhir_servers,
+        )
 
 
 UNAUTHORIZED = "authentication failed"

@@ -38,8 +38,10 @@ def draft_orders(context: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, 
         return found
     for entry in bundle.get("entry") or []:
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if isinstance(resource, dict) and isinstance(resource.get("resourceType"), str) and isinstance(
-            resource.get("id"), str
+        if (
+            isinstance(resource, dict)
+            and isinstance(resource.get("resourceType"), str)
+            and isinstance(resource.get("id"), str)
         ):
             found[(resource["resourceType"], resource["id"])] = resource
     return found

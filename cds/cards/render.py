@@ -21,9 +21,21 @@ from cds.hooks.models import Action, Card, Coding, Link, OverrideReason, Source,
 
 TEMPLATE_SYSTEM = "https://calciphylaxis-cds.org/fhir/CodeSystem/card-template"
 DIFFERENTIAL_PLACEHOLDERS = {
-    "posterior", "prior", "evidence_for", "evidence_against", "next_test", "differential", "differential_evidence",
-    "differential_top", "differential_runner_up", "post_test",
-    "band", "alternative", "time_critical", "time_critical_names", "explainers",
+    "posterior",
+    "prior",
+    "evidence_for",
+    "evidence_against",
+    "next_test",
+    "differential",
+    "differential_evidence",
+    "differential_top",
+    "differential_runner_up",
+    "post_test",
+    "band",
+    "alternative",
+    "time_critical",
+    "time_critical_names",
+    "explainers",
 }
 # The card budget (issue 15): a card is read in ten seconds; everything else is on its page.
 FINDINGS_FOR_LIMIT = 3
@@ -128,10 +140,10 @@ class _Context:
         """Explainers that took up findings: they explain part of the picture and are not rival causes."""
         lines = [
             f"{self.name(h)} ({self.estimate(h)}) explains: {', '.join(self.rs.rules[r].title for r in h.took)}"
-            for h in self.diff.explainers if h.took
+            for h in self.diff.explainers
+            if h.took
         ]
         return "; ".join(lines) if lines else "none"
-
 
     def hypothesis(self, hid: str) -> HypothesisResult:
         result = self.diff.get(hid)
@@ -178,7 +190,9 @@ class _Context:
             return percent(1.0) if odds == float("inf") else percent(odds * lr / (1 + odds * lr))
 
         # The likelihood ratios behind these figures are on the cause's page (card budget).
-        return f"{plain_title(test.title)}: {after(test.lr_positive)} if positive, {after(test.lr_negative)} if negative"
+        return (
+            f"{plain_title(test.title)}: {after(test.lr_positive)} if positive, {after(test.lr_negative)} if negative"
+        )
 
     def lesion_sites(self) -> str:
         """Sites of recorded skin lesions: conditions whose concept a `skin-lesion` rule names."""
@@ -347,7 +361,9 @@ def render_card(
         ),
         suggestions=suggestions or None,
         selectionBehavior=template.selection_behavior if suggestions else None,
-        overrideReasons=[OverrideReason(system=o.system, code=o.code, display=o.display) for o in template.override_reasons]
+        overrideReasons=[
+            OverrideReason(system=o.system, code=o.code, display=o.display) for o in template.override_reasons
+        ]
         or None,
         links=links,
         extension={

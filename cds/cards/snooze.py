@@ -49,7 +49,9 @@ def card_state(card: Card) -> tuple[str | None, str | None, tuple[str, ...]]:
     return None, None, ()
 
 
-def material_change(snooze: SnoozeLike, band: str | None, findings: Sequence[str], titles: Mapping[str, str]) -> str | None:
+def material_change(
+    snooze: SnoozeLike, band: str | None, findings: Sequence[str], titles: Mapping[str, str]
+) -> str | None:
     """What changed since the override, in words; None when nothing material did."""
     changes = []
     new = [f for f in findings if f not in set(snooze.findings)]

@@ -48,7 +48,9 @@ def check_tests_beside(rules_dir: Path, rules: Mapping[str, Any], tests: Mapping
         out.add((name, 0, 0), "N204", f"no tests beside this rule file (expected {tests_file_for(name)})")
 
 
-def unexpected_firings(test_file: Path | None, rule_files: Mapping[str, Path], expected: Iterable[str], fired: Iterable[str]) -> list[str]:
+def unexpected_firings(
+    test_file: Path | None, rule_files: Mapping[str, Path], expected: Iterable[str], fired: Iterable[str]
+) -> list[str]:
     """Rules of the rule file ``test_file`` sits beside that fired although ``expected`` does not list them."""
     if test_file is None:
         return []

@@ -29,40 +29,86 @@ def add_rules_commands(commands: Any) -> None:
         return parser
 
     validate = add("validate", "load the rule set; print errors as file:line:col", run_validate)
-    validate.add_argument("--all", action="store_true",
-                          help="also list the errors folded under a root cause (consequences of a dropped file or entry)")
+    validate.add_argument(
+        "--all",
+        action="store_true",
+        help="also list the errors folded under a root cause (consequences of a dropped file or entry)",
+    )
     lint = add("lint", "print errors, warnings and notes; fail on errors or warnings", run_lint)
-    lint.add_argument("--ignore", action="append", default=[], metavar="CODE",
-                      help="do not fail on this warning code (repeatable), e.g. W101 while value sets await rules")
+    lint.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="do not fail on this warning code (repeatable), e.g. W101 while value sets await rules",
+    )
     test = add("test", "run the rule tests (every `tests:` under rules/, e.g. rules/rules/X.tests.yaml)", run_test)
-    test.add_argument("--engine", choices=["both", "reference", "durable"], default="both",
-                      help="backend(s) to run on (default: both when durable-rules is importable)")
+    test.add_argument(
+        "--engine",
+        choices=["both", "reference", "durable"],
+        default="both",
+        help="backend(s) to run on (default: both when durable-rules is importable)",
+    )
     test.add_argument("--verbose", "-v", action="store_true", help="print the rules fired for each test")
     test.add_argument("--only", metavar="REGEX", help="run only the tests whose id matches REGEX (re.search)")
     schema = add("schema", "print the JSON Schema of rule files", run_schema)
     schema.add_argument("--check", type=Path, help="compare with a checked-in copy instead of printing")
-    schema.add_argument("--write", action="store_true",
-                        help="regenerate rules/schemas/*.schema.json and the `# yaml-language-server` line of every file")
-    schema.add_argument("--check-all", action="store_true",
-                        help="fail when a schema under rules/schemas/ or a file's modeline is out of date")
+    schema.add_argument(
+        "--write",
+        action="store_true",
+        help="regenerate rules/schemas/*.schema.json and the `# yaml-language-server` line of every file",
+    )
+    schema.add_argument(
+        "--check-all",
+        action="store_true",
+        help="fail when a schema under rules/schemas/ or a file's modeline is out of date",
+    )
     add("report", "print the clinical-content report (Markdown)", run_report)
-    sensitivity = add("sensitivity", "print each shipped case's posterior under the ends of every LR interval (ADR 0004)",
-                      run_sensitivity)
-    sensitivity.add_argument("--write", type=Path, metavar="MARKDOWN",
-                             help="replace the table between the sensitivity markers of this file instead of printing")
-    coverage = add("coverage", "per rule: a test makes it fire and one keeps it silent; value sets and cards used", run_coverage)
+    sensitivity = add(
+        "sensitivity",
+        "print each shipped case's posterior under the ends of every LR interval (ADR 0004)",
+        run_sensitivity,
+    )
+    sensitivity.add_argument(
+        "--write",
+        type=Path,
+        metavar="MARKDOWN",
+        help="replace the table between the sensitivity markers of this file instead of printing",
+    )
+    coverage = add(
+        "coverage", "per rule: a test makes it fire and one keeps it silent; value sets and cards used", run_coverage
+    )
     coverage.add_argument("--format", choices=["markdown", "json"], default="markdown")
-    coverage.add_argument("--min-fire", type=float, default=0, metavar="PERCENT",
-                          help="fail when fewer active rules have a test making them fire")
-    coverage.add_argument("--min-silent", type=float, default=0, metavar="PERCENT",
-                          help="fail when fewer active rules have a test keeping them silent")
-    diff = add("diff", "compare the outcome of every case under two rule sets (cards, causes, rules responsible)", run_diff)
-    diff.add_argument("before", help="the rule set to compare with: a directory, or a git revision of the rules "
-                      "directory (e.g. HEAD, main, a commit)")
+    coverage.add_argument(
+        "--min-fire",
+        type=float,
+        default=0,
+        metavar="PERCENT",
+        help="fail when fewer active rules have a test making them fire",
+    )
+    coverage.add_argument(
+        "--min-silent",
+        type=float,
+        default=0,
+        metavar="PERCENT",
+        help="fail when fewer active rules have a test keeping them silent",
+    )
+    diff = add(
+        "diff", "compare the outcome of every case under two rule sets (cards, causes, rules responsible)", run_diff
+    )
+    diff.add_argument(
+        "before",
+        help="the rule set to compare with: a directory, or a git revision of the rules "
+        "directory (e.g. HEAD, main, a commit)",
+    )
     diff.add_argument("--format", choices=["markdown", "json"], default="markdown")
     diff.add_argument("--fail-on-change", action="store_true", help="exit 1 when any case's outcome changes")
-    diff.add_argument("--population", type=Path, metavar="DIR",
-                      help="evaluate the requests / FHIR Bundles (*.json, *.ndjson) under DIR instead of the rule tests")
+    diff.add_argument(
+        "--population",
+        type=Path,
+        metavar="DIR",
+        help="evaluate the requests / FHIR Bundles (*.json, *.ndjson) under DIR instead of the rule tests",
+    )
     diff.add_argument("--service", default="calciphylaxis-risk", help="service for Bundles in --population")
     diff.add_argument("--now", help="evaluation time for --population inputs (ISO 8601; default: now)")
     diff.add_argument("--engine", choices=["reference", "durable"], default="reference")
@@ -114,8 +160,10 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"{len(result.errors) + len(services_errors) + len(terminology_errors)} error(s)", file=sys.stderr)
         return EXIT_FAILURE
     rs = result.ruleset
-    print(f"ok: {rs.version}, {len(rs.compiled.rules)} active rule(s), {len(rs.hypotheses)} hypotheses, "
-          f"{len(rs.cards)} card template(s), {len(rs.tests)} rule test(s)")
+    print(
+        f"ok: {rs.version}, {len(rs.compiled.rules)} active rule(s), {len(rs.hypotheses)} hypotheses, "
+        f"{len(rs.cards)} card template(s), {len(rs.tests)} rule test(s)"
+    )
     return EXIT_OK
 
 
@@ -137,8 +185,10 @@ def run_lint(args: argparse.Namespace) -> int:
         print(d.with_link() if d.severity != "note" else d)
     counts = {s: sum(d.severity == s for d in result.diagnostics) for s in ("error", "warning", "note")}
     failing_warnings = sum(d.severity == "warning" and d.code not in ignored for d in result.diagnostics)
-    print(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['note']} note(s)"
-          + (f"; ignored: {', '.join(sorted(ignored))}" if ignored else ""))
+    print(
+        f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['note']} note(s)"
+        + (f"; ignored: {', '.join(sorted(ignored))}" if ignored else "")
+    )
     return EXIT_FAILURE if counts["error"] or failing_warnings else EXIT_OK
 
 
@@ -283,6 +333,7 @@ def run_diff(args: argparse.Namespace) -> int:
 
                 def source():
                     return outcomediff.population_inputs(population, services, args.service, now, skipped)
+
             report = outcomediff.diff(before, after_dir, source, args.engine)
             if source is not None:
                 for line in skipped:
@@ -319,7 +370,10 @@ def run_coverage(args: argparse.Namespace) -> int:
     for what, minimum, noun in (("fired_by", args.min_fire, "fire"), ("silent_by", args.min_silent, "stay silent")):
         if measured.percent(what) < minimum:
             missing = measured.uncovered(what)
-            print(f"FAIL: {measured.percent(what):.0f}% of active rules have a test making them {noun} "
-                  f"(minimum {minimum:g}%); missing: {', '.join(missing)}", file=sys.stderr)
+            print(
+                f"FAIL: {measured.percent(what):.0f}% of active rules have a test making them {noun} "
+                f"(minimum {minimum:g}%); missing: {', '.join(missing)}",
+                file=sys.stderr,
+            )
             status = EXIT_FAILURE
     return status

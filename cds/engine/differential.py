@@ -32,7 +32,13 @@ EXPLAINER_TAKES_FINDINGS_AT = 0.5
 DISPLAY_CEILING = 0.95
 DISPLAY_FLOOR = 0.01
 # Band words by the displayed point; the same number decides word and figure, so they cannot contradict.
-BAND_WORDS: tuple[tuple[float, str], ...] = ((0.05, "unlikely"), (0.2, "low"), (0.5, "possible"), (0.8, "probable"), (2.0, "high"))
+BAND_WORDS: tuple[tuple[float, str], ...] = (
+    (0.05, "unlikely"),
+    (0.2, "low"),
+    (0.5, "possible"),
+    (0.8, "probable"),
+    (2.0, "high"),
+)
 # Judgement range for a ratio with neither `interval` nor `counts`: LR^0.5 .. LR^1.5 (half to one and a half times
 # its log-weight). Stated in the ADR; a weight that is a judgement is treated as uncertain by half its own size.
 JUDGEMENT_EXPONENTS = (0.5, 1.5)
@@ -190,8 +196,14 @@ def _result_dict(h: HypothesisResult) -> dict[str, object]:
     }
     if h.groups:
         out["groups"] = [
-            {"group": g.group, "combine": g.combine, "likelihood_ratio": round(g.likelihood_ratio, 4),
-             "interval": [round(g.low, 4), round(g.high, 4)], "rules": list(g.rules), "counted": g.counted}
+            {
+                "group": g.group,
+                "combine": g.combine,
+                "likelihood_ratio": round(g.likelihood_ratio, 4),
+                "interval": [round(g.low, 4), round(g.high, 4)],
+                "rules": list(g.rules),
+                "counted": g.counted,
+            }
             for g in h.groups
         ]
     if h.next_test:
@@ -207,8 +219,13 @@ def _result_dict(h: HypothesisResult) -> dict[str, object]:
 
 def _evidence_dict(e: EvidenceItem) -> dict[str, object]:
     low, high = e.interval
-    return {"rule": e.rule_id, "likelihood_ratio": e.likelihood_ratio, "interval": [round(low, 4), round(high, 4)],
-            "reference": e.reference, "confidence": e.confidence}
+    return {
+        "rule": e.rule_id,
+        "likelihood_ratio": e.likelihood_ratio,
+        "interval": [round(low, 4), round(high, 4)],
+        "reference": e.reference,
+        "confidence": e.confidence,
+    }
 
 
 # ---------------------------------------------------------------------- intervals
@@ -313,8 +330,17 @@ def _grouped(
         g_low = combine(group, [e.interval[0] for e in members])
         g_high = combine(group, [e.interval[1] for e in members])
         counted = not (group is not None and group.combine == "fallback" and has_features)
-        results.append(GroupResult(gid, group.combine if group else "independent", g_point, g_low, g_high,
-                                   tuple(e.rule_id for e in members), counted))
+        results.append(
+            GroupResult(
+                gid,
+                group.combine if group else "independent",
+                g_point,
+                g_low,
+                g_high,
+                tuple(e.rule_id for e in members),
+                counted,
+            )
+        )
         if counted:
             point, low, high = point * g_point, low * g_low, high * g_high
     return tuple(results), point, low, high
@@ -371,11 +397,24 @@ def weigh(
         took = tuple(r for r in hyp.explains if post > EXPLAINER_TAKES_FINDINGS_AT and r in weighing_rules)
         for rule in took:
             taken.setdefault(rule, hyp.id)
-        explainers.append(_result(hyp, prior, ref, post, posterior_probability(prior, [low]),
-                                  posterior_probability(prior, [high]), items, grouped, took=took))
+        explainers.append(
+            _result(
+                hyp,
+                prior,
+                ref,
+                post,
+                posterior_probability(prior, [low]),
+                posterior_probability(prior, [high]),
+                items,
+                grouped,
+                took=took,
+            )
+        )
 
     # 2. Causes and coexisting conditions, with the taken-up findings removed.
-    causes: list[tuple[Hypothesis, float, str, list[EvidenceItem], tuple[GroupResult, ...], float, float, float, tuple]] = []
+    causes: list[
+        tuple[Hypothesis, float, str, list[EvidenceItem], tuple[GroupResult, ...], float, float, float, tuple]
+    ] = []
     coexisting = []
     for hyp in hypotheses.values():
         if hyp.kind == "explainer":
@@ -386,9 +425,19 @@ def weigh(
         explained = tuple((e.rule_id, taken[e.rule_id]) for e in all_items if e.rule_id in taken)
         grouped, point, low, high = _grouped(items, groups, group_of)
         if hyp.kind == "coexisting":
-            coexisting.append(_result(hyp, prior, ref, posterior_probability(prior, [point]),
-                                      posterior_probability(prior, [low]), posterior_probability(prior, [high]),
-                                      items, grouped, explained=explained))
+            coexisting.append(
+                _result(
+                    hyp,
+                    prior,
+                    ref,
+                    posterior_probability(prior, [point]),
+                    posterior_probability(prior, [low]),
+                    posterior_probability(prior, [high]),
+                    items,
+                    grouped,
+                    explained=explained,
+                )
+            )
         else:
             causes.append((hyp, prior, ref, items, grouped, point, low, high, explained))
 
@@ -415,14 +464,29 @@ def weigh(
     results.sort(key=lambda h: (-h.posterior, h.id))
     other_post = math.exp(log_other - point_total)
     other = HypothesisResult(
-        id=OTHER_CAUSE, title="Another cause not listed", kind="cause", prior=other_prior, posterior=other_post,
-        low=math.exp(log_other - high_total), high=math.exp(log_other - low_total), prior_reference="",
-        evidence_for=(), evidence_against=(), next_test=None,
+        id=OTHER_CAUSE,
+        title="Another cause not listed",
+        kind="cause",
+        prior=other_prior,
+        posterior=other_post,
+        low=math.exp(log_other - high_total),
+        high=math.exp(log_other - low_total),
+        prior_reference="",
+        evidence_for=(),
+        evidence_against=(),
+        next_test=None,
     )
     coexisting.sort(key=lambda h: (-h.posterior, h.id))
     explainers.sort(key=lambda h: (-h.posterior, h.id))
-    return Differential(population.id, population.title, tuple(results), other, tuple(explainers), tuple(coexisting),
-                        in_population=population.default is False)
+    return Differential(
+        population.id,
+        population.title,
+        tuple(results),
+        other,
+        tuple(explainers),
+        tuple(coexisting),
+        in_population=population.default is False,
+    )
 
 
 def _leave_one_out(logs: list[float], log_other: float) -> list[float]:
@@ -445,15 +509,34 @@ def _logsumexp(values: list[float]) -> float:
     return top + math.log(sum(math.exp(v - top) for v in values))
 
 
-def _result(hyp: Hypothesis, prior: float, ref: str, post: float, low: float, high: float, items: list[EvidenceItem],
-            grouped: tuple[GroupResult, ...], took: tuple[str, ...] = (), explained: tuple = ()) -> HypothesisResult:
+def _result(
+    hyp: Hypothesis,
+    prior: float,
+    ref: str,
+    post: float,
+    low: float,
+    high: float,
+    items: list[EvidenceItem],
+    grouped: tuple[GroupResult, ...],
+    took: tuple[str, ...] = (),
+    explained: tuple = (),
+) -> HypothesisResult:
     done_tests = {e.test for e in items if e.test}
     return HypothesisResult(
-        id=hyp.id, title=hyp.title, kind=hyp.kind, prior=prior, posterior=post, low=min(low, post),
-        high=max(high, post), prior_reference=ref,
+        id=hyp.id,
+        title=hyp.title,
+        kind=hyp.kind,
+        prior=prior,
+        posterior=post,
+        low=min(low, post),
+        high=max(high, post),
+        prior_reference=ref,
         evidence_for=tuple(e for e in items if e.likelihood_ratio > 1),
         evidence_against=tuple(e for e in items if e.likelihood_ratio < 1),
-        next_test=_next_test(hyp.tests, done_tests), groups=grouped, took=took, explained_by=explained,
+        next_test=_next_test(hyp.tests, done_tests),
+        groups=grouped,
+        took=took,
+        explained_by=explained,
         time_critical=hyp.time_critical,
     )
 

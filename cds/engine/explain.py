@@ -104,7 +104,9 @@ def why_rule(ruleset: RuleSet, outcome: Outcome, rule_id: str) -> RuleWhy:
                 if not candidates:
                     reason = f"pattern {index + 1} ({text}) failed: no {pattern.kind} fact at all"
                 else:
-                    reason = f"pattern {index + 1} ({text}) failed: none of {len(candidates)} {pattern.kind} fact(s) passed"
+                    reason = (
+                        f"pattern {index + 1} ({text}) failed: none of {len(candidates)} {pattern.kind} fact(s) passed"
+                    )
             first_failure = first_failure or reason
         result.patterns.append(entry)
     if fired:
@@ -129,15 +131,23 @@ def _code_of(fact: PreparedFact) -> str:
     return f"{fact.attrs.get('system', '?')}|{fact.attrs.get('code', '?')}"
 
 
-def _absence_blockers(ruleset: RuleSet, pattern: ir.Pattern, by_kind: Mapping[str, list[PreparedFact]]) -> list[dict[str, Any]]:
+def _absence_blockers(
+    ruleset: RuleSet, pattern: ir.Pattern, by_kind: Mapping[str, list[PreparedFact]]
+) -> list[dict[str, Any]]:
     key = next((t.value for t in pattern.tests if t.attr == "key"), None)
     absence = next((a for a in ruleset.compiled.absences if a.key == key), None)
     if absence is None:
         return []
     blockers = [f for f in by_kind.get(absence.kind, []) if all(passes(t, f.attrs) for t in absence.tests)]
     tested = {t.attr for t in absence.tests}
-    return [{"fact": f.source_id, "failed": "exists, so the absence does not hold",
-             "seen": {k: v for k, v in f.attrs.items() if k in tested}} for f in blockers[:SHOWN_FACTS]]
+    return [
+        {
+            "fact": f.source_id,
+            "failed": "exists, so the absence does not hold",
+            "seen": {k: v for k, v in f.attrs.items() if k in tested},
+        }
+        for f in blockers[:SHOWN_FACTS]
+    ]
 
 
 def why_card(ruleset: RuleSet, outcome: Outcome, card_id: str) -> CardWhy:
@@ -156,7 +166,13 @@ def why_card(ruleset: RuleSet, outcome: Outcome, card_id: str) -> CardWhy:
     if template.when.intent:
         naming = sorted(r.id for r in ruleset.rules.values() if card_id in r.then.cards and r.status == "active")
         ok = bool(raisers)
-        checks.append({"check": "intent", "ok": ok, "detail": f"raised by {raisers or 'no rule'}; rules that can raise it: {naming}"})
+        checks.append(
+            {
+                "check": "intent",
+                "ok": ok,
+                "detail": f"raised by {raisers or 'no rule'}; rules that can raise it: {naming}",
+            }
+        )
         if not ok and failed is None:
             failed = f"no rule raising it fired (any of: {', '.join(naming) or 'none'}; `--why RULE` says why)"
     condition = template.when.differential
@@ -211,7 +227,10 @@ def render(item: RuleWhy | CardWhy) -> str:
     lines = [f"rule {item.rule}: {item.summary}"]
     for number, pattern in enumerate(item.patterns, 1):
         passing = pattern["passing"]
-        lines.append(f"  {number}. {pattern['pattern']}: " + (f"{len(passing)} fact(s) pass ({', '.join(passing[:4])})" if passing else "no fact passes"))
+        lines.append(
+            f"  {number}. {pattern['pattern']}: "
+            + (f"{len(passing)} fact(s) pass ({', '.join(passing[:4])})" if passing else "no fact passes")
+        )
         for miss in pattern.get("near_misses", []):
             lines.append(f"       - {miss['fact']}: {miss['failed']} (seen: {miss['seen']!r})")
     return "\n".join(lines)

@@ -65,7 +65,14 @@ EXTERNAL_DERIVED_NAMES = frozenset(
 )
 PLACEHOLDER = re.compile(r"\{([a-z_]+)(?::([A-Za-z0-9_.\-]+))?\}")
 HYPOTHESIS_PLACEHOLDERS = {
-    "posterior", "prior", "evidence_for", "evidence_against", "next_test", "hypothesis", "band", "alternative",
+    "posterior",
+    "prior",
+    "evidence_for",
+    "evidence_against",
+    "next_test",
+    "hypothesis",
+    "band",
+    "alternative",
     "post_test",  # the probability after a positive and after a negative next test
 }
 # differential_evidence: the leading hypotheses with their evidence; differential_top / differential_runner_up:
@@ -73,8 +80,17 @@ HYPOTHESIS_PLACEHOLDERS = {
 # deriving `skin-lesion` name). band:<h>: the band word of the posterior; alternative:<h>: the best cause other
 # than <h>; time_critical: the time-critical hypotheses past their threshold; explainers: explainers of findings.
 PLAIN_PLACEHOLDERS = {
-    "differential", "differential_evidence", "differential_top", "differential_runner_up", "time_critical", "time_critical_names", "explainers",
-    "population", "patient_id", "ruleset_version", "lesion_sites",
+    "differential",
+    "differential_evidence",
+    "differential_top",
+    "differential_runner_up",
+    "time_critical",
+    "time_critical_names",
+    "explainers",
+    "population",
+    "patient_id",
+    "ruleset_version",
+    "lesion_sites",
 }
 # modifiable_drugs: the patient's own active drugs that the treatment advice says to review (a line whose
 # placeholder has nothing to say is left out of the card, cds.cards.render).
@@ -254,7 +270,9 @@ def load_ruleset(rules_dir: Path, services: Iterable[str] | None = None) -> Load
     ruleset = checker.run()
     diagnostics = _without_duplicates(out.diagnostics)
     order = {"error": 0, "warning": 1, "note": 2}
-    diagnostics.sort(key=lambda d: (order[d.severity], d.code not in rootcause.ROOT_CODES, d.file, d.line, d.column, d.code))
+    diagnostics.sort(
+        key=lambda d: (order[d.severity], d.code not in rootcause.ROOT_CODES, d.file, d.line, d.column, d.code)
+    )
     diagnostics, consequences = rootcause.fold(diagnostics, file_dropped, dropped_ids)
     if any(d.severity == "error" for d in diagnostics) or ruleset is None:
         return LoadResult(None, diagnostics, consequences)
@@ -333,7 +351,9 @@ def _with_diagnostics(ruleset: RuleSet, diagnostics: list[Diagnostic]) -> RuleSe
 def _report_validation(exc: ValidationError, doc: PositionedYaml, name: str, out: _Collector) -> None:
     # A value that fits no member of a union yields one error per member; keep the most specific
     # (deepest) location and one message per location.
-    errors = [(tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)), err) for err in exc.errors()]
+    errors = [
+        (tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)), err) for err in exc.errors()
+    ]
     locations = {loc for loc, _ in errors}
     kept: dict[tuple[Any, ...], dict[str, Any]] = {}
     for loc, err in errors:
@@ -413,8 +433,14 @@ def _read_terminology(
                     else:
                         exact.add((system, code))
                 used_by = entry.get("used_by") if isinstance(entry.get("used_by"), str) else None
-                valuesets[entry["id"]] = ValueSetInfo(entry["id"], entry.get("fact_kind"), frozenset(exact), tuple(prefixes),
-                                                      used_by, _id_position(text, display(path), entry["id"]))
+                valuesets[entry["id"]] = ValueSetInfo(
+                    entry["id"],
+                    entry.get("fact_kind"),
+                    frozenset(exact),
+                    tuple(prefixes),
+                    used_by,
+                    _id_position(text, display(path), entry["id"]),
+                )
     else:
         out.add((display(folder), 0, 0), "N201", "rules/valuesets/ not found: value-set references are not checked")
     analytes: set[str] | None = None
@@ -447,7 +473,9 @@ class _Checker:
         self.valuesets = valuesets
         self.analytes = analytes
         self.infos: list[_Item] = []
-        self.sections: dict[str, list[_Item]] = {k: [] for k in ("references", "populations", "hypotheses", "evidence_groups", "rules", "cards", "tests")}
+        self.sections: dict[str, list[_Item]] = {
+            k: [] for k in ("references", "populations", "hypotheses", "evidence_groups", "rules", "cards", "tests")
+        }
         for model, name, doc in parsed:
             if model.ruleset is not None:
                 self.infos.append(_Item(model.ruleset, name, doc, ("ruleset",)))
@@ -462,8 +490,10 @@ class _Checker:
     # ------------------------------------------------------------------ entry
     def run(self) -> RuleSet | None:
         if len(self.infos) != 1:
-            where = (self.infos[1].at() if len(self.infos) > 1 else (str(self.rules_dir.name), 0, 0))
-            self.out.add(where, "E004" if not self.infos else "E010", "declare `ruleset: {version, title}` exactly once")
+            where = self.infos[1].at() if len(self.infos) > 1 else (str(self.rules_dir.name), 0, 0)
+            self.out.add(
+                where, "E004" if not self.infos else "E010", "declare `ruleset: {version, title}` exactly once"
+            )
         references = self._unique("references", "reference")
         populations = self._unique("populations", "population")
         hypotheses = self._unique("hypotheses", "hypothesis")
@@ -500,7 +530,9 @@ class _Checker:
             derive = None
             if rule.then.derive is not None:
                 d = rule.then.derive
-                attrs = tuple((k, v) for k, v in (("value", d.value), ("text", d.text), ("flag", d.flag)) if v is not None)
+                attrs = tuple(
+                    (k, v) for k, v in (("value", d.value), ("text", d.text), ("flag", d.flag)) if v is not None
+                )
                 derive = ir.DeriveSpec(d.name, (("name", d.name), *attrs))
             compiled_rules.append(
                 ir.CompiledRule(
@@ -511,8 +543,15 @@ class _Checker:
                     patterns=compiled_patterns[rule_id],
                     derive=derive,
                     evidence=tuple(
-                        ir.EvidenceSpec(e.hypothesis, float(e.likelihood_ratio), e.reference or "", e.confidence, e.test, e.note,
-                                        *_compiled_interval(e))
+                        ir.EvidenceSpec(
+                            e.hypothesis,
+                            float(e.likelihood_ratio),
+                            e.reference or "",
+                            e.confidence,
+                            e.test,
+                            e.note,
+                            *_compiled_interval(e),
+                        )
                         for e in rule.then.evidence
                     ),
                     cards=tuple(rule.then.cards),
@@ -559,12 +598,19 @@ class _Checker:
             ident = item.value.id
             if ident in seen:
                 first = seen[ident]
-                self.out.add(item.at("id"), "E010", f"duplicate {noun} id {ident!r} (first defined at {first.file}:{first.at('id')[1]})", ident if section == "rules" else None)
+                self.out.add(
+                    item.at("id"),
+                    "E010",
+                    f"duplicate {noun} id {ident!r} (first defined at {first.file}:{first.at('id')[1]})",
+                    ident if section == "rules" else None,
+                )
                 continue
             seen[ident] = item
         return seen
 
-    def _reference(self, item: _Item, ref: str | None, path: tuple[str | int, ...], what: str, rule_id: str | None) -> None:
+    def _reference(
+        self, item: _Item, ref: str | None, path: tuple[str | int, ...], what: str, rule_id: str | None
+    ) -> None:
         if ref is None:
             self.out.add(item.at(*path), "E017", f"{what} names no reference", rule_id)
         elif ref not in self.references:
@@ -578,23 +624,41 @@ class _Checker:
             self.out.add(item.at(*path), "W102", "likelihood ratio 1 changes nothing", rule_id)
 
     # ------------------------------------------------------------------ populations and hypotheses
-    def _check_populations(self, populations: dict[str, _Item], hypotheses: dict[str, _Item], rules: dict[str, _Item]) -> None:
+    def _check_populations(
+        self, populations: dict[str, _Item], hypotheses: dict[str, _Item], rules: dict[str, _Item]
+    ) -> None:
         defaults = [p for p in populations.values() if p.value.default]
         if len(defaults) != 1 and (populations or hypotheses):
-            where = defaults[1].at("default") if len(defaults) > 1 else (next(iter(populations.values())).at() if populations else (str(self.rules_dir.name), 0, 0))
+            where = (
+                defaults[1].at("default")
+                if len(defaults) > 1
+                else (next(iter(populations.values())).at() if populations else (str(self.rules_dir.name), 0, 0))
+            )
             self.out.add(where, "E023", "exactly one population must be `default: true`")
         derived_names = self._derived_names(rules)
         for item in populations.values():
             name = item.value.derived
             if name is not None and name not in derived_names:
-                self.out.add(item.at("derived"), "E021", f"no active rule derives {name!r}: this population is never selected")
+                self.out.add(
+                    item.at("derived"), "E021", f"no active rule derives {name!r}: this population is never selected"
+                )
         for hyp in hypotheses.values():
             declared = {}
             for index, prior in enumerate(hyp.value.priors):
                 if prior.population not in populations:
-                    self.out.add(hyp.at("priors", index, "population"), "E023", f"undefined population {prior.population!r}", hyp.value.id)
+                    self.out.add(
+                        hyp.at("priors", index, "population"),
+                        "E023",
+                        f"undefined population {prior.population!r}",
+                        hyp.value.id,
+                    )
                 if prior.population in declared:
-                    self.out.add(hyp.at("priors", index, "population"), "E010", f"second prior for population {prior.population!r}", hyp.value.id)
+                    self.out.add(
+                        hyp.at("priors", index, "population"),
+                        "E010",
+                        f"second prior for population {prior.population!r}",
+                        hyp.value.id,
+                    )
                 declared[prior.population] = prior
                 self._reference(hyp, prior.reference, ("priors", index), "prior", hyp.value.id)
             for missing in sorted(set(populations) - set(declared)):
@@ -616,7 +680,9 @@ class _Checker:
             if rule_id not in self.rules:
                 self.out.add(item.at("explains", index), "E040", f"explains undefined rule {rule_id!r}", hyp.id)
         if hyp.time_critical is not None and hyp.time_critical_reason is None:
-            self.out.add(item.at("time_critical"), "E017", "a safety threshold states why (`time_critical_reason`)", hyp.id)
+            self.out.add(
+                item.at("time_critical"), "E017", "a safety threshold states why (`time_critical_reason`)", hyp.id
+            )
 
     def _check_evidence_groups(self, groups: dict[str, _Item], rules: dict[str, _Item]) -> None:
         """Every rule that weighs evidence belongs to exactly one declared group (issue 12: dependent evidence)."""
@@ -629,12 +695,22 @@ class _Checker:
             for index, rule_id in enumerate(group.members):
                 rule = rules.get(rule_id)
                 if rule is None:
-                    self.out.add(item.at("members", index), "E030", f"evidence group {group.id!r}: undefined rule {rule_id!r}")
+                    self.out.add(
+                        item.at("members", index), "E030", f"evidence group {group.id!r}: undefined rule {rule_id!r}"
+                    )
                 elif not rule.value.then.evidence:
-                    self.out.add(item.at("members", index), "E030", f"evidence group {group.id!r}: rule {rule_id!r} weighs no evidence")
+                    self.out.add(
+                        item.at("members", index),
+                        "E030",
+                        f"evidence group {group.id!r}: rule {rule_id!r} weighs no evidence",
+                    )
                 elif rule_id in owner:
-                    self.out.add(item.at("members", index), "E041",
-                                 f"rule {rule_id!r} is in evidence groups {owner[rule_id]!r} and {group.id!r}; a rule belongs to one", rule_id)
+                    self.out.add(
+                        item.at("members", index),
+                        "E041",
+                        f"rule {rule_id!r} is in evidence groups {owner[rule_id]!r} and {group.id!r}; a rule belongs to one",
+                        rule_id,
+                    )
                 else:
                     owner[rule_id] = group.id
         if not groups:
@@ -642,21 +718,35 @@ class _Checker:
         for item in rules.values():
             rule = item.value
             if rule.then.evidence and rule.status != "retired" and rule.id not in owner:
-                self.out.add(item.at("then", "evidence"), "E041",
-                             "evidence outside every evidence group: add the rule to a group in rules/hypotheses.yaml "
-                             "(`combine: independent` declares it independent)", rule.id)
+                self.out.add(
+                    item.at("then", "evidence"),
+                    "E041",
+                    "evidence outside every evidence group: add the rule to a group in rules/hypotheses.yaml "
+                    "(`combine: independent` declares it independent)",
+                    rule.id,
+                )
 
     def _check_cause_priors(self, populations: dict[str, _Item], hypotheses: dict[str, _Item]) -> None:
         """The causes are exclusive: in each population their priors leave a share for 'other'."""
         for pid in populations:
-            total = sum(p.probability for h in hypotheses.values() if h.value.kind == "cause"
-                        for p in h.value.priors if p.population == pid)
+            total = sum(
+                p.probability
+                for h in hypotheses.values()
+                if h.value.kind == "cause"
+                for p in h.value.priors
+                if p.population == pid
+            )
             if total >= 1:
-                self.out.add(populations[pid].at(), "E042",
-                             f"the causes' priors in population {pid!r} sum to {total:.3f}; they must leave a share for 'other'")
+                self.out.add(
+                    populations[pid].at(),
+                    "E042",
+                    f"the causes' priors in population {pid!r} sum to {total:.3f}; they must leave a share for 'other'",
+                )
 
     def _derived_names(self, rules: dict[str, _Item]) -> set[str]:
-        by_rules = {r.value.then.derive.name for r in rules.values() if r.value.status == "active" and r.value.then.derive}
+        by_rules = {
+            r.value.then.derive.name for r in rules.values() if r.value.status == "active" and r.value.then.derive
+        }
         return by_rules | EXTERNAL_DERIVED_NAMES
 
     # ------------------------------------------------------------------ rules
@@ -669,7 +759,9 @@ class _Checker:
         # A threshold in `when` is a clinical number too: its source is the rule's `references` or, for a rule
         # that weighs evidence, the references its evidence cites.
         if not rule.references and not any(e.reference for e in rule.then.evidence) and _has_numeric_threshold(rule):
-            self.out.add(item.at("when"), "E017", "a numeric threshold (<, <=, >, >=) needs `references` on the rule", rid)
+            self.out.add(
+                item.at("when"), "E017", "a numeric threshold (<, <=, >, >=) needs `references` on the rule", rid
+            )
         then = rule.then
         if then.derive is None and not then.evidence and not then.cards:
             self.out.add(item.at("then"), "E029", "`then` derives nothing, adds no evidence and raises no card", rid)
@@ -679,14 +771,20 @@ class _Checker:
             if hyp is None:
                 self.out.add(item.at(*path, "hypothesis"), "E012", f"undefined hypothesis {ev.hypothesis!r}", rid)
             elif ev.test is not None and ev.test not in {t.id for t in hyp.value.tests}:
-                self.out.add(item.at(*path, "test"), "E012", f"hypothesis {ev.hypothesis!r} declares no test {ev.test!r}", rid)
+                self.out.add(
+                    item.at(*path, "test"), "E012", f"hypothesis {ev.hypothesis!r} declares no test {ev.test!r}", rid
+                )
             self._lr(item, ev.likelihood_ratio, (*path, "likelihood_ratio"), rid)
             self._reference(item, ev.reference, path, "evidence", rid)
             if ev.interval is not None and ev.counts is not None:
                 self.out.add(item.at(*path, "interval"), "E016", "give `interval` or `counts`, not both", rid)
             elif ev.interval is not None and not ev.interval[0] <= ev.likelihood_ratio <= ev.interval[1]:
-                self.out.add(item.at(*path, "interval"), "E016",
-                             f"interval {ev.interval} must run from low to high and contain the ratio {ev.likelihood_ratio:g}", rid)
+                self.out.add(
+                    item.at(*path, "interval"),
+                    "E016",
+                    f"interval {ev.interval} must run from low to high and contain the ratio {ev.likelihood_ratio:g}",
+                    rid,
+                )
         for index, card in enumerate(then.cards):
             if card not in self.cards:
                 self.out.add(item.at("then", "cards", index), "E018", f"undefined card template {card!r}", rid)
@@ -714,10 +812,20 @@ class _Checker:
             if kind == "derived":
                 names = [t.value for t in tests if t.attr == "name" and t.op == "eq"]
                 if not names:
-                    self.out.add(item.at(*path, kind), "E021", "a derived pattern must name the fact: `derived: {name: ...}`", rid)
+                    self.out.add(
+                        item.at(*path, kind),
+                        "E021",
+                        "a derived pattern must name the fact: `derived: {name: ...}`",
+                        rid,
+                    )
                 for name in names:
                     if name not in derived_names:
-                        self.out.add(item.at(*path, kind, "name"), "E021", f"no active rule derives {name!r}: this rule can never fire", rid)
+                        self.out.add(
+                            item.at(*path, kind, "name"),
+                            "E021",
+                            f"no active rule derives {name!r}: this rule can never fire",
+                            rid,
+                        )
             if pattern.as_ is not None:
                 if pattern.as_ in aliases:
                     self.out.add(item.at(*path, "as"), "E010", f"alias {pattern.as_!r} used twice", rid)
@@ -743,7 +851,9 @@ class _Checker:
         for attr, spec in raw.items():
             where = item.at(*path, attr, key=True)
             if attr not in fields:
-                self.out.add(where, "E015", f"{kind} facts have no attribute {attr!r} (known: {', '.join(sorted(fields))})", rid)
+                self.out.add(
+                    where, "E015", f"{kind} facts have no attribute {attr!r} (known: {', '.join(sorted(fields))})", rid
+                )
                 continue
             attr_type = fields[attr]
             ops = spec.model_dump(exclude_unset=True) if isinstance(spec, Operators) else {"eq": spec}
@@ -755,14 +865,20 @@ class _Checker:
                     tests.extend(self._membership(item, vwhere, kind, attr, attr_type, value))
                 else:
                     if not _type_ok(attr_type, value, op):
-                        self.out.add(vwhere, "E020", f"{kind}.{attr} is {attr_type}: cannot compare it with {op} {value!r}", rid)
+                        self.out.add(
+                            vwhere, "E020", f"{kind}.{attr} is {attr_type}: cannot compare it with {op} {value!r}", rid
+                        )
                         continue
                     if isinstance(value, str):
                         # `concept: esrd` names a value set (or an analyte) just as `in: [esrd]` does:
                         # check that it exists and count it as used.
                         if (kind, attr) in VALUESET_ATTRS:
                             self._valueset(item, vwhere, value)
-                        elif (kind, attr) == ("lab", "analyte") and self.analytes is not None and value not in self.analytes:
+                        elif (
+                            (kind, attr) == ("lab", "analyte")
+                            and self.analytes is not None
+                            and value not in self.analytes
+                        ):
                             self.out.add(vwhere, "E026", f"undefined analyte {value!r} (rules/analytes.yaml)", rid)
                     tests.append(ir.Test(attr, op, value))
         self._contradictions(item, path, kind, tests)
@@ -785,10 +901,20 @@ class _Checker:
         for t in tests:
             # facts are bounded and rounded the same way (prepare.py), so both backends compare alike
             if isinstance(t.value, float) and (abs(t.value) >= MAX_ABS_NUMBER or round(t.value, DECIMALS) != t.value):
-                self.out.add(item.at(*path, t.attr), "E003", f"{t.value!r}: numbers in rules have at most {DECIMALS} "
-                             f"decimals and magnitude below {MAX_ABS_NUMBER:g}", item.value.id)
+                self.out.add(
+                    item.at(*path, t.attr),
+                    "E003",
+                    f"{t.value!r}: numbers in rules have at most {DECIMALS} "
+                    f"decimals and magnitude below {MAX_ABS_NUMBER:g}",
+                    item.value.id,
+                )
             elif isinstance(t.value, int) and not isinstance(t.value, bool) and abs(t.value) >= MAX_ABS_NUMBER:
-                self.out.add(item.at(*path, t.attr), "E003", f"{t.value!r}: magnitude must be below {MAX_ABS_NUMBER:g}", item.value.id)
+                self.out.add(
+                    item.at(*path, t.attr),
+                    "E003",
+                    f"{t.value!r}: magnitude must be below {MAX_ABS_NUMBER:g}",
+                    item.value.id,
+                )
         by_attr: dict[str, list[ir.Test]] = {}
         for t in tests:
             by_attr.setdefault(t.attr, []).append(t)
@@ -800,10 +926,19 @@ class _Checker:
             for t in group:
                 if t.op == "any_of" and eqs and not (eqs & set(t.values)):
                     impossible = True
-            if lower is not None and upper is not None and (lower > upper or (lower == upper and any(t.op in ("gt", "lt") for t in group))):
+            if (
+                lower is not None
+                and upper is not None
+                and (lower > upper or (lower == upper and any(t.op in ("gt", "lt") for t in group)))
+            ):
                 impossible = True
             if impossible:
-                self.out.add(item.at(*path, attr), "E021", f"the tests on {kind}.{attr} contradict each other: this rule can never fire", item.value.id)
+                self.out.add(
+                    item.at(*path, attr),
+                    "E021",
+                    f"the tests on {kind}.{attr} contradict each other: this rule can never fire",
+                    item.value.id,
+                )
 
     def _join(self, item, where, kind, attr, attr_type, target, aliases, allow_join) -> list[ir.Test]:
         rid = item.value.id
@@ -812,7 +947,12 @@ class _Checker:
             return []
         alias, _, other_attr = str(target).partition(".")
         if alias not in aliases or not other_attr:
-            self.out.add(where, "E019", f"same_as {target!r}: no earlier pattern has alias {alias!r} (write `alias.attribute`)", rid)
+            self.out.add(
+                where,
+                "E019",
+                f"same_as {target!r}: no earlier pattern has alias {alias!r} (write `alias.attribute`)",
+                rid,
+            )
             return []
         index, other_kind = aliases[alias]
         other_type = FACT_FIELDS.get(other_kind, {}).get(other_attr)
@@ -820,7 +960,12 @@ class _Checker:
             self.out.add(where, "E015", f"{other_kind} facts have no attribute {other_attr!r}", rid)
             return []
         if other_type != attr_type:
-            self.out.add(where, "E020", f"cannot join {kind}.{attr} ({attr_type}) with {other_kind}.{other_attr} ({other_type})", rid)
+            self.out.add(
+                where,
+                "E020",
+                f"cannot join {kind}.{attr} ({attr_type}) with {other_kind}.{other_attr} ({other_type})",
+                rid,
+            )
             return []
         return [ir.Test(attr, "join", join_pattern=index, join_attr=other_attr)]
 
@@ -841,7 +986,9 @@ class _Checker:
             tests = []
             for vs in ids:
                 if self.valuesets is None or vs not in self.valuesets:
-                    self.out.add(where, "E011", f"undefined value set {vs!r} (code membership needs rules/valuesets/)", rid)
+                    self.out.add(
+                        where, "E011", f"undefined value set {vs!r} (code membership needs rules/valuesets/)", rid
+                    )
                     continue
                 self.used_valuesets.add(vs)
                 key = (kind, vs)
@@ -853,7 +1000,9 @@ class _Checker:
             elif members:
                 # several value sets: one attribute per set would need an OR across attributes;
                 # keep the engine subset simple and require one value set per code test.
-                self.out.add(where, "E003", "`code: {in: ...}` takes one value set; write one pattern per value set", rid)
+                self.out.add(
+                    where, "E003", "`code: {in: ...}` takes one value set; write one pattern per value set", rid
+                )
             return tests
         if (kind, attr) == ("lab", "analyte") and self.analytes is not None:
             for analyte in ids:
@@ -885,7 +1034,9 @@ class _Checker:
             progress = [r for r in remaining if not (consumes[r] & {produces[x] for x in remaining if x in produces})]
             if not progress:
                 for r in remaining:
-                    self.out.add(rules[r].at("when"), "E025", f"derived facts form a cycle among {sorted(ready_names)}", r)
+                    self.out.add(
+                        rules[r].at("when"), "E025", f"derived facts form a cycle among {sorted(ready_names)}", r
+                    )
                 break
             for r in progress:
                 order.append(r)
@@ -894,23 +1045,37 @@ class _Checker:
         return order
 
     # ------------------------------------------------------------------ cards
-    def _check_card(self, item: _Item, rules: dict[str, _Item], aliases: Mapping[str, Mapping[str, tuple[int, str]]]) -> None:
+    def _check_card(
+        self, item: _Item, rules: dict[str, _Item], aliases: Mapping[str, Mapping[str, tuple[int, str]]]
+    ) -> None:
         card: CardTemplate = item.value
         cid = card.id
         for index, service in enumerate(card.services):
             if self.services and service not in self.services:
-                self.out.add(item.at("services", index), "E024", f"undefined service {service!r} (rules/services.yaml)", cid)
+                self.out.add(
+                    item.at("services", index), "E024", f"undefined service {service!r} (rules/services.yaml)", cid
+                )
         for index, ref in enumerate(card.references):
             if ref not in self.references:
                 self.out.add(item.at("references", index), "E013", f"undefined reference {ref!r}", cid)
         condition = card.when.differential
         if condition is not None and condition.hypothesis not in self.hypotheses:
-            self.out.add(item.at("when", "differential", "hypothesis"), "E012", f"undefined hypothesis {condition.hypothesis!r}", cid)
+            self.out.add(
+                item.at("when", "differential", "hypothesis"),
+                "E012",
+                f"undefined hypothesis {condition.hypothesis!r}",
+                cid,
+            )
         if condition is not None and (condition.at_least is not None or condition.below is not None):
             if condition.reference is None:
                 self.out.add(item.at("when", "differential"), "E017", "a posterior threshold names no reference", cid)
             elif condition.reference not in self.references:
-                self.out.add(item.at("when", "differential", "reference"), "E013", f"undefined reference {condition.reference!r}", cid)
+                self.out.add(
+                    item.at("when", "differential", "reference"),
+                    "E013",
+                    f"undefined reference {condition.reference!r}",
+                    cid,
+                )
         raisers = [r.value for r in rules.values() if cid in r.value.then.cards and r.value.status == "active"]
         if card.when.intent and not raisers:
             self.out.add(item.at("when", "intent"), "E021", "no active rule raises this card (`then.cards`)", cid)
@@ -932,12 +1097,18 @@ class _Checker:
         if card.page_detail:
             # The page behind a card is built from the rules alone (no patient), so it has nothing to fill in.
             for match in PLACEHOLDER.finditer(card.page_detail):
-                self.out.add(item.at("page_detail"), "E022",
-                             f"{{{match.group(0)[1:-1]}}}: page_detail is shown on the card's page, which has no patient data; "
-                             "no placeholders", cid)
+                self.out.add(
+                    item.at("page_detail"),
+                    "E022",
+                    f"{{{match.group(0)[1:-1]}}}: page_detail is shown on the card's page, which has no patient data; "
+                    "no placeholders",
+                    cid,
+                )
         recommended = sum(1 for s in card.suggestions if s.recommended)
         if card.selection_behavior == "at-most-one" and recommended > 1:
-            self.out.add(item.at("suggestions"), "E003", "at most one suggestion may be recommended under at-most-one", cid)
+            self.out.add(
+                item.at("suggestions"), "E003", "at most one suggestion may be recommended under at-most-one", cid
+            )
         for path, text in texts:
             for match in PLACEHOLDER.finditer(text):
                 self._check_placeholder(item, path, match.group(1), match.group(2), card, raisers, aliases)
@@ -953,11 +1124,15 @@ class _Checker:
         elif name in MATCHED_PLACEHOLDERS:
             alias, _, attr = (arg or "").partition(".")
             if not card.when.intent or not raisers:
-                self.out.add(where, "E022", f"{{matched:{arg}}} needs `when: {{intent: true}}` and a rule raising the card", cid)
+                self.out.add(
+                    where, "E022", f"{{matched:{arg}}} needs `when: {{intent: true}}` and a rule raising the card", cid
+                )
             for rule in raisers:
                 found = aliases.get(rule.id, {}).get(alias)
                 if found is None:
-                    self.out.add(where, "E022", f"{{matched:{arg}}}: rule {rule.id!r} has no pattern `as: {alias}`", cid)
+                    self.out.add(
+                        where, "E022", f"{{matched:{arg}}}: rule {rule.id!r} has no pattern `as: {alias}`", cid
+                    )
                 elif attr not in FACT_FIELDS.get(found[1], {}):
                     self.out.add(where, "E022", f"{{matched:{arg}}}: {found[1]} facts have no attribute {attr!r}", cid)
         else:
@@ -986,19 +1161,36 @@ class _Checker:
         if test.case is not None:
             found, legacy = resolve_case(self.rules_dir, self.rules_dir.parent / item.file, test.case)
             if found is None:
-                self.out.add(item.at("case"), "E028", f"case file {test.case!r} not found (paths are relative to the file naming them)", tid)
+                self.out.add(
+                    item.at("case"),
+                    "E028",
+                    f"case file {test.case!r} not found (paths are relative to the file naming them)",
+                    tid,
+                )
             elif legacy:
-                self.out.add(item.at("case"), "N203", f"case path {test.case!r} is relative to the repository root; "
-                             "write it relative to this file (`python -m cds.engine.migrate_tests` does it)", tid)
+                self.out.add(
+                    item.at("case"),
+                    "N203",
+                    f"case path {test.case!r} is relative to the repository root; "
+                    "write it relative to this file (`python -m cds.engine.migrate_tests` does it)",
+                    tid,
+                )
         if test.facts is not None:
             for index, fact in enumerate(test.facts):
                 kind = fact.get("kind")
                 if kind not in FACT_FIELDS or not isinstance(fact.get("id"), str):
-                    self.out.add(item.at("facts", index), "E028", "an inline fact needs `kind` (a fact kind) and `id`", tid)
+                    self.out.add(
+                        item.at("facts", index), "E028", "an inline fact needs `kind` (a fact kind) and `id`", tid
+                    )
                     continue
                 for attr in fact:
                     if attr not in ("kind", "id") and attr not in FACT_FIELDS[kind]:
-                        self.out.add(item.at("facts", index, attr, key=True), "E015", f"{kind} facts have no attribute {attr!r}", tid)
+                        self.out.add(
+                            item.at("facts", index, attr, key=True),
+                            "E015",
+                            f"{kind} facts have no attribute {attr!r}",
+                            tid,
+                        )
         expect = test.expect
         for field_name in ("fired", "not_fired"):
             for index, rid in enumerate(getattr(expect, field_name)):
@@ -1121,8 +1313,9 @@ def evidence_interval(e: Evidence) -> tuple[float | None, float | None]:
         return float(e.interval[0]), float(e.interval[1])
     if e.counts is not None:
         c = e.counts
-        _, low, high = lr_interval_from_counts(c.true_positive, c.false_negative, c.false_positive, c.true_negative,
-                                               positive=e.likelihood_ratio >= 1)
+        _, low, high = lr_interval_from_counts(
+            c.true_positive, c.false_negative, c.false_positive, c.true_negative, positive=e.likelihood_ratio >= 1
+        )
         return low, high
     return None, None
 

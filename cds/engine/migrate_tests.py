@@ -80,8 +80,15 @@ def _topic_file(ruleset: RuleSet, rules_dir: Path, rule_ids: list[str]) -> str |
     if not counts:
         return None
     best = max(counts.values())
-    return next(name for name in (ruleset.rule_files[r].resolve().relative_to(rules_dir.resolve()).as_posix()
-                                  for r in rule_ids if r in ruleset.rule_files) if counts[name] == best)
+    return next(
+        name
+        for name in (
+            ruleset.rule_files[r].resolve().relative_to(rules_dir.resolve()).as_posix()
+            for r in rule_ids
+            if r in ruleset.rule_files
+        )
+        if counts[name] == best
+    )
 
 
 def _case_relative(target_file: str, case_target: str) -> str:
@@ -94,16 +101,24 @@ def prepare_rerun(rules_dir: Path) -> list[str]:
     name rules the merge removed) and every migrated test whose id is also in the old layout (the
     old-layout copy is the one another branch edited). Returns the files rewritten."""
     rules_dir = Path(rules_dir)
-    legacy_ids = {t["id"] for path in sorted((rules_dir / LEGACY_DIR).glob("*.yaml"))
-                  for t in ((load_yaml(path.read_text(encoding="utf-8")) or {}).get("tests") or [])
-                  if isinstance(t, dict) and isinstance(t.get("id"), str)}
+    legacy_ids = {
+        t["id"]
+        for path in sorted((rules_dir / LEGACY_DIR).glob("*.yaml"))
+        for t in ((load_yaml(path.read_text(encoding="utf-8")) or {}).get("tests") or [])
+        if isinstance(t, dict) and isinstance(t.get("id"), str)
+    }
     rewritten = []
     for path in sorted(rules_dir.rglob(f"*{TESTS_SUFFIX}")):
         relative = path.relative_to(rules_dir).as_posix()
         data = load_yaml(path.read_text(encoding="utf-8")) or {}
         tests = data.get("tests") or [] if isinstance(data, dict) else []
-        kept = [t for t in tests if isinstance(t, dict)
-                and not str(t.get("description") or "").startswith(GENERATED) and t.get("id") not in legacy_ids]
+        kept = [
+            t
+            for t in tests
+            if isinstance(t, dict)
+            and not str(t.get("description") or "").startswith(GENERATED)
+            and t.get("id") not in legacy_ids
+        ]
         if len(kept) != len(tests):
             path.write_text(render(relative, kept), encoding="utf-8")
             rewritten.append(relative)
@@ -138,8 +153,10 @@ def plan(rules_dir: Path) -> Plan:
         elif any(expect.get(k) for k in CASE_LEVEL_KEYS):
             target = CASE_TESTS
         else:
-            target = tests_file_for(_topic_file(ruleset, rules_dir, list(test.expect.fired) or list(test.expect.not_fired))
-                                    or CASE_TESTS.removesuffix(TESTS_SUFFIX) + ".yaml")
+            target = tests_file_for(
+                _topic_file(ruleset, rules_dir, list(test.expect.fired) or list(test.expect.not_fired))
+                or CASE_TESTS.removesuffix(TESTS_SUFFIX) + ".yaml"
+            )
         if test.case is not None:
             declaring = ruleset.test_files[test.id]
             source = case_path(rules_dir, declaring, test.case)
@@ -160,8 +177,12 @@ def plan(rules_dir: Path) -> Plan:
         placed[test.id] = target
 
     # 4: a silent case beside every active rule that has none
-    silent = {r for t in ruleset.tests if not (raw[t.id][1].get("description") or "").startswith(GENERATED)
-              for r in t.expect.not_fired}
+    silent = {
+        r
+        for t in ruleset.tests
+        if not (raw[t.id][1].get("description") or "").startswith(GENERATED)
+        for r in t.expect.not_fired
+    }
     generated: dict[tuple[str, str], list[str]] = {}
     for rule in ruleset.active_rules:
         if rule.id in silent:
@@ -177,7 +198,7 @@ def plan(rules_dir: Path) -> Plan:
         generated_test: dict[str, Any] = {
             "id": f"silent-{Path(target).name.removesuffix(TESTS_SUFFIX)}-on-{source_id}"[:80].rstrip("-"),
             "description": f"{GENERATED}: the input of {source_id}, on which these rules come nearest to firing "
-                           "without firing (a look-alike); they must stay silent.",
+            "without firing (a look-alike); they must stay silent.",
             "service": origin.service,
         }
         if origin.case is not None:
@@ -214,8 +235,9 @@ def _nearest_miss(ruleset: RuleSet, results: dict[str, TestResult], rule_id: str
             continue
         # a pattern with a passing fact counts 1; one with facts of its kind that fail a test (a male
         # patient for a female-sex rule) counts 1/2: that is the look-alike we want
-        score = sum(1.0 if p["passing"] else 0.5 if p.get("near_misses") else 0.0
-                    for p in answer.patterns) / len(answer.patterns)
+        score = sum(1.0 if p["passing"] else 0.5 if p.get("near_misses") else 0.0 for p in answer.patterns) / len(
+            answer.patterns
+        )
         if best is None or score > best[0]:
             best = (score, test_id)
     return best[1] if best else None
@@ -223,11 +245,13 @@ def _nearest_miss(ruleset: RuleSet, results: dict[str, TestResult], rule_id: str
 
 HEADER = {
     CASE_TESTS: "# Whole-case tests: a CDS Hooks request beside them (this folder), the cause expected first, the\n"
-                "# cards, the posteriors. Rule-by-rule tests sit beside each rule file (rules/rules/X.tests.yaml).\n",
+    "# cards, the posteriors. Rule-by-rule tests sit beside each rule file (rules/rules/X.tests.yaml).\n",
 }
-DEFAULT_HEADER = ("# Tests of the rules in {rules}: cases where they must fire and cases where they must stay\n"
-                  "# silent (ADR 0009). A rule of {rules} that fires here unlisted fails the test unless it says\n"
-                  "# `allow_other_firings: true`. Tests marked \"Generated\" are rewritten by cds.engine.migrate_tests.\n")
+DEFAULT_HEADER = (
+    "# Tests of the rules in {rules}: cases where they must fire and cases where they must stay\n"
+    "# silent (ADR 0009). A rule of {rules} that fires here unlisted fails the test unless it says\n"
+    '# `allow_other_firings: true`. Tests marked "Generated" are rewritten by cds.engine.migrate_tests.\n'
+)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -244,8 +268,15 @@ _Dumper.add_representer(str, _str)
 
 def render(relative: str, tests: list[dict[str, Any]]) -> str:
     header = HEADER.get(relative) or DEFAULT_HEADER.format(rules=relative.removesuffix(TESTS_SUFFIX) + ".yaml")
-    body = yaml.dump({"tests": tests}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110,
-                     default_flow_style=None, indent=2)
+    body = yaml.dump(
+        {"tests": tests},
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=110,
+        default_flow_style=None,
+        indent=2,
+    )
     return header + body
 
 
@@ -287,8 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     planned = plan(args.rules)
     if args.check:
         pending = [t for t in planned.remove] + [
-            f for f, tests in planned.files.items()
-            if not (args.rules / f).is_file() or (args.rules / f).read_text(encoding="utf-8").split("\n", 1)[-1] != render(f, tests)
+            f
+            for f, tests in planned.files.items()
+            if not (args.rules / f).is_file()
+            or (args.rules / f).read_text(encoding="utf-8").split("\n", 1)[-1] != render(f, tests)
         ]
         for line in pending:
             print(f"not migrated: {line}", file=sys.stderr)

@@ -90,7 +90,9 @@ class DiagnosticTest(Strict):
     title: Text
     lr_positive: Number = Field(json_schema_extra={"exclusiveMinimum": 0, "maximum": 1000})
     lr_negative: Number = Field(json_schema_extra={"exclusiveMinimum": 0, "maximum": 1000})
-    counts: Counts | None = Field(default=None, description="the source's 2x2 table; both intervals are derived from it")
+    counts: Counts | None = Field(
+        default=None, description="the source's 2x2 table; both intervals are derived from it"
+    )
     reference: Id | None = None
     confidence: Confidence
     note: Text | None = None
@@ -177,7 +179,9 @@ class Operators(Strict):
         description="value-set id(s) on a concept/drug_class/code attribute, analyte id(s) on lab.analyte, "
         "otherwise a list of literal values",
     )
-    same_as: StrictStr | None = Field(default=None, description="equality join: `alias.attribute` of an earlier pattern")
+    same_as: StrictStr | None = Field(
+        default=None, description="equality join: `alias.attribute` of an earlier pattern"
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> Operators:
@@ -242,10 +246,13 @@ class Derive(Strict):
 
 class Evidence(Strict):
     hypothesis: Id
-    likelihood_ratio: Number = Field(description="> 1 speaks for the hypothesis, < 1 against",
-                                     json_schema_extra={"exclusiveMinimum": 0, "maximum": 1000})
+    likelihood_ratio: Number = Field(
+        description="> 1 speaks for the hypothesis, < 1 against",
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": 1000},
+    )
     interval: LRInterval | None = Field(
-        default=None, description="[low, high] of the ratio: a stated range; without it and without `counts` the "
+        default=None,
+        description="[low, high] of the ratio: a stated range; without it and without `counts` the "
         "judgement range LR^0.5..LR^1.5 applies (docs/adr/0004-differential-model.md)",
     )
     counts: Counts | None = Field(default=None, description="the source's 2x2 table; the interval is derived from it")
@@ -286,7 +293,8 @@ class CardWhen(Strict):
     intent: bool = Field(default=False, description="raised only when a rule names this card in `then.cards`")
     differential: DifferentialCondition | None = None
     time_critical: bool = Field(
-        default=False, description="raised when a time-critical hypothesis passes its safety threshold, whatever its rank"
+        default=False,
+        description="raised when a time-critical hypothesis passes its safety threshold, whatever its rank",
     )
     elective: bool = Field(
         default=False,

@@ -78,7 +78,9 @@ def test_inputs(*rulesets: RuleSet) -> list[Input]:
             if path is None:
                 continue  # reported by the loader (E028)
             request = orjson.loads(path.read_bytes())
-            inputs[test.id] = Input(test.id, test.service, now, request.get("context") or {}, request.get("prefetch") or {})
+            inputs[test.id] = Input(
+                test.id, test.service, now, request.get("context") or {}, request.get("prefetch") or {}
+            )
     return [inputs[k] for k in sorted(inputs)]
 
 
@@ -118,7 +120,9 @@ def population_inputs(
                 continue
             yield Input(ident, default_service, now, request["context"], request["prefetch"])
         elif isinstance(document.get("hook"), str) and document["hook"] in by_hook:
-            yield Input(ident, by_hook[document["hook"]], now, document.get("context") or {}, document.get("prefetch") or {})
+            yield Input(
+                ident, by_hook[document["hook"]], now, document.get("context") or {}, document.get("prefetch") or {}
+            )
         else:
             skipped.append(f"{ident}: neither a CDS Hooks request for a known hook nor a FHIR Bundle")
 
@@ -177,10 +181,14 @@ def _reduce(ruleset: RuleSet, outcome: Outcome, cards: list[Any]) -> Result:
             "rules": list(raised.rule_ids) if raised else [],
         }
     for rank, hypothesis in enumerate(outcome.differential.hypotheses, 1):
-        result.ranking.append({
-            "hypothesis": hypothesis.id, "posterior": round(hypothesis.posterior, 6), "rank": rank,
-            "band": getattr(hypothesis, "band", None) or band_of(hypothesis.posterior),
-        })
+        result.ranking.append(
+            {
+                "hypothesis": hypothesis.id,
+                "posterior": round(hypothesis.posterior, 6),
+                "rank": rank,
+                "band": getattr(hypothesis, "band", None) or band_of(hypothesis.posterior),
+            }
+        )
     for item in outcome.evidence:
         result.evidence.setdefault(item.hypothesis, {})[item.rule_id] = item.likelihood_ratio
     return result
@@ -215,11 +223,14 @@ def compare(before: Result, after: Result) -> dict[str, Any] | None:
         a, b = before.cards[template], after.cards[template]
         fields = [name for name in ("indicator", "summary", "detail") if a[name] != b[name]]
         if fields:
-            changed.append({
-                "template": template, "fields": fields,
-                **{name: {"before": a[name], "after": b[name]} for name in fields if name != "detail"},
-                "rules": sorted(set(a["rules"]) | set(b["rules"])),
-            })
+            changed.append(
+                {
+                    "template": template,
+                    "fields": fields,
+                    **{name: {"before": a[name], "after": b[name]} for name in fields if name != "detail"},
+                    "rules": sorted(set(a["rules"]) | set(b["rules"])),
+                }
+            )
     if changed:
         change["cards_changed"] = changed
     fired_added = sorted(set(after.fired) - set(before.fired))
@@ -246,12 +257,14 @@ def _causes(before: Result, after: Result) -> list[dict[str, Any]]:
             continue
         ev_a, ev_b = before.evidence.get(hypothesis, {}), after.evidence.get(hypothesis, {})
         responsible = sorted(r for r in set(ev_a) | set(ev_b) if ev_a.get(r) != ev_b.get(r))
-        causes.append({
-            "hypothesis": hypothesis,
-            "before": {k: a[k] for k in ("rank", "posterior", "band")} if a else None,
-            "after": {k: b[k] for k in ("rank", "posterior", "band")} if b else None,
-            "rules": responsible,
-        })
+        causes.append(
+            {
+                "hypothesis": hypothesis,
+                "before": {k: a[k] for k in ("rank", "posterior", "band")} if a else None,
+                "after": {k: b[k] for k in ("rank", "posterior", "band")} if b else None,
+                "rules": responsible,
+            }
+        )
     return causes
 
 
@@ -275,8 +288,14 @@ class Report:
         return bool(self.cases)
 
     def as_json(self) -> dict[str, Any]:
-        return {"before": self.before, "after": self.after, "inputs": self.inputs, "rules": self.rules,
-                "changed_inputs": len(self.cases), "cases": self.cases}
+        return {
+            "before": self.before,
+            "after": self.after,
+            "inputs": self.inputs,
+            "rules": self.rules,
+            "changed_inputs": len(self.cases),
+            "cases": self.cases,
+        }
 
 
 def diff(before_dir: Path, after_dir: Path, source: InputSource | None = None, engine: str = "reference") -> Report:
@@ -294,8 +313,13 @@ def diff(before_dir: Path, after_dir: Path, source: InputSource | None = None, e
             change = compare(before.evaluate(item), after.evaluate(item))
             if change:
                 cases[item.id] = change
-        return Report(before.ruleset.version, after.ruleset.version, len(inputs),
-                      changed_rules(before.ruleset, after.ruleset), cases)
+        return Report(
+            before.ruleset.version,
+            after.ruleset.version,
+            len(inputs),
+            changed_rules(before.ruleset, after.ruleset),
+            cases,
+        )
     finally:
         before.close()
         after.close()
@@ -306,21 +330,24 @@ def checkout_revision(revision: str, rules_dir: Path, into: Path) -> Path:
     """The rules directory (and the case files beside it) as of git ``revision``, extracted under ``into``."""
     rules_dir = rules_dir.resolve()
     try:
-        top = subprocess.run(["git", "-C", str(rules_dir), "rev-parse", "--show-toplevel"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+        top = subprocess.run(
+            ["git", "-C", str(rules_dir), "rev-parse", "--show-toplevel"], check=True, capture_output=True, text=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as exc:
         raise DiffError(f"{rules_dir} is not in a git repository: cannot read revision {revision!r}") from exc
     relative = rules_dir.relative_to(Path(top).resolve())
     paths = [str(relative)]
     # rule tests written before cases moved beside them name them from the repository root
-    listed = subprocess.run(["git", "-C", top, "ls-tree", "--name-only", revision],
-                            capture_output=True, text=True, check=False)
+    listed = subprocess.run(
+        ["git", "-C", top, "ls-tree", "--name-only", revision], capture_output=True, text=True, check=False
+    )
     if listed.returncode != 0:
         raise DiffError(f"git does not know revision {revision!r}: {listed.stderr.strip()}")
     if "fhir_examples" in listed.stdout.split():
         paths.append("fhir_examples")
-    archive = subprocess.run(["git", "-C", top, "archive", "--format=tar", revision, "--", *paths],
-                             capture_output=True, check=False)
+    archive = subprocess.run(
+        ["git", "-C", top, "archive", "--format=tar", revision, "--", *paths], capture_output=True, check=False
+    )
     if archive.returncode != 0:
         raise DiffError(f"git archive {revision} failed: {archive.stderr.decode(errors='replace').strip()}")
     with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
@@ -336,8 +363,11 @@ def temporary_directory() -> tempfile.TemporaryDirectory[str]:
 def markdown(report: Report) -> str:
     lines = [f"## Rule outcome diff: {report.before} → {report.after}", ""]
     rules = report.rules
-    touched = [f"{label}: {', '.join(f'`{r}`' for r in rules[key])}" for key, label in
-               (("added", "added"), ("removed", "removed"), ("edited", "edited")) if rules[key]]
+    touched = [
+        f"{label}: {', '.join(f'`{r}`' for r in rules[key])}"
+        for key, label in (("added", "added"), ("removed", "removed"), ("edited", "edited"))
+        if rules[key]
+    ]
     lines.append("Rules " + ("; ".join(touched) if touched else "unchanged") + ".")
     lines.append("")
     if not report.cases:
@@ -348,32 +378,51 @@ def markdown(report: Report) -> str:
     lines.append("| case | cards added | cards removed | cards changed | causes re-ranked or re-banded |")
     lines.append("|---|---|---|---|---|")
     for ident, change in report.cases.items():
-        lines.append("| " + " | ".join([
-            f"`{ident}`",
-            ", ".join(f"{c['template']} ({c['indicator']})" for c in change.get("cards_added", [])) or "",
-            ", ".join(c["template"] for c in change.get("cards_removed", [])) or "",
-            ", ".join(f"{c['template']} ({'/'.join(c['fields'])})" for c in change.get("cards_changed", [])) or "",
-            ", ".join(c["hypothesis"] for c in change.get("causes", [])) or "",
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"`{ident}`",
+                    ", ".join(f"{c['template']} ({c['indicator']})" for c in change.get("cards_added", [])) or "",
+                    ", ".join(c["template"] for c in change.get("cards_removed", [])) or "",
+                    ", ".join(f"{c['template']} ({'/'.join(c['fields'])})" for c in change.get("cards_changed", []))
+                    or "",
+                    ", ".join(c["hypothesis"] for c in change.get("causes", [])) or "",
+                ]
+            )
+            + " |"
+        )
     for ident, change in report.cases.items():
         lines += ["", f"### `{ident}`", ""]
         for card in change.get("cards_added", []):
-            lines.append(f"- card **added** `{card['template']}` ({card['indicator']}): {card['summary']} — rules: {_ids(card['rules'])}")
+            lines.append(
+                f"- card **added** `{card['template']}` ({card['indicator']}): {card['summary']} — rules: {_ids(card['rules'])}"
+            )
         for card in change.get("cards_removed", []):
-            lines.append(f"- card **removed** `{card['template']}` ({card['indicator']}): {card['summary']} — rules: {_ids(card['rules'])}")
+            lines.append(
+                f"- card **removed** `{card['template']}` ({card['indicator']}): {card['summary']} — rules: {_ids(card['rules'])}"
+            )
         for card in change.get("cards_changed", []):
-            parts = [f"{name}: {card[name]['before']!r} → {card[name]['after']!r}" for name in ("indicator", "summary") if name in card]
+            parts = [
+                f"{name}: {card[name]['before']!r} → {card[name]['after']!r}"
+                for name in ("indicator", "summary")
+                if name in card
+            ]
             if "detail" in card["fields"]:
                 parts.append("detail text changed")
             lines.append(f"- card **changed** `{card['template']}`: {'; '.join(parts)} — rules: {_ids(card['rules'])}")
         for cause in change.get("causes", []):
             responsible = _ids(cause["rules"]) if cause["rules"] else "none of its own (others moved past it)"
-            lines.append(f"- cause `{cause['hypothesis']}`: {_rank(cause['before'])} → {_rank(cause['after'])} — rules: {responsible}")
+            lines.append(
+                f"- cause `{cause['hypothesis']}`: {_rank(cause['before'])} → {_rank(cause['after'])} — rules: {responsible}"
+            )
         fired = change.get("rules_fired")
         if fired:
             lines.append(f"- rules now firing: {_ids(fired['added'])}; no longer firing: {_ids(fired['removed'])}")
         if "errors" in change:
-            lines.append(f"- evaluation error: before {change['errors']['before']!r}, after {change['errors']['after']!r}")
+            lines.append(
+                f"- evaluation error: before {change['errors']['before']!r}, after {change['errors']['after']!r}"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -94,7 +94,9 @@ def prepare_facts(factset: FactSet, compiled: ir.CompiledRules) -> tuple[list[Pr
     _anchor_on_lesion_onset(prepared, compiled.lesion_concepts)
     for absence in compiled.absences:
         if not any(f.kind == absence.kind and alpha_match(absence.tests, f.attrs) for f in prepared):
-            prepared.append(PreparedFact(f"f{len(prepared)}", f"absent:{absence.key}", ir.ABSENCE_KIND, {"key": absence.key}))
+            prepared.append(
+                PreparedFact(f"f{len(prepared)}", f"absent:{absence.key}", ir.ABSENCE_KIND, {"key": absence.key})
+            )
     return prepared, warnings
 
 
@@ -120,7 +122,9 @@ def _anchor_on_lesion_onset(prepared: list[PreparedFact], lesion_concepts: froze
             prepared[index] = PreparedFact(fact.engine_id, fact.source_id, fact.kind, {**fact.attrs, **extra})
 
 
-def _in_valueset(attrs: Mapping[str, Scalar], codes: tuple[frozenset[tuple[str, str]], tuple[tuple[str, str], ...]] | None) -> bool:
+def _in_valueset(
+    attrs: Mapping[str, Scalar], codes: tuple[frozenset[tuple[str, str]], tuple[tuple[str, str], ...]] | None
+) -> bool:
     if codes is None:
         return False
     system, code = attrs.get("system"), attrs.get("code")

@@ -87,8 +87,10 @@ def _interval_text(e: Evidence) -> str:
     low, high = evidence_interval(e)
     if e.counts is not None and low is not None and high is not None:
         c = e.counts
-        return f"{low:.2g}-{high:.3g} (95% CI from counts {c.true_positive}/{c.true_positive + c.false_negative} vs " \
-               f"{c.false_positive}/{c.false_positive + c.true_negative})"
+        return (
+            f"{low:.2g}-{high:.3g} (95% CI from counts {c.true_positive}/{c.true_positive + c.false_negative} vs "
+            f"{c.false_positive}/{c.false_positive + c.true_negative})"
+        )
     if low is not None and high is not None:
         return f"{low:g}-{high:g} (stated)"
     jl, jh = judgement_range(e.likelihood_ratio)
@@ -106,7 +108,7 @@ def markdown_report(rs: RuleSet) -> str:
         CONFIDENCE_LEGEND,
         "",
         "**How the numbers combine** (docs/adr/0004-differential-model.md). The *causes* of the lesion are mutually "
-        "exclusive and normalised together with an explicit \"other / not listed\" cause that keeps what their priors "
+        'exclusive and normalised together with an explicit "other / not listed" cause that keeps what their priors '
         "leave: P(cause | findings) = prior x LR / (sum over causes of prior x LR + prior of other). An LR states "
         "P(finding | cause) / P(finding | other), so one finding can raise several causes. *Explainers* (a scan "
         "pattern such as renal-failure tracer clearance) and *coexisting* conditions (wound infection or sepsis) are "
@@ -135,29 +137,50 @@ def markdown_report(rs: RuleSet) -> str:
         "",
     ]
     for p in rs.populations:
-        how = ("otherwise (default; outside every population the model was set for, and cards say so)" if p.default
-               else f"when `{p.derived}` is derived")
+        how = (
+            "otherwise (default; outside every population the model was set for, and cards say so)"
+            if p.default
+            else f"when `{p.derived}` is derived"
+        )
         out.append(f"- **{p.title}** (`{p.id}`, {how})")
-    out += ["", "Share left for \"other / not listed\" causes, per population: " + ", ".join(
-        f"`{p.id}` {1 - sum(pr.probability for h in rs.hypotheses.values() if h.kind == 'cause' for pr in h.priors if pr.population == p.id):.3f}"
-        for p in rs.populations) + "."]
-    out += ["", "## Evidence groups", "",
-            "Every rule that weighs evidence belongs to exactly one group; the group's rule makes one LR per hypothesis "
-            "from its members' LRs (independent: product; max: the strongest for times the strongest against; "
-            "capped-product: the product kept within 1/max and max; fallback: counted only when no other group weighs "
-            "evidence for that hypothesis).", ""]
+    out += [
+        "",
+        'Share left for "other / not listed" causes, per population: '
+        + ", ".join(
+            f"`{p.id}` {1 - sum(pr.probability for h in rs.hypotheses.values() if h.kind == 'cause' for pr in h.priors if pr.population == p.id):.3f}"
+            for p in rs.populations
+        )
+        + ".",
+    ]
+    out += [
+        "",
+        "## Evidence groups",
+        "",
+        "Every rule that weighs evidence belongs to exactly one group; the group's rule makes one LR per hypothesis "
+        "from its members' LRs (independent: product; max: the strongest for times the strongest against; "
+        "capped-product: the product kept within 1/max and max; fallback: counted only when no other group weighs "
+        "evidence for that hypothesis).",
+        "",
+    ]
     for g in rs.evidence_groups.values():
         cap = f" at most LR {g.max_likelihood_ratio:g}" if g.max_likelihood_ratio else ""
-        out.append(f"- **{g.title}** (`{g.id}`, {g.combine}{cap}) [{g.confidence}], {_ref(rs, g.reference)}. "
-                   f"{_cell(g.reason)} Members: {', '.join(f'`{r}`' for r in g.members)}.")
+        out.append(
+            f"- **{g.title}** (`{g.id}`, {g.combine}{cap}) [{g.confidence}], {_ref(rs, g.reference)}. "
+            f"{_cell(g.reason)} Members: {', '.join(f'`{r}`' for r in g.members)}."
+        )
     out += ["", "## Hypotheses, priors and evidence", ""]
     for h in rs.hypotheses.values():
-        kind = {"cause": "Cause of the lesion (exclusive, normalised).",
-                "explainer": "Explainer of findings, not a rival cause" + (
-                    f"; takes up {', '.join(f'`{r}`' for r in h.explains)}." if h.explains else "."),
-                "coexisting": "Coexisting condition (its own yes/no question)."}[h.kind]
-        gate = (f" **Time-critical** at {h.time_critical:g} or more: {_cell(h.time_critical_reason)}"
-                if h.time_critical is not None else "")
+        kind = {
+            "cause": "Cause of the lesion (exclusive, normalised).",
+            "explainer": "Explainer of findings, not a rival cause"
+            + (f"; takes up {', '.join(f'`{r}`' for r in h.explains)}." if h.explains else "."),
+            "coexisting": "Coexisting condition (its own yes/no question).",
+        }[h.kind]
+        gate = (
+            f" **Time-critical** at {h.time_critical:g} or more: {_cell(h.time_critical_reason)}"
+            if h.time_critical is not None
+            else ""
+        )
         out += [f"### {h.title}", "", f"Id `{h.id}`. {kind}{gate} {_cell(h.description)}".rstrip(), ""]
         out += ["| Population | Prior | Confidence | Reference | Reason |", "|---|---|---|---|---|"]
         for prior in h.priors:
@@ -166,14 +189,21 @@ def markdown_report(rs: RuleSet) -> str:
                 f"| {_cell(prior.reason)} |"
             )
         if h.tests:
-            out += ["", "Tests that separate it (the card's suggested next test is the undone one with the largest LR+/LR-):", ""]
+            out += [
+                "",
+                "Tests that separate it (the card's suggested next test is the undone one with the largest LR+/LR-):",
+                "",
+            ]
             for t in h.tests:
                 ci = ""
                 if t.counts is not None:
                     c = t.counts
-                    _, pl, ph = lr_interval_from_counts(c.true_positive, c.false_negative, c.false_positive, c.true_negative)
-                    _, nl, nh = lr_interval_from_counts(c.true_positive, c.false_negative, c.false_positive, c.true_negative,
-                                                        positive=False)
+                    _, pl, ph = lr_interval_from_counts(
+                        c.true_positive, c.false_negative, c.false_positive, c.true_negative
+                    )
+                    _, nl, nh = lr_interval_from_counts(
+                        c.true_positive, c.false_negative, c.false_positive, c.true_negative, positive=False
+                    )
                     ci = f" (95% CI from counts: LR+ {pl:.2g}-{ph:.3g}, LR- {nl:.2g}-{nh:.2g})"
                 out.append(
                     f"- **{t.title}** (`{t.id}`): LR+ {t.lr_positive:g}, LR- {t.lr_negative:g}{ci} [{t.confidence}], "
@@ -183,8 +213,10 @@ def markdown_report(rs: RuleSet) -> str:
         out.append("")
         if weighed:
             group_of = {r: g.id for g in rs.evidence_groups.values() for r in g.members}
-            out += ["| Finding (rule) | When | LR | Interval | Group | Confidence | Reference | Why this number |",
-                    "|---|---|---|---|---|---|---|---|"]
+            out += [
+                "| Finding (rule) | When | LR | Interval | Group | Confidence | Reference | Why this number |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
             for rule, e in sorted(weighed, key=lambda x: (-x[1].likelihood_ratio, x[0].id)):
                 status = "" if rule.status == "active" else f" **{rule.status}**"
                 out.append(
@@ -210,7 +242,9 @@ def markdown_report(rs: RuleSet) -> str:
             continue
         status = "" if rule.status == "active" else f" **{rule.status}**"
         refs = ", ".join(_ref(rs, r) for r in rule.references) or "none"
-        out.append(f"| {_cell(rule.title)} (`{rule.id}`{status}) | {_cell(when_text(rule))} | {'; '.join(effects)} | {refs} |")
+        out.append(
+            f"| {_cell(rule.title)} (`{rule.id}`{status}) | {_cell(when_text(rule))} | {'; '.join(effects)} | {refs} |"
+        )
     out += ["", "## Cards", ""]
     for c in rs.cards.values():
         out.append(f"### `{c.id}` ({c.indicator})")
@@ -223,7 +257,12 @@ def markdown_report(rs: RuleSet) -> str:
         cond = c.when.differential
         if cond is not None:
             bounds = " and ".join(
-                x for x in (f"at least {cond.at_least:g}" if cond.at_least else "", f"below {cond.below:g}" if cond.below else "") if x
+                x
+                for x in (
+                    f"at least {cond.at_least:g}" if cond.at_least else "",
+                    f"below {cond.below:g}" if cond.below else "",
+                )
+                if x
             )
             out.append(
                 f"- Only when the posterior of `{cond.hypothesis}` is {bounds} "
@@ -238,7 +277,12 @@ def markdown_report(rs: RuleSet) -> str:
             out.append(f"- Sources: {', '.join(_ref(rs, r) for r in c.references)}")
         out.append("")
     out += _card_advice(rs)
-    out += ["## Known gaps", "", "Expectations of the rule tests that the knowledge base does not meet yet (`known_gap`).", ""]
+    out += [
+        "## Known gaps",
+        "",
+        "Expectations of the rule tests that the knowledge base does not meet yet (`known_gap`).",
+        "",
+    ]
     gaps = [t for t in rs.tests if t.known_gap]
     for t in gaps:
         out.append(f"- **{t.id}**: {_cell(t.description)} Gap: {_cell(t.known_gap)}")

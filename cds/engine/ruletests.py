@@ -72,8 +72,10 @@ def check(test: RuleTest, outcome: Outcome) -> list[str]:
         lead = diff.explainers[0] if diff.explainers else None
         if lead is None or lead.id != expect.top or not lead.took:
             ranking = ", ".join(f"{h.id} {h.posterior:.3f}" for h in diff.explainers[:4])
-            failures.append(f"leading explainer is {lead.id if lead else 'none'} (took {list(lead.took) if lead else []}), "
-                            f"expected {expect.top} to lead and take up its findings ({ranking})")
+            failures.append(
+                f"leading explainer is {lead.id if lead else 'none'} (took {list(lead.took) if lead else []}), "
+                f"expected {expect.top} to lead and take up its findings ({ranking})"
+            )
     elif expect.top is not None and (diff.top is None or diff.top.id != expect.top):
         top = diff.top
         ranking = ", ".join(f"{h.id} {h.posterior:.3f}" for h in diff.hypotheses[:4])
@@ -124,24 +126,45 @@ def run_rule_tests(
         try:
             outcome = engine.evaluate(factset, test.service)
         except Exception as exc:  # a crash is a failure of this test, reported with the others
-            results.append(TestResult(test.id, passed=False, failures=[f"evaluation raised {type(exc).__name__}: {exc}"]))
+            results.append(
+                TestResult(test.id, passed=False, failures=[f"evaluation raised {type(exc).__name__}: {exc}"])
+            )
             continue
         failures = check(test, outcome)
         if not test.expect.allow_other_firings:
-            extra = unexpected_firings(engine.ruleset.test_files.get(test.id), engine.ruleset.rule_files,
-                                       test.expect.fired, outcome.rules_fired)
+            extra = unexpected_firings(
+                engine.ruleset.test_files.get(test.id),
+                engine.ruleset.rule_files,
+                test.expect.fired,
+                outcome.rules_fired,
+            )
             if extra:
-                failures.append(f"rule(s) of the file beside this test fired unexpectedly: {', '.join(extra)} "
-                                "(list them in `fired`, or say `allow_other_firings: true`)")
+                failures.append(
+                    f"rule(s) of the file beside this test fired unexpectedly: {', '.join(extra)} "
+                    "(list them in `fired`, or say `allow_other_firings: true`)"
+                )
         if test.known_gap is not None:
             # Like semgrep's todoruleid: the gap is documented and does not fail the build, but a gap
             # that no longer reproduces must be cleaned up, so that the list of gaps stays true.
             if failures:
-                results.append(TestResult(test.id, passed=True, failures=[f"known gap: {test.known_gap.strip()}", *failures],
-                                          outcome=outcome, gap=True))
+                results.append(
+                    TestResult(
+                        test.id,
+                        passed=True,
+                        failures=[f"known gap: {test.known_gap.strip()}", *failures],
+                        outcome=outcome,
+                        gap=True,
+                    )
+                )
             else:
-                results.append(TestResult(test.id, passed=False, outcome=outcome,
-                                          failures=["the known gap no longer reproduces: remove `known_gap` from this test"]))
+                results.append(
+                    TestResult(
+                        test.id,
+                        passed=False,
+                        outcome=outcome,
+                        failures=["the known gap no longer reproduces: remove `known_gap` from this test"],
+                    )
+                )
             continue
         results.append(TestResult(test.id, passed=not failures, failures=failures, outcome=outcome))
     return results

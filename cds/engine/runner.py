@@ -82,12 +82,18 @@ class Outcome:
             "facts": [{"id": f.source_id, "kind": f.kind, **dict(f.attrs)} for f in self.facts],
             "fact_warnings": list(self.fact_warnings),
             "rules_fired": [
-                {"rule": f.rule_id, "version": f.rule_version, "matched": [list(m) for m in f.matches]} for f in self.fired
+                {"rule": f.rule_id, "version": f.rule_version, "matched": [list(m) for m in f.matches]}
+                for f in self.fired
             ],
             "derived": [f.source_id for f in self.derived],
             "evidence": [
-                {"rule": e.rule_id, "hypothesis": e.hypothesis, "likelihood_ratio": e.likelihood_ratio,
-                 "reference": e.reference, "confidence": e.confidence}
+                {
+                    "rule": e.rule_id,
+                    "hypothesis": e.hypothesis,
+                    "likelihood_ratio": e.likelihood_ratio,
+                    "reference": e.reference,
+                    "confidence": e.confidence,
+                }
                 for e in self.evidence
             ],
             "population": self.differential.population,
@@ -141,8 +147,18 @@ class LoadedEngine:
             fired.append(Firing(rule.id, rule.version, source_matches))
             # A rule's evidence counts once however many fact combinations matched it.
             evidence.extend(
-                EvidenceItem(rule.id, rule.title, e.hypothesis, e.likelihood_ratio, e.reference, e.confidence, e.test, e.note,
-                             e.low, e.high)
+                EvidenceItem(
+                    rule.id,
+                    rule.title,
+                    e.hypothesis,
+                    e.likelihood_ratio,
+                    e.reference,
+                    e.confidence,
+                    e.test,
+                    e.note,
+                    e.low,
+                    e.high,
+                )
                 for e in rule.evidence
             )
             intents.extend(CardIntent(rule.id, template) for template in rule.cards)

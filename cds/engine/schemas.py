@@ -147,8 +147,14 @@ def kind_of(relative: Path) -> str | None:
         return "tests"
     if parts[0] == "rules":
         return "rules"
-    top = {"ruleset.yaml": "ruleset", "references.yaml": "references", "hypotheses.yaml": "hypotheses",
-           "cards.yaml": "cards", "analytes.yaml": "analytes", "services.yaml": "services"}
+    top = {
+        "ruleset.yaml": "ruleset",
+        "references.yaml": "references",
+        "hypotheses.yaml": "hypotheses",
+        "cards.yaml": "cards",
+        "analytes.yaml": "analytes",
+        "services.yaml": "services",
+    }
     return top.get(name, "rules")  # any other rule-language file may hold rules
 
 

@@ -61,10 +61,17 @@ def sensitivity_rows(engine: LoadedEngine) -> list[SensitivityRow]:
             highs.append(max(values))
             if max(values) - min(values) > swing[1]:
                 swing = (item.rule_id, max(values) - min(values))
-        rows.append(SensitivityRow(
-            result.id.removeprefix("case-"), subject, h.kind, h.posterior, (h.low, h.high),
-            (min(lows, default=h.posterior), max(highs, default=h.posterior)), swing[0],
-        ))
+        rows.append(
+            SensitivityRow(
+                result.id.removeprefix("case-"),
+                subject,
+                h.kind,
+                h.posterior,
+                (h.low, h.high),
+                (min(lows, default=h.posterior), max(highs, default=h.posterior)),
+                swing[0],
+            )
+        )
     return rows
 
 
@@ -76,6 +83,7 @@ def sensitivity_markdown(engine: LoadedEngine) -> str:
     for r in sensitivity_rows(engine):
         (lo, hi), (olo, ohi) = r.band, r.one_at_a_time
         subject = f"{r.subject} ({r.kind})" if r.kind != "cause" else r.subject
-        lines.append(f"| {r.case} | {subject} | {r.point:.3f} | {lo:.3f}-{hi:.3f} | {olo:.3f}-{ohi:.3f} | "
-                     f"`{r.most_sensitive}` |")
+        lines.append(
+            f"| {r.case} | {subject} | {r.point:.3f} | {lo:.3f}-{hi:.3f} | {olo:.3f}-{ohi:.3f} | `{r.most_sensitive}` |"
+        )
     return "\n".join(lines) + "\n"

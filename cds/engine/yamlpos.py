@@ -62,8 +62,11 @@ def load_positioned(text: str) -> PositionedYaml:
         # a character the YAML reader refuses (e.g. a C1 control from a bad paste): it carries an
         # offset into the text, not a mark
         line, column = _line_column(text, exc.position)
-        raise YamlSyntaxError(line, column, f"unacceptable character U+{exc.character:04X}"
-                              if isinstance(exc.character, int) else str(exc.reason)) from None
+        raise YamlSyntaxError(
+            line,
+            column,
+            f"unacceptable character U+{exc.character:04X}" if isinstance(exc.character, int) else str(exc.reason),
+        ) from None
     except (yaml.YAMLError, RecursionError, ValueError, TypeError, UnicodeError) as exc:
         # anything else the parser or a constructor raises (e.g. an unhashable key): never a traceback
         raise YamlSyntaxError(1, 1, f"{type(exc).__name__}: {exc}") from None

@@ -102,9 +102,13 @@ def _report_foreign(intake: Intake) -> None:
     """Count and log (types and counts only, no identifiers) the resources about another patient."""
     for rtype, count in sorted(intake.foreign.items()):
         metrics.FOREIGN_PATIENT_RESOURCES.labels(rtype).inc(count)
-        intake.warnings.append(FactWarning(rtype, "-", f"{count} about another patient than context.patientId; ignored"))
-    log.warning("ignored resources about another patient than context.patientId: %s",
-                ", ".join(f"{t}={c}" for t, c in sorted(intake.foreign.items())))
+        intake.warnings.append(
+            FactWarning(rtype, "-", f"{count} about another patient than context.patientId; ignored")
+        )
+    log.warning(
+        "ignored resources about another patient than context.patientId: %s",
+        ", ".join(f"{t}={c}" for t, c in sorted(intake.foreign.items())),
+    )
 
 
 def _dialysis_vintage(conditions: list[Fact], procedures: list[Fact], term: Terminology, today: date) -> Fact | None:
@@ -169,7 +173,9 @@ def _findings(
     lesion_sites = {
         (str(f.attrs["site"]), f.attrs.get("laterality"))  # type: ignore[misc]
         for f in conditions
-        if f.attrs.get("concept") in term.settings.ulcer_valuesets and "site" in f.attrs and f.attrs["status"] == "active"
+        if f.attrs.get("concept") in term.settings.ulcer_valuesets
+        and "site" in f.attrs
+        and f.attrs["status"] == "active"
     }
     try:
         # medications: lets the serial bone-scan comparison tell a treatment response from a change.
@@ -177,7 +183,9 @@ def _findings(
             reports, intake.index, now, lesion_sites, term.findings_knowledge, medications=tuple(medications)
         )
     except Exception as exc:  # noqa: BLE001 - another package's failure must not stop this evaluation
-        intake.warnings.append(FactWarning("DiagnosticReport", "-", f"findings extraction failed: {type(exc).__name__}"))
+        intake.warnings.append(
+            FactWarning("DiagnosticReport", "-", f"findings extraction failed: {type(exc).__name__}")
+        )
         return []
     intake.warnings.extend(found.warnings)
     return list(found.facts)

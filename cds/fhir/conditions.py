@@ -104,7 +104,9 @@ def _first_code(concept: Any) -> str | None:
     return None
 
 
-def condition_facts(conditions: Iterable[Mapping[str, Any]], term: Terminology, intake: Intake, today: date) -> list[Fact]:
+def condition_facts(
+    conditions: Iterable[Mapping[str, Any]], term: Terminology, intake: Intake, today: date
+) -> list[Fact]:
     facts: list[Fact] = []
     settings = term.settings
     for index, resource in enumerate(conditions):

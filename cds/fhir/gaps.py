@@ -69,6 +69,7 @@ def render(gaps: list[Gap]) -> str:
         return "no unmatched codes\n"
     lines = ["count  system                                        code                resource            text match"]
     for g in gaps:
-        lines.append(f"{g.count:>5}  {g.system[:44]:<44}  {g.code[:18]:<18}  {g.resource_type[:18]:<18}  "
-                     f"{g.text_match or '-'}")
+        lines.append(
+            f"{g.count:>5}  {g.system[:44]:<44}  {g.code[:18]:<18}  {g.resource_type[:18]:<18}  {g.text_match or '-'}"
+        )
     return "\n".join(lines) + "\n"

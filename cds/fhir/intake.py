@@ -60,23 +60,53 @@ _COMMON = ("resourceType", "id", "subject", "patient", "meta")
 _MEDICATION = ("medicationCodeableConcept", "medicationReference", "status", "contained")
 READ_ELEMENTS: dict[str, frozenset[str]] = {
     "Patient": frozenset({*_COMMON, "birthDate", "gender"}),
-    "Condition": frozenset({
-        *_COMMON, "code", "clinicalStatus", "verificationStatus", "onsetDateTime", "onsetPeriod",
-        "abatementDateTime", "abatementPeriod", "recordedDate", "bodySite",
-    }),
+    "Condition": frozenset(
+        {
+            *_COMMON,
+            "code",
+            "clinicalStatus",
+            "verificationStatus",
+            "onsetDateTime",
+            "onsetPeriod",
+            "abatementDateTime",
+            "abatementPeriod",
+            "recordedDate",
+            "bodySite",
+        }
+    ),
     "MedicationRequest": frozenset({*_COMMON, *_MEDICATION, "authoredOn", "dosageInstruction", "dispenseRequest"}),
-    "MedicationStatement": frozenset({
-        *_COMMON, *_MEDICATION, "effectiveDateTime", "effectivePeriod", "dateAsserted", "dosage",
-    }),
+    "MedicationStatement": frozenset(
+        {
+            *_COMMON,
+            *_MEDICATION,
+            "effectiveDateTime",
+            "effectivePeriod",
+            "dateAsserted",
+            "dosage",
+        }
+    ),
     "MedicationAdministration": frozenset({*_COMMON, *_MEDICATION, "effectiveDateTime", "effectivePeriod", "dosage"}),
     "Medication": frozenset({*_COMMON, "code", "ingredient"}),
     "Procedure": frozenset({*_COMMON, "code", "status", "performedDateTime", "performedPeriod", "bodySite", "outcome"}),
     "ServiceRequest": frozenset({*_COMMON, "code", "status", "bodySite"}),
-    "Observation": frozenset({
-        *_COMMON, "code", "status", "effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued",
-        "valueQuantity", "valueString", "valueCodeableConcept", "dataAbsentReason", "component",
-        "interpretation", "referenceRange",
-    }),
+    "Observation": frozenset(
+        {
+            *_COMMON,
+            "code",
+            "status",
+            "effectiveDateTime",
+            "effectivePeriod",
+            "effectiveInstant",
+            "issued",
+            "valueQuantity",
+            "valueString",
+            "valueCodeableConcept",
+            "dataAbsentReason",
+            "component",
+            "interpretation",
+            "referenceRange",
+        }
+    ),
 }
 
 
@@ -162,8 +192,9 @@ class Intake:
         if not isinstance(patient_id, str) or not patient_id:
             return frozenset()
         accepted = {f"Patient/{patient_id}", f"urn:uuid:{patient_id}", *also_accept}
-        accepted.update(url for url, r in self.index.items()
-                        if r.get("resourceType") == "Patient" and r.get("id") == patient_id)
+        accepted.update(
+            url for url, r in self.index.items() if r.get("resourceType") == "Patient" and r.get("id") == patient_id
+        )
         frozen = frozenset(accepted)
         for rtype, resources in list(self.by_type.items()):
             kept = [r for r in resources if _about(r, patient_id, frozen)]
@@ -429,7 +460,9 @@ class _LeanObservation(TypedDict):
     __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
     resourceType: Literal["Observation"]
     id: NotRequired[_Id]
-    status: Literal["registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"]
+    status: Literal[
+        "registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"
+    ]
     code: _CodeableConcept
     effectiveDateTime: NotRequired[_DateTime]
     effectivePeriod: NotRequired[_Period]
@@ -446,7 +479,9 @@ class _LeanProcedure(TypedDict):
     __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
     resourceType: Literal["Procedure"]
     id: NotRequired[_Id]
-    status: Literal["preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error", "unknown"]
+    status: Literal[
+        "preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error", "unknown"
+    ]
     code: NotRequired[_CodeableConcept]
     performedDateTime: NotRequired[_DateTime]
     performedPeriod: NotRequired[_Period]

@@ -180,9 +180,7 @@ def _latest_point_per_day(values: Iterable[LabValue]) -> dict[date, LabValue]:
 # ------------------------------------------------------------------ facts
 
 
-def lab_facts(
-    series: Mapping[str, list[LabValue]], term: Terminology, intake: Intake, today: date
-) -> list[Fact]:
+def lab_facts(series: Mapping[str, list[LabValue]], term: Terminology, intake: Intake, today: date) -> list[Fact]:
     facts = []
     for analyte_id in sorted(series):
         analyte = term.analytes.get(analyte_id)

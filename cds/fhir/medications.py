@@ -111,7 +111,11 @@ def _str(value: Any) -> str | None:
 
 
 def _route(resource: Mapping[str, Any]) -> str | None:
-    dosages = resource.get("dosageInstruction") if resource.get("resourceType") == "MedicationRequest" else resource.get("dosage")
+    dosages = (
+        resource.get("dosageInstruction")
+        if resource.get("resourceType") == "MedicationRequest"
+        else resource.get("dosage")
+    )
     if isinstance(dosages, Mapping):  # MedicationAdministration.dosage is one element, not a list
         dosages = [dosages]
     for dosage in dosages if isinstance(dosages, list) else ():

@@ -38,8 +38,9 @@ def draft_order_facts(
             if rtype == "MedicationRequest":
                 if resource.get("medicationCodeableConcept") is None and resource.get("medicationReference") is None:
                     # R4 requires medication[x]; without it the order cannot be checked: say so.
-                    note = FactWarning(rtype, str(resource.get("id") or f"#{index}"),
-                                       "draft order without medication[x]; not checked")
+                    note = FactWarning(
+                        rtype, str(resource.get("id") or f"#{index}"), "draft order without medication[x]; not checked"
+                    )
                     drafts.warnings.append(note)
                     drafts.unreadable.append(note)
                     continue
@@ -62,7 +63,11 @@ def draft_order_facts(
             reasons = order_reasons(resource, term, drafts) if matches else []
             for vs_id, match in sorted(matches.items()):
                 coding = next(
-                    (c for c in codings if any(m.valueset == vs_id for m in term.match(c.get("system"), c.get("code")))),
+                    (
+                        c
+                        for c in codings
+                        if any(m.valueset == vs_id for m in term.match(c.get("system"), c.get("code")))
+                    ),
                     {},
                 )
                 attrs: dict[str, Any] = {
@@ -83,13 +88,14 @@ def draft_order_facts(
                 facts.append(Fact("draft-order", f"draft-order:{ref}:{vs_id}", attrs))
                 # One more fact per reason, so that a rule can ask for (or `absent:` exclude) an order for X.
                 for reason in reasons:
-                    facts.append(Fact("draft-order", f"draft-order:{ref}:{vs_id}:reason:{reason}", {**attrs, "reason": reason}))
+                    facts.append(
+                        Fact("draft-order", f"draft-order:{ref}:{vs_id}:reason:{reason}", {**attrs, "reason": reason})
+                    )
     intake.warnings.extend(drafts.warnings)
     intake.lenient.extend(drafts.lenient)
     intake.unreadable.extend(drafts.unreadable)
     intake.gaps.update(drafts.gaps)
     return facts
-
 
 
 # ---------------------------------------------------------------- what the order is for, and how much
@@ -130,7 +136,9 @@ def daily_dose_ug(resource: Mapping[str, Any]) -> float | None:
         return None
     dosage = dosages[0]
     rates = dosage.get("doseAndRate")
-    quantity = rates[0].get("doseQuantity") if isinstance(rates, list) and rates and isinstance(rates[0], Mapping) else None
+    quantity = (
+        rates[0].get("doseQuantity") if isinstance(rates, list) and rates and isinstance(rates[0], Mapping) else None
+    )
     repeat = (dosage.get("timing") or {}).get("repeat") if isinstance(dosage.get("timing"), Mapping) else None
     if not isinstance(quantity, Mapping) or not isinstance(repeat, Mapping):
         return None

@@ -93,8 +93,9 @@ def apply_pathology(
     for report in reports:
         if not is_pathology(report) or report.get("status") not in _COUNTED:
             continue
-        day = parse_date(report.get("effectiveDateTime") or (report.get("effectivePeriod") or {}).get("end")
-                         or report.get("issued"))
+        day = parse_date(
+            report.get("effectiveDateTime") or (report.get("effectivePeriod") or {}).get("end") or report.get("issued")
+        )
         if day is None or day > today or not intake.validate_full(report):
             continue
         outcome, phrase = classify(report_text(report), term)
@@ -109,11 +110,23 @@ def apply_pathology(
     biopsy = next((f for f in procedures if f.attrs.get("concept") == SKIN_BIOPSY), None)
     if biopsy is not None and "outcome" in biopsy.attrs and str(biopsy.attrs.get("date", "")) > day.isoformat():
         return procedures  # the procedure's own, later outcome stands
-    attrs: dict[str, Any] = dict(biopsy.attrs) if biopsy is not None else {
-        "concept": SKIN_BIOPSY, "status": "completed", "date": day.isoformat(), "days_ago": (today - day).days,
-        "first_date": day.isoformat(), "years_since_first": years_between(day, today), "count": 1,
-        "code_confidence": "R", "source": source, "recognised_by": "text", "recognised_text": phrase,
-    }
+    attrs: dict[str, Any] = (
+        dict(biopsy.attrs)
+        if biopsy is not None
+        else {
+            "concept": SKIN_BIOPSY,
+            "status": "completed",
+            "date": day.isoformat(),
+            "days_ago": (today - day).days,
+            "first_date": day.isoformat(),
+            "years_since_first": years_between(day, today),
+            "count": 1,
+            "code_confidence": "R",
+            "source": source,
+            "recognised_by": "text",
+            "recognised_text": phrase,
+        }
+    )
     attrs.update({"outcome": outcome, "outcome_source": source, "outcome_text": phrase})
     if biopsy is None:
         return [*procedures, Fact("procedure", f"procedure:{SKIN_BIOPSY}", attrs)]

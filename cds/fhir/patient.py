@@ -28,7 +28,8 @@ def choose_patient(patients: list[Mapping[str, Any]], patient_id: Any) -> Mappin
 def foreign_patient_keys(prefetch: Mapping[str, Any], patient_id: Any) -> list[str]:
     """Prefetch keys holding a Patient resource that is not context.patientId (the request is then refused)."""
     return sorted(
-        str(key) for key, value in prefetch.items()
+        str(key)
+        for key, value in prefetch.items()
         if isinstance(value, Mapping) and value.get("resourceType") == "Patient" and value.get("id") != patient_id
     )
 
@@ -62,7 +63,11 @@ def patient_fact(
             attrs["bmi"] = round(weight.value / (height.value / 100.0) ** 2, 1)
             attrs["bmi_date"] = weight.day.isoformat()
     if weight is not None:
-        earlier = [v for v in weight_window if v.is_point and weight.day - timedelta(days=WEIGHT_CHANGE_DAYS) <= v.day < weight.day]
+        earlier = [
+            v
+            for v in weight_window
+            if v.is_point and weight.day - timedelta(days=WEIGHT_CHANGE_DAYS) <= v.day < weight.day
+        ]
         if earlier:
             oldest = min(earlier, key=lambda v: v.day)
             if oldest.value > 0:
@@ -72,7 +77,9 @@ def patient_fact(
     return Fact("patient", "patient", attrs)
 
 
-def _window(series: Mapping[str, list[LabValue]], analyte_id: str, term: Terminology, intake: Intake, today: date) -> list[LabValue]:
+def _window(
+    series: Mapping[str, list[LabValue]], analyte_id: str, term: Terminology, intake: Intake, today: date
+) -> list[LabValue]:
     analyte = term.analytes.get(analyte_id)
     values = series.get(analyte_id)
     if analyte is None or not values:
@@ -80,7 +87,9 @@ def _window(series: Mapping[str, list[LabValue]], analyte_id: str, term: Termino
     return latest_valid_window(values, analyte, term, intake, today)
 
 
-def _latest_point(series: Mapping[str, list[LabValue]], analyte_id: str, term: Terminology, intake: Intake, today: date) -> LabValue | None:
+def _latest_point(
+    series: Mapping[str, list[LabValue]], analyte_id: str, term: Terminology, intake: Intake, today: date
+) -> LabValue | None:
     window = _window(series, analyte_id, term, intake, today)
     return window[0] if window and window[0].is_point else None
 

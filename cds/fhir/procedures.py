@@ -54,7 +54,14 @@ def procedure_facts(resources: list[Mapping[str, Any]], term: Terminology, intak
                 {},
             )
             by_concept.setdefault(vs_id, []).append(
-                (day, sort_key, resource, str(coding.get("code", "")), canonical_system(coding.get("system")) or "", match)
+                (
+                    day,
+                    sort_key,
+                    resource,
+                    str(coding.get("code", "")),
+                    canonical_system(coding.get("system")) or "",
+                    match,
+                )
             )
     facts = []
     for vs_id in sorted(by_concept):
@@ -87,7 +94,9 @@ def procedure_facts(resources: list[Mapping[str, Any]], term: Terminology, intak
             attrs["system"] = system
         outcome = resource.get("outcome")
         if isinstance(outcome, Mapping):
-            text = outcome.get("text") or next((c.get("display") for c in iter_codings(outcome) if c.get("display")), None)
+            text = outcome.get("text") or next(
+                (c.get("display") for c in iter_codings(outcome) if c.get("display")), None
+            )
             if isinstance(text, str):
                 attrs["outcome"] = text.lower()
         attrs.update(body_site(resource.get("bodySite"), term))

@@ -39,8 +39,20 @@ from cds.concepts import (
 from cds.yamlio import load_yaml
 
 __all__ = [
-    "CPT", "ICD10CM", "LOINC", "RXNORM", "SNOMED", "SYSTEM_ALIASES", "UCUM", "CodeIndex", "CodeMatch",
-    "Terminology", "TerminologyError", "canonical_system", "normalise_code", "recognition_attrs",
+    "CPT",
+    "ICD10CM",
+    "LOINC",
+    "RXNORM",
+    "SNOMED",
+    "SYSTEM_ALIASES",
+    "UCUM",
+    "CodeIndex",
+    "CodeMatch",
+    "Terminology",
+    "TerminologyError",
+    "canonical_system",
+    "normalise_code",
+    "recognition_attrs",
 ]
 
 FACT_KINDS_OF_VALUESETS = ("condition", "medication", "procedure", "draft-order", "finding", "observation")
@@ -200,7 +212,9 @@ class Terminology:
                 self.synonyms[(term.strip().lower(), vs_id)] = confidence
         results = doc.get("biopsy_results") or {}
         if not isinstance(results, dict) or set(results) - {"positive", "nondiagnostic", "other-diagnosis"}:
-            raise TerminologyError(f"{path.name}: biopsy_results maps positive, nondiagnostic, other-diagnosis to terms")
+            raise TerminologyError(
+                f"{path.name}: biopsy_results maps positive, nondiagnostic, other-diagnosis to terms"
+            )
         for label, terms in results.items():
             if not isinstance(terms, list) or not all(isinstance(t, str) and t.strip() for t in terms):
                 raise TerminologyError(f"{path.name}: biopsy_results.{label} must be a list of phrases")
@@ -281,8 +295,7 @@ class Terminology:
             if vs_id not in self.valuesets:
                 raise TerminologyError(f"lexicon.yaml: term {term!r} names unknown value set {vs_id!r}")
         s = self.settings
-        for name in ("ulcer_valuesets", "dialysis_procedure_valuesets",
-                     "dialysis_condition_valuesets"):
+        for name in ("ulcer_valuesets", "dialysis_procedure_valuesets", "dialysis_condition_valuesets"):
             for vs_id in getattr(s, name):
                 if vs_id not in self.valuesets:
                     raise TerminologyError(f"analytes.yaml: extraction.{name} names unknown value set {vs_id!r}")

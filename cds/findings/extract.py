@@ -36,8 +36,16 @@ V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
 # sections; LOINC LP29684-5 "Radiology" as US Core uses it) - recalled, confidence R. LOINC
 # LP7839-6 is "Pathology" (US Core): pathology reports are read by cds.fhir.pathology instead.
 IMAGING_CATEGORIES = {
-    (V2_0074, "RAD"), (V2_0074, "NMS"), (V2_0074, "CT"), (V2_0074, "CUS"), (V2_0074, "RX"),
-    (V2_0074, "VUS"), (V2_0074, "OUS"), (V2_0074, "XRC"), (V2_0074, "NMR"), (V2_0074, "IMG"),
+    (V2_0074, "RAD"),
+    (V2_0074, "NMS"),
+    (V2_0074, "CT"),
+    (V2_0074, "CUS"),
+    (V2_0074, "RX"),
+    (V2_0074, "VUS"),
+    (V2_0074, "OUS"),
+    (V2_0074, "XRC"),
+    (V2_0074, "NMR"),
+    (V2_0074, "IMG"),
     ("http://loinc.org", "LP29684-5"),
 }
 SKIP_STATUSES = {"entered-in-error", "cancelled", "registered"}
@@ -100,7 +108,9 @@ def extract_findings(
 
 
 def _bone_scan_summary(
-    info: ReportInfo, mentions: list[Mention], lesion_sites: Collection[tuple[str, str | None]],
+    info: ReportInfo,
+    mentions: list[Mention],
+    lesion_sites: Collection[tuple[str, str | None]],
     knowledge: FindingsKnowledge,
 ) -> Fact | None:
     """One report-level answer per bone scan: is there soft-tissue uptake at all?
@@ -152,8 +162,11 @@ def _read_report(
         return None
     if report.get("status") in SKIP_STATUSES:
         return None
-    studies = [s for s in (_resolve(ref, report, resources_by_ref) for ref in _refs(report.get("imagingStudy")))
-               if s is not None and s.get("resourceType") == "ImagingStudy"]
+    studies = [
+        s
+        for s in (_resolve(ref, report, resources_by_ref) for ref in _refs(report.get("imagingStudy")))
+        if s is not None and s.get("resourceType") == "ImagingStudy"
+    ]
     modality = _modality(report, studies, knowledge)
     if not _is_imaging(report) and modality is None:
         return None
@@ -168,8 +181,13 @@ def _read_report(
     from cds.findings.text import MAX_TEXT_CHARS
 
     if len(text) > MAX_TEXT_CHARS:
-        warnings.append(FactWarning("DiagnosticReport", rid, f"report text longer than {MAX_TEXT_CHARS} characters; "
-                                    f"only the first {MAX_TEXT_CHARS} were read"))
+        warnings.append(
+            FactWarning(
+                "DiagnosticReport",
+                rid,
+                f"report text longer than {MAX_TEXT_CHARS} characters; only the first {MAX_TEXT_CHARS} were read",
+            )
+        )
     if text:
         version = (report.get("meta") or {}).get("versionId")
         # Parsed once per process per report version. The text's digest is part of the key
@@ -262,7 +280,9 @@ def _modality(report: Mapping[str, Any], studies: list[Mapping[str, Any]], knowl
     codings = _codings(report.get("code"))
     for spec in knowledge.modalities:
         for c in codings:
-            if set(knowledge.valuesets_for(c.get("system"), c.get("code"), knowledge.study_codes)) & set(spec.valuesets):
+            if set(knowledge.valuesets_for(c.get("system"), c.get("code"), knowledge.study_codes)) & set(
+                spec.valuesets
+            ):
                 return spec.id
     dicom: set[str] = set()
     for s in studies:
@@ -280,7 +300,8 @@ def _modality(report: Mapping[str, Any], studies: list[Mapping[str, Any]], knowl
         if spec.dicom & dicom:
             return spec.id
     words = " ".join(
-        [str((report.get("code") or {}).get("text") or "")] + [str(c.get("display") or "") for c in codings]
+        [str((report.get("code") or {}).get("text") or "")]
+        + [str(c.get("display") or "") for c in codings]
         + [str(s.get("description") or "") for s in studies]
     )
     padded = f" {normalise_phrase(words)} "
@@ -294,7 +315,9 @@ def _modality(report: Mapping[str, Any], studies: list[Mapping[str, Any]], knowl
 def _report_date(report: Mapping[str, Any], studies: list[Mapping[str, Any]]) -> str | None:
     candidates = [
         report.get("effectiveDateTime"),
-        (report.get("effectivePeriod") or {}).get("start") if isinstance(report.get("effectivePeriod"), Mapping) else None,
+        (report.get("effectivePeriod") or {}).get("start")
+        if isinstance(report.get("effectivePeriod"), Mapping)
+        else None,
         *[s.get("started") for s in studies],
         report.get("issued"),
     ]
@@ -355,8 +378,11 @@ def _coded_mentions(
             continue
         if obs.get("status") in SKIP_STATUSES:
             continue
-        concepts = [v for c in _codings(obs.get("code"))
-                    for v in knowledge.valuesets_for(c.get("system"), c.get("code"), knowledge.finding_codes)]
+        concepts = [
+            v
+            for c in _codings(obs.get("code"))
+            for v in knowledge.valuesets_for(c.get("system"), c.get("code"), knowledge.finding_codes)
+        ]
         if not concepts:
             continue
         out.extend(_observation_mentions(obs, list(dict.fromkeys(concepts)), knowledge))
@@ -365,12 +391,18 @@ def _coded_mentions(
             for concept in knowledge.valuesets_for(c.get("system"), c.get("code"), knowledge.finding_codes):
                 hyp = knowledge.hypothesis_of.get(concept)
                 if hyp:
-                    out.append(Mention(concept=concept, kind="impression", hypothesis=hyp, extraction="coded",
-                                       section="impression"))
+                    out.append(
+                        Mention(
+                            concept=concept, kind="impression", hypothesis=hyp, extraction="coded", section="impression"
+                        )
+                    )
     return out
 
 
-_NEGATIVE_VALUES = {("http://snomed.info/sct", "2667000"), ("http://snomed.info/sct", "260385009")}  # Absent; Negative [R]
+_NEGATIVE_VALUES = {
+    ("http://snomed.info/sct", "2667000"),
+    ("http://snomed.info/sct", "260385009"),
+}  # Absent; Negative [R]
 _NEGATIVE_INTERPRETATIONS = {"NEG", "N", "ND"}
 
 
@@ -429,13 +461,19 @@ def _observation_mentions(obs: Mapping[str, Any], concepts: list[str], knowledge
                     concept=concept,
                     kind="impression" if concept in knowledge.hypothesis_of else "finding",
                     hypothesis=knowledge.hypothesis_of.get(concept),
-                    site=s, laterality=lat,
+                    site=s,
+                    laterality=lat,
                     site_class=knowledge.sites[s].site_class if s else None,
                     distribution=distribution,
                     symmetry=distribution if distribution in ("symmetric", "asymmetric") else None,
-                    intensity=qual.get("intensity"), layer=qual.get("layer"), pattern=qual.get("pattern"),
-                    negated=negated, certainty=certainty, change=qual.get("change"),
-                    attributed_to=qual.get("attributed-to"), extraction="coded",
+                    intensity=qual.get("intensity"),
+                    layer=qual.get("layer"),
+                    pattern=qual.get("pattern"),
+                    negated=negated,
+                    certainty=certainty,
+                    change=qual.get("change"),
+                    attributed_to=qual.get("attributed-to"),
+                    extraction="coded",
                 )
             )
     return out
@@ -470,7 +508,9 @@ def _merge(mentions: Iterable[Mention]) -> list[Mention]:
 
 
 def at_lesion_site(
-    site: str | None, laterality: str | None, lesion_sites: Collection[tuple[str, str | None]],
+    site: str | None,
+    laterality: str | None,
+    lesion_sites: Collection[tuple[str, str | None]],
     knowledge: FindingsKnowledge,
 ) -> bool | None:
     """Whether a finding at (site, laterality) covers or lies within a clinical lesion site.
@@ -512,10 +552,20 @@ def _facts(
             "extraction": m.extraction,
         }
         optional = {
-            "modality": info.modality, "date": info.date, "hypothesis": m.hypothesis, "site": m.site,
-            "laterality": m.laterality, "site_class": m.site_class, "distribution": m.distribution,
-            "symmetry": m.symmetry, "intensity": m.intensity, "layer": m.layer, "pattern": m.pattern,
-            "change": m.change, "attributed_to": m.attributed_to, "section": m.section,
+            "modality": info.modality,
+            "date": info.date,
+            "hypothesis": m.hypothesis,
+            "site": m.site,
+            "laterality": m.laterality,
+            "site_class": m.site_class,
+            "distribution": m.distribution,
+            "symmetry": m.symmetry,
+            "intensity": m.intensity,
+            "layer": m.layer,
+            "pattern": m.pattern,
+            "change": m.change,
+            "attributed_to": m.attributed_to,
+            "section": m.section,
         }
         attrs.update({k: v for k, v in optional.items() if v is not None})
         if m.historical:

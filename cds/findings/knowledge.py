@@ -325,7 +325,7 @@ def _phrases(path: Path, where: str, value: Any) -> tuple[str, ...]:
         raise FindingsRulesError(f"{path}: {where}: expected a list of phrases")
     if any(isinstance(v, bool) for v in value):
         # YAML 1.1 reads a bare no / yes / on / off as a boolean.
-        raise FindingsRulesError(f"{path}: {where}: a phrase was read as a boolean; quote it (\"no\", \"on\")")
+        raise FindingsRulesError(f'{path}: {where}: a phrase was read as a boolean; quote it ("no", "on")')
     out = tuple(dict.fromkeys(normalise_phrase(v) for v in value))
     if any(not p for p in out):
         raise FindingsRulesError(f"{path}: {where}: empty phrase")
@@ -493,7 +493,9 @@ def _parse_laterality(
     for c in lat.get("codes") or ():
         _check_code(path, "laterality.codes", c)
         if c.get("laterality") not in LATERALITIES:
-            raise FindingsRulesError(f"{path}: laterality.codes {c.get('code')}: laterality must be right|left|bilateral")
+            raise FindingsRulesError(
+                f"{path}: laterality.codes {c.get('code')}: laterality must be right|left|bilateral"
+            )
         codes[(c["system"], str(c["code"]))] = c["laterality"]
     comps = set()
     for c in lat.get("component_codes") or ():
@@ -647,8 +649,12 @@ def _code_index(valuesets: Mapping[str, Mapping[str, Any]], ids: set[str]) -> li
             code = str(c["code"])
             prefix = code.endswith("*")
             out.append(
-                CodedConcept(valueset=vid, system=c["system"], code=code.rstrip("*").rstrip(".") if prefix else code,
-                             prefix=prefix)
+                CodedConcept(
+                    valueset=vid,
+                    system=c["system"],
+                    code=code.rstrip("*").rstrip(".") if prefix else code,
+                    prefix=prefix,
+                )
             )
     return out
 

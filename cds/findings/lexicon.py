@@ -18,8 +18,9 @@ from cds.findings.knowledge import FindingsKnowledge, normalise_text
 from cds.findings.text import _parse_lock, _quiet_matchers
 
 # ConText categories that keep a text mention from asserting its concept.
-NOT_ASSERTED = frozenset({"NEGATED_EXISTENCE", "NORMAL", "HYPOTHETICAL", "POSSIBLE_EXISTENCE", "UNLIKELY",
-                          "OTHER_STUDY"})
+NOT_ASSERTED = frozenset(
+    {"NEGATED_EXISTENCE", "NORMAL", "HYPOTHETICAL", "POSSIBLE_EXISTENCE", "UNLIKELY", "OTHER_STUDY"}
+)
 MAX_CONCEPT_TEXT = 500  # a CodeableConcept text is a name, not a note
 
 

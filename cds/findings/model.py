@@ -50,8 +50,18 @@ class Mention:
         first, second = (other, self) if other.extraction == "coded" and self.extraction != "coded" else (self, other)
         filled = {
             name: getattr(second, name)
-            for name in ("hypothesis", "site_class", "distribution", "symmetry", "intensity", "layer", "pattern",
-                         "change", "attributed_to", "section")
+            for name in (
+                "hypothesis",
+                "site_class",
+                "distribution",
+                "symmetry",
+                "intensity",
+                "layer",
+                "pattern",
+                "change",
+                "attributed_to",
+                "section",
+            )
             if getattr(first, name) is None and getattr(second, name) is not None
         }
         if first.extraction != "coded" and CERTAINTY_RANK[second.certainty] > CERTAINTY_RANK[first.certainty]:

@@ -93,8 +93,13 @@ def compare_bone_scans(
     derived: list[Fact] = []
 
     def emit(name: str, text: str) -> None:
-        attrs: dict[str, Any] = {"name": name, "text": text, "flag": treated, "source": latest_info.ref,
-                                 "date": latest_info.date}
+        attrs: dict[str, Any] = {
+            "name": name,
+            "text": text,
+            "flag": treated,
+            "source": latest_info.ref,
+            "date": latest_info.date,
+        }
         if interval is not None:
             attrs["value"] = interval
         derived.append(Fact(kind="derived", id=f"derived:{name}:{latest_info.ref}", attrs=attrs))

@@ -187,8 +187,9 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
         ends = set(knowledge.terminated_by.get(category, ()))
         scope = knowledge.modifier_max_scope.get(category)
         for direction, phrases in by_dir.items():
-            ctx_rules += [ConTextRule(p, category, direction=direction, terminated_by=set(ends), max_scope=scope)
-                          for p in phrases]
+            ctx_rules += [
+                ConTextRule(p, category, direction=direction, terminated_by=set(ends), max_scope=scope) for p in phrases
+            ]
     context.add(ctx_rules)
 
     sectionizer = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
@@ -285,7 +286,9 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
     qual_tokens = {i for q in qual_spans for i in range(q.start, q.end)}
     site_spans = [s for s in doc.spans.get("findings_sites", []) if not (set(range(s.start, s.end)) & ent_tokens)]
     # "right greater than left" is a distribution, not two lateralities.
-    lat_spans = [s for s in site_spans if s.label_.startswith("lat|") and not (set(range(s.start, s.end)) & qual_tokens)]
+    lat_spans = [
+        s for s in site_spans if s.label_.startswith("lat|") and not (set(range(s.start, s.end)) & qual_tokens)
+    ]
     body_spans = [s for s in site_spans if s.label_.startswith("site|")]
     # Laterality words attach to the nearest site in the clause (following first: "right knee").
     lat_of: dict[int, set[str]] = {}
@@ -293,8 +296,11 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         clause = clause_of(lat.start)
         after = [b for b in body_spans if clause_of(b.start) == clause and b.start >= lat.end]
         before = [b for b in body_spans if clause_of(b.start) == clause and b.end <= lat.start]
-        target = min(after, key=lambda b: b.start - lat.end) if after else (
-            min(before, key=lambda b: lat.start - b.end) if before else None)
+        target = (
+            min(after, key=lambda b: b.start - lat.end)
+            if after
+            else (min(before, key=lambda b: lat.start - b.end) if before else None)
+        )
         if target is not None:
             lat_of.setdefault(target.start, set()).add(lat.label_.split("|")[1])
     negations = [m.scope_span for m in modifiers if m.category in ("NEGATED_EXISTENCE", "NORMAL")]
@@ -329,23 +335,41 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         cats = [m.category for m in ent._.modifiers]
         if "HYPOTHETICAL" in cats or "OTHER_STUDY" in cats:
             continue
-        if spec.needs_cue and section != "impression" and not (
-            set(cats) & {"PROBABLE_EXISTENCE", "POSSIBLE_EXISTENCE", "UNLIKELY", "ATTRIBUTION", "NEGATED_EXISTENCE"}
+        if (
+            spec.needs_cue
+            and section != "impression"
+            and not (
+                set(cats) & {"PROBABLE_EXISTENCE", "POSSIBLE_EXISTENCE", "UNLIKELY", "ATTRIBUTION", "NEGATED_EXISTENCE"}
+            )
         ):
             continue
         negated, certainty, historical, change = _assertion(cats)
         mentions.append(
-            Mention(concept=spec.concept, kind="impression", hypothesis=spec.hypothesis, negated=negated,
-                    certainty=certainty, historical=historical, change=change, section=section,
-                    start=ent.start_char, end=ent.end_char)
+            Mention(
+                concept=spec.concept,
+                kind="impression",
+                hypothesis=spec.hypothesis,
+                negated=negated,
+                certainty=certainty,
+                historical=historical,
+                change=change,
+                section=section,
+                start=ent.start_char,
+                end=ent.end_char,
+            )
         )
         if not negated and certainty in ("definite", "probable"):
             # The interpretation explains the nearest finding before it in its clause
             # ("diffuse soft-tissue uptake consistent with renal failure"), not every finding
             # earlier in a long sentence.
             clause = clause_of(ent.start)
-            before = [h for h in heads if h.clause == clause and h.ent.end <= ent.start
-                      and not {m.category for m in h.ent._.modifiers} & {"NEGATED_EXISTENCE", "NORMAL"}]
+            before = [
+                h
+                for h in heads
+                if h.clause == clause
+                and h.ent.end <= ent.start
+                and not {m.category for m in h.ent._.modifiers} & {"NEGATED_EXISTENCE", "NORMAL"}
+            ]
             if before:
                 nearest = max(before, key=lambda h: h.ent.start)
                 attributions.setdefault(nearest.ent.start, spec.hypothesis)
@@ -358,12 +382,29 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         if "HYPOTHETICAL" in cats or "OTHER_STUDY" in cats:
             continue  # "to evaluate for calcification"; "the calcifications on CT" (another study)
         negated, certainty, historical, change = _assertion(cats)
-        changes = [(m.modifier_span[0], m.modifier_span[1], _CHANGE_OF[m.category],
-                    doc[m.modifier_span[1] - 1].lower_ in _FORWARD_ENDINGS)
-                   for m in h.ent._.modifiers if m.category in _CHANGE_OF]
+        changes = [
+            (
+                m.modifier_span[0],
+                m.modifier_span[1],
+                _CHANGE_OF[m.category],
+                doc[m.modifier_span[1] - 1].lower_ in _FORWARD_ENDINGS,
+            )
+            for m in h.ent._.modifiers
+            if m.category in _CHANGE_OF
+        ]
         mentions.extend(
-            _head_mentions(h, doc, knowledge, changes, negated=negated, certainty=certainty, historical=historical,
-                           change=change, section=section, attributed_to=attributions.get(h.ent.start))
+            _head_mentions(
+                h,
+                doc,
+                knowledge,
+                changes,
+                negated=negated,
+                certainty=certainty,
+                historical=historical,
+                change=change,
+                section=section,
+                attributed_to=attributions.get(h.ent.start),
+            )
         )
     return tuple(mentions)
 
@@ -432,8 +473,9 @@ def _head_mentions(
             # stomach" is soft-tissue uptake for the limbs and visceral uptake for the organs.
             readings = []
             for layer in layers or [None]:
-                concept = _resolve_concept(knowledge, spec.head, layer, cues, {site_class} - {None},
-                                           {site} - {None}, intensity)
+                concept = _resolve_concept(
+                    knowledge, spec.head, layer, cues, {site_class} - {None}, {site} - {None}, intensity
+                )
                 if concept is not None and concept not in {c for c, _ in readings}:
                     readings.append((concept, layer))
         this = dict(assertion)
@@ -451,11 +493,18 @@ def _head_mentions(
             seen.add(key)
             out.append(
                 Mention(
-                    concept=concept, site=site, laterality=lat, site_class=site_class,
-                    distribution=None if deny else distribution, symmetry=None if deny else symmetry,
-                    intensity=None if deny else intensity, layer=layer,
+                    concept=concept,
+                    site=site,
+                    laterality=lat,
+                    site_class=site_class,
+                    distribution=None if deny else distribution,
+                    symmetry=None if deny else symmetry,
+                    intensity=None if deny else intensity,
+                    layer=layer,
                     pattern=pattern if concept == "vascular-calcification" else None,
-                    start=h.ent.start_char, end=h.ent.end_char, **this,
+                    start=h.ent.start_char,
+                    end=h.ent.end_char,
+                    **this,
                 )
             )
     return out

@@ -80,10 +80,14 @@ async def answer_hook(
         # Another person's record under this patient's key: refuse rather than guess which is right.
         raise HookError(422, f"prefetch {', '.join(foreign)}: a Patient other than context.patientId")
     resources = sum(count_resources(v) for v in prefetched.data.values()) + count_resources(
-        request.context.get("draftOrders"))
+        request.context.get("draftOrders")
+    )
     if resources > limits.max_resources:
-        raise HookError(413, f"{resources} FHIR resources in the prefetch and draft orders; the limit is "
-                             f"{limits.max_resources} (CDS_MAX_RESOURCES)")
+        raise HookError(
+            413,
+            f"{resources} FHIR resources in the prefetch and draft orders; the limit is "
+            f"{limits.max_resources} (CDS_MAX_RESOURCES)",
+        )
     if any(deeper_than(v, limits.max_json_depth) for v in prefetched.data.values()):  # pages fetched from fhirServer
         raise HookError(422, f"fetched FHIR data nests deeper than {limits.max_json_depth} levels (CDS_MAX_JSON_DEPTH)")
     want_trace = bool(trace_extension_key and (request.extension or {}).get(trace_extension_key))
@@ -93,8 +97,14 @@ async def answer_hook(
     try:
         evaluation = await run_in_threadpool(
             functools.partial(
-                pipeline.evaluate, service, request, prefetched.data, now, want_trace,
-                pages_base_url=pages_base_url, **extra,
+                pipeline.evaluate,
+                service,
+                request,
+                prefetched.data,
+                now,
+                want_trace,
+                pages_base_url=pages_base_url,
+                **extra,
             )
         )
     except FactLimitExceeded as exc:

@@ -355,4 +355,3 @@ class FeedbackResponse(WireModel):
     duplicates: int = 0
     # One result per item: a batch is not refused whole for one item the service cannot take.
     items: list[FeedbackItemResult] | None = None
-

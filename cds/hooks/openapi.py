@@ -222,10 +222,18 @@ def contract() -> dict[str, Any]:
                     "summary": "The page behind a card family or a cause: evidence, sources, how to read the band",
                     "parameters": [
                         PAGE_VERSION,
-                        {"name": "kind", "in": "path", "required": True,
-                         "schema": {"type": "string", "enum": ["cards", "causes"]}},
-                        {"name": "name", "in": "path", "required": True,
-                         "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*\\.html$"}},
+                        {
+                            "name": "kind",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "enum": ["cards", "causes"]},
+                        },
+                        {
+                            "name": "name",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*\\.html$"},
+                        },
                     ],
                     "responses": PAGE_RESPONSES,
                 }

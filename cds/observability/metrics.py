@@ -75,6 +75,7 @@ def mark_worker_exit(pid: int) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         _multiprocess.mark_process_dead(pid)
 
+
 # Reading real EHR data (cds.fhir): counts only, no resource ids or codes of a patient.
 LENIENT_READS = Counter(
     "cds_fhir_lenient_reads_total", "Resources read although invalid R4 on elements the rules do not read"

@@ -248,11 +248,10 @@ class Pages:
         }
 
     def _cause_page(self, hid: str) -> str:
-        cards = [
-            (cid, card_title(card)) for cid, card in sorted(self.rs.cards.items()) if card_subject(card) == hid
-        ]
-        return self._render("cause.html.j2", title=self.rs.hypotheses[hid].title, cause=self._cause_section(hid),
-                            cards=cards)
+        cards = [(cid, card_title(card)) for cid, card in sorted(self.rs.cards.items()) if card_subject(card) == hid]
+        return self._render(
+            "cause.html.j2", title=self.rs.hypotheses[hid].title, cause=self._cause_section(hid), cards=cards
+        )
 
     def _card_page(self, card: CardTemplate) -> str:
         subject = card_subject(card)

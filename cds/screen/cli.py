@@ -22,17 +22,29 @@ def add_screen_commands(commands: Any) -> None:
         "patient-view service's pipeline (no HTTP), and writes worklist.parquet, worklist.csv, report.html and "
         "run.json (owner-only permissions) to --out.",
     )
-    screen.add_argument("export", type=Path, help="Bulk Data export: folder of NDJSON (.ndjson/.ndjson.gz), its "
-                        "manifest JSON, or a folder of patient Bundles")
+    screen.add_argument(
+        "export",
+        type=Path,
+        help="Bulk Data export: folder of NDJSON (.ndjson/.ndjson.gz), its "
+        "manifest JSON, or a folder of patient Bundles",
+    )
     screen.add_argument("--out", type=Path, default=Path("screen-out"), help="output folder (default: screen-out)")
     screen.add_argument("--rules", type=Path, help="rules directory (default: CDS_RULES_DIR / rules)")
-    screen.add_argument("--compare-rules", type=Path, metavar="OTHER",
-                        help="also screen under the rules directory OTHER and report the card delta per 1,000 patients")
-    screen.add_argument("--scheduler", help="address of an existing Dask scheduler (tcp://HOST:PORT); "
-                        "default: a local cluster of processes")
+    screen.add_argument(
+        "--compare-rules",
+        type=Path,
+        metavar="OTHER",
+        help="also screen under the rules directory OTHER and report the card delta per 1,000 patients",
+    )
+    screen.add_argument(
+        "--scheduler",
+        help="address of an existing Dask scheduler (tcp://HOST:PORT); default: a local cluster of processes",
+    )
     screen.add_argument("--workers", type=int, help="worker processes of the local cluster (default: CPU count)")
     screen.add_argument("--now", help="evaluate as of this ISO 8601 instant (default: now)")
-    screen.add_argument("--service", default="calciphylaxis-risk", help="service whose pipeline answers (default: %(default)s)")
+    screen.add_argument(
+        "--service", default="calciphylaxis-risk", help="service whose pipeline answers (default: %(default)s)"
+    )
     screen.add_argument("--no-progress", action="store_true", help="no progress bar")
     screen.set_defaults(run=run_screen)
 
@@ -50,7 +62,9 @@ def add_screen_commands(commands: Any) -> None:
     synth.add_argument("--patients-per-file", type=int, default=50_000, help="split files as servers do")
     synth.set_defaults(run=run_synth)
 
-    convert = commands.add_parser("ndjson-from-bundles", help="convert a folder of patient Bundles (Synthea) to a Bulk Data export")
+    convert = commands.add_parser(
+        "ndjson-from-bundles", help="convert a folder of patient Bundles (Synthea) to a Bulk Data export"
+    )
     convert.add_argument("bundles", type=Path)
     convert.add_argument("out", type=Path)
     convert.add_argument("--gzip", action="store_true")
@@ -83,8 +97,15 @@ def run_screen(args: argparse.Namespace) -> int:
         progress = Progress(0)
     started = time.perf_counter()
     try:
-        result = screen(args.export, rule_sets, scheduler=args.scheduler, workers=args.workers, now=now,
-                        service_id=args.service, progress=progress)
+        result = screen(
+            args.export,
+            rule_sets,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            now=now,
+            service_id=args.service,
+            progress=progress,
+        )
     except (ExportError, FileNotFoundError, LookupError, ScreenError) as exc:
         print(f"cds screen: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -108,10 +129,12 @@ def run_screen(args: argparse.Namespace) -> int:
     write_run_record(record, out)
     counts = result.counts
     # Counts only on the terminal: the worklist is a clinical document and is never printed or logged.
-    print(f"screened {counts.get('patients', 0):,} patients ({counts.get('patients_failed', 0):,} failed) under "
-          f"{', '.join(result.rule_versions)}; {record['counts']['patients_with_cards']:,} with cards; "
-          f"{counts.get('unknown_patient_resources', 0):,} resources for unknown patients and "
-          f"{counts.get('malformed_lines', 0):,} malformed lines skipped")
+    print(
+        f"screened {counts.get('patients', 0):,} patients ({counts.get('patients_failed', 0):,} failed) under "
+        f"{', '.join(result.rule_versions)}; {record['counts']['patients_with_cards']:,} with cards; "
+        f"{counts.get('unknown_patient_resources', 0):,} resources for unknown patients and "
+        f"{counts.get('malformed_lines', 0):,} malformed lines skipped"
+    )
     for where in result.malformed_at[:20]:
         print(f"  malformed: {where}", file=sys.stderr)
     if args.compare_rules:
@@ -126,8 +149,9 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.patients < 1:
         print("cds synth: --patients must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    summary = write_population(args.out, args.patients, seed=args.seed, compress=args.gzip,
-                               patients_per_file=args.patients_per_file)
+    summary = write_population(
+        args.out, args.patients, seed=args.seed, compress=args.gzip, patients_per_file=args.patients_per_file
+    )
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     return EXIT_OK
 

@@ -49,17 +49,24 @@ class Comparison:
             "base_version": self.base_version,
             "other_version": self.other_version,
             "families": [
-                {"family": f.family, "base_cards": f.base_cards, "other_cards": f.other_cards,
-                 "base_per_1000": round(f.base_per_1000, 3), "other_per_1000": round(f.other_per_1000, 3),
-                 "delta_per_1000": round(f.delta_per_1000, 3)}
+                {
+                    "family": f.family,
+                    "base_cards": f.base_cards,
+                    "other_cards": f.other_cards,
+                    "base_per_1000": round(f.base_per_1000, 3),
+                    "other_per_1000": round(f.other_per_1000, 3),
+                    "delta_per_1000": round(f.delta_per_1000, 3),
+                }
                 for f in self.families
             ],
             "patients_changed": len(self.changed),
         }
 
     def table(self) -> str:
-        lines = [f"{self.patients:,} patients; base {self.base_version}, other {self.other_version}",
-                 f"{'card family':48} {'base/1000':>10} {'other/1000':>10} {'delta/1000':>10}"]
+        lines = [
+            f"{self.patients:,} patients; base {self.base_version}, other {self.other_version}",
+            f"{'card family':48} {'base/1000':>10} {'other/1000':>10} {'delta/1000':>10}",
+        ]
         for f in self.families:
             lines.append(f"{f.family:48} {f.base_per_1000:10.1f} {f.other_per_1000:10.1f} {f.delta_per_1000:+10.1f}")
         if not self.families:
@@ -90,8 +97,13 @@ def comparison_from(result: ScreenResult) -> Comparison:
     for base, other in zip(base_rows, other_rows, strict=True):
         before, after = _signature(base), _signature(other)
         if before != after or base["error"] != other["error"]:
-            changed.append(ChangedPatient(base["patient_id"], tuple(sorted((after - before).elements())),
-                                          tuple(sorted((before - after).elements()))))
+            changed.append(
+                ChangedPatient(
+                    base["patient_id"],
+                    tuple(sorted((after - before).elements())),
+                    tuple(sorted((before - after).elements())),
+                )
+            )
     changed.sort(key=lambda c: c.patient_id)
     return Comparison(patients, result.rule_versions[0], result.rule_versions[1], tuple(families), tuple(changed))
 

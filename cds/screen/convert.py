@@ -46,7 +46,9 @@ def convert_bundles(source: Path, out_dir: Path, *, compress: bool = False, file
     finally:
         for handle in handles.values():
             handle.close()
-    outputs = sorted((Path(h.name if isinstance(h.name, str) else h.name.decode()).name, t)  # type: ignore[union-attr]
-                     for (t, _), h in handles.items())
+    outputs = sorted(
+        (Path(h.name if isinstance(h.name, str) else h.name.decode()).name, t)  # type: ignore[union-attr]
+        for (t, _), h in handles.items()
+    )
     write_manifest(out_dir, outputs)
     return written

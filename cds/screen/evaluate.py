@@ -101,8 +101,12 @@ def build_request(service: Any, patient_id: str, resources: Iterable[Mapping[str
         if "?" not in template:
             prefetch[key] = matching[0] if matching else None
         else:
-            prefetch[key] = {"resourceType": "Bundle", "type": "searchset", "total": len(matching),
-                             "entry": [{"resource": r} for r in matching]}
+            prefetch[key] = {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "total": len(matching),
+                "entry": [{"resource": r} for r in matching],
+            }
     return {
         "hook": service.hook,
         # Deterministic per patient so that two runs send byte-identical requests.
@@ -118,8 +122,9 @@ def comparable_card(card: Mapping[str, Any]) -> dict[str, Any]:
     two answers card by card."""
     out = {k: v for k, v in card.items() if k != "uuid"}
     if isinstance(out.get("suggestions"), list):
-        out["suggestions"] = [{k: v for k, v in s.items() if k != "uuid"} if isinstance(s, Mapping) else s
-                              for s in out["suggestions"]]
+        out["suggestions"] = [
+            {k: v for k, v in s.items() if k != "uuid"} if isinstance(s, Mapping) else s for s in out["suggestions"]
+        ]
     return out
 
 
@@ -166,18 +171,21 @@ def _band(hypothesis: Mapping[str, Any] | None) -> str:
     return posterior_bin(float(posterior) if isinstance(posterior, int | float) else None)
 
 
-def summarize(patient_id: str, wire: Mapping[str, Any], trace: Mapping[str, Any] | None, version: str,
-              keep_cards: bool) -> dict[str, Any]:
+def summarize(
+    patient_id: str, wire: Mapping[str, Any], trace: Mapping[str, Any] | None, version: str, keep_cards: bool
+) -> dict[str, Any]:
     """The worklist row of one answered patient."""
     cards = [c for c in wire.get("cards") or [] if isinstance(c, Mapping)]
     raised = []
     for card in cards:
         topic = (card.get("source") or {}).get("topic") or {}
-        raised.append({
-            "family": str(topic.get("code") or "unlabelled"),
-            "indicator": str(card.get("indicator") or ""),
-            "summary": str(card.get("summary") or ""),
-        })
+        raised.append(
+            {
+                "family": str(topic.get("code") or "unlabelled"),
+                "indicator": str(card.get("indicator") or ""),
+                "summary": str(card.get("summary") or ""),
+            }
+        )
     ranked = sorted(_differential(wire.get("extension")), key=lambda h: -float(h.get("posterior") or 0))
     leading = ranked[0] if ranked and (ranked[0].get("evidence_for") or ranked[0].get("evidence_against")) else None
     calci = next((h for h in ranked if h.get("hypothesis") == "calciphylaxis"), None)
@@ -205,14 +213,25 @@ def summarize(patient_id: str, wire: Mapping[str, Any], trace: Mapping[str, Any]
 
 def failed_row(patient_id: str, version: str, error: str) -> dict[str, Any]:
     return {
-        "patient_id": patient_id, "population": "", "leading_cause": "", "leading_band": "",
-        "calciphylaxis_posterior": None, "calciphylaxis_band": "", "max_indicator": "", "card_count": 0,
-        "cards": [], "key_evidence": [], "fact_warnings": 0, "ruleset_version": version, "error": error,
+        "patient_id": patient_id,
+        "population": "",
+        "leading_cause": "",
+        "leading_band": "",
+        "calciphylaxis_posterior": None,
+        "calciphylaxis_band": "",
+        "max_indicator": "",
+        "card_count": 0,
+        "cards": [],
+        "key_evidence": [],
+        "fact_warnings": 0,
+        "ruleset_version": version,
+        "error": error,
     }
 
 
-async def _answer(pipeline: Any, service: Any, patient_id: str, resources: list[dict[str, Any]], now: datetime,
-                  keep_cards: bool) -> dict[str, Any]:
+async def _answer(
+    pipeline: Any, service: Any, patient_id: str, resources: list[dict[str, Any]], now: datetime, keep_cards: bool
+) -> dict[str, Any]:
     from cds.hooks.handler import answer_hook
 
     payload = build_request(service, patient_id, resources)
@@ -225,8 +244,14 @@ async def _answer(pipeline: Any, service: Any, patient_id: str, resources: list[
     return summarize(patient_id, evaluation.response.to_wire(), evaluation.trace, pipeline.version, keep_cards)
 
 
-def answer_patients(bundle: RuleBundle, service_id: str, patients: list[tuple[str, list[dict[str, Any]]]],
-                    now: datetime, keep_cards: bool = False, engine: str | None = None) -> list[dict[str, Any]]:
+def answer_patients(
+    bundle: RuleBundle,
+    service_id: str,
+    patients: list[tuple[str, list[dict[str, Any]]]],
+    now: datetime,
+    keep_cards: bool = False,
+    engine: str | None = None,
+) -> list[dict[str, Any]]:
     """Answer each (patient id, resources) with the service ``service_id``; one event loop for all."""
     pipeline = pipeline_for(bundle, engine)
     service = pipeline.service(service_id)

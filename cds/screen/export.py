@@ -167,12 +167,30 @@ def scan_export(source: Path, chunk_lines: int = CHUNK_LINES) -> ExportScan:
                     lines += 1
                     offset += len(line)
                     if lines % chunk_lines == 0:
-                        chunks.append(Chunk(len(chunks), str(path), kind, compressed, chunk_start[0], chunk_start[1],
-                                            lines - chunk_start[0] + 1))
+                        chunks.append(
+                            Chunk(
+                                len(chunks),
+                                str(path),
+                                kind,
+                                compressed,
+                                chunk_start[0],
+                                chunk_start[1],
+                                lines - chunk_start[0] + 1,
+                            )
+                        )
                         chunk_start = (lines + 1, offset)
             if lines >= chunk_start[0]:
-                chunks.append(Chunk(len(chunks), str(path), kind, compressed, chunk_start[0], chunk_start[1],
-                                    lines - chunk_start[0] + 1))
+                chunks.append(
+                    Chunk(
+                        len(chunks),
+                        str(path),
+                        kind,
+                        compressed,
+                        chunk_start[0],
+                        chunk_start[1],
+                        lines - chunk_start[0] + 1,
+                    )
+                )
             if resource_type == "Patient":
                 expected_patients += lines
         name = path.name if path.parent == root or root.is_file() else str(path)
@@ -252,7 +270,9 @@ def _rewrite_references(value: Any, aliases: dict[str, str]) -> Any:
     return value
 
 
-def write_ndjson(resources_by_type: dict[str, list[dict[str, Any]]], out_dir: Path, compress: bool = False) -> list[Path]:
+def write_ndjson(
+    resources_by_type: dict[str, list[dict[str, Any]]], out_dir: Path, compress: bool = False
+) -> list[Path]:
     """Write ``<Type>.ndjson[.gz]`` files and a Bulk Data manifest; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -282,4 +302,3 @@ def write_manifest(out_dir: Path, outputs: list[tuple[str, str]]) -> Path:
     path = out_dir / "manifest.json"
     path.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
     return path
-

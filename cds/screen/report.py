@@ -44,7 +44,9 @@ def _bars(counter: Mapping[str, float], order: Sequence[str] | None = None, fmt:
     return [Bar(k, float(counter[k]), fmt.format(counter[k])) for k in keys]
 
 
-def report_context(result: ScreenResult, ranked_rows: Sequence[Mapping[str, Any]], run: Mapping[str, Any]) -> dict[str, Any]:
+def report_context(
+    result: ScreenResult, ranked_rows: Sequence[Mapping[str, Any]], run: Mapping[str, Any]
+) -> dict[str, Any]:
     rows = result.rows[0]
     patients = len(rows)
     families = cards_per_family(rows)
@@ -66,13 +68,19 @@ def report_context(result: ScreenResult, ranked_rows: Sequence[Mapping[str, Any]
 
 
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader("cds.screen", "templates"), autoescape=select_autoescape(["html", "j2"]),
-                       trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=PackageLoader("cds.screen", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def render_report(context: Mapping[str, Any]) -> str:
     return _environment().get_template("report.html.j2").render(**context)
 
 
-def write_report(result: ScreenResult, ranked_rows: Sequence[Mapping[str, Any]], run: Mapping[str, Any], out_dir: Path) -> Path:
+def write_report(
+    result: ScreenResult, ranked_rows: Sequence[Mapping[str, Any]], run: Mapping[str, Any], out_dir: Path
+) -> Path:
     return write_private(out_dir / "report.html", render_report(report_context(result, ranked_rows, run)).encode())

@@ -95,10 +95,19 @@ def read_chunk(chunk: Chunk, bundle_numbers: dict[str, int]) -> list[tuple[str, 
                 unlinked[rtype] += 1
             else:
                 out.append((patient, (chunk.index, number), raw))
-    out.append((f"{STATS_PREFIX}{chunk.index}", (chunk.index, 0), {
-        "resources": sum(by_type.values()), "by_type": dict(by_type), "unlinked": dict(unlinked),
-        "malformed": malformed_count, "malformed_at": malformed,
-    }))
+    out.append(
+        (
+            f"{STATS_PREFIX}{chunk.index}",
+            (chunk.index, 0),
+            {
+                "resources": sum(by_type.values()),
+                "by_type": dict(by_type),
+                "unlinked": dict(unlinked),
+                "malformed": malformed_count,
+                "malformed_at": malformed,
+            },
+        )
+    )
     return out
 
 
@@ -109,8 +118,14 @@ def record_key(record: tuple[str, Any, Any]) -> str:
 # --------------------------------------------------------------------------- stage 3: answer a partition
 
 
-def evaluate_partition(groups: Sequence[tuple[str, list[tuple[str, Any, Any]]]], bundles: Sequence[RuleBundle], service_id: str,
-                       now_iso: str, keep_cards: bool, engine: str | None) -> list[dict[str, Any]]:
+def evaluate_partition(
+    groups: Sequence[tuple[str, list[tuple[str, Any, Any]]]],
+    bundles: Sequence[RuleBundle],
+    service_id: str,
+    now_iso: str,
+    keep_cards: bool,
+    engine: str | None,
+) -> list[dict[str, Any]]:
     """Statistics records pass through; each patient is answered under every rule bundle."""
     now = datetime.fromisoformat(now_iso)
     out: list[dict[str, Any]] = []
@@ -122,15 +137,26 @@ def evaluate_partition(groups: Sequence[tuple[str, list[tuple[str, Any, Any]]]],
         resources = [orjson.loads(raw) for _, _, raw in sorted(items, key=lambda item: item[1])]
         if not any(r.get("resourceType") == "Patient" for r in resources):
             # Resources that point at a patient the export does not contain: counted and skipped.
-            out.append({"kind": "unknown", "resources": len(resources),
-                        "by_type": dict(Counter(str(r.get("resourceType")) for r in resources))})
+            out.append(
+                {
+                    "kind": "unknown",
+                    "resources": len(resources),
+                    "by_type": dict(Counter(str(r.get("resourceType")) for r in resources)),
+                }
+            )
             continue
         patients.append((key, resources))
     if patients:
         answers = [answer_patients(bundle, service_id, patients, now, keep_cards, engine) for bundle in bundles]
         for index, (patient_id, resources) in enumerate(patients):
-            out.append({"kind": "patient", "patient_id": patient_id, "resources": len(resources),
-                        "rows": [rows[index] for rows in answers]})
+            out.append(
+                {
+                    "kind": "patient",
+                    "patient_id": patient_id,
+                    "resources": len(resources),
+                    "rows": [rows[index] for rows in answers],
+                }
+            )
     return out
 
 
@@ -157,8 +183,7 @@ class Progress:
         eta = "--:--" if math.isinf(left) else time.strftime("%H:%M:%S", time.gmtime(left))
         width = 30
         filled = int(width * self.done / total) if total else width
-        return (f"[{'#' * filled}{'.' * (width - filled)}] {self.done:,}/{total:,} patients"
-                f"  {rate:,.1f}/s  left {eta}")
+        return f"[{'#' * filled}{'.' * (width - filled)}] {self.done:,}/{total:,} patients  {rate:,.1f}/s  left {eta}"
 
     def update(self, done: int) -> None:
         self.done = done
@@ -216,8 +241,15 @@ def local_client(workers: int, memory_limit: str | None = None) -> Any:
     """A local Dask cluster of ``workers`` single-threaded processes on loopback."""
     from dask.distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, memory_limit=memory_limit or "auto", silence_logs=40)
+    cluster = LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit=memory_limit or "auto",
+        silence_logs=40,
+    )
     return Client(cluster)
 
 
@@ -262,7 +294,9 @@ def screen(
         # The rule bundles become one task each: every worker fetches them once, whatever the partitions.
         shipped = dask.delayed(list(bundles), pure=True, traverse=False)
         records = db.from_delayed([dask.delayed(read_chunk, pure=True)(c, bundle_numbers) for c in scan.chunks])
-        grouped = records.groupby(record_key, shuffle="tasks", npartitions=partitions_for(scan, n_workers, partition_bytes))
+        grouped = records.groupby(
+            record_key, shuffle="tasks", npartitions=partitions_for(scan, n_workers, partition_bytes)
+        )
         answered = grouped.map_partitions(evaluate_partition, shipped, service_id, now.isoformat(), keep_cards, engine)
         futures = client.compute(answered.to_delayed())
 
@@ -317,8 +351,11 @@ def screen(
             rows=rows,
             counts=dict(counts) | {"unlinked_by_type": dict(unlinked)},
             malformed_at=sorted(malformed_at, key=_location_sort_key),
-            timings={"scan_seconds": t_scan - t0, "evaluate_seconds": t_eval - t_scan,
-                     "patients_per_second": counts["patients"] / max(t_eval - t_scan, 1e-9)},
+            timings={
+                "scan_seconds": t_scan - t0,
+                "evaluate_seconds": t_eval - t_scan,
+                "patients_per_second": counts["patients"] / max(t_eval - t_scan, 1e-9),
+            },
             scheduler=scheduler_name,
             workers=n_workers,
             now=now.isoformat(),

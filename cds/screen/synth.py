@@ -43,7 +43,11 @@ CALCIPHYLAXIS_SHARE = 0.25
 EARLY_PLAQUE_PREVALENCE = 0.02
 
 LOINC, SNOMED, ICD10 = "http://loinc.org", "http://snomed.info/sct", "http://hl7.org/fhir/sid/icd-10-cm"
-RXNORM, CPT, UCUM = "http://www.nlm.nih.gov/research/umls/rxnorm", "http://www.ama-assn.org/go/cpt", "http://unitsofmeasure.org"
+RXNORM, CPT, UCUM = (
+    "http://www.nlm.nih.gov/research/umls/rxnorm",
+    "http://www.ama-assn.org/go/cpt",
+    "http://unitsofmeasure.org",
+)
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
@@ -62,14 +66,30 @@ ULCER_SITES = [  # (ICD-10-CM, display, SNOMED body site, site text, fatty area)
     ("L97.122", "Non-pressure chronic ulcer of left thigh with fat layer exposed", "68367000", "left thigh", True),
     ("L97.212", "Non-pressure chronic ulcer of right calf with fat layer exposed", "53840002", "right calf", True),
     ("L97.222", "Non-pressure chronic ulcer of left calf with fat layer exposed", "53840002", "left calf", True),
-    ("L97.512", "Non-pressure chronic ulcer of other part of right foot with fat layer exposed", "29707007", "right toe", False),
-    ("L97.412", "Non-pressure chronic ulcer of right heel and midfoot with fat layer exposed", "76853006", "right heel", False),
+    (
+        "L97.512",
+        "Non-pressure chronic ulcer of other part of right foot with fat layer exposed",
+        "29707007",
+        "right toe",
+        False,
+    ),
+    (
+        "L97.412",
+        "Non-pressure chronic ulcer of right heel and midfoot with fat layer exposed",
+        "76853006",
+        "right heel",
+        False,
+    ),
 ]
-BONE_SCAN = ("FINDINGS: Whole-body bone scintigraphy with Tc-99m MDP. Heterogeneous subcutaneous soft-tissue "
-             "uptake in the {site} and in both thighs. No focal skeletal lesion.\n"
-             "IMPRESSION: Heterogeneous soft-tissue uptake, compatible with calciphylaxis in the appropriate setting.")
-CT_LEGS = ("FINDINGS: Non-contrast CT of the lower extremities. Net-like calcification of small subcutaneous vessels "
-           "in the {site}. Subcutaneous fat stranding.\nIMPRESSION: Net-like subcutaneous vascular calcification.")
+BONE_SCAN = (
+    "FINDINGS: Whole-body bone scintigraphy with Tc-99m MDP. Heterogeneous subcutaneous soft-tissue "
+    "uptake in the {site} and in both thighs. No focal skeletal lesion.\n"
+    "IMPRESSION: Heterogeneous soft-tissue uptake, compatible with calciphylaxis in the appropriate setting."
+)
+CT_LEGS = (
+    "FINDINGS: Non-contrast CT of the lower extremities. Net-like calcification of small subcutaneous vessels "
+    "in the {site}. Subcutaneous fat stranding.\nIMPRESSION: Net-like subcutaneous vascular calcification."
+)
 
 
 def _cc(system: str, code: str, display: str, text: str | None = None) -> dict[str, Any]:
@@ -106,12 +126,16 @@ class _Patient:
 
     def resources(self) -> list[dict[str, Any]]:
         rng = self.rng
-        out: list[dict[str, Any]] = [{
-            "resourceType": "Patient", "id": self.id, "active": True,
-            "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5.99999.1", "value": self.id}],
-            "gender": rng.choice(["female", "male"]),
-            "birthDate": _day(date(self.now.year - rng.randint(30, 88), rng.randint(1, 12), rng.randint(1, 28))),
-        }]
+        out: list[dict[str, Any]] = [
+            {
+                "resourceType": "Patient",
+                "id": self.id,
+                "active": True,
+                "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5.99999.1", "value": self.id}],
+                "gender": rng.choice(["female", "male"]),
+                "birthDate": _day(date(self.now.year - rng.randint(30, 88), rng.randint(1, 12), rng.randint(1, 28))),
+            }
+        ]
         out += self.conditions()
         out += self.labs()
         out += self.dialysis()
@@ -119,17 +143,27 @@ class _Patient:
         out += self.reports()
         return out
 
-    def condition(self, code: str, display: str, onset: datetime, snomed: tuple[str, str] | None = None,
-                  site: tuple[str, str] | None = None, text: str | None = None) -> dict[str, Any]:
+    def condition(
+        self,
+        code: str,
+        display: str,
+        onset: datetime,
+        snomed: tuple[str, str] | None = None,
+        site: tuple[str, str] | None = None,
+        text: str | None = None,
+    ) -> dict[str, Any]:
         concept = _cc(ICD10, code, display, text)
         if snomed:
             concept["coding"].append({"system": SNOMED, "code": snomed[0], "display": snomed[1]})
         resource = {
-            "resourceType": "Condition", "id": self.rid("condition"),
+            "resourceType": "Condition",
+            "id": self.rid("condition"),
             "clinicalStatus": _cc(CLINICAL, "active", "Active"),
             "verificationStatus": _cc(VERIFICATION, "confirmed", "Confirmed"),
             "category": [_cc(CONDITION_CATEGORY, "problem-list-item", "Problem List Item")],
-            "code": concept, "subject": self.ref, "onsetDateTime": _day(onset),
+            "code": concept,
+            "subject": self.ref,
+            "onsetDateTime": _day(onset),
         }
         if site:
             resource["bodySite"] = [_cc(SNOMED, site[0], site[1], site[1])]
@@ -142,14 +176,28 @@ class _Patient:
             self.condition("Z99.2", "Dependence on renal dialysis", self.start),
         ]
         if self.diabetic:
-            out.append(self.condition("E11.22", "Type 2 diabetes mellitus with diabetic chronic kidney disease",
-                                      self.start - timedelta(days=3000)))
+            out.append(
+                self.condition(
+                    "E11.22",
+                    "Type 2 diabetes mellitus with diabetic chronic kidney disease",
+                    self.start - timedelta(days=3000),
+                )
+            )
         else:
-            out.append(self.condition("I12.0", "Hypertensive chronic kidney disease with stage 5 chronic kidney disease "
-                                      "or end stage renal disease", self.start - timedelta(days=1500)))
+            out.append(
+                self.condition(
+                    "I12.0",
+                    "Hypertensive chronic kidney disease with stage 5 chronic kidney disease "
+                    "or end stage renal disease",
+                    self.start - timedelta(days=1500),
+                )
+            )
         if rng.random() < 0.5:
-            out.append(self.condition("N25.81", "Secondary hyperparathyroidism of renal origin",
-                                      self.start + timedelta(days=400)))
+            out.append(
+                self.condition(
+                    "N25.81", "Secondary hyperparathyroidism of renal origin", self.start + timedelta(days=400)
+                )
+            )
         if self.warfarin:
             out.append(self.condition("I48.91", "Unspecified atrial fibrillation", self.start))
         if self.lesion:
@@ -157,14 +205,28 @@ class _Patient:
             code, display, site_code, site_text, _fatty = rng.choice(choices)
             self.site = site_text
             onset = self.now - timedelta(days=rng.randint(20, 90))
-            out.append(self.condition(code, display, onset, site=(site_code, site_text),
-                                      text=f"Painful nonhealing ulcer, {site_text}" if self.calciphylaxis
-                                      else f"Chronic ulcer, {site_text}"))
+            out.append(
+                self.condition(
+                    code,
+                    display,
+                    onset,
+                    site=(site_code, site_text),
+                    text=f"Painful nonhealing ulcer, {site_text}"
+                    if self.calciphylaxis
+                    else f"Chronic ulcer, {site_text}",
+                )
+            )
         if self.plaque:
             self.site = rng.choice(["right thigh", "left thigh", "abdomen"])
-            out.append(self.condition("L98.8", "Other specified disorders of the skin and subcutaneous tissue",
-                                      self.now - timedelta(days=rng.randint(10, 40)), ("1522000", "Skin plaque"),
-                                      text=f"Painful indurated violaceous plaque, {self.site}"))
+            out.append(
+                self.condition(
+                    "L98.8",
+                    "Other specified disorders of the skin and subcutaneous tissue",
+                    self.now - timedelta(days=rng.randint(10, 40)),
+                    ("1522000", "Skin plaque"),
+                    text=f"Painful indurated violaceous plaque, {self.site}",
+                )
+            )
         return out
 
     def labs(self) -> list[dict[str, Any]]:
@@ -178,31 +240,56 @@ class _Patient:
                 if self.calciphylaxis and analyte in ("calcium", "phosphate") and q >= quarters - 3:
                     mean += 2 * sd  # the high Ca x P product seen before calciphylaxis
                 value = max(0.1, rng.gauss(mean, sd))
-                out.append({
-                    "resourceType": "Observation", "id": self.rid("lab"), "status": "final",
-                    "category": [_cc(OBS_CATEGORY, "laboratory", "Laboratory")],
-                    "code": _cc(LOINC, code, display), "subject": self.ref,
-                    "effectiveDateTime": _instant(drawn), "issued": _instant(drawn + timedelta(hours=5)),
-                    "valueQuantity": {"value": round(value, 1 if analyte != "pth" else 0), "unit": unit,
-                                      "system": UCUM, "code": unit},
-                })
+                out.append(
+                    {
+                        "resourceType": "Observation",
+                        "id": self.rid("lab"),
+                        "status": "final",
+                        "category": [_cc(OBS_CATEGORY, "laboratory", "Laboratory")],
+                        "code": _cc(LOINC, code, display),
+                        "subject": self.ref,
+                        "effectiveDateTime": _instant(drawn),
+                        "issued": _instant(drawn + timedelta(hours=5)),
+                        "valueQuantity": {
+                            "value": round(value, 1 if analyte != "pth" else 0),
+                            "unit": unit,
+                            "system": UCUM,
+                            "code": unit,
+                        },
+                    }
+                )
         return out
 
     def dialysis(self) -> list[dict[str, Any]]:
         sessions = [self.start + timedelta(days=2)] + [self.now - timedelta(days=d) for d in (5, 3, 1)]
-        return [{
-            "resourceType": "Procedure", "id": self.rid("hd"), "status": "completed",
-            "code": {"coding": [{"system": SNOMED, "code": "302497006", "display": "Hemodialysis"},
-                                {"system": CPT, "code": "90935", "display": "Hemodialysis procedure with single evaluation"}],
-                     "text": "Hemodialysis"},
-            "subject": self.ref, "performedDateTime": _day(when),
-        } for when in sessions]
+        return [
+            {
+                "resourceType": "Procedure",
+                "id": self.rid("hd"),
+                "status": "completed",
+                "code": {
+                    "coding": [
+                        {"system": SNOMED, "code": "302497006", "display": "Hemodialysis"},
+                        {"system": CPT, "code": "90935", "display": "Hemodialysis procedure with single evaluation"},
+                    ],
+                    "text": "Hemodialysis",
+                },
+                "subject": self.ref,
+                "performedDateTime": _day(when),
+            }
+            for when in sessions
+        ]
 
     def medication(self, code: str, display: str, text: str, authored: datetime) -> dict[str, Any]:
         return {
-            "resourceType": "MedicationRequest", "id": self.rid("med"), "status": "active", "intent": "order",
-            "medicationCodeableConcept": _cc(RXNORM, code, display, text), "subject": self.ref,
-            "authoredOn": _day(authored), "dosageInstruction": [{"text": text}],
+            "resourceType": "MedicationRequest",
+            "id": self.rid("med"),
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": _cc(RXNORM, code, display, text),
+            "subject": self.ref,
+            "authoredOn": _day(authored),
+            "dosageInstruction": [{"text": text}],
         }
 
     def medications(self) -> list[dict[str, Any]]:
@@ -210,7 +297,9 @@ class _Patient:
         since = self.start + timedelta(days=rng.randint(30, 300))
         out = []
         if self.calcium_binder:
-            out.append(self.medication("214342", "calcium acetate", "Calcium acetate 667 mg, 2 capsules with meals", since))
+            out.append(
+                self.medication("214342", "calcium acetate", "Calcium acetate 667 mg, 2 capsules with meals", since)
+            )
         else:
             out.append(self.medication("403922", "sevelamer carbonate", "Sevelamer carbonate 800 mg with meals", since))
         if rng.random() < 0.55:
@@ -223,9 +312,14 @@ class _Patient:
 
     def report(self, code: tuple[str, str], text: str, when: datetime) -> dict[str, Any]:
         return {
-            "resourceType": "DiagnosticReport", "id": self.rid("report"), "status": "final",
-            "category": [_cc(V2_0074, "RAD", "Radiology")], "code": _cc(CPT, *code), "subject": self.ref,
-            "effectiveDateTime": _instant(when), "issued": _instant(when + timedelta(hours=3)),
+            "resourceType": "DiagnosticReport",
+            "id": self.rid("report"),
+            "status": "final",
+            "category": [_cc(V2_0074, "RAD", "Radiology")],
+            "code": _cc(CPT, *code),
+            "subject": self.ref,
+            "effectiveDateTime": _instant(when),
+            "issued": _instant(when + timedelta(hours=3)),
             "conclusion": text.rsplit("IMPRESSION: ", 1)[-1],
             "presentedForm": [{"contentType": "text/plain", "data": base64.b64encode(text.encode()).decode("ascii")}],
         }
@@ -236,8 +330,11 @@ class _Patient:
         when = self.now - timedelta(days=self.rng.randint(3, 15))
         return [
             self.report(("78306", "Bone and/or joint imaging; whole body"), BONE_SCAN.format(site=self.site), when),
-            self.report(("73700", "CT lower extremity without contrast"), CT_LEGS.format(site=self.site),
-                        when + timedelta(days=2)),
+            self.report(
+                ("73700", "CT lower extremity without contrast"),
+                CT_LEGS.format(site=self.site),
+                when + timedelta(days=2),
+            ),
         ]
 
 
@@ -248,8 +345,15 @@ def generate(patients: int, seed: int = 19, now: datetime = DEFAULT_NOW):  # typ
         yield _Patient(number, rng, now).resources()
 
 
-def write_population(out_dir: Path, patients: int, *, seed: int = 19, now: datetime = DEFAULT_NOW,
-                     compress: bool = False, patients_per_file: int = 50_000) -> dict[str, Any]:
+def write_population(
+    out_dir: Path,
+    patients: int,
+    *,
+    seed: int = 19,
+    now: datetime = DEFAULT_NOW,
+    compress: bool = False,
+    patients_per_file: int = 50_000,
+) -> dict[str, Any]:
     """Write ``<Type>.<part>.ndjson[.gz]`` (a new part every ``patients_per_file`` patients) and a manifest."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -272,14 +376,22 @@ def write_population(out_dir: Path, patients: int, *, seed: int = 19, now: datet
                     names[key] = f"{rtype}.{part:03d}.ndjson" + (".gz" if compress else "")
                     path = out_dir / names[key]
                     # mtime=0: the same seed writes the same bytes, compressed or not.
-                    handles[key] = (gzip.GzipFile(path, "wb", compresslevel=1, mtime=0) if compress
-                                    else open(path, "wb"))  # noqa: SIM115
+                    handles[key] = gzip.GzipFile(path, "wb", compresslevel=1, mtime=0) if compress else open(path, "wb")  # noqa: SIM115
                 handles[key].write(orjson.dumps(resource) + b"\n")
                 counts[rtype] = counts.get(rtype, 0) + 1
     finally:
         for handle in handles.values():
             handle.close()
     write_manifest(out_dir, sorted((names[k], k[0]) for k in names))
-    return {"patients": patients, "seed": seed, "now": now.isoformat(), "resources": counts, "drawn": flags,
-            "stated_prevalence": {"lesion": LESION_PREVALENCE, "calciphylaxis_picture": LESION_PREVALENCE * CALCIPHYLAXIS_SHARE,
-                                  "early_plaque": EARLY_PLAQUE_PREVALENCE}}
+    return {
+        "patients": patients,
+        "seed": seed,
+        "now": now.isoformat(),
+        "resources": counts,
+        "drawn": flags,
+        "stated_prevalence": {
+            "lesion": LESION_PREVALENCE,
+            "calciphylaxis_picture": LESION_PREVALENCE * CALCIPHYLAXIS_SHARE,
+            "early_plaque": EARLY_PLAQUE_PREVALENCE,
+        },
+    }

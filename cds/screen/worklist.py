@@ -26,26 +26,36 @@ import pyarrow.parquet as pq
 
 from cds.screen.run import ScreenResult
 
-WORKLIST_SCHEMA = pa.schema([
-    pa.field("rank", pa.int32(), nullable=False),
-    pa.field("patient_id", pa.string(), nullable=False),
-    pa.field("population", pa.string(), nullable=False),
-    pa.field("leading_cause", pa.string(), nullable=False),
-    pa.field("leading_band", pa.string(), nullable=False),
-    pa.field("calciphylaxis_posterior", pa.float64(), nullable=True),
-    pa.field("calciphylaxis_band", pa.string(), nullable=False),
-    pa.field("max_indicator", pa.string(), nullable=False),
-    pa.field("card_count", pa.int32(), nullable=False),
-    pa.field("cards", pa.list_(pa.struct([
-        pa.field("family", pa.string(), nullable=False),
-        pa.field("indicator", pa.string(), nullable=False),
-        pa.field("summary", pa.string(), nullable=False),
-    ])), nullable=False),
-    pa.field("key_evidence", pa.list_(pa.string()), nullable=False),
-    pa.field("fact_warnings", pa.int32(), nullable=False),
-    pa.field("ruleset_version", pa.string(), nullable=False),
-    pa.field("error", pa.string(), nullable=False),
-])
+WORKLIST_SCHEMA = pa.schema(
+    [
+        pa.field("rank", pa.int32(), nullable=False),
+        pa.field("patient_id", pa.string(), nullable=False),
+        pa.field("population", pa.string(), nullable=False),
+        pa.field("leading_cause", pa.string(), nullable=False),
+        pa.field("leading_band", pa.string(), nullable=False),
+        pa.field("calciphylaxis_posterior", pa.float64(), nullable=True),
+        pa.field("calciphylaxis_band", pa.string(), nullable=False),
+        pa.field("max_indicator", pa.string(), nullable=False),
+        pa.field("card_count", pa.int32(), nullable=False),
+        pa.field(
+            "cards",
+            pa.list_(
+                pa.struct(
+                    [
+                        pa.field("family", pa.string(), nullable=False),
+                        pa.field("indicator", pa.string(), nullable=False),
+                        pa.field("summary", pa.string(), nullable=False),
+                    ]
+                )
+            ),
+            nullable=False,
+        ),
+        pa.field("key_evidence", pa.list_(pa.string()), nullable=False),
+        pa.field("fact_warnings", pa.int32(), nullable=False),
+        pa.field("ruleset_version", pa.string(), nullable=False),
+        pa.field("error", pa.string(), nullable=False),
+    ]
+)
 COLUMNS = [f.name for f in WORKLIST_SCHEMA]
 RUN_RECORD_SCHEMA = "cds-screen-run/1"
 _URGENCY = {"critical": 4, "warning": 3, "info": 2}
@@ -123,13 +133,21 @@ def run_record(result: ScreenResult, outputs: Mapping[str, str], timings: Mappin
         "input": {
             "digest": result.scan.digest,
             "files": [
-                {"name": os.path.basename(f.path) if f.kind == "ndjson" else f"bundle #{n}",
-                 "kind": f.kind, "type": f.resource_type, "compressed": f.compressed, "sha256": f.sha256,
-                 "bytes": f.size, "lines": f.lines}
+                {
+                    "name": os.path.basename(f.path) if f.kind == "ndjson" else f"bundle #{n}",
+                    "kind": f.kind,
+                    "type": f.resource_type,
+                    "compressed": f.compressed,
+                    "sha256": f.sha256,
+                    "bytes": f.size,
+                    "lines": f.lines,
+                }
                 for n, f in enumerate(result.scan.files, start=1)
             ],
         },
-        "rules": [{"version": v, "bundle_digest": d} for v, d in zip(result.rule_versions, result.rule_digests, strict=True)],
+        "rules": [
+            {"version": v, "bundle_digest": d} for v, d in zip(result.rule_versions, result.rule_digests, strict=True)
+        ],
         "counts": {
             **{k: v for k, v in result.counts.items()},
             "resources_by_type": result.resources_by_type,

@@ -76,7 +76,9 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
             cursor.close()
 
         return engine
-    connect_args = {"connect_timeout": max(1, round(timeout_seconds))} if parsed.get_backend_name() == "postgresql" else {}
+    connect_args = (
+        {"connect_timeout": max(1, round(timeout_seconds))} if parsed.get_backend_name() == "postgresql" else {}
+    )
     return create_engine(url, pool_pre_ping=True, pool_timeout=timeout_seconds, connect_args=connect_args)
 
 

@@ -36,7 +36,8 @@ def feedback_report(
     with engine.connect() as connection:
         cards = {row.card_uuid: row for row in connection.execute(select(CardAudit))}
         family_of = {
-            row.card_uuid: row.card_family for row in connection.execute(select(CardState.card_uuid, CardState.card_family))
+            row.card_uuid: row.card_family
+            for row in connection.execute(select(CardState.card_uuid, CardState.card_family))
         }
         rules_of: dict[str, list[str]] = {}
         for row in connection.execute(select(CardRule.card_uuid, CardRule.rule_id)):

@@ -57,7 +57,9 @@ def record_snoozes(store: Store, items: Sequence[Feedback], policies: Policies) 
     added = 0
     with store.engine.begin() as connection:
         states = connection.execute(
-            select(CardState.card_uuid, CardState.card_family, CardState.band, CardState.findings, CardAudit.patient_hash)
+            select(
+                CardState.card_uuid, CardState.card_family, CardState.band, CardState.findings, CardAudit.patient_hash
+            )
             .join(CardAudit, CardAudit.card_uuid == CardState.card_uuid)
             .where(CardState.card_uuid.in_(overridden))
         )

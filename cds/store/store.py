@@ -453,7 +453,9 @@ class Store:
                     )
                 for rule_id in record.rule_ids:
                     connection.execute(
-                        insert(CardRule.__table__).values(card_uuid=record.card_uuid, rule_id=rule_id).on_conflict_do_nothing()
+                        insert(CardRule.__table__)
+                        .values(card_uuid=record.card_uuid, rule_id=rule_id)
+                        .on_conflict_do_nothing()
                     )
                 for suggestion in record.suggestion_uuids:
                     connection.execute(
@@ -507,7 +509,9 @@ class Store:
                     card = str(item.card)
                     if known.get(card) != service_id:
                         result.statuses.append(FEEDBACK_UNKNOWN_CARD)
-                        result.problems.append(f"feedback[{index}].card: no card with this uuid was issued by this service")
+                        result.problems.append(
+                            f"feedback[{index}].card: no card with this uuid was issued by this service"
+                        )
                         continue
                     unknown = [
                         s_index
@@ -544,9 +548,7 @@ class Store:
                             dedup_key=key,
                             card_uuid=card,
                             outcome=item.outcome,
-                            accepted_suggestions=orjson.dumps(
-                                [str(s.id) for s in item.acceptedSuggestions]
-                            ).decode()
+                            accepted_suggestions=orjson.dumps([str(s.id) for s in item.acceptedSuggestions]).decode()
                             if item.acceptedSuggestions
                             else None,
                             override_system=coding.system if coding else None,

@@ -61,8 +61,15 @@ class Studio:
     # ------------------------------------------------------------------ inputs
     def cases(self) -> list[dict[str, Any]]:
         items = outcomediff.test_inputs(self.served.side.ruleset)
-        return [{"id": i.id, "service": i.service, "now": i.now.isoformat(), "kind": "facts" if i.facts is not None else "request"}
-                for i in items]
+        return [
+            {
+                "id": i.id,
+                "service": i.service,
+                "now": i.now.isoformat(),
+                "kind": "facts" if i.facts is not None else "request",
+            }
+            for i in items
+        ]
 
     def _input(self, body: dict[str, Any]) -> outcomediff.Input:
         case_id = body.get("case")
@@ -86,16 +93,23 @@ class Studio:
         if service is None:
             raise StudioError(f"no service answers hook {request['hook']!r}")
         now = _time(body.get("now")) or datetime.now(UTC)
-        return outcomediff.Input("pasted request", service, now, request.get("context") or {}, request.get("prefetch") or {})
+        return outcomediff.Input(
+            "pasted request", service, now, request.get("context") or {}, request.get("prefetch") or {}
+        )
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, body: dict[str, Any]) -> dict[str, Any]:
         item = self._input(body)
         if body.get("now"):
-            item = outcomediff.Input(item.id, item.service, _time(body["now"]) or item.now, item.context, item.prefetch, item.facts)
+            item = outcomediff.Input(
+                item.id, item.service, _time(body["now"]) or item.now, item.context, item.prefetch, item.facts
+            )
         side = self.served.side
-        return {"input": {"id": item.id, "service": item.service, "now": item.now.isoformat()},
-                "version": side.ruleset.version, **describe(side, item)}
+        return {
+            "input": {"id": item.id, "service": item.service, "now": item.now.isoformat()},
+            "version": side.ruleset.version,
+            **describe(side, item),
+        }
 
     def try_edit(self, body: dict[str, Any]) -> dict[str, Any]:
         """Apply edited files to a scratch copy; validate as a reload does; diff the chosen case (or all)."""
@@ -121,12 +135,25 @@ class Studio:
     def _compare(self, candidate: Path, body: dict[str, Any]) -> dict[str, Any]:
         result = load_ruleset(candidate)
         diagnostics = [
-            {"file": _display(d.file), "line": d.line, "column": d.column, "code": d.code, "message": d.message,
-             "rule": d.rule_id, "severity": d.severity, "link": d.link, "text": _display(str(d))}
-            for d in result.diagnostics if d.severity != "note"
+            {
+                "file": _display(d.file),
+                "line": d.line,
+                "column": d.column,
+                "code": d.code,
+                "message": d.message,
+                "rule": d.rule_id,
+                "severity": d.severity,
+                "link": d.link,
+                "text": _display(str(d)),
+            }
+            for d in result.diagnostics
+            if d.severity != "note"
         ]
-        answer: dict[str, Any] = {"valid": result.ruleset is not None and not result.errors, "diagnostics": diagnostics,
-                                  "folded": len(result.consequences)}
+        answer: dict[str, Any] = {
+            "valid": result.ruleset is not None and not result.errors,
+            "diagnostics": diagnostics,
+            "folded": len(result.consequences),
+        }
         if not answer["valid"]:
             answer["reload"] = "refused: the service would keep serving " + self.served.side.ruleset.version
             return answer
@@ -134,11 +161,17 @@ class Studio:
         try:
             from cds.engine.ruletests import run_rule_tests
 
-            failing = [f"{r.id}: {'; '.join(r.failures)}" for r in run_rule_tests(side.engine, side.extractor)
-                       if not r.passed and not r.skipped]
+            failing = [
+                f"{r.id}: {'; '.join(r.failures)}"
+                for r in run_rule_tests(side.engine, side.extractor)
+                if not r.passed and not r.skipped
+            ]
             answer["test_failures"] = failing
-            answer["reload"] = ("refused: rule tests fail (the service would keep serving the old set)" if failing
-                                else f"would load: {side.ruleset.version}")
+            answer["reload"] = (
+                "refused: rule tests fail (the service would keep serving the old set)"
+                if failing
+                else f"would load: {side.ruleset.version}"
+            )
             answer["rules"] = outcomediff.changed_rules(self.served.side.ruleset, side.ruleset)
             if body.get("all_cases"):
                 inputs = outcomediff.test_inputs(self.served.side.ruleset, side.ruleset)
@@ -179,17 +212,33 @@ def describe(side: outcomediff.Side, item: outcomediff.Input) -> dict[str, Any]:
     rules = []
     for rule in side.ruleset.active_rules:
         answer = explain.why_rule(side.ruleset, outcome, rule.id)
-        rules.append({"id": rule.id, "title": rule.title, "fired": rule.id in fired, "why": answer.summary,
-                      "patterns": answer.patterns})
+        rules.append(
+            {
+                "id": rule.id,
+                "title": rule.title,
+                "fired": rule.id in fired,
+                "why": answer.summary,
+                "patterns": answer.patterns,
+            }
+        )
     templates = [t for t, card in side.ruleset.cards.items() if item.service in card.services]
     return {
-        "facts": [{"id": f.source_id, "kind": f.kind, "attrs": {k: v for k, v in f.attrs.items() if not k.startswith("_")}}
-                  for f in outcome.facts if not f.kind.startswith("$")],
+        "facts": [
+            {"id": f.source_id, "kind": f.kind, "attrs": {k: v for k, v in f.attrs.items() if not k.startswith("_")}}
+            for f in outcome.facts
+            if not f.kind.startswith("$")
+        ],
         "fact_warnings": list(outcome.fact_warnings),
         "rules": sorted(rules, key=lambda r: (not r["fired"], r["id"])),
-        "differential": [{"hypothesis": h.id, "title": h.title, "posterior": h.posterior,
-                          "band": str(card_band(h.posterior, h.low, h.high))}
-                         for h in outcome.differential.hypotheses],
+        "differential": [
+            {
+                "hypothesis": h.id,
+                "title": h.title,
+                "posterior": h.posterior,
+                "band": str(card_band(h.posterior, h.low, h.high)),
+            }
+            for h in outcome.differential.hypotheses
+        ],
         "cards": [card.model_dump(mode="json", exclude_none=True) for card, _ in rendered],
         "card_checks": [explain.why_card(side.ruleset, outcome, t).as_dict() for t in templates],
     }
@@ -258,8 +307,12 @@ def create_studio_app(rules_dir: Path) -> FastAPI:
     @app.get("/api/state")
     def state() -> dict[str, Any]:
         served = studio.served
-        return {"version": served.side.ruleset.version, "loaded_at": served.loaded_at,
-                "cases": studio.cases(), "files": studio.files()}
+        return {
+            "version": served.side.ruleset.version,
+            "loaded_at": served.loaded_at,
+            "cases": studio.cases(),
+            "files": studio.files(),
+        }
 
     @app.get("/api/file")
     def file(path: str) -> dict[str, Any]:

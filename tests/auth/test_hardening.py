@@ -54,8 +54,12 @@ def test_integral_times_still_pass(keys, clients_file):
 
 
 def test_the_replay_store_is_shared_by_default_with_several_workers(clients_file):
-    base = {"rules_dir": RULES_DIR, "external_base_url": BASE, "trusted_clients_file": clients_file,
-            "audit_hmac_key": "k"}
+    base = {
+        "rules_dir": RULES_DIR,
+        "external_base_url": BASE,
+        "trusted_clients_file": clients_file,
+        "audit_hmac_key": "k",
+    }
     assert Settings(**base).replay_store == "memory"
     assert Settings(**base, workers=2).replay_store == "database"
     with pytest.raises(SettingsError, match="CDS_JWT_REPLAY_STORE=memory"):
@@ -141,8 +145,14 @@ def test_a_refused_algorithm_in_a_comma_list_is_still_refused(monkeypatch):
 
 
 def metrics_app(clients_file, **settings) -> TestClient:
-    base = {"profile": "production", "rules_dir": RULES_DIR, "external_base_url": BASE,
-            "trusted_clients_file": clients_file, "database_url": "sqlite://", "audit_hmac_key": "k"}
+    base = {
+        "profile": "production",
+        "rules_dir": RULES_DIR,
+        "external_base_url": BASE,
+        "trusted_clients_file": clients_file,
+        "database_url": "sqlite://",
+        "audit_hmac_key": "k",
+    }
     return TestClient(create_app(Settings(**{**base, **settings}), clock=lambda: NOW))
 
 
@@ -172,12 +182,19 @@ def test_metrics_reveal_neither_the_failed_check_nor_the_rules_of_a_patient(keys
     before = samples(client)
     # A token with the wrong audience and one signed by an unknown key: refused for different reasons.
     for token in (sign(keys, claims(aud=f"{BASE}/elsewhere")), sign(keys, key=keys.other_ec)):
-        assert client.post("/cds-services/calciphylaxis-risk", json=SOURCE_CASE,
-                           headers={"Authorization": f"Bearer {token}"}).status_code == 401
-    good = client.post("/cds-services/calciphylaxis-risk", json=SOURCE_CASE,
-                       headers={"Authorization": f"Bearer {sign(keys)}"})
+        assert (
+            client.post(
+                "/cds-services/calciphylaxis-risk", json=SOURCE_CASE, headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 401
+        )
+    good = client.post(
+        "/cds-services/calciphylaxis-risk", json=SOURCE_CASE, headers={"Authorization": f"Bearer {sign(keys)}"}
+    )
     assert good.status_code == 200 and good.json()["cards"]
-    rule_ids = {rule for card in good.json()["cards"] for rule in card["extension"]["org.calciphylaxis-cds.ruleset"]["rules"]}
+    rule_ids = {
+        rule for card in good.json()["cards"] for rule in card["extension"]["org.calciphylaxis-cds.ruleset"]["rules"]
+    }
     after = samples(client)
     changed = {key for key, value in after.items() if before.get(key) != value}
     labels = {name for _, label_items in changed for name, _ in label_items}

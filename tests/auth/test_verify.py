@@ -118,9 +118,21 @@ def _forged(keys, tmp_path):
     return [
         ("alg none", hand_made({**good_header, "alg": "none"}, claims()), "alg"),
         ("alg None", hand_made({**good_header, "alg": "None"}, claims()), "alg"),
-        ("HS256 with the public key as secret", hmac_token({**good_header, "alg": "HS256"}, claims(), public_pem), "alg"),
-        ("HS384 with the public key as secret", hmac_token({**good_header, "alg": "HS384"}, claims(), public_pem, hashlib.sha384), "alg"),
-        ("HS512 with a guessed secret", hmac_token({**good_header, "alg": "HS512"}, claims(), b"secret", hashlib.sha512), "alg"),
+        (
+            "HS256 with the public key as secret",
+            hmac_token({**good_header, "alg": "HS256"}, claims(), public_pem),
+            "alg",
+        ),
+        (
+            "HS384 with the public key as secret",
+            hmac_token({**good_header, "alg": "HS384"}, claims(), public_pem, hashlib.sha384),
+            "alg",
+        ),
+        (
+            "HS512 with a guessed secret",
+            hmac_token({**good_header, "alg": "HS512"}, claims(), b"secret", hashlib.sha512),
+            "alg",
+        ),
         ("ES256 not allow-listed", sign(keys, alg="ES256", key=p256), "alg"),
         ("RS384 header on the EC key", hand_made({**good_header, "alg": "RS384"}, claims(), b"x" * 256), "alg"),
         ("ES384 header naming the RSA key", sign(keys, alg="ES384", kid=keys.rsa_kid), "alg"),
@@ -143,7 +155,11 @@ def _forged(keys, tmp_path):
         ("jti missing", sign(keys, claims(jti=None)), "claims"),
         ("jti empty", sign(keys, claims(jti="")), "claims"),
         ("aud of another service", sign(keys, claims(aud="https://cds.example.org/cds-services/other")), "aud"),
-        ("aud of another host", sign(keys, claims(aud="https://evil.example.org/cds-services/calciphylaxis-risk")), "aud"),
+        (
+            "aud of another host",
+            sign(keys, claims(aud="https://evil.example.org/cds-services/calciphylaxis-risk")),
+            "aud",
+        ),
         ("aud missing", sign(keys, claims(aud=None)), "claims"),
         ("lifetime over an hour", sign(keys, claims(exp=now + 7200)), "lifetime"),
         ("crit header", sign(keys, crit=["exp"]), "header"),
@@ -244,7 +260,9 @@ JKU = "https://ehr.example.org/.well-known/jwks.json"
 
 def jku_verifier(server: JwksServer, clock_box: list[float], min_refresh: float = 30) -> JwtVerifier:
     client = TrustedClient(iss=ISS, jku=(JKU,))
-    ring = KeyRing(min_refresh_seconds=min_refresh, monotonic=lambda: clock_box[0], transport=httpx.MockTransport(server))
+    ring = KeyRing(
+        min_refresh_seconds=min_refresh, monotonic=lambda: clock_box[0], transport=httpx.MockTransport(server)
+    )
     return JwtVerifier({ISS: client}, ring, clock=lambda: NOW)
 
 

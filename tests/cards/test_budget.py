@@ -51,7 +51,9 @@ def answered(file: str) -> tuple[dict, list, dict]:
 
 def patient_drug_classes(raw: dict) -> set[str]:
     """Drug classes of the patient's medications and draft orders, read from the request by RxNorm text."""
-    text = orjson.dumps({k: v for k, v in raw.get("prefetch", {}).items()} | {"draft": raw["context"].get("draftOrders")})
+    text = orjson.dumps(
+        {k: v for k, v in raw.get("prefetch", {}).items()} | {"draft": raw["context"].get("draftOrders")}
+    )
     found = set()
     lowered = text.decode().lower()
     if "warfarin" in lowered or "coumadin" in lowered or "jantoven" in lowered:
@@ -172,9 +174,9 @@ def test_summaries_are_never_cut_inside_a_word():
 
 def test_short_names_fit_a_summary():
     assert short_name("Calciphylaxis (calcific uraemic arteriolopathy)") == "Calciphylaxis"
-    assert short_name("Delayed soft-tissue clearance of tracer in renal failure (bone-scan pattern)", "Renal clearance") == (
-        "Renal clearance"
-    )
+    assert short_name(
+        "Delayed soft-tissue clearance of tracer in renal failure (bone-scan pattern)", "Renal clearance"
+    ) == ("Renal clearance")
     derived = short_name("Calcinosis or panniculitis of another connective tissue disease (SLE and others)")
     assert len(derived) <= 40 and derived.endswith("…") and " ".join(derived[:-1].split()) == derived[:-1]
     p = pipeline()

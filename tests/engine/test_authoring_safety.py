@@ -47,26 +47,34 @@ def test_non_finite_diagnostic_test_ratio_and_cap_are_refused(tmp_path):
     hypotheses.write_text(text)
     result = load_ruleset(rules)
     assert result.ruleset is None
-    assert any(d.code == "E016" and "finite" in d.message and d.file == "rules/hypotheses.yaml" and d.line > 0
-               for d in result.diagnostics), result.diagnostics
+    assert any(
+        d.code == "E016" and "finite" in d.message and d.file == "rules/hypotheses.yaml" and d.line > 0
+        for d in result.diagnostics
+    ), result.diagnostics
 
 
-@pytest.mark.parametrize(("threshold", "what"), [
-    ('{">": .nan}', "not a finite number"),
-    ('{">": 5000}', "plausible range"),  # phosphate > 5000 mg/dL: a unit slip, never met
-    ('{"<": -1}', "plausible range"),
-])
+@pytest.mark.parametrize(
+    ("threshold", "what"),
+    [
+        ('{">": .nan}', "not a finite number"),
+        ('{">": 5000}', "plausible range"),  # phosphate > 5000 mg/dL: a unit slip, never met
+        ('{"<": -1}', "plausible range"),
+    ],
+)
 def test_lab_thresholds_must_be_finite_and_plausible_for_the_analyte(tmp_path, threshold, what):
     rules = copy_rules(tmp_path)
     write(rules / "analytes.yaml", "analytes:\n  - {id: phosphate, unit: mg/dL, low: 2.5, high: 4.5}\n")
     write(rules / "rules" / "probe.yaml", VALID_RULE.replace('{">": 5.5}', threshold))
     lines = [str(d) for d in load_ruleset(rules).errors]
-    assert any(line.startswith("rules/rules/probe.yaml:8:") and " E031 " in line and what in line for line in lines), lines
+    assert any(line.startswith("rules/rules/probe.yaml:8:") and " E031 " in line and what in line for line in lines), (
+        lines
+    )
 
 
 def test_age_threshold_outside_a_human_lifespan_is_refused(tmp_path):
-    rule = VALID_RULE.replace("      - lab: {analyte: phosphate, value: {\">\": 5.5}}",
-                              "      - patient: {age_years: {\">\": 365}}")
+    rule = VALID_RULE.replace(
+        '      - lab: {analyte: phosphate, value: {">": 5.5}}', '      - patient: {age_years: {">": 365}}'
+    )
     lines = diagnostics_for(tmp_path, rule)
     assert any(" E031 " in line and "patient.age_years" in line for line in lines), lines
 
@@ -79,13 +87,16 @@ def test_non_finite_number_in_a_value_set_file_is_reported(tmp_path):
 
 
 # --------------------------------------------------------------------------- characters
-@pytest.mark.parametrize(("char", "name"), [
-    ("\u202e", "RIGHT-TO-LEFT OVERRIDE"),
-    ("\u200b", "ZERO WIDTH SPACE"),
-    ("\u2066", "LEFT-TO-RIGHT ISOLATE"),
-    ("\u009f", "control character U+009F"),
-    ("\x07", "control character U+0007"),
-])
+@pytest.mark.parametrize(
+    ("char", "name"),
+    [
+        ("\u202e", "RIGHT-TO-LEFT OVERRIDE"),
+        ("\u200b", "ZERO WIDTH SPACE"),
+        ("\u2066", "LEFT-TO-RIGHT ISOLATE"),
+        ("\u009f", "control character U+009F"),
+        ("\x07", "control character U+0007"),
+    ],
+)
 def test_control_bidi_and_invisible_characters_are_reported_at_line_and_column(tmp_path, char, name):
     text = VALID_RULE.replace("Probe rule", f"Probe {char}rule")
     lines = diagnostics_for(tmp_path, text)
@@ -107,7 +118,9 @@ def test_ordinary_unicode_in_clinical_text_is_allowed():
     assert scan_characters("\ufeffruleset: {version: 1}\n") == []  # a leading byte-order mark
 
 
-YAML_ALPHABET = st.sampled_from(list("ab:- \n\t{}[],'\"#&*!|>%@`0.9e+") + ["\u202e", "\u009f", "\x00", "\ud800", "é", "\ufeff"])
+YAML_ALPHABET = st.sampled_from(
+    list("ab:- \n\t{}[],'\"#&*!|>%@`0.9e+") + ["\u202e", "\u009f", "\x00", "\ud800", "é", "\ufeff"]
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -119,15 +132,21 @@ def test_no_text_makes_the_yaml_reader_raise_anything_but_a_positioned_error(tex
         assert exc.line >= 1 and exc.column >= 1
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(position=st.integers(min_value=0, max_value=len(VALID_RULE)),
-       insert=st.text(alphabet=YAML_ALPHABET, min_size=1, max_size=6))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    position=st.integers(min_value=0, max_value=len(VALID_RULE)),
+    insert=st.text(alphabet=YAML_ALPHABET, min_size=1, max_size=6),
+)
 def test_no_mutation_of_a_rule_file_makes_the_validator_raise(tmp_path_factory, position, insert):
     rules = tmp_path_factory.mktemp("fuzz") / "rules"
     if not rules.exists():
         shutil.copytree(RULES_DIR.parent / "tests" / "engine" / "fixtures" / "sample" / "rules", rules)
     # bytes, so that a lone surrogate reaches the disk as invalid UTF-8 (a broken file, E006)
-    (rules / "rules" / "probe.yaml").write_bytes((VALID_RULE[:position] + insert + VALID_RULE[position:]).encode("utf-8", "surrogatepass"))
+    (rules / "rules" / "probe.yaml").write_bytes(
+        (VALID_RULE[:position] + insert + VALID_RULE[position:]).encode("utf-8", "surrogatepass")
+    )
     result = load_ruleset(rules)  # must not raise
     for d in result.diagnostics:
         assert d.code and d.file
@@ -179,38 +198,53 @@ def test_case_paths_resolve_relative_to_the_file_naming_them(tmp_path):
     rules = copy_rules(tmp_path)
     case = write(rules / "tests" / "cases" / "probe.json", '{"hook": "patient-view", "context": {}, "prefetch": {}}')
     assert case.is_file()
-    write(rules / "tests" / "probe.yaml", """\
+    write(
+        rules / "tests" / "probe.yaml",
+        """\
 tests:
   - id: probe-case-beside
     service: calciphylaxis-risk
     case: cases/probe.json
     expect: {no_cards: true}
-""")
+""",
+    )
     result = load_ruleset(rules)
     assert not [d for d in result.errors if "probe-case-beside" == d.rule_id], [str(d) for d in result.errors]
-    write(rules / "tests" / "probe.yaml", (rules / "tests" / "probe.yaml").read_text().replace("cases/probe.json", "cases/missing.json"))
+    write(
+        rules / "tests" / "probe.yaml",
+        (rules / "tests" / "probe.yaml").read_text().replace("cases/probe.json", "cases/missing.json"),
+    )
     assert any(d.code == "E028" and d.line == 4 for d in load_ruleset(rules).errors)
 
 
 def test_a_copied_rule_set_validates_and_its_tests_find_their_cases(tmp_path):
     target = tmp_path / "elsewhere"
     shutil.copytree(RULES_DIR, target)
-    proc = subprocess.run([sys.executable, "-m", "cds.cli", "rules", "validate", "--rules", str(target)], check=False,
-                          capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "cds.cli", "rules", "validate", "--rules", str(target)],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     assert "E028" not in proc.stderr, proc.stderr[:2000]
 
 
 def test_an_unused_value_set_is_reported_at_its_definition(tmp_path):
     # The trial: "W101 value set 'x' is used by no rule" with no file or line.
     rules = copy_rules(tmp_path)
-    write(rules / "valuesets" / "extra.yaml", """\
+    write(
+        rules / "valuesets" / "extra.yaml",
+        """\
 valuesets:
   - id: kidney-stone
     title: Kidney stones
     fact_kind: condition
     codes:
       - {system: "http://snomed.info/sct", code: "95570007", display: "Kidney stone", confidence: S}
-""")
+""",
+    )
     found = [d for d in load_ruleset(rules).diagnostics if d.code == "W101" and "'kidney-stone'" in d.message]
     assert [(d.file, d.line, d.column) for d in found] == [("rules/valuesets/extra.yaml", 2, 5)]
 

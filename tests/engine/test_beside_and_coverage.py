@@ -11,7 +11,9 @@ from cds.engine.runner import LoadedEngine
 from tests.engine.helpers import copy_rules, write
 
 ESRD = '{kind: condition, id: "condition:Condition/esrd-1:esrd", concept: esrd, status: active}'
-WARFARIN = '{kind: medication, id: "medication:MedicationRequest/w-1:vka", drug_class: vitamin-k-antagonist, status: active}'
+WARFARIN = (
+    '{kind: medication, id: "medication:MedicationRequest/w-1:vka", drug_class: vitamin-k-antagonist, status: active}'
+)
 CAXP_75 = '{kind: lab, id: "lab:Observation/cxp-1", analyte: ca-x-p-product, unit: mg2/dL2, value: 75.0}'
 
 
@@ -59,12 +61,15 @@ def run(rules):
 
 
 def test_an_unexpected_firing_of_a_rule_beside_fails_the_test(tmp_path):
-    rules = beside(tmp_path, f"""\
+    rules = beside(
+        tmp_path,
+        f"""\
   - id: both-fire-one-listed
     service: calciphylaxis-risk
     facts: [{ESRD}, {WARFARIN}, {CAXP_75}]
     expect: {{fired: [warfarin-in-kidney-failure]}}
-""")
+""",
+    )
     _, results = run(rules)
     result = results["both-fire-one-listed"]
     assert not result.passed
@@ -72,12 +77,15 @@ def test_an_unexpected_firing_of_a_rule_beside_fails_the_test(tmp_path):
 
 
 def test_a_test_may_allow_other_firings(tmp_path):
-    rules = beside(tmp_path, f"""\
+    rules = beside(
+        tmp_path,
+        f"""\
   - id: both-fire-one-listed
     service: calciphylaxis-risk
     facts: [{ESRD}, {WARFARIN}, {CAXP_75}]
     expect: {{fired: [warfarin-in-kidney-failure], allow_other_firings: true}}
-""")
+""",
+    )
     _, results = run(rules)
     assert results["both-fire-one-listed"].passed
 
@@ -112,12 +120,16 @@ def test_coverage_threshold_fails_the_command(tmp_path, capsys):
 
 
 def test_a_failing_test_names_its_file_and_line_and_only_filters(tmp_path, capsys):
-    rules = beside(tmp_path, FIRES_AND_SILENT + f"""\
+    rules = beside(
+        tmp_path,
+        FIRES_AND_SILENT
+        + f"""\
   - id: both-fire-one-listed
     service: calciphylaxis-risk
     facts: [{ESRD}, {WARFARIN}, {CAXP_75}]
     expect: {{fired: [warfarin-in-kidney-failure]}}
-""")
+""",
+    )
     assert main(["rules", "test", "--rules", str(rules), "--engine", "reference", "--only", "^both-fire"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  both-fire-one-listed  (rules/rules/risk-factors.tests.yaml:10)" in out

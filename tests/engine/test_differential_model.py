@@ -60,8 +60,16 @@ def test_judgement_range_keeps_the_direction():
 
 
 def _group(combine_rule: str, cap: float | None = None) -> EvidenceGroup:
-    return EvidenceGroup(id="g", title="g", combine=combine_rule, max_likelihood_ratio=cap, members=["r"], confidence="R",
-                         reason="test", reference=None)
+    return EvidenceGroup(
+        id="g",
+        title="g",
+        combine=combine_rule,
+        max_likelihood_ratio=cap,
+        members=["r"],
+        confidence="R",
+        reason="test",
+        reference=None,
+    )
 
 
 def test_group_combination_rules():
@@ -73,8 +81,15 @@ def test_group_combination_rules():
 
 
 def _hyp(hid: str, prior: float, kind: str = "cause", **extra: object) -> Hypothesis:
-    return Hypothesis.model_validate({"id": hid, "title": hid, "kind": kind, "priors": [
-        {"population": "p", "probability": prior, "confidence": "R", "reason": "test"}], **extra})
+    return Hypothesis.model_validate(
+        {
+            "id": hid,
+            "title": hid,
+            "kind": kind,
+            "priors": [{"population": "p", "probability": prior, "confidence": "R", "reason": "test"}],
+            **extra,
+        }
+    )
 
 
 POPULATION = [Population(id="p", title="p", default=True)]
@@ -97,10 +112,14 @@ def test_evidence_for_one_cause_lowers_the_others_and_other_keeps_its_share():
 
 def test_fallback_group_counts_only_without_feature_evidence():
     hyps = {"a": _hyp("a", 0.1)}
-    groups = {"judgement": EvidenceGroup(id="judgement", title="j", combine="fallback", members=["suspected"],
-                                         confidence="R", reason="t"),
-              "features": EvidenceGroup(id="features", title="f", combine="independent", members=["purpura"],
-                                        confidence="R", reason="t")}
+    groups = {
+        "judgement": EvidenceGroup(
+            id="judgement", title="j", combine="fallback", members=["suspected"], confidence="R", reason="t"
+        ),
+        "features": EvidenceGroup(
+            id="features", title="f", combine="independent", members=["purpura"], confidence="R", reason="t"
+        ),
+    }
     alone = weigh(hyps, POPULATION, set(), [_ev("suspected", "a", 3.0)], groups)
     both = weigh(hyps, POPULATION, set(), [_ev("suspected", "a", 3.0), _ev("purpura", "a", 2.0)], groups)
     assert alone.get("a").posterior == pytest.approx(0.3 / 1.2)
@@ -151,8 +170,9 @@ def test_every_number_keeps_its_reference_and_tag_and_has_an_interval():
     for rule in RULESET.compiled.rules:
         for e in rule.evidence:
             assert e.reference and e.confidence in {"V", "S", "R", "D"}, rule.id
-            item = EvidenceItem(rule.id, rule.title, e.hypothesis, e.likelihood_ratio, e.reference, e.confidence,
-                                low=e.low, high=e.high)
+            item = EvidenceItem(
+                rule.id, rule.title, e.hypothesis, e.likelihood_ratio, e.reference, e.confidence, low=e.low, high=e.high
+            )
             low, high = item.interval
             assert low <= e.likelihood_ratio <= high, rule.id
 
@@ -173,8 +193,11 @@ def _nsti_variant(female: bool, albumin: float | None) -> dict:
     if female:
         raw["prefetch"]["patient"]["gender"] = "female"
     if albumin is not None:
-        (obs,) = [e["resource"] for e in raw["prefetch"]["labs"]["entry"]
-                  if any(c.get("code") == LOINC_ALBUMIN for c in e["resource"]["code"].get("coding", []))]
+        (obs,) = [
+            e["resource"]
+            for e in raw["prefetch"]["labs"]["entry"]
+            if any(c.get("code") == LOINC_ALBUMIN for c in e["resource"]["code"].get("coding", []))
+        ]
         obs["valueQuantity"]["value"] = albumin
     return raw
 
@@ -185,8 +208,13 @@ def test_necrotising_infection_gets_the_time_critical_card_and_no_elective_scan(
     response = _respond(pipeline, _nsti_variant(female, albumin))
     topics = [c.source.topic.code for c in response.cards]
     assert "calciphylaxis-risk" not in topics and "calciphylaxis-risk-after-bone-scan" not in topics
-    codes = [a.resource.get("code", {}).get("coding", [{}])[0].get("code")
-             for c in response.cards for s in c.suggestions or [] for a in s.actions if a.resource]
+    codes = [
+        a.resource.get("code", {}).get("coding", [{}])[0].get("code")
+        for c in response.cards
+        for s in c.suggestions or []
+        for a in s.actions
+        if a.resource
+    ]
     assert "78306" not in codes
     (urgent,) = [c for c in response.cards if c.source.topic.code == "time-critical-condition"]
     assert urgent.summary.startswith("Time-critical: Necrotizing soft-tissue infection")
@@ -214,26 +242,66 @@ def test_source_case_card_shows_a_band_within_95_percent_and_renal_clearance_as_
 
 # ---- both backends on generated fact sets of the live knowledge base -----------------------------
 LIVE_FACTS = st.lists(
-    st.sampled_from([
-        {"kind": "condition", "concept": "esrd", "status": "active"},
-        {"kind": "condition", "concept": "lower-limb-ulcer", "status": "active", "site": "calf", "site_class": "distal"},
-        {"kind": "condition", "concept": "retiform-purpura", "status": "active", "site": "thigh", "site_class": "central"},
-        {"kind": "condition", "concept": "calciphylaxis", "verification": "provisional", "status": "active"},
-        {"kind": "condition", "concept": "necrotizing-fasciitis", "status": "active"},
-        {"kind": "condition", "concept": "sepsis-or-fever", "status": "active"},
-        {"kind": "condition", "concept": "cellulitis-lower-limb", "status": "active"},
-        {"kind": "condition", "concept": "diabetes", "status": "active"},
-        {"kind": "condition", "concept": "venous-insufficiency", "status": "active"},
-        {"kind": "patient", "sex": "female", "bmi": 34.0},
-        {"kind": "lab", "analyte": "albumin", "value": 2.8, "unit": "g/dL"},
-        {"kind": "medication", "drug_class": "vitamin-k-antagonist", "status": "active", "days_since_first_start": 400},
-        {"kind": "finding", "concept": "soft-tissue-uptake", "modality": "NM", "distribution": "heterogeneous",
-         "site": "thigh", "site_class": "central", "at_lesion_site": True, "negated": False},
-        {"kind": "finding", "concept": "soft-tissue-uptake", "modality": "NM", "distribution": "diffuse",
-         "site": "lower-leg", "site_class": "distal", "negated": False},
-        {"kind": "finding", "concept": "soft-tissue-uptake", "modality": "NM", "negated": True},
-        {"kind": "finding", "concept": "vascular-calcification", "modality": "CT", "pattern": "net-like", "negated": False},
-    ]),
+    st.sampled_from(
+        [
+            {"kind": "condition", "concept": "esrd", "status": "active"},
+            {
+                "kind": "condition",
+                "concept": "lower-limb-ulcer",
+                "status": "active",
+                "site": "calf",
+                "site_class": "distal",
+            },
+            {
+                "kind": "condition",
+                "concept": "retiform-purpura",
+                "status": "active",
+                "site": "thigh",
+                "site_class": "central",
+            },
+            {"kind": "condition", "concept": "calciphylaxis", "verification": "provisional", "status": "active"},
+            {"kind": "condition", "concept": "necrotizing-fasciitis", "status": "active"},
+            {"kind": "condition", "concept": "sepsis-or-fever", "status": "active"},
+            {"kind": "condition", "concept": "cellulitis-lower-limb", "status": "active"},
+            {"kind": "condition", "concept": "diabetes", "status": "active"},
+            {"kind": "condition", "concept": "venous-insufficiency", "status": "active"},
+            {"kind": "patient", "sex": "female", "bmi": 34.0},
+            {"kind": "lab", "analyte": "albumin", "value": 2.8, "unit": "g/dL"},
+            {
+                "kind": "medication",
+                "drug_class": "vitamin-k-antagonist",
+                "status": "active",
+                "days_since_first_start": 400,
+            },
+            {
+                "kind": "finding",
+                "concept": "soft-tissue-uptake",
+                "modality": "NM",
+                "distribution": "heterogeneous",
+                "site": "thigh",
+                "site_class": "central",
+                "at_lesion_site": True,
+                "negated": False,
+            },
+            {
+                "kind": "finding",
+                "concept": "soft-tissue-uptake",
+                "modality": "NM",
+                "distribution": "diffuse",
+                "site": "lower-leg",
+                "site_class": "distal",
+                "negated": False,
+            },
+            {"kind": "finding", "concept": "soft-tissue-uptake", "modality": "NM", "negated": True},
+            {
+                "kind": "finding",
+                "concept": "vascular-calcification",
+                "modality": "CT",
+                "pattern": "net-like",
+                "negated": False,
+            },
+        ]
+    ),
     max_size=8,
     unique_by=lambda f: orjson.dumps(f, option=orjson.OPT_SORT_KEYS),
 )
@@ -248,13 +316,18 @@ def live_engines():
     durable.close()
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
-                                                                                      HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(facts=LIVE_FACTS)
 def test_backends_run_the_model_identically_on_generated_fact_sets(live_engines, facts):
     reference, durable = live_engines
-    factset = facts_from_dicts([{**f, "id": f"{f['kind']}:{i}" if f["kind"] != "patient" else "patient"}
-                                for i, f in enumerate(facts)])
+    factset = facts_from_dicts(
+        [{**f, "id": f"{f['kind']}:{i}" if f["kind"] != "patient" else "patient"} for i, f in enumerate(facts)]
+    )
     ref = reference.evaluate(factset, "calciphylaxis-risk")
     dur = durable.evaluate(factset, "calciphylaxis-risk")
     assert ref.comparable() == dur.comparable()
@@ -271,7 +344,7 @@ def test_adr_sensitivity_table_is_current():
     from cds.engine.sensitivity import sensitivity_markdown
 
     text = (REPO / "docs" / "adr" / "0004-differential-model.md").read_text(encoding="utf-8")
-    block = text[text.index(SENSITIVITY_BEGIN) + len(SENSITIVITY_BEGIN): text.index(SENSITIVITY_END)].strip("\n")
+    block = text[text.index(SENSITIVITY_BEGIN) + len(SENSITIVITY_BEGIN) : text.index(SENSITIVITY_END)].strip("\n")
     engine = LoadedEngine(RULESET, "reference")
     assert block == sensitivity_markdown(engine).strip("\n"), "regenerate: cds rules sensitivity --write docs/adr/..."
     rows = [line for line in block.splitlines()[2:]]

@@ -78,7 +78,9 @@ def test_backends_agree_on_the_live_rule_tests():
 def test_backends_agree_when_nothing_matches(probe_engines):
     reference, durable = probe_engines
     empty = FactSet(facts=())
-    assert reference.evaluate(empty, "probe-service").comparable() == durable.evaluate(empty, "probe-service").comparable()
+    assert (
+        reference.evaluate(empty, "probe-service").comparable() == durable.evaluate(empty, "probe-service").comparable()
+    )
 
 
 def _opt(required=(), **values):
@@ -89,14 +91,38 @@ def _opt(required=(), **values):
 SIDES = ["left", "right", "bilateral"]
 _named_sites = st.sampled_from(["calf", "thigh"])
 SITES = st.one_of(_named_sites, _named_sites, _named_sites, st.text(max_size=4))
-numbers = st.one_of(st.sampled_from([0, 2, 3, 4.5, 4.50001, 8, 8.0, 9]), st.floats(0, 12, allow_nan=False), st.integers(0, 12))
+numbers = st.one_of(
+    st.sampled_from([0, 2, 3, 4.5, 4.50001, 8, 8.0, 9]), st.floats(0, 12, allow_nan=False), st.integers(0, 12)
+)
 ATTRS = {
-    "condition": _opt(required=("concept",), concept=["ckd", "ulcer", "other"], status=["active", "history"], code=["N18.6", "N18.4", "L97.1", "E11.9", "46177005", "N1"],
-                      system=[ICD, SNOMED], laterality=SIDES, site=SITES),
-    "medication": _opt(drug_class=["vka", "binder", "other"], status=["active", "stopped", "completed"], code=["11289", "x"],
-                       system=["http://www.nlm.nih.gov/research/umls/rxnorm"]),
-    "lab": _opt(analyte=["phosphate", "calcium", "albumin"], value=numbers, count=st.integers(0, 4), days_ago=st.sampled_from([0, 1, 2.5])),
-    "finding": _opt(required=("concept", "laterality"), concept=["soft-tissue-uptake", "other"], laterality=SIDES, negated=st.booleans(), at_lesion_site=st.booleans()),
+    "condition": _opt(
+        required=("concept",),
+        concept=["ckd", "ulcer", "other"],
+        status=["active", "history"],
+        code=["N18.6", "N18.4", "L97.1", "E11.9", "46177005", "N1"],
+        system=[ICD, SNOMED],
+        laterality=SIDES,
+        site=SITES,
+    ),
+    "medication": _opt(
+        drug_class=["vka", "binder", "other"],
+        status=["active", "stopped", "completed"],
+        code=["11289", "x"],
+        system=["http://www.nlm.nih.gov/research/umls/rxnorm"],
+    ),
+    "lab": _opt(
+        analyte=["phosphate", "calcium", "albumin"],
+        value=numbers,
+        count=st.integers(0, 4),
+        days_ago=st.sampled_from([0, 1, 2.5]),
+    ),
+    "finding": _opt(
+        required=("concept", "laterality"),
+        concept=["soft-tissue-uptake", "other"],
+        laterality=SIDES,
+        negated=st.booleans(),
+        at_lesion_site=st.booleans(),
+    ),
     "procedure": _opt(required=("site",), concept=["transplant", "other"], site=SITES),
     "patient": _opt(sex=["female", "male"], age_years=st.integers(18, 90)),
     # wrongly typed attributes: both backends must see them dropped the same way
@@ -125,12 +151,31 @@ def test_backends_agree_on_generated_fact_sets(probe_engines, facts):
 @given(
     facts=st.lists(
         st.one_of(
-            st.builds(lambda a: {"kind": "condition", **a}, _opt(concept=["esrd", "lower-limb-ulcer"], status=["active", "history"])),
-            st.builds(lambda a: {"kind": "finding", **a}, _opt(concept=["soft-tissue-uptake"], modality=["NM", "CT"],
-                      distribution=["diffuse", "heterogeneous", "focal"], negated=st.booleans())),
-            st.builds(lambda a: {"kind": "lab", **a}, _opt(analyte=["ca-x-p-product"], unit=["mg2/dL2"], value=numbers.map(lambda v: v * 10))),
-            st.builds(lambda a: {"kind": "medication", **a}, _opt(drug_class=["vitamin-k-antagonist"], status=["active", "stopped"])),
-            st.builds(lambda a: {"kind": "draft-order", **a}, _opt(drug_class=["vitamin-k-antagonist"], source=["MedicationRequest/d1"])),
+            st.builds(
+                lambda a: {"kind": "condition", **a},
+                _opt(concept=["esrd", "lower-limb-ulcer"], status=["active", "history"]),
+            ),
+            st.builds(
+                lambda a: {"kind": "finding", **a},
+                _opt(
+                    concept=["soft-tissue-uptake"],
+                    modality=["NM", "CT"],
+                    distribution=["diffuse", "heterogeneous", "focal"],
+                    negated=st.booleans(),
+                ),
+            ),
+            st.builds(
+                lambda a: {"kind": "lab", **a},
+                _opt(analyte=["ca-x-p-product"], unit=["mg2/dL2"], value=numbers.map(lambda v: v * 10)),
+            ),
+            st.builds(
+                lambda a: {"kind": "medication", **a},
+                _opt(drug_class=["vitamin-k-antagonist"], status=["active", "stopped"]),
+            ),
+            st.builds(
+                lambda a: {"kind": "draft-order", **a},
+                _opt(drug_class=["vitamin-k-antagonist"], source=["MedicationRequest/d1"]),
+            ),
         ),
         max_size=8,
     ),

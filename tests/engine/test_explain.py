@@ -14,7 +14,12 @@ from tests.conftest import REPO
 from tests.engine.helpers import SAMPLE_RULES, copy_live_rules, write
 
 ESRD = {"kind": "condition", "id": "condition:Condition/esrd-1:esrd", "concept": "esrd", "status": "active"}
-ULCER = {"kind": "condition", "id": "condition:Condition/ulcer-1:lower-limb-ulcer", "concept": "lower-limb-ulcer", "status": "active"}
+ULCER = {
+    "kind": "condition",
+    "id": "condition:Condition/ulcer-1:lower-limb-ulcer",
+    "concept": "lower-limb-ulcer",
+    "status": "active",
+}
 # Ca x P 64 mg2/dL2: below the rule's threshold of 70 (Weenig 2007)
 CAXP_64 = {"kind": "lab", "id": "lab:Observation/cxp-1", "analyte": "ca-x-p-product", "unit": "mg2/dL2", "value": 64.0}
 
@@ -63,8 +68,19 @@ def test_a_card_below_its_threshold_shows_posterior_against_threshold(sample):
 
 def test_a_raised_card_shows_the_threshold_it_passed(sample):
     ruleset, engine = sample
-    facts = [ESRD, ULCER, {"kind": "finding", "id": "finding:DiagnosticReport/bs-1:1", "concept": "soft-tissue-uptake",
-                           "modality": "NM", "distribution": "heterogeneous", "negated": False, "at_lesion_site": True}]
+    facts = [
+        ESRD,
+        ULCER,
+        {
+            "kind": "finding",
+            "id": "finding:DiagnosticReport/bs-1:1",
+            "concept": "soft-tissue-uptake",
+            "modality": "NM",
+            "distribution": "heterogeneous",
+            "negated": False,
+            "at_lesion_site": True,
+        },
+    ]
     outcome = engine.evaluate(facts_from_dicts(facts), "calciphylaxis-risk")
     answer = why_card(ruleset, outcome, "calciphylaxis-risk")
     assert answer.raised and ">= threshold 0.1" in answer.summary
@@ -90,14 +106,17 @@ CONTROL = REPO / "fhir_examples" / "requests" / "control-esrd-no-skin-findings.p
 def test_evaluate_runs_on_a_rule_set_whose_tests_fail_and_warns(tmp_path, capsys):
     rules = copy_live_rules(tmp_path)
     # a rule test that cannot pass: ESRD alone never makes calciphylaxis the top cause
-    write(rules / "tests" / "zz-failing.yaml", """\
+    write(
+        rules / "tests" / "zz-failing.yaml",
+        """\
 tests:
   - id: zz-impossible-expectation
     service: calciphylaxis-risk
     facts:
       - {kind: condition, id: "condition:Condition/esrd-1:esrd", concept: esrd, status: active}
     expect: {posterior: {calciphylaxis: {at_least: 0.99}}}
-""")
+""",
+    )
     assert main(["evaluate", str(CONTROL), "--rules", str(rules), "--check-tests"]) == 0
     captured = capsys.readouterr()
     assert "card(s)" in captured.out

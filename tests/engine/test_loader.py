@@ -54,27 +54,70 @@ def test_valid_probe_rule_gives_only_the_untested_warning(tmp_path):
 
 # (replace this, with this, expected "file:line:col: CODE")
 MISTAKES = [
-    pytest.param("    status: active\n", "    status: active\n    when: [\n", "rules/rules/probe.yaml:8:5: E001", id="yaml-syntax"),
-    pytest.param("    version: 1\n", "    version: 1\n    author: me\n", "rules/rules/probe.yaml:5:5: E002", id="unknown-key"),
+    pytest.param(
+        "    status: active\n",
+        "    status: active\n    when: [\n",
+        "rules/rules/probe.yaml:8:5: E001",
+        id="yaml-syntax",
+    ),
+    pytest.param(
+        "    version: 1\n", "    version: 1\n    author: me\n", "rules/rules/probe.yaml:5:5: E002", id="unknown-key"
+    ),
     pytest.param("    version: 1\n", "    version: one\n", "rules/rules/probe.yaml:4:14: E003", id="wrong-type"),
     pytest.param("    title: Probe rule\n", "", "rules/rules/probe.yaml:2:5: E004", id="missing-key"),
-    pytest.param("  - id: probe\n", "  - id: warfarin-in-kidney-failure\n", "rules/rules/risk-factors.yaml:2:9: E010 duplicate rule id 'warfarin-in-kidney-failure' (first defined at rules/rules/probe.yaml:2)", id="duplicate-id"),
-    pytest.param("hypothesis: calciphylaxis", "hypothesis: calciphylaxia", "rules/rules/probe.yaml:11:24: E012", id="undefined-hypothesis"),
-    pytest.param("reference: weenig-2007", "reference: weenig-2077", "rules/rules/probe.yaml:11:73: E013", id="undefined-reference"),
+    pytest.param(
+        "  - id: probe\n",
+        "  - id: warfarin-in-kidney-failure\n",
+        "rules/rules/risk-factors.yaml:2:9: E010 duplicate rule id 'warfarin-in-kidney-failure' (first defined at rules/rules/probe.yaml:2)",
+        id="duplicate-id",
+    ),
+    pytest.param(
+        "hypothesis: calciphylaxis",
+        "hypothesis: calciphylaxia",
+        "rules/rules/probe.yaml:11:24: E012",
+        id="undefined-hypothesis",
+    ),
+    pytest.param(
+        "reference: weenig-2007",
+        "reference: weenig-2077",
+        "rules/rules/probe.yaml:11:73: E013",
+        id="undefined-reference",
+    ),
     pytest.param("      - lab: {", "      - labs: {", "rules/rules/probe.yaml:8:9: E014", id="unknown-fact-kind"),
     pytest.param("value: {", "valeu: {", "rules/rules/probe.yaml:8:35: E015", id="unknown-attribute"),
-    pytest.param("likelihood_ratio: 1.2", "likelihood_ratio: -2", "rules/rules/probe.yaml:11:57: E016", id="lr-negative"),
+    pytest.param(
+        "likelihood_ratio: 1.2", "likelihood_ratio: -2", "rules/rules/probe.yaml:11:57: E016", id="lr-negative"
+    ),
     pytest.param("likelihood_ratio: 1.2", "likelihood_ratio: 0", "rules/rules/probe.yaml:11:57: E016", id="lr-zero"),
     pytest.param(", reference: weenig-2007", "", "rules/rules/probe.yaml:11:11: E017", id="evidence-without-reference"),
     pytest.param('{">": 5.5}', '{">": "high"}', "rules/rules/probe.yaml:8:48: E003", id="ordering-a-text-literal"),
-    pytest.param("value: {\">\": 5.5}", "value: \"5.5\"", "rules/rules/probe.yaml:8:42: E020", id="number-attribute-vs-text"),
-    pytest.param("{analyte: phosphate, value: {\">\": 5.5}}", "{analyte: phosphate, value: {\">\": 7, \"<\": 5}}",
-                 "rules/rules/probe.yaml:8:42: E021", id="contradiction-never-fires"),
-    pytest.param("      - lab:", "      - derived: {name: nobody-derives-this}\n      - lab:", "rules/rules/probe.yaml:8:25: E021",
-                 id="derived-fact-never-derived"),
-    pytest.param("      evidence:", "      cards: [no-such-card]\n      evidence:", "rules/rules/probe.yaml:10:15: E018", id="undefined-card"),
-    pytest.param("      - lab:", "      - condition: {concept: esrd}\n      - lab: {analyte: phosphate, value: {same_as: nobody.value}}\n      - lab:",
-                 "rules/rules/probe.yaml:9:42: E019", id="join-unknown-alias"),
+    pytest.param(
+        'value: {">": 5.5}', 'value: "5.5"', "rules/rules/probe.yaml:8:42: E020", id="number-attribute-vs-text"
+    ),
+    pytest.param(
+        '{analyte: phosphate, value: {">": 5.5}}',
+        '{analyte: phosphate, value: {">": 7, "<": 5}}',
+        "rules/rules/probe.yaml:8:42: E021",
+        id="contradiction-never-fires",
+    ),
+    pytest.param(
+        "      - lab:",
+        "      - derived: {name: nobody-derives-this}\n      - lab:",
+        "rules/rules/probe.yaml:8:25: E021",
+        id="derived-fact-never-derived",
+    ),
+    pytest.param(
+        "      evidence:",
+        "      cards: [no-such-card]\n      evidence:",
+        "rules/rules/probe.yaml:10:15: E018",
+        id="undefined-card",
+    ),
+    pytest.param(
+        "      - lab:",
+        "      - condition: {concept: esrd}\n      - lab: {analyte: phosphate, value: {same_as: nobody.value}}\n      - lab:",
+        "rules/rules/probe.yaml:9:42: E019",
+        id="join-unknown-alias",
+    ),
     pytest.param("  - id: probe", "  - id: Probe_1", "rules/rules/probe.yaml:2:9: E003", id="bad-id"),
     pytest.param("    status: active", "    status: live", "rules/rules/probe.yaml:5:13: E003", id="bad-status"),
 ]
@@ -99,14 +142,20 @@ def test_duplicate_yaml_key_is_reported(tmp_path):
 
 def test_undefined_and_unused_value_sets_when_value_sets_exist(tmp_path):
     rules = copy_rules(tmp_path)
-    write(rules / "valuesets" / "probe.yaml", textwrap.dedent("""\
+    write(
+        rules / "valuesets" / "probe.yaml",
+        textwrap.dedent("""\
         valuesets:
           - {id: esrd, fact_kind: condition, codes: [{system: "http://hl7.org/fhir/sid/icd-10-cm", code: N18.6}]}
           - {id: lower-limb-ulcer, fact_kind: condition, codes: [{system: "http://hl7.org/fhir/sid/icd-10-cm", code: "L97.*"}]}
           - {id: vitamin-k-antagonist, fact_kind: medication, codes: []}
           - {id: never-used, fact_kind: condition, codes: []}
-        """))
-    write(rules / "rules" / "probe.yaml", VALID_RULE.replace("lab: {analyte: phosphate, value: {\">\": 5.5}}", "condition: {concept: {in: [esrd, esdr]}}"))
+        """),
+    )
+    write(
+        rules / "rules" / "probe.yaml",
+        VALID_RULE.replace('lab: {analyte: phosphate, value: {">": 5.5}}', "condition: {concept: {in: [esrd, esdr]}}"),
+    )
     lines = [str(d) for d in load_ruleset(rules).diagnostics]
     assert any(line.startswith("rules/rules/probe.yaml:8:30: E011 undefined value set 'esdr'") for line in lines), lines
     assert any("W101 value set 'never-used' is used by no rule" in line for line in lines), lines
@@ -116,7 +165,10 @@ def test_card_placeholder_and_service_are_checked(tmp_path):
     rules = copy_rules(tmp_path)
     cards = (rules / "cards.yaml").read_text()
     cards = cards.replace("{posterior:calciphylaxis}): consider", "{posterior:calciphylaxsis}): consider", 1)
-    cards = cards.replace("services: [calciphylaxis-risk, calciphylaxis-risk-encounter]", "services: [calciphylaxis-risk, no-such-service]")
+    cards = cards.replace(
+        "services: [calciphylaxis-risk, calciphylaxis-risk-encounter]",
+        "services: [calciphylaxis-risk, no-such-service]",
+    )
     (rules / "cards.yaml").write_text(cards)
     lines = [str(d) for d in load_ruleset(rules).errors]
     assert any(line.startswith("rules/cards.yaml:17:14: E022") and "calciphylaxsis" in line for line in lines), lines
@@ -125,7 +177,11 @@ def test_card_placeholder_and_service_are_checked(tmp_path):
 
 def test_invalid_fhir_resource_in_a_suggestion_is_refused(tmp_path):
     rules = copy_rules(tmp_path)
-    cards = (rules / "cards.yaml").read_text().replace('subject: {reference: "Patient/{patient_id}"}', 'subject: "Patient/{patient_id}"')
+    cards = (
+        (rules / "cards.yaml")
+        .read_text()
+        .replace('subject: {reference: "Patient/{patient_id}"}', 'subject: "Patient/{patient_id}"')
+    )
     (rules / "cards.yaml").write_text(cards)
     lines = [str(d) for d in load_ruleset(rules).errors]
     assert any(" E027 invalid ServiceRequest" in line for line in lines), lines
@@ -142,7 +198,9 @@ def test_missing_prior_for_a_population(tmp_path):
 
 
 def test_derivation_cycle_is_refused(tmp_path):
-    lines = diagnostics_for(tmp_path, """\
+    lines = diagnostics_for(
+        tmp_path,
+        """\
         rules:
           - id: a-from-b
             title: A from B
@@ -156,13 +214,18 @@ def test_derivation_cycle_is_refused(tmp_path):
             status: active
             when: [{derived: {name: a}}]
             then: {derive: {name: b}}
-        """)
+        """,
+    )
     assert sum(" E025 " in line for line in lines) == 2, lines
 
 
 def test_rule_test_referring_to_unknown_rule(tmp_path):
     rules = copy_rules(tmp_path)
-    text = (rules / "tests" / "sample.yaml").read_text().replace("fired: [population-kidney-failure]", "fired: [population-kidney-failur]")
+    text = (
+        (rules / "tests" / "sample.yaml")
+        .read_text()
+        .replace("fired: [population-kidney-failure]", "fired: [population-kidney-failur]")
+    )
     (rules / "tests" / "sample.yaml").write_text(text)
     lines = [str(d) for d in load_ruleset(rules).errors]
     assert any("E028 undefined rule 'population-kidney-failur'" in line for line in lines), lines

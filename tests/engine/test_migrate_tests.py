@@ -54,8 +54,23 @@ def test_coverage_threshold_of_the_knowledge_base():
     from cds.cli import main
 
     # every active rule has a test that makes it fire and one that keeps it silent
-    assert main(["rules", "coverage", "--rules", str(RULES_DIR), "--min-fire", "100", "--min-silent", "100",
-                 "--format", "json"]) == 0
+    assert (
+        main(
+            [
+                "rules",
+                "coverage",
+                "--rules",
+                str(RULES_DIR),
+                "--min-fire",
+                "100",
+                "--min-silent",
+                "100",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
 
 
 def test_case_copies_beside_the_tests_match_the_generated_cases():
@@ -79,8 +94,13 @@ def test_a_rerun_after_a_merge_takes_the_old_layout_copy_of_a_test_and_regenerat
     legacy.parent.mkdir(exist_ok=True)
     import yaml
 
-    edited = {"id": test.id, "description": "EDITED on another branch", "service": test.service,
-              "facts": [dict(f) for f in test.facts or []], "expect": {"fired": list(test.expect.fired)}}
+    edited = {
+        "id": test.id,
+        "description": "EDITED on another branch",
+        "service": test.service,
+        "facts": [dict(f) for f in test.facts or []],
+        "expect": {"fired": list(test.expect.fired)},
+    }
     legacy.write_text(yaml.safe_dump({"tests": [edited]}, sort_keys=False))
     assert load_ruleset(rules).errors, "the duplicate id is an error until the re-run"
     assert migrate_tests.main(["--rules", str(rules)]) == 0

@@ -66,8 +66,16 @@ def test_changed_card_text_is_reported_as_a_change_of_that_card(tmp_path, capsys
     edit(after / "cards.yaml", 'summary: "Calciphylaxis possible', 'summary: "EDITED Calciphylaxis possible')
     import argparse
 
-    args = argparse.Namespace(rules=after, before=str(before), format="json", fail_on_change=True,
-                              population=None, service="calciphylaxis-risk", now=None, engine="reference")
+    args = argparse.Namespace(
+        rules=after,
+        before=str(before),
+        format="json",
+        fail_on_change=True,
+        population=None,
+        service="calciphylaxis-risk",
+        now=None,
+        engine="reference",
+    )
     assert run_diff(args) == 1  # --fail-on-change
     data = json.loads(capsys.readouterr().out)
     changed = [c for case in data["cases"].values() for c in case.get("cards_changed", [])]
@@ -113,8 +121,11 @@ def test_a_population_directory_of_requests_and_bundles(tmp_path):
 
     (population / "capture.json").write_text('{"method": "POST", "path": "/cds-services/x"}')
     skipped: list[str] = []
-    inputs = list(outcomediff.population_inputs(population, services, "calciphylaxis-risk",
-                                                datetime(2026, 11, 21, tzinfo=UTC), skipped))
+    inputs = list(
+        outcomediff.population_inputs(
+            population, services, "calciphylaxis-risk", datetime(2026, 11, 21, tzinfo=UTC), skipped
+        )
+    )
     assert [i.id for i in inputs] == ["control.json", "synthea.json"]
     assert skipped == ["capture.json: neither a CDS Hooks request for a known hook nor a FHIR Bundle"]
     report = outcomediff.diff(rules, rules, lambda: inputs)

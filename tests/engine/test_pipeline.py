@@ -24,9 +24,20 @@ from tests.engine.helpers import SAMPLE_RULES as RULES_DIR
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 ESRD_ULCER_SCAN = [
     {"kind": "condition", "id": "condition:Condition/e1:esrd", "concept": "esrd", "status": "active"},
-    {"kind": "condition", "id": "condition:Condition/u1:lower-limb-ulcer", "concept": "lower-limb-ulcer", "status": "active"},
-    {"kind": "finding", "id": "finding:DiagnosticReport/b1:1", "concept": "soft-tissue-uptake", "modality": "NM",
-     "distribution": "heterogeneous", "negated": False},
+    {
+        "kind": "condition",
+        "id": "condition:Condition/u1:lower-limb-ulcer",
+        "concept": "lower-limb-ulcer",
+        "status": "active",
+    },
+    {
+        "kind": "finding",
+        "id": "finding:DiagnosticReport/b1:1",
+        "concept": "soft-tissue-uptake",
+        "modality": "NM",
+        "distribution": "heterogeneous",
+        "negated": False,
+    },
 ]
 ENGINES = ["reference"] + (["durable"] if durable_backend.AVAILABLE else [])
 
@@ -39,15 +50,22 @@ def no_fhir_layer(monkeypatch):
 
 def with_facts(pipeline: Pipeline, facts: list[dict]) -> Pipeline:
     """Test-only stand-in for cds.fhir.extract_facts."""
-    pipeline._loaded = dataclasses.replace(pipeline._loaded, extractor=lambda context, prefetch, now: facts_from_dicts(facts))
+    pipeline._loaded = dataclasses.replace(
+        pipeline._loaded, extractor=lambda context, prefetch, now: facts_from_dicts(facts)
+    )
     return pipeline
 
 
 def request(hook: str = "patient-view", extension: dict | None = None, **context) -> dict:
-    body = {"hook": hook, "hookInstance": str(uuid.uuid4()),
-            "context": {"userId": "Practitioner/p1", "patientId": "pat-1", **context},
-            "prefetch": {"patient": {"resourceType": "Patient", "id": "pat-1"},
-                         **{k: {"resourceType": "Bundle", "type": "searchset", "entry": []} for k in ("conditions", "labs", "meds")}}}
+    body = {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": "Practitioner/p1", "patientId": "pat-1", **context},
+        "prefetch": {
+            "patient": {"resourceType": "Patient", "id": "pat-1"},
+            **{k: {"resourceType": "Bundle", "type": "searchset", "entry": []} for k in ("conditions", "labs", "meds")},
+        },
+    }
     if extension:
         body["extension"] = extension
     return body
@@ -80,11 +98,20 @@ def test_risk_card_with_bone_scan_suggestion_and_version(engine):
 
 
 def test_order_card_deletes_the_matched_draft_order():
-    facts = [*ESRD_ULCER_SCAN[:2], {"kind": "draft-order", "id": "draft-order:MedicationRequest/d1:vka",
-                                    "drug_class": "vitamin-k-antagonist", "source": "MedicationRequest/d1"}]
+    facts = [
+        *ESRD_ULCER_SCAN[:2],
+        {
+            "kind": "draft-order",
+            "id": "draft-order:MedicationRequest/d1:vka",
+            "drug_class": "vitamin-k-antagonist",
+            "source": "MedicationRequest/d1",
+        },
+    ]
     pipeline = with_facts(Pipeline.load(RULES_DIR, engine="reference"), facts)
     body = request("order-sign", draftOrders={"resourceType": "Bundle", "entry": []})
-    evaluation = pipeline.evaluate(pipeline.service("calciphylaxis-order-sign"), CDSRequest.model_validate(body), {}, NOW)
+    evaluation = pipeline.evaluate(
+        pipeline.service("calciphylaxis-order-sign"), CDSRequest.model_validate(body), {}, NOW
+    )
     (card,) = [c.to_wire() for c in evaluation.response.cards]
     action = card["suggestions"][0]["actions"][0]
     assert action == {"type": "delete", "description": "Remove the draft order", "resourceId": "MedicationRequest/d1"}
@@ -93,23 +120,30 @@ def test_order_card_deletes_the_matched_draft_order():
 
 def test_quiet_when_unlikely():
     pipeline = with_facts(Pipeline.load(RULES_DIR, engine="reference"), ESRD_ULCER_SCAN[:1])
-    evaluation = pipeline.evaluate(pipeline.service("calciphylaxis-risk"), CDSRequest.model_validate(request()), {}, NOW)
+    evaluation = pipeline.evaluate(
+        pipeline.service("calciphylaxis-risk"), CDSRequest.model_validate(request()), {}, NOW
+    )
     assert evaluation.response.cards == []
 
 
 def test_trace_lists_facts_rules_evidence_posteriors_and_cards():
     pipeline = with_facts(Pipeline.load(RULES_DIR, engine="reference"), ESRD_ULCER_SCAN)
-    evaluation = pipeline.evaluate(pipeline.service("calciphylaxis-risk"), CDSRequest.model_validate(request()), {}, NOW, want_trace=True)
+    evaluation = pipeline.evaluate(
+        pipeline.service("calciphylaxis-risk"), CDSRequest.model_validate(request()), {}, NOW, want_trace=True
+    )
     trace = evaluation.trace
     assert {f["id"] for f in trace["facts"]} >= {f["id"] for f in ESRD_ULCER_SCAN}
     fired = {r["rule"]: r["matched"] for r in trace["rules_fired"]}
     assert fired["bone-scan-heterogeneous-soft-tissue-uptake"] == [["finding:DiagnosticReport/b1:1"]]
     assert fired["population-kidney-failure-with-lower-limb-ulcer"] == [
-        ["derived:kidney-failure:population-kidney-failure", "condition:Condition/u1:lower-limb-ulcer"]]
+        ["derived:kidney-failure:population-kidney-failure", "condition:Condition/u1:lower-limb-ulcer"]
+    ]
     assert trace["evidence"][0]["likelihood_ratio"] == 29.7
     assert trace["population"] == "kidney-failure-with-lesion"
     assert trace["differential"][0]["posterior"] == pytest.approx(0.7674, abs=1e-3)
-    assert trace["cards"] == [{"template": "calciphylaxis-risk", "rules": ["bone-scan-heterogeneous-soft-tissue-uptake"]}]
+    assert trace["cards"] == [
+        {"template": "calciphylaxis-risk", "rules": ["bone-scan-heterogeneous-soft-tissue-uptake"]}
+    ]
     assert trace["ruleset"] == pipeline.version
     assert trace["fact_warnings"] == []
 
@@ -117,7 +151,9 @@ def test_trace_lists_facts_rules_evidence_posteriors_and_cards():
 def test_without_the_fhir_layer_the_trace_says_so():
     pipeline = Pipeline.load(RULES_DIR, engine="reference")
     pipeline._loaded = dataclasses.replace(pipeline._loaded, extractor=None)
-    evaluation = pipeline.evaluate(pipeline.service("calciphylaxis-risk"), CDSRequest.model_validate(request()), {}, NOW, want_trace=True)
+    evaluation = pipeline.evaluate(
+        pipeline.service("calciphylaxis-risk"), CDSRequest.model_validate(request()), {}, NOW, want_trace=True
+    )
     assert evaluation.response.cards == []
     assert any("cds.fhir" in w for w in evaluation.trace["fact_warnings"])
 
@@ -129,7 +165,9 @@ def test_an_extractor_that_raises_gives_no_cards_not_a_crash():
         raise RuntimeError("bug")
 
     pipeline._loaded = dataclasses.replace(pipeline._loaded, extractor=broken)
-    evaluation = pipeline.evaluate(pipeline.service("calciphylaxis-risk"), CDSRequest.model_validate(request()), {}, NOW)
+    evaluation = pipeline.evaluate(
+        pipeline.service("calciphylaxis-risk"), CDSRequest.model_validate(request()), {}, NOW
+    )
     assert evaluation.response.cards == []
 
 

@@ -94,7 +94,9 @@ def test_valid_change_is_swapped_in_and_errors_clear(rules):
 
 
 def test_startup_with_broken_rules_raises_with_positions(rules):
-    (rules / "hypotheses.yaml").write_text((rules / "hypotheses.yaml").read_text().replace("probability: 0.10", "probability: 1.5"))
+    (rules / "hypotheses.yaml").write_text(
+        (rules / "hypotheses.yaml").read_text().replace("probability: 0.10", "probability: 1.5")
+    )
     with pytest.raises(RulesetLoadError) as caught:
         Pipeline.load(rules, engine=ENGINE)
     assert any(line.startswith("rules/hypotheses.yaml:") and "E003" in line for line in caught.value.lines)

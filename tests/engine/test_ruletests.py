@@ -42,11 +42,20 @@ def test_rule_test(results, test_id):
 def test_check_reports_what_it_saw():
     engine = LoadedEngine(load_or_raise(SAMPLE_RULES), "reference")
     test = next(t for t in engine.ruleset.tests if t.id == "esrd-ulcer-positive-bone-scan")
-    wrong = test.model_copy(update={"expect": test.expect.model_copy(update={"top": "venous-insufficiency", "cards": ["vitamin-k-antagonist-order-suspected-calciphylaxis"]})})
+    wrong = test.model_copy(
+        update={
+            "expect": test.expect.model_copy(
+                update={"top": "venous-insufficiency", "cards": ["vitamin-k-antagonist-order-suspected-calciphylaxis"]}
+            )
+        }
+    )
     (result,) = [r for r in run_rule_tests(engine) if r.id == test.id]
     failures = check(wrong, result.outcome)
     assert any("top of the differential is calciphylaxis, expected venous-insufficiency" in f for f in failures)
-    assert any("card vitamin-k-antagonist-order-suspected-calciphylaxis not raised (raised: calciphylaxis-risk)" in f for f in failures)
+    assert any(
+        "card vitamin-k-antagonist-order-suspected-calciphylaxis not raised (raised: calciphylaxis-risk)" in f
+        for f in failures
+    )
 
 
 def test_cli_rules_commands_pass_on_the_sample_pack(capsys):
@@ -86,7 +95,14 @@ def test_cli_rules_test_fails_when_no_test_ran(tmp_path, capsys):
 def test_cli_lint_and_validate_fail_with_positions(tmp_path, capsys):
     rules = copy_rules(tmp_path)
     imaging = rules / "rules" / "imaging.yaml"
-    imaging.write_text(imaging.read_text().replace("reference: paul-2015-derived-lr, confidence: D, test: bone-scan}", "confidence: D, test: bone-scan}", 1))
+    imaging.write_text(
+        imaging.read_text().replace(
+            "reference: paul-2015-derived-lr, confidence: D, test: bone-scan}", "confidence: D, test: bone-scan}", 1
+        )
+    )
     assert main(["rules", "validate", "--rules", str(rules)]) == 1
-    assert "rules/rules/imaging.yaml:15:11: E017 evidence names no reference (bone-scan-heterogeneous-soft-tissue-uptake)" in capsys.readouterr().err
+    assert (
+        "rules/rules/imaging.yaml:15:11: E017 evidence names no reference (bone-scan-heterogeneous-soft-tissue-uptake)"
+        in capsys.readouterr().err
+    )
     assert main(["rules", "lint", "--rules", str(rules)]) == 1

@@ -28,15 +28,21 @@ def test_every_yaml_file_under_rules_has_a_kind_and_a_schema():
     assert {"rules", "valuesets", "analytes", "hypotheses", "cards", "services", "findings", "tests"} <= set(kinds)
 
 
-@pytest.mark.skipif(not CHECK_JSONSCHEMA.exists() and shutil.which("check-jsonschema") is None,
-                    reason="check-jsonschema is not installed (test extra)")
+@pytest.mark.skipif(
+    not CHECK_JSONSCHEMA.exists() and shutil.which("check-jsonschema") is None,
+    reason="check-jsonschema is not installed (test extra)",
+)
 @pytest.mark.parametrize("kind", schemas.KINDS)
 def test_check_jsonschema_accepts_every_shipped_file_of_each_kind(kind):
     files = schemas.files_by_kind(RULES_DIR).get(kind, [])
     assert files, kind
     executable = str(CHECK_JSONSCHEMA) if CHECK_JSONSCHEMA.exists() else "check-jsonschema"
-    result = subprocess.run([executable, "--schemafile", str(RULES_DIR / "schemas" / f"{kind}.schema.json"),
-                             *map(str, files)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [executable, "--schemafile", str(RULES_DIR / "schemas" / f"{kind}.schema.json"), *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -33,10 +33,14 @@ def fact_sets() -> list[FactSet]:
     ruleset = load_or_raise(RULES_DIR)
     sets = [facts_from_dicts(t.facts) for t in ruleset.tests if t.facts is not None]
     for value in (60.0, 70.5, 88.25, 1e-5, 0.0):
-        sets.append(facts_from_dicts([
-            {"kind": "condition", "id": "condition:Condition/e:esrd", "concept": "esrd", "status": "active"},
-            {"kind": "lab", "id": "lab:cxp", "analyte": "ca-x-p-product", "unit": "mg2/dL2", "value": value},
-        ]))
+        sets.append(
+            facts_from_dicts(
+                [
+                    {"kind": "condition", "id": "condition:Condition/e:esrd", "concept": "esrd", "status": "active"},
+                    {"kind": "lab", "id": "lab:cxp", "analyte": "ca-x-p-product", "unit": "mg2/dL2", "value": value},
+                ]
+            )
+        )
     sets.append(FactSet(facts=()))
     return sets
 
@@ -61,7 +65,9 @@ def test_100k_durable_evaluations_do_not_crash_or_grow():
     elapsed = time.perf_counter() - started
     gc.collect()
     growth_mib = (rss_kib() - before) / 1024
-    print(f"\n100k durable evaluations: {elapsed:.1f} s ({elapsed / total * 1e6:.0f} us each), RSS growth {growth_mib:.2f} MiB")
+    print(
+        f"\n100k durable evaluations: {elapsed:.1f} s ({elapsed / total * 1e6:.0f} us each), RSS growth {growth_mib:.2f} MiB"
+    )
     assert growth_mib < 20
 
 
@@ -74,11 +80,24 @@ def test_eight_threads_never_see_each_others_facts():
         # thread n: its own ids; even threads have a positive scan (card), odd ones do not
         facts = [
             {"kind": "condition", "id": f"condition:Condition/t{n}-esrd:esrd", "concept": "esrd", "status": "active"},
-            {"kind": "condition", "id": f"condition:Condition/t{n}-ulcer:ulcer", "concept": "lower-limb-ulcer", "status": "active"},
+            {
+                "kind": "condition",
+                "id": f"condition:Condition/t{n}-ulcer:ulcer",
+                "concept": "lower-limb-ulcer",
+                "status": "active",
+            },
         ]
         if n % 2 == 0:
-            facts.append({"kind": "finding", "id": f"finding:DiagnosticReport/t{n}:1", "concept": "soft-tissue-uptake",
-                          "modality": "NM", "distribution": "focal", "negated": False})
+            facts.append(
+                {
+                    "kind": "finding",
+                    "id": f"finding:DiagnosticReport/t{n}:1",
+                    "concept": "soft-tissue-uptake",
+                    "modality": "NM",
+                    "distribution": "focal",
+                    "negated": False,
+                }
+            )
         return facts_from_dicts(facts)
 
     expected = {n: engine.evaluate(patient_facts(n), "calciphylaxis-risk").comparable() for n in range(8)}
@@ -109,7 +128,9 @@ def test_largest_working_memory_has_no_fact_id_collisions():
     under durable-rules' 32-bit fact hash in this range)."""
     ruleset = load_or_raise(PROBE_RULES)
     engine = LoadedEngine(ruleset, "durable")
-    facts = FactSet(facts=tuple(Fact("lab", f"lab:{i}", {"analyte": "phosphate", "value": 5.0}) for i in range(MAX_FACTS + 10)))
+    facts = FactSet(
+        facts=tuple(Fact("lab", f"lab:{i}", {"analyte": "phosphate", "value": 5.0}) for i in range(MAX_FACTS + 10))
+    )
     outcome = engine.evaluate(facts, "probe-service")
     (firing,) = [f for f in outcome.fired if f.rule_id == "numeric-range"]
     assert len(firing.matches) == MAX_FACTS
@@ -118,10 +139,18 @@ def test_largest_working_memory_has_no_fact_id_collisions():
 
 def test_exponent_notation_numbers_do_not_reach_the_engine_parser():
     """1e-05 written as JSON crashed durable-rules' parser (measured); the adapter writes fixed-point."""
-    assert durable_backend.dumps([{"value": 1e-05, "tiny": 5e-324, "n": 3, "s": 'a"b'}]) == \
-        '[{"value":0.00001,"tiny":0.0,"n":3,"s":"a\\"b"}]'
+    assert (
+        durable_backend.dumps([{"value": 1e-05, "tiny": 5e-324, "n": 3, "s": 'a"b'}])
+        == '[{"value":0.00001,"tiny":0.0,"n":3,"s":"a\\"b"}]'
+    )
     ruleset = load_or_raise(PROBE_RULES)
     engine, reference = LoadedEngine(ruleset, "durable"), LoadedEngine(ruleset, "reference")
-    facts = FactSet(facts=(Fact("lab", "lab:tiny", {"analyte": "phosphate", "value": 1e-05}),
-                           Fact("condition", "c", {"concept": "ckd"})))
-    assert engine.evaluate(facts, "probe-service").comparable() == reference.evaluate(facts, "probe-service").comparable()
+    facts = FactSet(
+        facts=(
+            Fact("lab", "lab:tiny", {"analyte": "phosphate", "value": 1e-05}),
+            Fact("condition", "c", {"concept": "ckd"}),
+        )
+    )
+    assert (
+        engine.evaluate(facts, "probe-service").comparable() == reference.evaluate(facts, "probe-service").comparable()
+    )

@@ -31,9 +31,7 @@ def run(terminology: Terminology):  # type: ignore[no-untyped-def]
 
 
 def of_kind(facts: FactSet, kind: str, **attrs: Any) -> list[Fact]:
-    return [
-        f for f in facts.facts if f.kind == kind and all(f.attrs.get(k) == v for k, v in attrs.items())
-    ]
+    return [f for f in facts.facts if f.kind == kind and all(f.attrs.get(k) == v for k, v in attrs.items())]
 
 
 def one(facts: FactSet, kind: str, **attrs: Any) -> Fact:

@@ -74,9 +74,7 @@ def observation(
         "resourceType": "Observation",
         "id": oid,
         "status": status,
-        "category": [
-            {"coding": [coding("http://terminology.hl7.org/CodeSystem/observation-category", category)]}
-        ],
+        "category": [{"coding": [coding("http://terminology.hl7.org/CodeSystem/observation-category", category)]}],
         "code": {"coding": [coding(LOINC, loinc)]},
         "subject": PATIENT_REF,
         "effectiveDateTime": when,
@@ -126,7 +124,9 @@ def medication(mid: str, *codings: dict[str, Any], ingredient: dict[str, Any] | 
     return res
 
 
-def procedure(pid: str, code: dict[str, Any], when: str, *, status: str = "completed", outcome: str | None = None) -> dict[str, Any]:
+def procedure(
+    pid: str, code: dict[str, Any], when: str, *, status: str = "completed", outcome: str | None = None
+) -> dict[str, Any]:
     res: dict[str, Any] = {
         "resourceType": "Procedure",
         "id": pid,

@@ -70,11 +70,23 @@ def test_entered_in_error_and_refuted_conditions_give_no_fact(run, verification)
     assert facts.warnings == ()
 
 
-@pytest.mark.parametrize(("clinical", "status"), [("active", "active"), ("recurrence", "active"),
-                                                   ("relapse", "active"), ("resolved", "history"),
-                                                   ("inactive", "history"), ("remission", "history")])
+@pytest.mark.parametrize(
+    ("clinical", "status"),
+    [
+        ("active", "active"),
+        ("recurrence", "active"),
+        ("relapse", "active"),
+        ("resolved", "history"),
+        ("inactive", "history"),
+        ("remission", "history"),
+    ],
+)
 def test_clinical_status_maps_to_active_or_history(run, clinical, status) -> None:
-    facts = run(condition("c1", coding(ICD, "I82.401"), clinical=clinical, abatement="2025-01-01" if status == "history" else None))
+    facts = run(
+        condition(
+            "c1", coding(ICD, "I82.401"), clinical=clinical, abatement="2025-01-01" if status == "history" else None
+        )
+    )
     assert one(facts, "condition", concept="dvt-history").attrs["status"] == status
 
 
@@ -112,9 +124,15 @@ def test_partial_onset_never_overstates_the_duration(run) -> None:
         ("E11.621", "foot", None, None, "distal"),
     ],
 )
-def test_ulcer_site_laterality_and_severity_from_icd_characters(run, code, site, laterality, severity, site_class) -> None:
+def test_ulcer_site_laterality_and_severity_from_icd_characters(
+    run, code, site, laterality, severity, site_class
+) -> None:
     facts = run(condition("c1", coding(ICD, code)))
-    fact = next(f for f in facts.facts if f.kind == "condition" and f.attrs["concept"] in ("lower-limb-ulcer", "other-chronic-ulcer"))
+    fact = next(
+        f
+        for f in facts.facts
+        if f.kind == "condition" and f.attrs["concept"] in ("lower-limb-ulcer", "other-chronic-ulcer")
+    )
     assert fact.attrs["site"] == site
     assert fact.attrs.get("laterality") == laterality
     assert fact.attrs.get("severity") == severity
@@ -123,16 +141,28 @@ def test_ulcer_site_laterality_and_severity_from_icd_characters(run, code, site,
 
 
 def test_snomed_ulcer_site_from_body_site_and_nonhealing_by_weeks(run) -> None:
-    long_open = condition("c1", coding(SCT, "46742003", "Skin ulcer"), onset="2025-12-01",
-                          body_site=[coding(SCT, "113345001", "Abdominal structure"), coding(SCT, "7771000", "Left")])
-    recent = condition("c2", coding(SCT, "46742003", "Skin ulcer"), onset="2026-02-20",
-                       body_site=[coding(SCT, "53840002"), coding(SCT, "24028007")])
+    long_open = condition(
+        "c1",
+        coding(SCT, "46742003", "Skin ulcer"),
+        onset="2025-12-01",
+        body_site=[coding(SCT, "113345001", "Abdominal structure"), coding(SCT, "7771000", "Left")],
+    )
+    recent = condition(
+        "c2",
+        coding(SCT, "46742003", "Skin ulcer"),
+        onset="2026-02-20",
+        body_site=[coding(SCT, "53840002"), coding(SCT, "24028007")],
+    )
     facts = run(bundle(long_open, recent))
     old = one(facts, "condition", concept="skin-ulcer", source="Condition/c1")
     new = one(facts, "condition", concept="skin-ulcer", source="Condition/c2")
     assert (old.attrs["site"], old.attrs["laterality"], old.attrs["site_class"]) == ("abdomen", "left", "central")
     assert old.attrs["chronic"] is True  # open 90 days > 6 weeks
-    assert (new.attrs["site"], new.attrs["laterality"], new.attrs["site_class"]) == ("calf", "right", "distal")  # calf: part of lower-leg (rules/findings/sites.yaml)
+    assert (new.attrs["site"], new.attrs["laterality"], new.attrs["site_class"]) == (
+        "calf",
+        "right",
+        "distal",
+    )  # calf: part of lower-leg (rules/findings/sites.yaml)
     assert new.attrs["chronic"] is False  # open 9 days
 
 
@@ -143,8 +173,12 @@ def test_healed_ulcer_counts_weeks_until_abatement(run) -> None:
 
 
 def test_one_fact_per_value_set_and_none_for_unrelated_codes(run) -> None:
-    facts = run(bundle(condition("c1", coding(ICD, "N18.6"), coding(SCT, "46177005")),
-                       condition("c2", coding(SCT, "195662009", "Acute viral pharyngitis"))))
+    facts = run(
+        bundle(
+            condition("c1", coding(ICD, "N18.6"), coding(SCT, "46177005")),
+            condition("c2", coding(SCT, "195662009", "Acute viral pharyngitis")),
+        )
+    )
     assert sorted(f.id for f in of_kind(facts, "condition")) == [
         "condition:Condition/c1:ckd",
         "condition:Condition/c1:esrd",
@@ -166,9 +200,13 @@ def test_nonhealing_weeks_is_configurable(terminology) -> None:
 
 
 def test_only_non_pressure_chronic_ulcer_codes_are_chronic_by_code(run) -> None:
-    facts = run(bundle(condition("l97", coding(ICD, "L97.221"), onset="2026-02-25"),
-                       condition("foot", coding(ICD, "E11.621"), onset="2026-02-25"),
-                       condition("pressure", coding(ICD, "L89.153"), onset="2026-02-25")))
+    facts = run(
+        bundle(
+            condition("l97", coding(ICD, "L97.221"), onset="2026-02-25"),
+            condition("foot", coding(ICD, "E11.621"), onset="2026-02-25"),
+            condition("pressure", coding(ICD, "L89.153"), onset="2026-02-25"),
+        )
+    )
     assert one(facts, "condition", source="Condition/l97").attrs["chronic"] is True
     assert one(facts, "condition", source="Condition/foot", concept="lower-limb-ulcer").attrs["chronic"] is False
     assert one(facts, "condition", source="Condition/pressure").attrs["chronic"] is False

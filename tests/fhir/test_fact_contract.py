@@ -23,13 +23,20 @@ PY_TYPES = {"str": (str,), "number": (int, float), "bool": (bool,)}
 
 
 def test_a_rich_request_gives_only_declared_well_typed_attributes(run) -> None:
-    drafts = bundle(service_request("bs", coding(CPT, "78306")),
-                    medication_request("d", reference="#m", status="draft", contained=[medication("m", coding(RXNORM, "11289"))]))
+    drafts = bundle(
+        service_request("bs", coding(CPT, "78306")),
+        medication_request("d", reference="#m", status="draft", contained=[medication("m", coding(RXNORM, "11289"))]),
+    )
     facts = run(
         patient(),
         bundle(
             condition("c1", coding(ICD, "L97.222")),
-            condition("c2", coding(SCT, "46742003"), onset="2025-10-01", body_site=[coding(SCT, "68367000"), coding(SCT, "24028007")]),
+            condition(
+                "c2",
+                coding(SCT, "46742003"),
+                onset="2025-10-01",
+                body_site=[coding(SCT, "68367000"), coding(SCT, "24028007")],
+            ),
             condition("c3", coding(ICD, "Z99.2"), onset="2019-01-01", verification="unconfirmed"),
             condition("c4", coding(ICD, "E11.9"), clinical="resolved", abatement="2024-01-01"),
             observation("ca", "17861-6", 10.2, "mg/dL", "2026-02-10"),

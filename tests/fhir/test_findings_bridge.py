@@ -35,12 +35,20 @@ def fake_findings(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     calls: dict[str, Any] = {}
 
     def extract_findings(reports, resources_by_ref, now, lesion_sites, knowledge, medications=()):  # type: ignore[no-untyped-def]
-        calls.update(reports=reports, index=resources_by_ref, now=now, lesion_sites=lesion_sites,
-                     knowledge=knowledge, medications=medications)
+        calls.update(
+            reports=reports,
+            index=resources_by_ref,
+            now=now,
+            lesion_sites=lesion_sites,
+            knowledge=knowledge,
+            medications=medications,
+        )
         if knowledge == "explode":
             raise RuntimeError("boom")
-        return FactSet(facts=(Fact("finding", "finding:DiagnosticReport/bs1:1", {"concept": "soft-tissue-uptake"}),),
-                       warnings=(FactWarning("DiagnosticReport", "bs1", "a findings warning"),))
+        return FactSet(
+            facts=(Fact("finding", "finding:DiagnosticReport/bs1:1", {"concept": "soft-tissue-uptake"}),),
+            warnings=(FactWarning("DiagnosticReport", "bs1", "a findings warning"),),
+        )
 
     module = types.ModuleType("cds.findings")
     module.extract_findings = extract_findings  # type: ignore[attr-defined]
@@ -55,13 +63,17 @@ def _terminology(knowledge: Any) -> Terminology:
 
 
 def test_reports_lesion_map_and_medications_are_passed(fake_findings) -> None:
-    prefetch = {"all": bundle(
-        REPORT,
-        condition("u1", coding(ICD, "L97.222")),
-        condition("u2", coding(ICD, "L97.909")),  # no laterality: None, not ""
-        condition("u3", coding(ICD, "L97.111"), clinical="resolved", abatement="2025-01-01"),  # healed: not a lesion
-        medication_request("m1", coding(RXNORM, "11289")),
-    )}
+    prefetch = {
+        "all": bundle(
+            REPORT,
+            condition("u1", coding(ICD, "L97.222")),
+            condition("u2", coding(ICD, "L97.909")),  # no laterality: None, not ""
+            condition(
+                "u3", coding(ICD, "L97.111"), clinical="resolved", abatement="2025-01-01"
+            ),  # healed: not a lesion
+            medication_request("m1", coding(RXNORM, "11289")),
+        )
+    }
     result = extract_facts({"patientId": "p1"}, prefetch, NOW, _terminology("knowledge"))
     assert [r["id"] for r in fake_findings["reports"]] == ["bs1"]
     assert fake_findings["lesion_sites"] == {("lower-leg", "left"), ("lower-leg", None)}
@@ -69,7 +81,9 @@ def test_reports_lesion_map_and_medications_are_passed(fake_findings) -> None:
     assert "DiagnosticReport/bs1" in fake_findings["index"]
     assert fake_findings["now"] == NOW
     assert [f.id for f in of_kind(result, "finding")] == ["finding:DiagnosticReport/bs1:1"]
-    assert ("DiagnosticReport", "bs1", "a findings warning") in [(w.resource_type, w.resource_id, w.message) for w in result.warnings]
+    assert ("DiagnosticReport", "bs1", "a findings warning") in [
+        (w.resource_type, w.resource_id, w.message) for w in result.warnings
+    ]
 
 
 def test_a_failing_findings_package_is_a_warning(fake_findings) -> None:

@@ -30,7 +30,9 @@ FIXTURES: list[dict[str, Any]] = [
     observation("o1", "2000-8", 2.4, "mmol/L", "2026-02-20T08:00:00Z"),
     observation("o2", "2731-8", 3, "pg/mL", "2026-02-20", comparator="<"),
     observation("o3", "17861-6", 9.9, None, "2026-02-20"),
-    medication_request("m1", reference="#med", contained=[medication("med", coding(RXNORM, "1"), ingredient=coding(RXNORM, "11289"))]),
+    medication_request(
+        "m1", reference="#med", contained=[medication("med", coding(RXNORM, "1"), ingredient=coding(RXNORM, "11289"))]
+    ),
     medication_request("m2", coding(RXNORM, "855332"), route="oral"),
     procedure("p1", coding(CPT, "90935"), "2020-01-15T09:00:00Z", outcome="Positive"),
     service_request("s1", coding(CPT, "78306")),

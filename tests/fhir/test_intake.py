@@ -82,20 +82,57 @@ def test_resource_types_no_rule_uses_and_unmatched_codes_are_never_validated(run
 
 def test_nested_bundles_and_bundles_without_entries(run) -> None:
     inner = bundle(condition("c1", coding(ICD, "N18.6")))
-    facts = run({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": inner}]},
-                {"resourceType": "Bundle", "type": "searchset"})
+    facts = run(
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": inner}]},
+        {"resourceType": "Bundle", "type": "searchset"},
+    )
     one(facts, "condition", concept="esrd")
 
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(
-        ["resourceType", "id", "code", "coding", "system", "valueQuantity", "value", "unit", "status",
-         "entry", "resource", "effectiveDateTime", "medicationReference", "reference", "contained"]), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "resourceType",
+                    "id",
+                    "code",
+                    "coding",
+                    "system",
+                    "valueQuantity",
+                    "value",
+                    "unit",
+                    "status",
+                    "entry",
+                    "resource",
+                    "effectiveDateTime",
+                    "medicationReference",
+                    "reference",
+                    "contained",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
     max_leaves=12,
 )
-_types = st.sampled_from(["Bundle", "Observation", "Condition", "MedicationRequest", "Procedure", "Patient",
-                          "ServiceRequest", "MedicationStatement", "DiagnosticReport", "Encounter"])
+_types = st.sampled_from(
+    [
+        "Bundle",
+        "Observation",
+        "Condition",
+        "MedicationRequest",
+        "Procedure",
+        "Patient",
+        "ServiceRequest",
+        "MedicationStatement",
+        "DiagnosticReport",
+        "Encounter",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -107,7 +144,9 @@ def test_garbage_never_raises(terminology, resource_type, body, context) -> None
     assert not [w for w in result.warnings if w.message.startswith("fact extraction failed")]
 
 
-@pytest.mark.parametrize("draft_orders", ["text", {"resourceType": "Bundle", "entry": "x"}, {"resourceType": "Patient"}])
+@pytest.mark.parametrize(
+    "draft_orders", ["text", {"resourceType": "Bundle", "entry": "x"}, {"resourceType": "Patient"}]
+)
 def test_malformed_draft_orders_never_raise(run, draft_orders) -> None:
     facts = run(context={"patientId": "p1", "draftOrders": draft_orders, "selections": "x"})
     assert of_kind(facts, "draft-order") == []
@@ -117,13 +156,29 @@ _BASES = [
     condition("c1", coding(ICD, "L97.222"), body_site=[coding("http://snomed.info/sct", "53840002")]),
     observation("o1", "17861-6", 9.0, "mg/dL", "2026-02-01", comparator="<"),
     observation("o2", "2777-1", 5.0, "mg/dL", "2026-02-01"),
-    {"resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order",
-     "contained": [medication("x", coding(RXNORM, "11289"))], "medicationReference": {"reference": "#x"},
-     "subject": {"reference": "Patient/p1"}, "authoredOn": "2025-01-01",
-     "dosageInstruction": [{"timing": {"repeat": {"boundsPeriod": {"start": "2025-01-02"}}}, "route": {"text": "oral"}}]},
-    {"resourceType": "Procedure", "id": "pr", "status": "completed", "subject": {"reference": "Patient/p1"},
-     "code": {"coding": [coding("http://www.ama-assn.org/go/cpt", "90935")]}, "performedPeriod": {"start": "2020-01-01"},
-     "outcome": {"text": "ok"}, "bodySite": [{"coding": [coding("http://snomed.info/sct", "7771000")]}]},
+    {
+        "resourceType": "MedicationRequest",
+        "id": "m1",
+        "status": "active",
+        "intent": "order",
+        "contained": [medication("x", coding(RXNORM, "11289"))],
+        "medicationReference": {"reference": "#x"},
+        "subject": {"reference": "Patient/p1"},
+        "authoredOn": "2025-01-01",
+        "dosageInstruction": [
+            {"timing": {"repeat": {"boundsPeriod": {"start": "2025-01-02"}}}, "route": {"text": "oral"}}
+        ],
+    },
+    {
+        "resourceType": "Procedure",
+        "id": "pr",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [coding("http://www.ama-assn.org/go/cpt", "90935")]},
+        "performedPeriod": {"start": "2020-01-01"},
+        "outcome": {"text": "ok"},
+        "bodySite": [{"coding": [coding("http://snomed.info/sct", "7771000")]}],
+    },
     patient(),
 ]
 
@@ -144,7 +199,12 @@ def test_contained_that_is_not_a_list_resolves_to_nothing() -> None:
     from cds.fhir.intake import Intake
 
     for odd in (42, {"resourceType": "Medication", "id": "x"}, "x"):
-        container = {"resourceType": "MedicationRequest", "id": "mr", "contained": odd, "medicationReference": {"reference": "#x"}}
+        container = {
+            "resourceType": "MedicationRequest",
+            "id": "mr",
+            "contained": odd,
+            "medicationReference": {"reference": "#x"},
+        }
         assert Intake([container]).resolve("#x", container) is None
 
 
@@ -155,8 +215,7 @@ def test_full_validation_is_remembered_by_content_and_still_warns_per_request(mo
     real = intake_module._validate_model
     monkeypatch.setattr(intake_module, "_MEMO", intake_module._ValidationMemo(size=10))
     monkeypatch.setattr(intake_module, "_validate_model", lambda r: calls.append(r.get("id")) or real(r))
-    valid = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p"},
-             "code": {"text": "ulcer"}}
+    valid = {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p"}, "code": {"text": "ulcer"}}
     invalid = {"resourceType": "Condition", "id": "c2", "subject": "Patient/p"}
     for _ in range(3):  # three requests carrying the same history
         request_intake = intake_module.Intake([valid, invalid])

@@ -85,11 +85,13 @@ def test_censored_value_is_not_a_point_value(run) -> None:
 
 
 def test_censored_values_count_against_limits_only_when_certain(run) -> None:
-    facts = run(bundle(
-        observation("o1", "2731-8", 2000, "pg/mL", "2026-02-25", comparator=">"),  # known above 65
-        observation("o2", "2731-8", 100, "pg/mL", "2026-02-10", comparator="<"),   # may or may not be above
-        observation("o3", "2731-8", 70, "pg/mL", "2026-01-10"),                    # above
-    ))
+    facts = run(
+        bundle(
+            observation("o1", "2731-8", 2000, "pg/mL", "2026-02-25", comparator=">"),  # known above 65
+            observation("o2", "2731-8", 100, "pg/mL", "2026-02-10", comparator="<"),  # may or may not be above
+            observation("o3", "2731-8", 70, "pg/mL", "2026-01-10"),  # above
+        )
+    )
     fact = one(facts, "lab", analyte="pth-intact")
     assert fact.attrs["count_above_high"] == 2
     assert fact.attrs["max"] == 70.0 and fact.attrs["min"] == 70.0  # min/max over point values only
@@ -98,19 +100,25 @@ def test_censored_values_count_against_limits_only_when_certain(run) -> None:
 
 @pytest.mark.parametrize("status", ["preliminary", "registered", "cancelled", "entered-in-error", "unknown"])
 def test_only_final_amended_corrected_results_count(run, status) -> None:
-    facts = run(bundle(observation("o1", "17861-6", 11.0, "mg/dL", "2026-02-20", status=status),
-                       observation("o2", "17861-6", 9.0, "mg/dL", "2026-01-20", status="amended")))
+    facts = run(
+        bundle(
+            observation("o1", "17861-6", 11.0, "mg/dL", "2026-02-20", status=status),
+            observation("o2", "17861-6", 9.0, "mg/dL", "2026-01-20", status="amended"),
+        )
+    )
     fact = one(facts, "lab", analyte="calcium-total")
     assert fact.attrs["value"] == 9.0 and fact.attrs["count"] == 1
 
 
 def test_latest_in_window_with_trend_counts_and_range(run) -> None:
-    facts = run(bundle(
-        observation("o1", "2777-1", 4.0, "mg/dL", "2025-09-01"),
-        observation("o2", "2777-1", 5.2, "mg/dL", "2025-12-01"),
-        observation("o3", "2777-1", 6.8, "mg/dL", "2026-02-01"),
-        observation("o4", "2777-1", 2.0, "mg/dL", "2024-01-01"),  # outside the 365-day window
-    ))
+    facts = run(
+        bundle(
+            observation("o1", "2777-1", 4.0, "mg/dL", "2025-09-01"),
+            observation("o2", "2777-1", 5.2, "mg/dL", "2025-12-01"),
+            observation("o3", "2777-1", 6.8, "mg/dL", "2026-02-01"),
+            observation("o4", "2777-1", 2.0, "mg/dL", "2024-01-01"),  # outside the 365-day window
+        )
+    )
     fact = one(facts, "lab", analyte="phosphate")
     assert fact.attrs["value"] == 6.8 and fact.attrs["source"] == "Observation/o3"
     assert fact.attrs["count"] == 3
@@ -125,11 +133,13 @@ def test_no_fact_when_every_value_is_older_than_the_window(run) -> None:
 
 
 def test_ca_x_p_product_from_same_day_pairs_only(run) -> None:
-    facts = run(bundle(
-        observation("ca1", "17861-6", 10.0, "mg/dL", "2026-02-10T07:00:00Z"),
-        observation("p1", "2777-1", 2.25, "mmol/L", "2026-02-10T07:00:00Z"),   # 6.968 mg/dL
-        observation("ca2", "17861-6", 9.0, "mg/dL", "2026-02-20T07:00:00Z"),   # no phosphate that day
-    ))
+    facts = run(
+        bundle(
+            observation("ca1", "17861-6", 10.0, "mg/dL", "2026-02-10T07:00:00Z"),
+            observation("p1", "2777-1", 2.25, "mmol/L", "2026-02-10T07:00:00Z"),  # 6.968 mg/dL
+            observation("ca2", "17861-6", 9.0, "mg/dL", "2026-02-20T07:00:00Z"),  # no phosphate that day
+        )
+    )
     fact = one(facts, "lab", analyte="ca-x-p-product")
     assert fact.attrs["value"] == pytest.approx(69.68, abs=0.01)
     assert fact.attrs["unit"] == "mg2/dL2"
@@ -139,14 +149,22 @@ def test_ca_x_p_product_from_same_day_pairs_only(run) -> None:
 
 
 def test_censored_calcium_is_not_paired(run) -> None:
-    facts = run(bundle(observation("ca1", "17861-6", 5.0, "mg/dL", "2026-02-10", comparator="<"),
-                       observation("p1", "2777-1", 6.0, "mg/dL", "2026-02-10")))
+    facts = run(
+        bundle(
+            observation("ca1", "17861-6", 5.0, "mg/dL", "2026-02-10", comparator="<"),
+            observation("p1", "2777-1", 6.0, "mg/dL", "2026-02-10"),
+        )
+    )
     assert of_kind(facts, "lab", analyte="ca-x-p-product") == []
 
 
 def test_albumin_corrected_calcium(run) -> None:
-    facts = run(bundle(observation("ca1", "17861-6", 8.4, "mg/dL", "2026-02-10"),
-                       observation("alb1", "1751-7", 25, "g/L", "2026-02-10")))
+    facts = run(
+        bundle(
+            observation("ca1", "17861-6", 8.4, "mg/dL", "2026-02-10"),
+            observation("alb1", "1751-7", 25, "g/L", "2026-02-10"),
+        )
+    )
     fact = one(facts, "lab", analyte="calcium-corrected")
     assert fact.attrs["value"] == pytest.approx(8.4 + 0.8 * (4.0 - 2.5))
 
@@ -175,8 +193,12 @@ def test_invalid_value_is_rejected_by_the_lean_check(run) -> None:
 
 
 def test_unrelated_observations_are_ignored_without_warnings(run) -> None:
-    facts = run(bundle(observation("o1", "72514-3", 4, "{score}", "2026-02-20"),
-                       observation("o2", "8867-4", 80, "/min", "2026-02-20")))
+    facts = run(
+        bundle(
+            observation("o1", "72514-3", 4, "{score}", "2026-02-20"),
+            observation("o2", "8867-4", 80, "/min", "2026-02-20"),
+        )
+    )
     assert of_kind(facts, "lab") == [] and facts.warnings == ()
 
 

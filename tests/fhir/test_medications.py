@@ -38,13 +38,17 @@ def test_each_drug_class(run, code, drug_class) -> None:
 
 
 def test_warfarin_codes_are_verified_and_recalled_codes_say_so(run) -> None:
-    facts = run(bundle(medication_request("m1", coding(RXNORM, "11289")), medication_request("m2", coding(RXNORM, "1894"))))
+    facts = run(
+        bundle(medication_request("m1", coding(RXNORM, "11289")), medication_request("m2", coding(RXNORM, "1894")))
+    )
     assert one(facts, "medication", drug_class="vitamin-k-antagonist").attrs["code_confidence"] == "V"
     assert one(facts, "medication", drug_class="active-vitamin-d").attrs["code_confidence"] == "R"
 
 
 def test_contained_medication(run) -> None:
-    contained = medication("med", coding(RXNORM, "999999", "Warfarin 5 MG compounded"), ingredient=coding(RXNORM, "11289", "warfarin"))
+    contained = medication(
+        "med", coding(RXNORM, "999999", "Warfarin 5 MG compounded"), ingredient=coding(RXNORM, "11289", "warfarin")
+    )
     facts = run(medication_request("m1", reference="#med", contained=[contained]))
     fact = one(facts, "medication", drug_class="vitamin-k-antagonist")
     assert fact.attrs["code"] == "11289"
@@ -58,7 +62,10 @@ def test_medication_reference_by_urn_uuid(run) -> None:
 
 
 def test_medication_reference_relative(run) -> None:
-    facts = run(bundle(medication("calcitriol", coding(RXNORM, "1894"))), medication_request("m1", reference="Medication/calcitriol"))
+    facts = run(
+        bundle(medication("calcitriol", coding(RXNORM, "1894"))),
+        medication_request("m1", reference="Medication/calcitriol"),
+    )
     one(facts, "medication", drug_class="active-vitamin-d")
 
 
@@ -67,23 +74,40 @@ def test_unresolvable_medication_reference_gives_no_fact_and_no_crash(run) -> No
     assert of_kind(facts, "medication") == []
 
 
-@pytest.mark.parametrize(("status", "counted"), [("active", True), ("on-hold", True), ("completed", True),
-                                                 ("stopped", False), ("cancelled", False),
-                                                 ("entered-in-error", False), ("draft", False)])
+@pytest.mark.parametrize(
+    ("status", "counted"),
+    [
+        ("active", True),
+        ("on-hold", True),
+        ("completed", True),
+        ("stopped", False),
+        ("cancelled", False),
+        ("entered-in-error", False),
+        ("draft", False),
+    ],
+)
 def test_status(run, status, counted) -> None:
     facts = run(medication_request("m1", coding(RXNORM, "11289"), status=status, authored="2025-10-01"))
     assert bool(of_kind(facts, "medication")) is counted
 
 
 def test_completed_orders_count_only_within_the_window(run) -> None:
-    facts = run(bundle(medication_request("old", coding(RXNORM, "11289"), status="completed", authored="2023-01-01"),
-                       medication_request("new", coding(RXNORM, "11289"), status="completed", authored="2025-12-01")))
+    facts = run(
+        bundle(
+            medication_request("old", coding(RXNORM, "11289"), status="completed", authored="2023-01-01"),
+            medication_request("new", coding(RXNORM, "11289"), status="completed", authored="2025-12-01"),
+        )
+    )
     assert [f.attrs["source"] for f in of_kind(facts, "medication")] == ["MedicationRequest/new"]
 
 
 def test_exposure_starts_with_the_earliest_counted_order(run) -> None:
-    facts = run(bundle(medication_request("r1", coding(RXNORM, "855332"), status="completed", authored="2025-06-01"),
-                       medication_request("r2", coding(RXNORM, "855332"), authored="2026-01-01", route="Oral")))
+    facts = run(
+        bundle(
+            medication_request("r1", coding(RXNORM, "855332"), status="completed", authored="2025-06-01"),
+            medication_request("r2", coding(RXNORM, "855332"), authored="2026-01-01", route="Oral"),
+        )
+    )
     latest = one(facts, "medication", source="MedicationRequest/r2")
     assert latest.attrs["start"] == "2026-01-01" and latest.attrs["days_since_start"] == 59
     assert latest.attrs["first_start"] == "2025-06-01" and latest.attrs["days_since_first_start"] == 273

@@ -27,8 +27,10 @@ def _sign(run, *drafts: dict[str, Any], prefetch: tuple[dict[str, Any], ...] = (
 
 
 def test_a_coded_reason_becomes_a_second_fact_with_reason(run) -> None:
-    warfarin = _draft({"id": "w", "rx": coding(RXNORM, "11289")},
-                      reasonCode=[{"coding": [coding(ICD, "Z95.2", "Presence of prosthetic heart valve")]}])
+    warfarin = _draft(
+        {"id": "w", "rx": coding(RXNORM, "11289")},
+        reasonCode=[{"coding": [coding(ICD, "Z95.2", "Presence of prosthetic heart valve")]}],
+    )
     facts = _sign(run, warfarin)
     plain = one(facts, "draft-order", drug_class="vitamin-k-antagonist", reason=None)
     assert "reason" not in plain.attrs
@@ -39,8 +41,10 @@ def test_a_coded_reason_becomes_a_second_fact_with_reason(run) -> None:
 
 def test_a_reason_given_only_as_text_is_read_for_a_mechanical_valve(run) -> None:
     """The review's S-3 reproduction: reasonCode text "Mechanical mitral valve; atrial fibrillation"."""
-    warfarin = _draft({"id": "w", "rx": coding(RXNORM, "11289")},
-                      reasonCode=[{"text": "Mechanical mitral valve; atrial fibrillation"}])
+    warfarin = _draft(
+        {"id": "w", "rx": coding(RXNORM, "11289")},
+        reasonCode=[{"text": "Mechanical mitral valve; atrial fibrillation"}],
+    )
     facts = _sign(run, warfarin)
     one(facts, "draft-order", drug_class="vitamin-k-antagonist", reason="prosthetic-heart-valve")
 
@@ -48,22 +52,30 @@ def test_a_reason_given_only_as_text_is_read_for_a_mechanical_valve(run) -> None
 @pytest.mark.parametrize("text", ["Cyanide poisoning (smoke inhalation)", "Mitral valve repair planned", "AF"])
 def test_other_reason_texts_add_no_reason(run, text: str) -> None:
     sts = _draft({"id": "s", "rx": coding(RXNORM, "56466")}, reasonCode=[{"text": text}])
-    facts = _sign(run, sts) if "Cyanide" in text else _sign(run, _draft({"id": "s", "rx": coding(RXNORM, "11289")},
-                                                                           reasonCode=[{"text": text}]))
+    facts = (
+        _sign(run, sts)
+        if "Cyanide" in text
+        else _sign(run, _draft({"id": "s", "rx": coding(RXNORM, "11289")}, reasonCode=[{"text": text}]))
+    )
     assert all("reason" not in f.attrs for f in of_kind(facts, "draft-order"))
 
 
 def test_reason_reference_to_a_prefetched_condition(run) -> None:
-    dvt = condition("dvt", coding(ICD, "I82.401", "Acute embolism and thrombosis of unspecified deep veins of right "
-                                               "lower extremity"), clinical="active")
+    dvt = condition(
+        "dvt",
+        coding(ICD, "I82.401", "Acute embolism and thrombosis of unspecified deep veins of right lower extremity"),
+        clinical="active",
+    )
     warfarin = _draft({"id": "w", "rx": coding(RXNORM, "11289")}, reasonReference=[{"reference": "Condition/dvt"}])
     facts = _sign(run, warfarin, prefetch=(bundle(dvt),))
     one(facts, "draft-order", drug_class="vitamin-k-antagonist", reason="venous-thromboembolism")
 
 
 def test_thiosulfate_ordered_for_calciphylaxis(run) -> None:
-    sts = _draft({"id": "s", "rx": coding(RXNORM, "56466")},
-                 reasonCode=[{"coding": [coding(SCT, "237900002", "Calciphylaxis")], "text": "Calciphylaxis"}])
+    sts = _draft(
+        {"id": "s", "rx": coding(RXNORM, "56466")},
+        reasonCode=[{"coding": [coding(SCT, "237900002", "Calciphylaxis")], "text": "Calciphylaxis"}],
+    )
     facts = _sign(run, sts)
     one(facts, "draft-order", drug_class="sodium-thiosulfate", reason="calciphylaxis")
 
@@ -78,9 +90,12 @@ def test_thiosulfate_ordered_for_calciphylaxis(run) -> None:
     ],
 )
 def test_daily_dose_of_active_vitamin_d(run, dose: dict[str, Any], timing: dict[str, Any], expected: float) -> None:
-    calcitriol = _draft({"id": "d", "rx": coding(RXNORM, "1894")},
-                        dosageInstruction=[{"text": "as directed", "timing": {"repeat": timing},
-                                            "doseAndRate": [{"doseQuantity": dose}]}])
+    calcitriol = _draft(
+        {"id": "d", "rx": coding(RXNORM, "1894")},
+        dosageInstruction=[
+            {"text": "as directed", "timing": {"repeat": timing}, "doseAndRate": [{"doseQuantity": dose}]}
+        ],
+    )
     facts = _sign(run, calcitriol)
     assert one(facts, "draft-order", drug_class="active-vitamin-d").attrs["daily_dose_ug"] == pytest.approx(expected)
 
@@ -90,8 +105,10 @@ def test_daily_dose_of_active_vitamin_d(run, dose: dict[str, Any], timing: dict[
     [
         {"text": "0.25 mcg daily"},  # free text only
         {"doseAndRate": [{"doseQuantity": {"value": 0.25, "code": "ug"}}]},  # no timing
-        {"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-         "doseAndRate": [{"doseQuantity": {"value": 2, "code": "{capsule}"}}]},  # a count, not a mass
+        {
+            "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": {"value": 2, "code": "{capsule}"}}],
+        },  # a count, not a mass
     ],
 )
 def test_an_unreadable_dose_is_left_out_not_guessed(run, dosage: dict[str, Any]) -> None:
@@ -101,7 +118,9 @@ def test_an_unreadable_dose_is_left_out_not_guessed(run, dosage: dict[str, Any])
 
 
 def test_biopsy_body_site(run) -> None:
-    biopsy = {**service_request("bx", coding(CPT, "11104")),
-              "bodySite": [{"coding": [coding(SCT, "68367000", "Thigh structure")], "text": "left medial thigh"}]}
+    biopsy = {
+        **service_request("bx", coding(CPT, "11104")),
+        "bodySite": [{"coding": [coding(SCT, "68367000", "Thigh structure")], "text": "left medial thigh"}],
+    }
     facts = _sign(run, biopsy)
     assert one(facts, "draft-order", concept="skin-biopsy").attrs["site"] == "thigh"

@@ -56,8 +56,10 @@ def test_one_fact_per_concept_with_first_date_count_and_vintage(run) -> None:
 
 
 def test_dialysis_vintage_from_dependence_condition_when_earlier(run) -> None:
-    facts = run(bundle(condition("c1", coding(ICD, "Z99.2"), onset="2018-05-01")),
-                bundle(procedure("hd1", coding(CPT, "90935"), "2021-01-01")))
+    facts = run(
+        bundle(condition("c1", coding(ICD, "Z99.2"), onset="2018-05-01")),
+        bundle(procedure("hd1", coding(CPT, "90935"), "2021-01-01")),
+    )
     assert one(facts, "derived", name="dialysis-vintage-years").attrs["text"] == "2018-05-01"
 
 
@@ -71,7 +73,9 @@ def test_order_select_draft_orders_with_selections(run) -> None:
         service_request("bs", coding(CPT, "78306", "Bone and/or joint imaging; whole body")),
         service_request("bx", coding(CPT, "11104")),
         medication_request("w", coding(RXNORM, "11289"), status="draft", intent="proposal"),
-        medication_request("med", reference="#m", status="draft", contained=[medication("m", coding(RXNORM, "214342"))]),
+        medication_request(
+            "med", reference="#m", status="draft", contained=[medication("m", coding(RXNORM, "214342"))]
+        ),
     )
     context = {"patientId": "p1", "draftOrders": drafts, "selections": ["ServiceRequest/bs", "MedicationRequest/med"]}
     facts = run(context=context)
@@ -92,10 +96,21 @@ def test_order_sign_selects_every_draft(run) -> None:
 
 def test_draft_invalid_only_on_unread_elements_is_read_with_a_warning(run) -> None:
     # No intent (required in R4): the rules do not read it, so the drug is still checked (sandbox drafts).
-    drafts = {"resourceType": "Bundle", "entry": [{"resource": {
-        "resourceType": "MedicationRequest", "id": "request-123", "status": "draft",
-        "medicationCodeableConcept": {"coding": [coding(RXNORM, "11289")]},
-        "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-11-21"}}]}
+    drafts = {
+        "resourceType": "Bundle",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "MedicationRequest",
+                    "id": "request-123",
+                    "status": "draft",
+                    "medicationCodeableConcept": {"coding": [coding(RXNORM, "11289")]},
+                    "subject": {"reference": "Patient/p1"},
+                    "authoredOn": "2026-11-21",
+                }
+            }
+        ],
+    }
     facts = run(context={"patientId": "p1", "draftOrders": drafts})
     assert one(facts, "draft-order", drug_class="vitamin-k-antagonist")
     assert [(w.resource_type, w.resource_id) for w in facts.warnings] == [("MedicationRequest", "request-123")]
@@ -104,18 +119,32 @@ def test_draft_invalid_only_on_unread_elements_is_read_with_a_warning(run) -> No
 
 
 def test_draft_invalid_on_a_read_element_is_a_notice(run) -> None:
-    drafts = {"resourceType": "Bundle", "entry": [{"resource": {
-        "resourceType": "MedicationRequest", "id": "request-124", "status": "draft", "intent": "order",
-        "medicationCodeableConcept": {"coding": "not a list"},
-        "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-11-21"}}]}
+    drafts = {
+        "resourceType": "Bundle",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "MedicationRequest",
+                    "id": "request-124",
+                    "status": "draft",
+                    "intent": "order",
+                    "medicationCodeableConcept": {"coding": "not a list"},
+                    "subject": {"reference": "Patient/p1"},
+                    "authoredOn": "2026-11-21",
+                }
+            }
+        ],
+    }
     facts = run(context={"patientId": "p1", "draftOrders": drafts})
     assert of_kind(facts, "draft-order") == []
     assert [(w.resource_type, w.resource_id) for w in facts.notices] == [("MedicationRequest", "request-124")]
 
 
 def test_patient_age_sex_and_bmi(run) -> None:
-    facts = run(patient(birth="1956-04-02", gender="female"),
-                bundle(observation("b", "39156-5", 34.24, "kg/m2", "2026-01-05", category="vital-signs")))
+    facts = run(
+        patient(birth="1956-04-02", gender="female"),
+        bundle(observation("b", "39156-5", 34.24, "kg/m2", "2026-01-05", category="vital-signs")),
+    )
     fact = one(facts, "patient")
     assert fact.attrs["age_years"] == 69  # the birthday in April has not come yet on 2026-03-01
     assert fact.attrs["sex"] == "female"
@@ -124,11 +153,14 @@ def test_patient_age_sex_and_bmi(run) -> None:
 
 
 def test_bmi_from_weight_and_height_and_weight_change(run) -> None:
-    facts = run(patient(), bundle(
-        observation("w1", "29463-7", 220.5, "[lb_av]", "2025-12-10", category="vital-signs"),  # 100.0 kg
-        observation("w2", "29463-7", 92.0, "kg", "2026-02-15", category="vital-signs"),
-        observation("h1", "8302-2", 68.9, "[in_i]", "2019-05-01", category="vital-signs"),  # 175 cm
-    ))
+    facts = run(
+        patient(),
+        bundle(
+            observation("w1", "29463-7", 220.5, "[lb_av]", "2025-12-10", category="vital-signs"),  # 100.0 kg
+            observation("w2", "29463-7", 92.0, "kg", "2026-02-15", category="vital-signs"),
+            observation("h1", "8302-2", 68.9, "[in_i]", "2019-05-01", category="vital-signs"),  # 175 cm
+        ),
+    )
     fact = one(facts, "patient")
     assert fact.attrs["bmi"] == pytest.approx(92.0 / 1.75006**2, abs=0.1)
     assert fact.attrs["weight_change_percent_90d"] == pytest.approx(-8.0, abs=0.1)
@@ -149,7 +181,9 @@ def test_only_the_latest_and_earliest_procedure_get_the_full_model(run, monkeypa
     validated: list[str] = []
     real = intake_module.get_fhir_model_class
     monkeypatch.setattr(intake_module, "get_fhir_model_class", lambda t: validated.append(t) or real(t))
-    sessions = [procedure(f"hd{i}", coding(CPT, "90935"), f"2025-{1 + i // 28:02d}-{1 + i % 28:02d}") for i in range(50)]
+    sessions = [
+        procedure(f"hd{i}", coding(CPT, "90935"), f"2025-{1 + i // 28:02d}-{1 + i % 28:02d}") for i in range(50)
+    ]
     facts = run(bundle(*sessions))
     assert one(facts, "procedure", concept="hemodialysis").attrs["count"] == 50
     assert validated == ["Procedure", "Procedure"]
@@ -158,8 +192,13 @@ def test_only_the_latest_and_earliest_procedure_get_the_full_model(run, monkeypa
 def test_invalid_latest_procedure_falls_back_to_the_previous_with_a_warning(run) -> None:
     bad = procedure("hd-bad", coding(CPT, "90935"), "2026-02-01")
     bad["subject"] = {"reference": ["not", "a", "string"]}
-    facts = run(bundle(procedure("hd1", coding(CPT, "90935"), "2025-01-01"),
-                       procedure("hd2", coding(CPT, "90935"), "2026-01-01"), bad))
+    facts = run(
+        bundle(
+            procedure("hd1", coding(CPT, "90935"), "2025-01-01"),
+            procedure("hd2", coding(CPT, "90935"), "2026-01-01"),
+            bad,
+        )
+    )
     fact = one(facts, "procedure", concept="hemodialysis")
     assert (fact.attrs["source"], fact.attrs["count"], fact.attrs["first_date"]) == ("Procedure/hd2", 2, "2025-01-01")
     assert [(w.resource_type, w.resource_id) for w in facts.warnings] == [("Procedure", "hd-bad")]

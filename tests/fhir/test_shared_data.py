@@ -66,8 +66,11 @@ def _latest_day(bundle: dict) -> date:
     days = []
     for entry in bundle["entry"]:
         resource = entry["resource"]
-        when = resource.get("effectiveDateTime") or resource.get("performedDateTime") or (
-            resource.get("performedPeriod") or {}).get("start")
+        when = (
+            resource.get("effectiveDateTime")
+            or resource.get("performedDateTime")
+            or (resource.get("performedPeriod") or {}).get("start")
+        )
         if isinstance(when, str):
             days.append(date.fromisoformat(when[:10]))
     return max(days)
@@ -80,7 +83,9 @@ def test_every_synthea_bundle(terminology, capsys) -> None:
     for path in _synthea_bundles():
         bundle = _load(path)
         today = _latest_day(bundle) + timedelta(days=1)
-        result = extract_facts({}, {"everything": bundle}, datetime(today.year, today.month, today.day, 12, tzinfo=UTC), terminology)
+        result = extract_facts(
+            {}, {"everything": bundle}, datetime(today.year, today.month, today.day, 12, tzinfo=UTC), terminology
+        )
         _check(result)
         counts = collections.Counter(f.kind for f in result.facts)
         totals.update(counts)
@@ -88,7 +93,8 @@ def test_every_synthea_bundle(terminology, capsys) -> None:
         # Independently count Synthea's calcium results (LOINC 49765-1) inside the window.
         window_start = today - timedelta(days=terminology.settings.lab_lookback_days)
         calcium = [
-            e["resource"] for e in bundle["entry"]
+            e["resource"]
+            for e in bundle["entry"]
             if e["resource"]["resourceType"] == "Observation"
             and any(c.get("code") == "49765-1" for c in e["resource"]["code"].get("coding", []))
             and e["resource"]["status"] in ("final", "amended", "corrected")
@@ -103,7 +109,12 @@ def test_every_synthea_bundle(terminology, capsys) -> None:
             assert facts[0].attrs["unit"] == "mg/dL"
         else:
             assert facts == []
-    _report(capsys, f"synthea ({len(_synthea_bundles())} bundles; calcium facts from 49765-1 in {calcium_bundles})", totals, warnings)
+    _report(
+        capsys,
+        f"synthea ({len(_synthea_bundles())} bundles; calcium facts from 49765-1 in {calcium_bundles})",
+        totals,
+        warnings,
+    )
     assert calcium_bundles >= 10
     assert totals["condition"] > 0 and totals["medication"] > 0 and totals["procedure"] > 0
 

@@ -11,23 +11,66 @@ from cds.fhir.terminology import ICD10CM, LOINC, RXNORM, SNOMED, Terminology, Te
 from tests.conftest import RULES_DIR
 
 REQUIRED_CONDITIONS = {
-    "esrd", "ckd-4-5", "dialysis-dependence", "kidney-transplant-status", "diabetes", "long-term-insulin",
-    "lower-limb-ulcer", "other-chronic-ulcer", "calciphylaxis", "venous-insufficiency", "dvt-history",
-    "scleroderma", "dermatomyositis", "sle", "pad", "hyperparathyroidism", "obesity", "hypercalcemia",
-    "liver-disease", "thrombophilia",
+    "esrd",
+    "ckd-4-5",
+    "dialysis-dependence",
+    "kidney-transplant-status",
+    "diabetes",
+    "long-term-insulin",
+    "lower-limb-ulcer",
+    "other-chronic-ulcer",
+    "calciphylaxis",
+    "venous-insufficiency",
+    "dvt-history",
+    "scleroderma",
+    "dermatomyositis",
+    "sle",
+    "pad",
+    "hyperparathyroidism",
+    "obesity",
+    "hypercalcemia",
+    "liver-disease",
+    "thrombophilia",
 }
 REQUIRED_DRUG_CLASSES = {
-    "vitamin-k-antagonist", "calcium-based-binder", "non-calcium-binder", "active-vitamin-d",
-    "nutritional-vitamin-d", "calcimimetic", "sodium-thiosulfate", "iv-iron", "systemic-corticosteroid",
-    "insulin", "bisphosphonate", "gadolinium-contrast",
+    "vitamin-k-antagonist",
+    "calcium-based-binder",
+    "non-calcium-binder",
+    "active-vitamin-d",
+    "nutritional-vitamin-d",
+    "calcimimetic",
+    "sodium-thiosulfate",
+    "iv-iron",
+    "systemic-corticosteroid",
+    "insulin",
+    "bisphosphonate",
+    "gadolinium-contrast",
 }
 REQUIRED_PROCEDURES = {
-    "hemodialysis", "peritoneal-dialysis", "kidney-transplant", "skin-biopsy", "parathyroidectomy",
-    "bone-scan", "ct-imaging", "gadolinium-mri", "vascular-catheterisation",
+    "hemodialysis",
+    "peritoneal-dialysis",
+    "kidney-transplant",
+    "skin-biopsy",
+    "parathyroidectomy",
+    "bone-scan",
+    "ct-imaging",
+    "gadolinium-mri",
+    "vascular-catheterisation",
 }
 REQUIRED_ANALYTES = {
-    "calcium-total", "calcium-ionized", "phosphate", "pth-intact", "albumin", "alkaline-phosphatase",
-    "vitamin-d-25oh", "inr", "creatine-kinase", "creatinine", "egfr", "eosinophils", "ca-x-p-product",
+    "calcium-total",
+    "calcium-ionized",
+    "phosphate",
+    "pth-intact",
+    "albumin",
+    "alkaline-phosphatase",
+    "vitamin-d-25oh",
+    "inr",
+    "creatine-kinase",
+    "creatinine",
+    "egfr",
+    "eosinophils",
+    "ca-x-p-product",
     "calcium-corrected",
 }
 
@@ -90,12 +133,20 @@ VS = 'valuesets:\n  - {id: a, fact_kind: condition, references: [x], codes: [{sy
 @pytest.mark.parametrize(
     ("valuesets", "analytes", "message"),
     [
-        (VS % (ICD10CM, "V") + VS.split("\n", 1)[1] % (ICD10CM, "V"), None, "test.yaml: value set 'a': id already defined"),
+        (
+            VS % (ICD10CM, "V") + VS.split("\n", 1)[1] % (ICD10CM, "V"),
+            None,
+            "test.yaml: value set 'a': id already defined",
+        ),
         (VS % (ICD10CM, "X"), None, "confidence must be V, S or R"),
         ("valuesets:\n  - {id: a, fact_kind: rule, codes: [{system: s, code: c}]}\n", None, "fact_kind 'rule'"),
         ("valuesets:\n  - {id: a, fact_kind: condition, codes: []}\n", None, "non-empty list of codes"),
         ("valuesets: [\n", None, "not valid YAML"),
-        (VS % (ICD10CM, "V"), "analytes:\n  - {id: x, unit: mg/dL, codes: [{system: 'http://loinc.org', code: 1-8}], conversions: [{unit: g/L, factor: -1, confidence: V}]}\n", "factor must be a positive number"),
+        (
+            VS % (ICD10CM, "V"),
+            "analytes:\n  - {id: x, unit: mg/dL, codes: [{system: 'http://loinc.org', code: 1-8}], conversions: [{unit: g/L, factor: -1, confidence: V}]}\n",
+            "factor must be a positive number",
+        ),
         (VS % (ICD10CM, "V"), "analytes:\n  - {id: x, unit: mg/dL}\n", "needs LOINC codes"),
         (VS % (ICD10CM, "V"), "analytes: []\nextraction: {nonhealing_days: 3}\n", "unknown settings"),
         (VS % (ICD10CM, "V"), "analytes: []\nextraction: {ulcer_valuesets: [nope]}\n", "unknown value set 'nope'"),
@@ -107,10 +158,16 @@ def test_malformed_files_give_messages_that_name_file_and_entry(tmp_path, values
 
 
 def test_prefix_semantics(tmp_path: Path) -> None:
-    term = Terminology.load(_rules(tmp_path, (
-        'valuesets:\n  - {id: dotted, fact_kind: condition, codes: [{system: "%s", code: "L97.*", confidence: R}]}\n'
-        '  - {id: plain, fact_kind: condition, codes: [{system: "%s", code: "I70.2*", confidence: R}]}\n'
-    ) % (ICD10CM, ICD10CM)))
+    term = Terminology.load(
+        _rules(
+            tmp_path,
+            (
+                'valuesets:\n  - {id: dotted, fact_kind: condition, codes: [{system: "%s", code: "L97.*", confidence: R}]}\n'
+                '  - {id: plain, fact_kind: condition, codes: [{system: "%s", code: "I70.2*", confidence: R}]}\n'
+            )
+            % (ICD10CM, ICD10CM),
+        )
+    )
     assert [m.valueset for m in term.match(ICD10CM, "L97")] == ["dotted"]
     assert [m.valueset for m in term.match(ICD10CM, "l97.419")] == ["dotted"]
     assert [m.valueset for m in term.match(ICD10CM, "L97419")] == ["dotted"]  # undotted form of L97.419

@@ -126,7 +126,8 @@ def test_informaticist_can_extend_wording_without_code(tmp_path, now) -> None:
     rep = fx.report("x1", fx.BONE_SCAN_CODE, text="FINDINGS: Subcutaneous hyperfixation in the left calf.")
     facts = [f for f in extract_findings([rep], {}, now, [], extended).facts if f.kind == "finding"]
     assert [(f.attrs["concept"], f.attrs["site"], f.attrs["laterality"]) for f in facts] == [
-        ("soft-tissue-uptake", "calf", "left")]
+        ("soft-tissue-uptake", "calf", "left")
+    ]
 
 
 def test_cited_references_exist() -> None:
@@ -156,9 +157,12 @@ def test_medspacy_sentence_splitters_give_the_same_source_case_facts(tmp_path, n
 def test_concurrent_extraction_gives_the_same_facts(knowledge, now) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    texts = [f"FINDINGS: Heterogeneous subcutaneous uptake in the {side} {site}; no uptake in the {other}."
-             for side in ("left", "right") for site in ("calf", "thigh", "buttock")
-             for other in ("arms", "abdominal wall")]
+    texts = [
+        f"FINDINGS: Heterogeneous subcutaneous uptake in the {side} {site}; no uptake in the {other}."
+        for side in ("left", "right")
+        for site in ("calf", "thigh", "buttock")
+        for other in ("arms", "abdominal wall")
+    ]
     reports = [fx.report(f"t{i}", fx.BONE_SCAN_CODE, text=t) for i, t in enumerate(texts)]
     expected = [extract_findings([r], {}, now, [], knowledge).facts for r in reports]
     knowledge.text_cache.clear()
@@ -170,5 +174,6 @@ def test_concurrent_extraction_gives_the_same_facts(knowledge, now) -> None:
 def test_another_layers_value_set_mistake_does_not_stop_findings(tmp_path) -> None:
     rules = copy_rules(tmp_path)
     (rules / "valuesets" / "other.yaml").write_text(
-        "valuesets:\n  - id: some-drug-class\n    fact_kind: medication\n    codes:\n      - {code: '1'}\n")
+        "valuesets:\n  - id: some-drug-class\n    fact_kind: medication\n    codes:\n      - {code: '1'}\n"
+    )
     assert FindingsKnowledge.load(rules).finding_valuesets  # loads; the other loader reports it

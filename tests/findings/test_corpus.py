@@ -37,8 +37,11 @@ def score(sentence: dict[str, Any], knowledge) -> tuple[int, int, int, list[str]
         else:
             unmatched.remove(hit)
             tp += 1
-    extras = [f"extra {{concept: {m.concept}, site: {m.site}, laterality: {m.laterality}, negated: {m.negated}, "
-              f"certainty: {m.certainty}}}" for m in unmatched]
+    extras = [
+        f"extra {{concept: {m.concept}, site: {m.site}, laterality: {m.laterality}, negated: {m.negated}, "
+        f"certainty: {m.certainty}}}"
+        for m in unmatched
+    ]
     return tp, len(predicted), len(gold), misses + extras
 
 
@@ -61,8 +64,10 @@ def test_precision_and_recall_on_the_corpus(knowledge, capsys) -> None:
     precision = tp / n_pred if n_pred else 0.0
     recall = tp / n_gold if n_gold else 0.0
     with capsys.disabled():
-        print(f"\nfindings corpus: {len(load_corpus())} sentences, {n_gold} annotated findings, {n_pred} extracted, "
-              f"{tp} correct -> precision {precision:.3f}, recall {recall:.3f}")
+        print(
+            f"\nfindings corpus: {len(load_corpus())} sentences, {n_gold} annotated findings, {n_pred} extracted, "
+            f"{tp} correct -> precision {precision:.3f}, recall {recall:.3f}"
+        )
         for e in errors:
             print("  ", e)
     assert precision >= 0.9, errors
@@ -91,8 +96,10 @@ def test_precision_and_recall_on_held_out_sentences(knowledge, capsys) -> None:
     precision = tp / n_pred if n_pred else 0.0
     recall = tp / n_gold if n_gold else 0.0
     with capsys.disabled():
-        print(f"\nfindings held-out: {len(sentences)} sentences, {n_gold} annotated, {n_pred} extracted, {tp} correct "
-              f"-> precision {precision:.3f}, recall {recall:.3f}")
+        print(
+            f"\nfindings held-out: {len(sentences)} sentences, {n_gold} annotated, {n_pred} extracted, {tp} correct "
+            f"-> precision {precision:.3f}, recall {recall:.3f}"
+        )
         for e in errors:
             print("  ", e)
     assert precision >= HELDOUT_FLOOR and recall >= HELDOUT_FLOOR, errors

@@ -25,24 +25,31 @@ def text_report(text: str, rid: str = "r1", code=None, **kw):
 
 
 def test_indication_and_history_sections_give_no_findings(knowledge, now) -> None:
-    text = ("CLINICAL HISTORY: Known soft tissue calcification of both calves.\n"
-            "INDICATION: Rule out calciphylaxis.\n"
-            "FINDINGS: No soft tissue uptake in the lower extremities.\n")
+    text = (
+        "CLINICAL HISTORY: Known soft tissue calcification of both calves.\n"
+        "INDICATION: Rule out calciphylaxis.\n"
+        "FINDINGS: No soft tissue uptake in the lower extremities.\n"
+    )
     fs = run(knowledge, now, [text_report(text)])
     assert concepts(fs) == {("soft-tissue-uptake", "lower-limb", "bilateral", True)}
     assert fs.facts[0].attrs["section"] == "findings"
 
 
 def test_hypothetical_and_historical_mentions(knowledge, now) -> None:
-    text = ("FINDINGS: If symptoms persist, CT could be performed to assess for subcutaneous calcification.\n"
-            "History of calciphylaxis of the abdomen.\n")
+    text = (
+        "FINDINGS: If symptoms persist, CT could be performed to assess for subcutaneous calcification.\n"
+        "History of calciphylaxis of the abdomen.\n"
+    )
     fs = run(knowledge, now, [text_report(text)])
     assert [(f.attrs["concept"], f.attrs.get("historical")) for f in fs.facts] == [("impression-calciphylaxis", True)]
 
 
 def test_conclusion_is_read_as_impression_and_not_parsed_twice(knowledge, now) -> None:
-    rep = fx.report("r2", fx.BONE_SCAN_CODE, conclusion="Heterogeneous subcutaneous uptake in both thighs, "
-                    "compatible with calciphylaxis.")
+    rep = fx.report(
+        "r2",
+        fx.BONE_SCAN_CODE,
+        conclusion="Heterogeneous subcutaneous uptake in both thighs, compatible with calciphylaxis.",
+    )
     fs = run(knowledge, now, [rep], lesions=[("thigh", "left")])
     by_concept = {f.attrs["concept"]: f.attrs for f in fs.facts}
     assert by_concept["soft-tissue-uptake"]["section"] == "impression"
@@ -51,8 +58,12 @@ def test_conclusion_is_read_as_impression_and_not_parsed_twice(knowledge, now) -
     assert by_concept["impression-calciphylaxis"]["certainty"] == "probable"
     # conclusion repeated verbatim inside presentedForm: read once, same facts
     text = "FINDINGS: Heterogeneous subcutaneous uptake in both thighs, compatible with calciphylaxis."
-    both = fx.report("r3", fx.BONE_SCAN_CODE, text=text,
-                     conclusion="Heterogeneous subcutaneous uptake in both thighs, compatible with calciphylaxis.")
+    both = fx.report(
+        "r3",
+        fx.BONE_SCAN_CODE,
+        text=text,
+        conclusion="Heterogeneous subcutaneous uptake in both thighs, compatible with calciphylaxis.",
+    )
     assert len(run(knowledge, now, [both]).facts) == 2
 
 
@@ -124,18 +135,35 @@ def test_date_falls_back_to_period_and_imaging_study(knowledge, now) -> None:
 
 def test_references_absolute_versioned_and_contained(knowledge, now) -> None:
     rep, resources = fx.source_ct_coded()
-    absolute = {("https://ehr.example.org/fhir/" + k if k.startswith("Observation/") else k): v
-                for k, v in resources.items()}
+    absolute = {
+        ("https://ehr.example.org/fhir/" + k if k.startswith("Observation/") else k): v for k, v in resources.items()
+    }
     rep_abs = copy.deepcopy(rep)
-    rep_abs["result"] = [{"reference": "https://ehr.example.org/fhir/Observation/ct-o1"},
-                         {"reference": "Observation/ct-o2/_history/1"}]
-    assert len(run(knowledge, now, [rep_abs], {**absolute, "Observation/ct-o2": resources["Observation/ct-o2"],
-                                                "ImagingStudy/ct-study-1": resources["ImagingStudy/ct-study-1"]}).facts) == 2
+    rep_abs["result"] = [
+        {"reference": "https://ehr.example.org/fhir/Observation/ct-o1"},
+        {"reference": "Observation/ct-o2/_history/1"},
+    ]
+    assert (
+        len(
+            run(
+                knowledge,
+                now,
+                [rep_abs],
+                {
+                    **absolute,
+                    "Observation/ct-o2": resources["Observation/ct-o2"],
+                    "ImagingStudy/ct-study-1": resources["ImagingStudy/ct-study-1"],
+                },
+            ).facts
+        )
+        == 2
+    )
     contained = copy.deepcopy(rep)
     contained["contained"] = [resources["Observation/ct-o1"]]
     contained["result"] = [{"reference": "#ct-o1"}]
     assert {f.attrs["concept"] for f in run(knowledge, now, [contained], resources).facts} == {
-        "subcutaneous-calcification"}
+        "subcutaneous-calcification"
+    }
 
 
 def test_invalid_observation_is_skipped_with_a_warning(knowledge, now) -> None:
@@ -149,11 +177,17 @@ def test_invalid_observation_is_skipped_with_a_warning(knowledge, now) -> None:
 
 def test_coded_negative_result_and_conclusion_code(knowledge, now) -> None:
     obs = fx.observation("n1", "soft-tissue-uptake", site_text="Upper extremities", negated=True)
-    rep = fx.report("n-rep", fx.BONE_SCAN_CODE, results=["Observation/n1"],
-                    conclusion_codes=[{"system": fx.SCT, "code": "237900002", "display": "Calciphylaxis"}])
+    rep = fx.report(
+        "n-rep",
+        fx.BONE_SCAN_CODE,
+        results=["Observation/n1"],
+        conclusion_codes=[{"system": fx.SCT, "code": "237900002", "display": "Calciphylaxis"}],
+    )
     fs = run(knowledge, now, [rep], {"Observation/n1": obs})
-    assert concepts(fs) == {("soft-tissue-uptake", "upper-limb", "bilateral", True),
-                            ("impression-calciphylaxis", None, None, False)}
+    assert concepts(fs) == {
+        ("soft-tissue-uptake", "upper-limb", "bilateral", True),
+        ("impression-calciphylaxis", None, None, False),
+    }
 
 
 def test_same_report_twice_gives_one_set_of_facts(knowledge, now) -> None:
@@ -192,4 +226,5 @@ def test_snomed_coded_result_observation(knowledge, now) -> None:
     rep = fx.report("sn-rep", fx.BONE_SCAN_CODE, results=["Observation/sn1"])
     facts = run(knowledge, now, [rep], {"Observation/sn1": obs}).facts
     assert [(f.attrs["concept"], f.attrs["hypothesis"], f.attrs["extraction"]) for f in facts] == [
-        ("impression-calciphylaxis", "calciphylaxis", "coded")]
+        ("impression-calciphylaxis", "calciphylaxis", "coded")
+    ]

@@ -16,7 +16,9 @@ def load_reports() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     for folder in ("hl7-r4-examples", "us-core", "synthea"):
         for path in sorted(shared_data(folder).glob("*.json")):
             doc = json.loads(path.read_text())
-            entries = [e.get("resource") for e in doc.get("entry", [])] if doc.get("resourceType") == "Bundle" else [doc]
+            entries = (
+                [e.get("resource") for e in doc.get("entry", [])] if doc.get("resourceType") == "Bundle" else [doc]
+            )
             for res in entries:
                 if not isinstance(res, dict) or not res.get("id"):
                     continue

@@ -75,9 +75,15 @@ def test_source_bone_scan_text(knowledge, now) -> None:
     # The indication ("rule out calciphylaxis", "ulcers of both calves") is not a finding:
     assert len(facts) == 7
     # One report-level answer: soft-tissue uptake present, at the lesion sites.
-    assert summaries(fs.facts) == {"derived:bone-scan-soft-tissue-uptake:DiagnosticReport/bone-scan-1": {
-        "name": "bone-scan-soft-tissue-uptake", "text": "present", "flag": True,
-        "source": "DiagnosticReport/bone-scan-1", "date": "2026-10-02"}}
+    assert summaries(fs.facts) == {
+        "derived:bone-scan-soft-tissue-uptake:DiagnosticReport/bone-scan-1": {
+            "name": "bone-scan-soft-tissue-uptake",
+            "text": "present",
+            "flag": True,
+            "source": "DiagnosticReport/bone-scan-1",
+            "date": "2026-10-02",
+        }
+    }
 
 
 def test_source_ct_text(knowledge, now) -> None:
@@ -119,8 +125,9 @@ def test_coded_and_text_together_merge_into_one_fact_per_finding(knowledge, now)
 
 def test_facts_respect_the_contract(knowledge, now) -> None:
     rep, resources = fx.source_bone_scan_coded()
-    fs = extract_findings([fx.source_bone_scan_text_only(), fx.source_ct_text_only(), rep], resources, now,
-                          CALF_ULCERS, knowledge)
+    fs = extract_findings(
+        [fx.source_bone_scan_text_only(), fx.source_ct_text_only(), rep], resources, now, CALF_ULCERS, knowledge
+    )
     ids = [f.id for f in fs.facts]
     assert len(ids) == len(set(ids))
     for f in fs.facts:

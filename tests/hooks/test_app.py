@@ -129,7 +129,19 @@ def test_content_type_with_charset_is_accepted(client, request_body):
         (lambda b: b["context"].update(userId="nurse"), "context.userId"),
         (lambda b: b.update(prefetch={"patient": "Patient/1"}), "prefetch.patient"),
         (lambda b: b.update(prefetch=[1, 2]), "prefetch"),
-        (lambda b: b.update(fhirAuthorization={"access_token": "t", "token_type": "Bearer", "expires_in": 1, "scope": "s", "subject": "c"}, fhirServer=None), "cds-r-1"),
+        (
+            lambda b: b.update(
+                fhirAuthorization={
+                    "access_token": "t",
+                    "token_type": "Bearer",
+                    "expires_in": 1,
+                    "scope": "s",
+                    "subject": "c",
+                },
+                fhirServer=None,
+            ),
+            "cds-r-1",
+        ),
     ],
 )
 def test_invalid_requests_are_422_naming_the_field(client, request_body, mutate, where):

@@ -27,7 +27,6 @@ def test_checked_in_contract_matches_the_models():
     assert CONTRACT.read_text() == contract_yaml(), "regenerate with: cds openapi > openapi.yaml"
 
 
-
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory):
     """The real service in its own process, as `make run` starts it; its logs are scanned for leaks."""

@@ -29,7 +29,10 @@ def card(**fields):
 
 
 def suggestion(**fields):
-    base = {"label": "Order a whole-body bone scan", "actions": [Action(type="create", description="Order", resource=SERVICE_REQUEST)]}
+    base = {
+        "label": "Order a whole-body bone scan",
+        "actions": [Action(type="create", description="Order", resource=SERVICE_REQUEST)],
+    }
     return Suggestion(**{**base, **fields})
 
 
@@ -145,7 +148,13 @@ REQUEST = {
 
 
 def test_fhir_authorization_requires_fhir_server():  # cds-r-1
-    auth = {"access_token": "secret-token", "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "cds"}
+    auth = {
+        "access_token": "secret-token",
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "cds",
+    }
     with pytest.raises(ValidationError, match="cds-r-1"):
         CDSRequest.model_validate({**REQUEST, "fhirAuthorization": auth})
     ok = CDSRequest.model_validate({**REQUEST, "fhirAuthorization": auth, "fhirServer": "https://ehr.example.org/fhir"})

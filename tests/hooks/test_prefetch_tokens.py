@@ -19,8 +19,13 @@ from tests.conftest import REPO, RULES_DIR
 TOKEN = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 # Written from the 2.0.1 spec and the hook library, not from the loader's table.
 SPEC_TOKENS = {
-    "userPractitionerId", "userPractitionerRoleId", "userPatientId", "userRelatedPersonId",
-    "context.userId", "context.patientId", "context.encounterId",
+    "userPractitionerId",
+    "userPractitionerRoleId",
+    "userPatientId",
+    "userRelatedPersonId",
+    "context.userId",
+    "context.patientId",
+    "context.encounterId",
 }
 REPORT_REVIEW_TOKENS = SPEC_TOKENS | {"context.diagnosticReportId"}  # this service's own hook definition
 
@@ -37,7 +42,11 @@ def test_every_shipped_template_uses_only_2_0_tokens():
 def validate(rules_dir) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "cds.cli", "rules", "validate", "--rules", str(rules_dir)],
-        capture_output=True, text=True, timeout=300, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
         check=False,
     )
 

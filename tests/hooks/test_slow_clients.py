@@ -47,14 +47,14 @@ def read_status(sock: socket.socket) -> int | None:
 
 @pytest.mark.slow
 def test_huge_headers_stalled_bodies_and_sigterm(tmp_path):
-    service = start_service(
-        tmp_path, {"CDS_MAX_CONCURRENT_REQUESTS": "4", "CDS_REQUEST_DEADLINE_SECONDS": "2"}
-    )
+    service = start_service(tmp_path, {"CDS_MAX_CONCURRENT_REQUESTS": "4", "CDS_REQUEST_DEADLINE_SECONDS": "2"})
     port = int(service.base.rsplit(":", 1)[1])
     try:
         # A 16 MB header: refused (or the connection dropped) within a second, and health stays fast.
         started = time.monotonic()
-        sock = raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (16 * 1024 * 1024) + b"\r\n\r\n")
+        sock = raw_request(
+            port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (16 * 1024 * 1024) + b"\r\n\r\n"
+        )
         status = read_status(sock)
         sock.close()
         assert status in (None, 400, 431), status
@@ -64,8 +64,7 @@ def test_huge_headers_stalled_bodies_and_sigterm(tmp_path):
         # Four hook POSTs that hold their bodies fill every in-flight slot...
         body = json.dumps({**SOURCE_CASE, "hookInstance": str(uuid.uuid4())}).encode()
         head = (
-            f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
+            f"POST {HOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
         held = [raw_request(port, head, body[:2]) for _ in range(4)]
         time.sleep(0.3)

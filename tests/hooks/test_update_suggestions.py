@@ -123,7 +123,9 @@ def test_a_selection_that_names_no_draft_order_is_an_error_not_silence():
 def test_order_select_and_order_sign_share_one_service_id_so_the_ehr_replaces_stale_cards(tmp_path):
     """Issue 16 item 6. CDS Hooks 2.0.1 §Discovery: "a CDS server can host multiple entries of CDS
     service with the same id for different hooks" (update stale guidance)."""
-    settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}")
+    settings = Settings(
+        profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}"
+    )
     client = TestClient(create_app(settings))
     entries = [(s["id"], s["hook"]) for s in client.get("/cds-services").json()["services"]]
     assert ("calciphylaxis-order-select", "order-select") in entries
@@ -138,9 +140,15 @@ def test_order_select_and_order_sign_share_one_service_id_so_the_ehr_replaces_st
     assert summaries and summaries == [c["summary"] for c in at_select_id.json()["cards"]]
     # Feedback goes to the id the EHR called.
     card = at_select_id.json()["cards"][0]
-    item = {"card": card["uuid"], "outcome": "overridden", "overrideReason": {"userComment": "seen at selection"},
-            "outcomeTimestamp": "2026-11-21T10:06:00Z"}
-    assert client.post("/cds-services/calciphylaxis-order-select/feedback", json={"feedback": [item]}).status_code == 200
+    item = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": {"userComment": "seen at selection"},
+        "outcomeTimestamp": "2026-11-21T10:06:00Z",
+    }
+    assert (
+        client.post("/cds-services/calciphylaxis-order-select/feedback", json={"feedback": [item]}).status_code == 200
+    )
     # A hook no entry of that id answers is still a 400.
     view = json.loads((REPO / "fhir_examples" / "requests" / "source-case.patient-view.json").read_text())
     assert client.post("/cds-services/calciphylaxis-order-select", json=view).status_code == 400
@@ -149,8 +157,12 @@ def test_order_select_and_order_sign_share_one_service_id_so_the_ehr_replaces_st
 def test_one_id_may_not_offer_the_same_hook_twice(tmp_path):
     from cds.hooks.services import ServiceDefinitionError, load_services
 
-    text = (RULES_DIR / "services.yaml").read_text().replace(
-        "also_at: [calciphylaxis-order-select]", "also_at: [calciphylaxis-order-select]\n    hook: order-select", 1
+    text = (
+        (RULES_DIR / "services.yaml")
+        .read_text()
+        .replace(
+            "also_at: [calciphylaxis-order-select]", "also_at: [calciphylaxis-order-select]\n    hook: order-select", 1
+        )
     )
     path = tmp_path / "services.yaml"
     path.write_text(text.replace("    hook: order-sign\n", "", 1))

@@ -57,7 +57,9 @@ def patient_identifiers(request: dict) -> set[str]:
     """What identifies the patient in a request: id, names, birth date, identifiers, the resource ids."""
     found = {request["context"].get("patientId", "")}
     for value in request.get("prefetch", {}).values():
-        resources = [e["resource"] for e in value.get("entry", [])] if value.get("resourceType") == "Bundle" else [value]
+        resources = (
+            [e["resource"] for e in value.get("entry", [])] if value.get("resourceType") == "Bundle" else [value]
+        )
         for resource in resources:
             if resource.get("resourceType") == "Patient":
                 found.add(resource.get("birthDate", ""))
@@ -147,8 +149,13 @@ def test_the_evidence_plot_renders(service_url, browser):
     assert page.locator("svg.plot circle.lr").count() == rows  # one dot per finding of the table
     # Findings for sit right of the LR = 1 axis, findings against left of it.
     axis = float(page.locator("svg.plot line.axis").get_attribute("x1"))
-    for_x = [float(x) for x in page.eval_on_selector_all("svg.plot circle.for", "els => els.map(e => e.getAttribute('cx'))")]
-    against_x = [float(x) for x in page.eval_on_selector_all("svg.plot circle.against", "els => els.map(e => e.getAttribute('cx'))")]
+    for_x = [
+        float(x) for x in page.eval_on_selector_all("svg.plot circle.for", "els => els.map(e => e.getAttribute('cx'))")
+    ]
+    against_x = [
+        float(x)
+        for x in page.eval_on_selector_all("svg.plot circle.against", "els => els.map(e => e.getAttribute('cx'))")
+    ]
     assert for_x and against_x and min(for_x) > axis > max(against_x)
     page.close()
 
@@ -195,7 +202,9 @@ def test_the_source_case_card_fits_one_sandbox_screen(service_url, browser, tmp_
     request = next(r for r, a in responses(service_url) if r["context"].get("patientId") == "source-case-patient")
     _, answer = next((r, a) for r, a in responses(service_url) if r is request)
     (calciphylaxis,) = [
-        h for h in answer["extension"]["org.calciphylaxis-cds.differential"]["causes"] if h["hypothesis"] == "calciphylaxis"
+        h
+        for h in answer["extension"]["org.calciphylaxis-cds.differential"]["causes"]
+        if h["hypothesis"] == "calciphylaxis"
     ]
     titles = {r.id: r.title for r in RULESET.rules.values()}
     every_finding = "\n".join(

@@ -34,8 +34,15 @@ def test_the_sandbox_order_sign_request_is_answered_from_the_fhir_server(fhir):
     assert response.status_code == 200, response.text
     assert isinstance(response.json()["cards"], list)
     fetched = {r["path"].split("/fhir/", 1)[1].split("?", 1)[0] for r in fhir.requests(t)}
-    assert fetched == {"Condition", "Observation", "MedicationRequest", "Procedure", "DiagnosticReport",
-                       "MedicationStatement", "MedicationAdministration"}
+    assert fetched == {
+        "Condition",
+        "Observation",
+        "MedicationRequest",
+        "Procedure",
+        "DiagnosticReport",
+        "MedicationStatement",
+        "MedicationAdministration",
+    }
     assert {r["authorization"] for r in fhir.requests(t)} == {None}
 
 

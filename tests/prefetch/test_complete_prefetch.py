@@ -78,12 +78,18 @@ def test_a_sent_bundle_with_a_next_link_on_fhir_server_is_completed(fhir):
     first_page = complete(
         cds_request(fhir.base("ok"), prefetch={"patient": None, "conditions": None, "reports": None}),
         FetchLimits(max_pages=1000),
-        ServiceDefinition(**{**SERVICE.model_dump(), "prefetch": {"labs": "Observation?patient={{context.patientId}}&_count=100"}}),
+        ServiceDefinition(
+            **{**SERVICE.model_dump(), "prefetch": {"labs": "Observation?patient={{context.patientId}}&_count=100"}}
+        ),
     )
     assert first_page.data["labs"]["total"] == 266
     # A client-paged Bundle: only the first page and its next link.
     paged = asyncio.run(_first_page(fhir.base("ok", t), "Observation", 100))
-    result = complete(cds_request(fhir.base("ok", t), token, prefetch={"patient": None, "conditions": None, "reports": None, "labs": paged}))
+    result = complete(
+        cds_request(
+            fhir.base("ok", t), token, prefetch={"patient": None, "conditions": None, "reports": None, "labs": paged}
+        )
+    )
     assert len(result.data["labs"]["entry"]) == 266
     assert {r["authorization"] for r in fhir.requests(t)[1:]} == {f"Bearer {token}"}
 
@@ -101,7 +107,13 @@ def test_a_sent_bundle_whose_next_link_leaves_fhir_server_is_missing(fhir):
     paged = asyncio.run(_first_page(fhir.base("foreign", t), "Observation", 100))
     assert "localhost" in [link for link in paged["link"] if link["relation"] == "next"][0]["url"]
     with pytest.raises(PrefetchUnavailable) as caught:
-        complete(cds_request(fhir.base("ok", t), token, prefetch={"patient": None, "conditions": None, "reports": None, "labs": paged}))
+        complete(
+            cds_request(
+                fhir.base("ok", t),
+                token,
+                prefetch={"patient": None, "conditions": None, "reports": None, "labs": paged},
+            )
+        )
     assert caught.value.keys == ["labs"]
     assert not [r for r in fhir.requests() if r["host"].startswith("localhost")]
 
@@ -109,7 +121,11 @@ def test_a_sent_bundle_whose_next_link_leaves_fhir_server_is_missing(fhir):
 def test_an_operation_outcome_is_missing_and_refetched(fhir):
     t = tag()
     outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
-    result = complete(cds_request(fhir.base("ok", t), prefetch={"patient": None, "conditions": outcome, "labs": None, "reports": None}))
+    result = complete(
+        cds_request(
+            fhir.base("ok", t), prefetch={"patient": None, "conditions": outcome, "labs": None, "reports": None}
+        )
+    )
     assert result.fetched == ("conditions",) and result.data["conditions"]["total"] == 18
 
 
@@ -160,7 +176,10 @@ def test_requests_do_not_share_data(fhir):
             return await asyncio.gather(
                 complete_prefetch(SERVICE, cds_request(fhir.base(), access_token(), prefetch={}), TODAY, client),
                 complete_prefetch(
-                    SERVICE, cds_request(fhir.base(), access_token(), prefetch={}, patient_id="someone-else"), TODAY, client
+                    SERVICE,
+                    cds_request(fhir.base(), access_token(), prefetch={}, patient_id="someone-else"),
+                    TODAY,
+                    client,
                 ),
             )
         finally:
@@ -179,7 +198,9 @@ def test_templates_fill_context_user_tokens_and_relative_dates():
     assert render_template("Patient/{{context.patientId}}", context, TODAY) == "Patient/p-1"
     assert render_template("Encounter/{{ context.encounterId }}", context, TODAY) == "Encounter/e1"
     assert render_template("PractitionerRole/{{userPractitionerRoleId}}", context, TODAY) == "PractitionerRole/r.9"
-    assert render_template("Observation?date=ge{{today() - 90 days}}", context, TODAY) == "Observation?date=ge2026-08-23"
+    assert (
+        render_template("Observation?date=ge{{today() - 90 days}}", context, TODAY) == "Observation?date=ge2026-08-23"
+    )
     assert render_template("Observation?date=le{{today()}}", context, TODAY) == "Observation?date=le2026-11-21"
     assert render_template("X?date=lt{{today() + 2 weeks}}", context, TODAY) == "X?date=lt2026-12-05"
 
@@ -214,12 +235,16 @@ def test_cancelling_the_hook_call_cancels_its_fetches(fhir):
     async def go():
         client = FhirClient(FetchLimits(request_timeout=5, total_timeout=5))
         try:
-            call = asyncio.ensure_future(complete_prefetch(SERVICE, cds_request(fhir.base("slow-1", t), prefetch={}), TODAY, client))
+            call = asyncio.ensure_future(
+                complete_prefetch(SERVICE, cds_request(fhir.base("slow-1", t), prefetch={}), TODAY, client)
+            )
             await asyncio.sleep(0.3)
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call
-            await asyncio.sleep(0.1)  # cancelled fetches finish cancelling; uncancelled ones would still wait on the server
+            await asyncio.sleep(
+                0.1
+            )  # cancelled fetches finish cancelling; uncancelled ones would still wait on the server
             return [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
         finally:
             await client.aclose()

@@ -59,8 +59,7 @@ def test_search_follows_every_next_page_with_the_same_token(fhir):
 
 def test_search_by_code_date_and_sort(fhir):
     query = (
-        f"Observation?patient={SANDBOX_PATIENT_ID}&code=http://loinc.org|8302-2"
-        "&date=ge2015-01-01&_sort=-date&_count=3"
+        f"Observation?patient={SANDBOX_PATIENT_ID}&code=http://loinc.org|8302-2&date=ge2015-01-01&_sort=-date&_count=3"
     )
     bundle = run(fetch(query, cds_request(fhir.base())))
     resources = [e["resource"] for e in bundle["entry"]]

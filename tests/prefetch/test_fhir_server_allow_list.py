@@ -202,10 +202,15 @@ def test_production_refuses_a_declared_plain_http_fhir_server_at_start(tmp_path,
 
     (tmp_path / "ehr-jwks.json").write_text(json.dumps(keys.jwks()))
     clients = tmp_path / "trusted-clients.yaml"
-    clients.write_text(f"clients:\n  - iss: {ISS}\n    jwks_file: ehr-jwks.json\n    fhir_servers: [http://127.0.0.1:8081/fhir]\n")
+    clients.write_text(
+        f"clients:\n  - iss: {ISS}\n    jwks_file: ehr-jwks.json\n    fhir_servers: [http://127.0.0.1:8081/fhir]\n"
+    )
     settings = Settings(
-        rules_dir=RULES_DIR, external_base_url="https://cds.example.org", trusted_clients_file=clients,
-        audit_hmac_key="k", database_url="sqlite://",
+        rules_dir=RULES_DIR,
+        external_base_url="https://cds.example.org",
+        trusted_clients_file=clients,
+        audit_hmac_key="k",
+        database_url="sqlite://",
     )
     with pytest.raises(TrustedClientsError, match="https in the production profile"):
         build_authenticator(settings, lambda: datetime.now(UTC))
@@ -224,7 +229,9 @@ def test_an_encoded_dot_dot_next_link_is_not_followed(fhir):
 
     async def go():
         try:
-            return await fetch(f"Observation?patient={SANDBOX_PATIENT_ID}&_count=10", cds_request(fhir.base("dotdot", t)))
+            return await fetch(
+                f"Observation?patient={SANDBOX_PATIENT_ID}&_count=10", cds_request(fhir.base("dotdot", t))
+            )
         finally:
             await fetch.aclose()
 

@@ -31,8 +31,9 @@ def example(name: str) -> dict[str, Any]:
 
 def post(service: str, body: dict[str, Any]) -> Any:
     # json, not orjson: orjson refuses to write nesting deeper than 255, which some tests need.
-    return client().post(f"/cds-services/{service}", content=json.dumps(body),
-                         headers={"Content-Type": "application/json"})
+    return client().post(
+        f"/cds-services/{service}", content=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
 
 
 def rebind(body: dict[str, Any], old: str, new: str) -> dict[str, Any]:

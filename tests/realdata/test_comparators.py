@@ -16,12 +16,18 @@ def _pth(oid: str, loinc: str, value: float, unit: str, comparator: str | None =
     quantity = {"value": value, "unit": unit, "system": UCUM, "code": unit}
     if comparator:
         quantity["comparator"] = comparator
-    return {"resourceType": "Observation", "id": oid, "status": "final",
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                      "code": "laboratory"}]}],
-            "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
-            "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-02-20T08:00:00Z",
-            "valueQuantity": quantity}
+    return {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "category": [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2026-02-20T08:00:00Z",
+        "valueQuantity": quantity,
+    }
 
 
 def _lab(terminology, obs: dict) -> dict:  # type: ignore[no-untyped-def]

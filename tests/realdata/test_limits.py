@@ -55,8 +55,10 @@ def _padded(extra_conditions: int) -> dict:
 
 
 def test_too_many_facts_is_422_naming_the_setting() -> None:
-    client = TestClient(create_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, max_facts=200)),
-                        raise_server_exceptions=False)
+    client = TestClient(
+        create_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, max_facts=200)),
+        raise_server_exceptions=False,
+    )
     response = client.post("/cds-services/calciphylaxis-risk", json=_padded(300))
     assert "CDS_MAX_FACTS" in _outcome(response, 422)
     # Under the limit the same padded request still gets its card.
@@ -66,7 +68,8 @@ def test_too_many_facts_is_422_naming_the_setting() -> None:
 def test_too_many_resources_is_413() -> None:
     client = TestClient(
         create_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, max_resources=100)),
-        raise_server_exceptions=False)
+        raise_server_exceptions=False,
+    )
     response = client.post("/cds-services/calciphylaxis-risk", json=_padded(150))
     assert "CDS_MAX_RESOURCES" in _outcome(response, 413)
 

@@ -19,32 +19,49 @@ def _meds(terminology, *resources) -> dict[str, dict]:  # type: ignore[no-untype
 
 
 def test_home_warfarin_recorded_as_a_statement(terminology) -> None:
-    statement = {"resourceType": "MedicationStatement", "id": "home-1", "status": "active",
-                 "medicationCodeableConcept": {"text": "Coumadin 5 mg tablet, 1 daily"},
-                 "subject": {"reference": "Patient/p1"}, "effectivePeriod": {"start": "2025-06-01"},
-                 "dateAsserted": "2026-02-01", "informationSource": {"reference": "Patient/p1"}}
+    statement = {
+        "resourceType": "MedicationStatement",
+        "id": "home-1",
+        "status": "active",
+        "medicationCodeableConcept": {"text": "Coumadin 5 mg tablet, 1 daily"},
+        "subject": {"reference": "Patient/p1"},
+        "effectivePeriod": {"start": "2025-06-01"},
+        "dateAsserted": "2026-02-01",
+        "informationSource": {"reference": "Patient/p1"},
+    }
     fact = _meds(terminology, statement)["MedicationStatement/home-1"]
     assert fact["drug_class"] == "vitamin-k-antagonist" and fact["resource_type"] == "MedicationStatement"
     assert fact["start"] == "2025-06-01" and fact["recognised_by"] == "text"
 
 
 def test_inpatient_thiosulfate_administration(terminology) -> None:
-    administration = {"resourceType": "MedicationAdministration", "id": "adm-1", "status": "completed",
-                      "medicationCodeableConcept": {"text": "Sodium thiosulfate 25 g in 100 mL NS"},
-                      "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2026-02-27T14:00:00Z",
-                      "dosage": {"route": {"text": "Intravenous"}, "dose": {"value": 25, "unit": "g",
-                                 "system": "http://unitsofmeasure.org", "code": "g"}}}
+    administration = {
+        "resourceType": "MedicationAdministration",
+        "id": "adm-1",
+        "status": "completed",
+        "medicationCodeableConcept": {"text": "Sodium thiosulfate 25 g in 100 mL NS"},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2026-02-27T14:00:00Z",
+        "dosage": {
+            "route": {"text": "Intravenous"},
+            "dose": {"value": 25, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"},
+        },
+    }
     fact = _meds(terminology, administration)["MedicationAdministration/adm-1"]
     assert fact["drug_class"] == "sodium-thiosulfate" and fact["route"] == "intravenous"
     assert fact["resource_type"] == "MedicationAdministration"
 
 
 def test_not_taken_and_stopped_statements_are_not_exposure(terminology) -> None:
-    base = {"resourceType": "MedicationStatement", "subject": {"reference": "Patient/p1"},
-            "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "11289", "display": "warfarin"}]},
-            "effectiveDateTime": "2026-01-01"}
-    assert _meds(terminology, {**base, "id": "s1", "status": "not-taken"},
-                 {**base, "id": "s2", "status": "stopped"}) == {}
+    base = {
+        "resourceType": "MedicationStatement",
+        "subject": {"reference": "Patient/p1"},
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "11289", "display": "warfarin"}]},
+        "effectiveDateTime": "2026-01-01",
+    }
+    assert (
+        _meds(terminology, {**base, "id": "s1", "status": "not-taken"}, {**base, "id": "s2", "status": "stopped"}) == {}
+    )
 
 
 def test_hl7_medication_statement_and_administration_examples_read(terminology) -> None:

@@ -43,19 +43,26 @@ def test_every_findings_code_is_recognised_the_same_by_both_layers(terminology) 
     assert checked > 10
 
 
-@pytest.mark.parametrize(("system", "code", "layer"), [
-    ("http://hl7.org/fhir/sid/icd-10-cm", "L97.212", "hierarchy"),  # non-pressure chronic ulcer of right calf
-    ("urn:oid:2.16.840.1.113883.6.90", "l97212", "hierarchy"),
-    ("urn:oid:2.16.840.1.113883.6.96", "46742003", "code"),  # SNOMED CT Skin ulcer
-])
+@pytest.mark.parametrize(
+    ("system", "code", "layer"),
+    [
+        ("http://hl7.org/fhir/sid/icd-10-cm", "L97.212", "hierarchy"),  # non-pressure chronic ulcer of right calf
+        ("urn:oid:2.16.840.1.113883.6.90", "l97212", "hierarchy"),
+        ("urn:oid:2.16.840.1.113883.6.96", "46742003", "code"),  # SNOMED CT Skin ulcer
+    ],
+)
 def test_layer_is_reported(terminology, system: str, code: str, layer: str) -> None:
     matches = terminology.match(system, code)
     assert matches and {m.layer for m in matches} == {layer}
 
 
 def test_code_index_prefix_semantics() -> None:
-    index = CodeIndex.of([("ulcer", "http://hl7.org/fhir/sid/icd-10-cm", "L97.*", "V"),
-                          ("athero", "http://hl7.org/fhir/sid/icd-10-cm", "I70.2*", "V")])
+    index = CodeIndex.of(
+        [
+            ("ulcer", "http://hl7.org/fhir/sid/icd-10-cm", "L97.*", "V"),
+            ("athero", "http://hl7.org/fhir/sid/icd-10-cm", "I70.2*", "V"),
+        ]
+    )
     assert index.valuesets("http://hl7.org/fhir/sid/icd-10-cm", "L97") == ["ulcer"]
     assert index.valuesets("http://hl7.org/fhir/sid/icd-10-cm", "L97.901") == ["ulcer"]
     assert index.valuesets("http://hl7.org/fhir/sid/icd-10-cm", "L970") == ["ulcer"]  # undotted form

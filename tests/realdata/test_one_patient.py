@@ -49,8 +49,12 @@ def test_another_patients_bundles_do_not_reach_the_answer(caplog) -> None:
 
 def test_a_prefetched_patient_with_another_id_is_422() -> None:
     body = example(SOURCE)
-    body["prefetch"]["patient"] = {"resourceType": "Patient", "id": "someone-else", "gender": "female",
-                                   "birthDate": "2010-01-01"}
+    body["prefetch"]["patient"] = {
+        "resourceType": "Patient",
+        "id": "someone-else",
+        "gender": "female",
+        "birthDate": "2010-01-01",
+    }
     response = post("calciphylaxis-risk", body)
     assert response.status_code == 422
     outcome = response.json()
@@ -69,8 +73,11 @@ def test_fetched_pages_about_another_patient_are_dropped() -> None:
     body["fhirServer"] = "http://127.0.0.1:9/fhir"
     for key in ("conditions", "labs", "reports"):
         del body["prefetch"][key]
-    served = {"Condition": source["prefetch"]["conditions"], "Observation": source["prefetch"]["labs"],
-              "DiagnosticReport": source["prefetch"]["reports"]}
+    served = {
+        "Condition": source["prefetch"]["conditions"],
+        "Observation": source["prefetch"]["labs"],
+        "DiagnosticReport": source["prefetch"]["reports"],
+    }
     asked: list[str] = []
 
     async def wrong_patient_server(query: str, request) -> dict:  # type: ignore[no-untyped-def]
@@ -100,7 +107,9 @@ def test_draft_orders_about_another_patient_are_dropped(terminology) -> None:
     assert not [f for f in facts.facts if f.kind == "draft-order"]
     assert any("another patient" in w.message for w in facts.warnings)
     own = example("order-warfarin-confirmed.order-sign.json")
-    assert [f for f in extract_facts(own["context"], own["prefetch"], now, terminology).facts if f.kind == "draft-order"]
+    assert [
+        f for f in extract_facts(own["context"], own["prefetch"], now, terminology).facts if f.kind == "draft-order"
+    ]
 
 
 def test_hook_error_for_foreign_patient_names_no_one() -> None:

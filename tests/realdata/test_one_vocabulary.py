@@ -19,18 +19,26 @@ SCT = "http://snomed.info/sct"
 
 def _ulcer_with_site(site_code: str, system: str = SCT) -> dict:
     # SNOMED CT 402863001 |Ulcer of lower limb| (Skin ulcer hierarchy), site and side post-coordinated in bodySite.
-    return {"resourceType": "Condition", "id": "u1", "subject": {"reference": "Patient/p1"},
-            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                           "code": "active"}]},
-            "code": {"coding": [{"system": SCT, "code": "46742003", "display": "Skin ulcer"}]},
-            "bodySite": [{"coding": [{"system": system, "code": site_code, "display": "Lower limb structure"}]},
-                         {"coding": [{"system": system, "code": "24028007", "display": "Right"}]}],
-            "onsetDateTime": "2026-01-10"}
+    return {
+        "resourceType": "Condition",
+        "id": "u1",
+        "subject": {"reference": "Patient/p1"},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+        "code": {"coding": [{"system": SCT, "code": "46742003", "display": "Skin ulcer"}]},
+        "bodySite": [
+            {"coding": [{"system": system, "code": site_code, "display": "Lower limb structure"}]},
+            {"coding": [{"system": system, "code": "24028007", "display": "Right"}]},
+        ],
+        "onsetDateTime": "2026-01-10",
+    }
 
 
 def test_lower_limb_code_gives_the_site_imaging_findings_use(terminology) -> None:
-    facts = extract_facts({"patientId": "p1"}, {"c": _ulcer_with_site("61685007")},
-                          datetime(2026, 3, 1, tzinfo=UTC), terminology)
+    facts = extract_facts(
+        {"patientId": "p1"}, {"c": _ulcer_with_site("61685007")}, datetime(2026, 3, 1, tzinfo=UTC), terminology
+    )
     lesion = next(f for f in facts.facts if f.kind == "condition")
     findings_site = terminology.findings_knowledge.site_codes[(SCT, "61685007")]
     assert lesion.attrs["site"] == findings_site == "lower-limb"
@@ -38,8 +46,12 @@ def test_lower_limb_code_gives_the_site_imaging_findings_use(terminology) -> Non
 
 
 def test_site_code_with_the_snomed_oid_is_the_same_site(terminology) -> None:
-    facts = extract_facts({"patientId": "p1"}, {"c": _ulcer_with_site("61685007", "urn:oid:2.16.840.1.113883.6.96")},
-                          datetime(2026, 3, 1, tzinfo=UTC), terminology)
+    facts = extract_facts(
+        {"patientId": "p1"},
+        {"c": _ulcer_with_site("61685007", "urn:oid:2.16.840.1.113883.6.96")},
+        datetime(2026, 3, 1, tzinfo=UTC),
+        terminology,
+    )
     lesion = next(f for f in facts.facts if f.kind == "condition")
     assert lesion.attrs["site"] == "lower-limb" and lesion.attrs["laterality"] == "right"
 
@@ -64,12 +76,22 @@ def test_broken_findings_file_fails_the_terminology_load_naming_file_and_line(br
 
 def test_broken_findings_file_fails_cds_rules_validate(broken_rules: Path) -> None:
     env_path = str(REPO)
-    done = subprocess.run([sys.executable, "-m", "cds.cli", "rules", "validate", "--rules", str(broken_rules)], check=False,
-                          capture_output=True, text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "cds.cli", "rules", "validate", "--rules", str(broken_rules)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert done.returncode != 0, done.stdout
     assert "sites.yaml" in done.stderr and "no-such-site" in done.stderr
-    ok = subprocess.run([sys.executable, "-m", "cds.cli", "rules", "validate", "--rules", str(RULES_DIR)], check=False,
-                        capture_output=True, text=True, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
-                        timeout=120)
+    ok = subprocess.run(
+        [sys.executable, "-m", "cds.cli", "rules", "validate", "--rules", str(RULES_DIR)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stderr

@@ -15,15 +15,30 @@ NOW = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 
 
 def _report(rid: str, text: str, *, as_attachment: bool = False, day: str = "2026-02-20") -> dict:
-    report = {"resourceType": "DiagnosticReport", "id": rid, "status": "final",
-              "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "SP",
-                                        "display": "Surgical Pathology"}]}],
-              "code": {"coding": [{"system": "http://loinc.org", "code": "22634-0",
-                                   "display": "Pathology report final diagnosis"}]},
-              "subject": {"reference": "Patient/p1"}, "effectiveDateTime": day, "issued": f"{day}T16:00:00Z"}
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": rid,
+        "status": "final",
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                        "code": "SP",
+                        "display": "Surgical Pathology",
+                    }
+                ]
+            }
+        ],
+        "code": {
+            "coding": [{"system": "http://loinc.org", "code": "22634-0", "display": "Pathology report final diagnosis"}]
+        },
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": day,
+        "issued": f"{day}T16:00:00Z",
+    }
     if as_attachment:
-        report["presentedForm"] = [{"contentType": "text/plain",
-                                    "data": base64.b64encode(text.encode()).decode()}]
+        report["presentedForm"] = [{"contentType": "text/plain", "data": base64.b64encode(text.encode()).decode()}]
     else:
         report["conclusion"] = text
     return report
@@ -35,16 +50,28 @@ def _biopsy(terminology, *resources) -> dict | None:  # type: ignore[no-untyped-
     return dict(fact.attrs) if fact else None
 
 
-@pytest.mark.parametrize(("text", "outcome"), [
-    (("Skin, left medial thigh, punch biopsy: calcific uremic arteriolopathy (calciphylaxis), with medial "
-      "calcification of small subcutaneous arterioles and fat necrosis."), "positive"),
-    ("Skin, right calf, punch biopsy: stasis dermatitis with dermal fibrosis. Negative for calciphylaxis.",
-     "negative"),
-    ("Skin, right calf, biopsy: pyoderma gangrenosum pattern, neutrophilic dermal infiltrate.", "negative"),
-    ("Skin, left thigh, punch biopsy: superficial specimen; no subcutaneous fat sampled. Non-diagnostic.",
-     "nondiagnostic"),
-    ("Skin, left thigh: focal fat necrosis; calciphylaxis cannot be excluded.", "nondiagnostic"),
-])
+@pytest.mark.parametrize(
+    ("text", "outcome"),
+    [
+        (
+            (
+                "Skin, left medial thigh, punch biopsy: calcific uremic arteriolopathy (calciphylaxis), with medial "
+                "calcification of small subcutaneous arterioles and fat necrosis."
+            ),
+            "positive",
+        ),
+        (
+            "Skin, right calf, punch biopsy: stasis dermatitis with dermal fibrosis. Negative for calciphylaxis.",
+            "negative",
+        ),
+        ("Skin, right calf, biopsy: pyoderma gangrenosum pattern, neutrophilic dermal infiltrate.", "negative"),
+        (
+            "Skin, left thigh, punch biopsy: superficial specimen; no subcutaneous fat sampled. Non-diagnostic.",
+            "nondiagnostic",
+        ),
+        ("Skin, left thigh: focal fat necrosis; calciphylaxis cannot be excluded.", "nondiagnostic"),
+    ],
+)
 def test_biopsy_result_from_the_report_text(terminology, text: str, outcome: str) -> None:
     fact = _biopsy(terminology, _report("path-1", text))
     assert fact is not None and fact["outcome"] == outcome
@@ -57,10 +84,14 @@ def test_result_in_a_text_attachment(terminology) -> None:
 
 
 def test_outcome_joins_the_coded_biopsy_procedure(terminology) -> None:
-    procedure = {"resourceType": "Procedure", "id": "bx-1", "status": "completed", "subject": {"reference": "Patient/p1"},
-                 "code": {"coding": [{"system": "http://snomed.info/sct", "code": "240977001",
-                                      "display": "Biopsy of skin"}]},
-                 "performedDateTime": "2026-02-18"}
+    procedure = {
+        "resourceType": "Procedure",
+        "id": "bx-1",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "240977001", "display": "Biopsy of skin"}]},
+        "performedDateTime": "2026-02-18",
+    }
     fact = _biopsy(terminology, procedure, _report("path-3", "Negative for calciphylaxis."))
     assert fact is not None
     assert fact["source"] == "Procedure/bx-1" and fact["recognised_by"] == "code"
@@ -68,8 +99,9 @@ def test_outcome_joins_the_coded_biopsy_procedure(terminology) -> None:
 
 
 def test_report_without_a_result_is_said_not_guessed(terminology) -> None:
-    result = extract_facts({"patientId": "p1"}, {"r": _report("path-4", "Specimen received in formalin.")},
-                           NOW, terminology)
+    result = extract_facts(
+        {"patientId": "p1"}, {"r": _report("path-4", "Specimen received in formalin.")}, NOW, terminology
+    )
     assert not [f for f in result.facts if f.id == "procedure:skin-biopsy"]
     assert any("no biopsy result recognised" in w.message for w in result.warnings)
 

@@ -32,16 +32,26 @@ def _sandbox_draft(patient_id: str, coding: dict, text: str) -> dict:
     """The draft exactly as the sandbox's Rx Sign screen builds it (sandbox-client.md)."""
     return {
         "resourceType": "Bundle",
-        "entry": [{"resource": {
-            "resourceType": "MedicationRequest",
-            "id": "request-123",
-            "status": "draft",
-            "subject": {"reference": f"Patient/{patient_id}"},
-            "authoredOn": "2026-12-03",
-            "category": {"coding": [{
-                "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category", "code": "community"}]},
-            "medicationCodeableConcept": {"text": text, "coding": [coding]},
-        }}],
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "MedicationRequest",
+                    "id": "request-123",
+                    "status": "draft",
+                    "subject": {"reference": f"Patient/{patient_id}"},
+                    "authoredOn": "2026-12-03",
+                    "category": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-category",
+                                "code": "community",
+                            }
+                        ]
+                    },
+                    "medicationCodeableConcept": {"text": text, "coding": [coding]},
+                }
+            }
+        ],
     }
 
 
@@ -63,7 +73,8 @@ def test_sandbox_warfarin_draft_with_object_category_gives_the_critical_card() -
     # RxNorm 855332: Warfarin Sodium 5 MG Oral Tablet (SCD), the sandbox's own pick.
     body = _confirmed_case_as_sandbox_patient(
         {"system": RXNORM, "code": "855332", "display": "Warfarin Sodium 5 MG Oral Tablet"},
-        "Warfarin Sodium 5 MG Oral Tablet")
+        "Warfarin Sodium 5 MG Oral Tablet",
+    )
     response = post("calciphylaxis-order-sign", body)
     assert response.status_code == 200, response.text
     cards = response.json()["cards"]
@@ -77,7 +88,8 @@ def test_sandbox_branded_warfarin_is_recognised() -> None:
     # product code is listed, the brand name in the text names the ingredient.
     body = _confirmed_case_as_sandbox_patient(
         {"system": RXNORM, "code": "999999990", "display": "Warfarin Sodium 5 MG Oral Tablet [Coumadin]"},
-        "Coumadin 5 MG Oral Tablet")
+        "Coumadin 5 MG Oral Tablet",
+    )
     response = post("calciphylaxis-order-sign", body)
     assert response.status_code == 200, response.text
     assert any(c["indicator"] == "critical" and "arfarin" in c["summary"] for c in response.json()["cards"])
@@ -103,7 +115,8 @@ def test_captured_patient_view_answers() -> None:
 
 def test_unreadable_draft_order_is_named_not_dropped() -> None:
     body = _confirmed_case_as_sandbox_patient(
-        {"system": RXNORM, "code": "855332", "display": "Warfarin Sodium 5 MG Oral Tablet"}, "Warfarin")
+        {"system": RXNORM, "code": "855332", "display": "Warfarin Sodium 5 MG Oral Tablet"}, "Warfarin"
+    )
     draft = body["context"]["draftOrders"]["entry"][0]["resource"]
     draft["status"] = 7  # an element the rules read, broken
     response = post("calciphylaxis-order-sign", body)
@@ -122,10 +135,19 @@ def test_synthea_patients_still_get_no_warning_card() -> None:
     for path in sorted(p for p in data("synthea").glob("*.json") if "request" not in p.name):
         bundle = orjson.loads(path.read_bytes())
         patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
-        body = {"hook": "patient-view", "hookInstance": "5f8e1b3e-2a4c-4a53-9d0c-0b6c1f0e9a11",
-                "context": {"userId": "Practitioner/p1", "patientId": patient["id"]},
-                "prefetch": {"patient": patient, "conditions": bundle, "labs": empty, "meds": empty,
-                             "medstatements": empty, "medadmins": empty}}
+        body = {
+            "hook": "patient-view",
+            "hookInstance": "5f8e1b3e-2a4c-4a53-9d0c-0b6c1f0e9a11",
+            "context": {"userId": "Practitioner/p1", "patientId": patient["id"]},
+            "prefetch": {
+                "patient": patient,
+                "conditions": bundle,
+                "labs": empty,
+                "meds": empty,
+                "medstatements": empty,
+                "medadmins": empty,
+            },
+        }
         response = post("calciphylaxis-risk", body)
         assert response.status_code == 200, (path.name, response.text)
         alarming = [c["summary"] for c in response.json()["cards"] if c["indicator"] in ("warning", "critical")]
@@ -138,8 +160,9 @@ def test_unreadable_lab_result_is_named_in_the_notice() -> None:
     """A PTH result whose value cannot be read (a string where R4 needs a decimal) is not silently lost."""
     body = example("source-case.patient-view.json")
     labs = body["prefetch"]["labs"]["entry"]
-    pth = next(e["resource"] for e in labs
-               if any(c.get("code") == "2731-8" for c in e["resource"]["code"].get("coding", [])))
+    pth = next(
+        e["resource"] for e in labs if any(c.get("code") == "2731-8" for c in e["resource"]["code"].get("coding", []))
+    )
     pth["valueQuantity"]["value"] = "1,250"
     response = post("calciphylaxis-risk", body)
     assert response.status_code == 200

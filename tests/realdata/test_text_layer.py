@@ -15,12 +15,20 @@ ACTIVE = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition
 
 
 def _condition(cid: str, code: dict) -> dict:
-    return {"resourceType": "Condition", "id": cid, "clinicalStatus": ACTIVE, "code": code,
-            "subject": {"reference": "Patient/p1"}, "onsetDateTime": "2026-02-01"}
+    return {
+        "resourceType": "Condition",
+        "id": cid,
+        "clinicalStatus": ACTIVE,
+        "code": code,
+        "subject": {"reference": "Patient/p1"},
+        "onsetDateTime": "2026-02-01",
+    }
 
 
 def _facts(terminology, *resources, context=None):  # type: ignore[no-untyped-def]
-    return extract_facts(context or {"patientId": "p1"}, {f"k{i}": r for i, r in enumerate(resources)}, NOW, terminology)
+    return extract_facts(
+        context or {"patientId": "p1"}, {f"k{i}": r for i, r in enumerate(resources)}, NOW, terminology
+    )
 
 
 def _conditions(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
@@ -29,9 +37,16 @@ def _conditions(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
 
 def test_generic_skin_lesion_code_with_descriptive_text(terminology) -> None:
     # SNOMED CT 95324001 |Skin lesion|: a generic concept; the text says what the lesion is.
-    result = _facts(terminology, _condition("c1", {
-        "coding": [{"system": SCT, "code": "95324001", "display": "Skin lesion"}],
-        "text": "Painful indurated plaque, left medial thigh"}))
+    result = _facts(
+        terminology,
+        _condition(
+            "c1",
+            {
+                "coding": [{"system": SCT, "code": "95324001", "display": "Skin lesion"}],
+                "text": "Painful indurated plaque, left medial thigh",
+            },
+        ),
+    )
     early = _conditions(result)["calciphylaxis-early-lesion"]
     assert early["recognised_by"] == "text" and early["recognised_text"] == "indurated plaque"
     assert "code" not in early  # the coding did not say this; it is not reported as the code that did
@@ -44,10 +59,12 @@ def test_lesion_known_only_by_text(terminology) -> None:
 
 
 def test_negated_and_uncertain_text_asserts_nothing(terminology) -> None:
-    result = _facts(terminology,
-                    _condition("c1", {"text": "Rule out calciphylaxis"}),
-                    _condition("c2", {"text": "Possible calciphylaxis"}),
-                    _condition("c3", {"text": "No skin ulcer"}))
+    result = _facts(
+        terminology,
+        _condition("c1", {"text": "Rule out calciphylaxis"}),
+        _condition("c2", {"text": "Possible calciphylaxis"}),
+        _condition("c3", {"text": "No skin ulcer"}),
+    )
     assert "calciphylaxis" not in _conditions(result) and "skin-ulcer" not in _conditions(result)
     notes = [w.message for w in result.warnings]
     assert any("'calciphylaxis' not counted (hypothetical)" in n for n in notes), notes
@@ -57,9 +74,16 @@ def test_negated_and_uncertain_text_asserts_nothing(terminology) -> None:
 
 def test_a_code_outranks_text(terminology) -> None:
     # ICD-10-CM L89.154: pressure ulcer of sacral region, stage 4. The free text guesses otherwise.
-    result = _facts(terminology, _condition("c1", {
-        "coding": [{"system": ICD, "code": "L89.154", "display": "Pressure ulcer of sacral region, stage 4"}],
-        "text": "calciphylaxis?"}))
+    result = _facts(
+        terminology,
+        _condition(
+            "c1",
+            {
+                "coding": [{"system": ICD, "code": "L89.154", "display": "Pressure ulcer of sacral region, stage 4"}],
+                "text": "calciphylaxis?",
+            },
+        ),
+    )
     facts = _conditions(result)
     assert "calciphylaxis" not in facts
     assert facts["pressure-ulcer"]["recognised_by"] == "hierarchy"
@@ -73,15 +97,28 @@ def test_icd10cm_code_under_a_listed_category_is_hierarchy(terminology) -> None:
 
 
 def test_snomed_code_sent_with_its_oid(terminology) -> None:
-    result = _facts(terminology, _condition("c1", {
-        "coding": [{"system": "urn:oid:2.16.840.1.113883.6.96", "code": "46742003", "display": "Skin ulcer"}]}))
+    result = _facts(
+        terminology,
+        _condition(
+            "c1",
+            {"coding": [{"system": "urn:oid:2.16.840.1.113883.6.96", "code": "46742003", "display": "Skin ulcer"}]},
+        ),
+    )
     ulcer = _conditions(result)["skin-ulcer"]
     assert ulcer["recognised_by"] == "code" and ulcer["system"] == SCT
 
 
 def _order(rid: str, medication: dict, **extra) -> dict:
-    return {"resourceType": "MedicationRequest", "id": rid, "status": "active", "intent": "order",
-            "subject": {"reference": "Patient/p1"}, "authoredOn": "2026-01-15", **medication, **extra}
+    return {
+        "resourceType": "MedicationRequest",
+        "id": rid,
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/p1"},
+        "authoredOn": "2026-01-15",
+        **medication,
+        **extra,
+    }
 
 
 def _medications(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
@@ -89,17 +126,23 @@ def _medications(result) -> dict[str, dict]:  # type: ignore[no-untyped-def]
 
 
 def test_brand_name_in_a_contained_medication(terminology) -> None:
-    order = _order("m1", {"medicationReference": {"reference": "#med"}}, contained=[
-        {"resourceType": "Medication", "id": "med", "code": {"text": "Jantoven 5 mg tablet"}}])
+    order = _order(
+        "m1",
+        {"medicationReference": {"reference": "#med"}},
+        contained=[{"resourceType": "Medication", "id": "med", "code": {"text": "Jantoven 5 mg tablet"}}],
+    )
     vka = _medications(_facts(terminology, order))["vitamin-k-antagonist"]
     assert vka["recognised_by"] == "text" and vka["recognised_text"] == "jantoven"
 
 
 def test_ingredient_code_of_a_referenced_medication(terminology) -> None:
     # A compounded product coded only locally; its ingredient is RxNorm 11289 (warfarin).
-    medication = {"resourceType": "Medication", "id": "compound-1",
-                  "code": {"coding": [{"system": "http://hospital.example.org/formulary", "code": "F-7781"}]},
-                  "ingredient": [{"itemCodeableConcept": {"coding": [{"system": RXNORM, "code": "11289"}]}}]}
+    medication = {
+        "resourceType": "Medication",
+        "id": "compound-1",
+        "code": {"coding": [{"system": "http://hospital.example.org/formulary", "code": "F-7781"}]},
+        "ingredient": [{"itemCodeableConcept": {"coding": [{"system": RXNORM, "code": "11289"}]}}],
+    }
     order = _order("m2", {"medicationReference": {"reference": "Medication/compound-1"}})
     vka = _medications(_facts(terminology, medication, order))["vitamin-k-antagonist"]
     assert vka["recognised_by"] == "code"
@@ -120,12 +163,16 @@ def test_brand_names_of_other_drug_classes(terminology) -> None:
         _order("e", {"medicationCodeableConcept": {"text": "Sensipar 30 mg tablet"}}),
         _order("f", {"medicationCodeableConcept": {"text": "Sodium thiosulfate 25 g IV three times weekly"}}),
     ]
-    by_source = {f.attrs["source"]: f.attrs["drug_class"] for f in _facts(terminology, *orders).facts
-                 if f.kind == "medication"}
+    by_source = {
+        f.attrs["source"]: f.attrs["drug_class"] for f in _facts(terminology, *orders).facts if f.kind == "medication"
+    }
     assert by_source == {
-        "MedicationRequest/a": "calcium-based-binder", "MedicationRequest/b": "active-vitamin-d",
-        "MedicationRequest/c": "active-vitamin-d", "MedicationRequest/d": "active-vitamin-d",
-        "MedicationRequest/e": "calcimimetic", "MedicationRequest/f": "sodium-thiosulfate",
+        "MedicationRequest/a": "calcium-based-binder",
+        "MedicationRequest/b": "active-vitamin-d",
+        "MedicationRequest/c": "active-vitamin-d",
+        "MedicationRequest/d": "active-vitamin-d",
+        "MedicationRequest/e": "calcimimetic",
+        "MedicationRequest/f": "sodium-thiosulfate",
     }
 
 
@@ -140,8 +187,12 @@ def test_specific_snomed_ulcer_not_in_the_value_set_is_read_from_its_display(ter
     from cds.fhir.gaps import GAPS
 
     GAPS.clear()
-    result = _facts(terminology, _condition("c1", {
-        "coding": [{"system": SCT, "code": "1000000000099", "display": "Ulcer of thigh (disorder)"}]}))
+    result = _facts(
+        terminology,
+        _condition(
+            "c1", {"coding": [{"system": SCT, "code": "1000000000099", "display": "Ulcer of thigh (disorder)"}]}
+        ),
+    )
     ulcer = _conditions(result)["lower-limb-ulcer"]
     assert ulcer["recognised_by"] == "text" and ulcer["recognised_text"] == "ulcer of thigh"
     assert [(g.code, g.text_match) for g in GAPS.snapshot()] == [("1000000000099", "lower-limb-ulcer")]

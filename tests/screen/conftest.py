@@ -20,8 +20,9 @@ pytest.importorskip("dask.distributed", reason="cds screen needs dask[distribute
 def dask_client() -> Iterator[Any]:
     from dask.distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=40)
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=40
+    )
     client = Client(cluster)
     try:
         yield client

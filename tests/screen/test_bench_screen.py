@@ -19,7 +19,9 @@ def test_in_process_baseline_answers_every_patient_and_fits_the_schema():
     result = screen_bench.in_process(RULES_DIR, 12, synth.DEFAULT_NOW)
     assert result.family == "screen" and result.requests == 12 and result.errors == 0
     assert result.throughput_rps and result.throughput_rps > 0
-    only_a_result = {k: v for k, v in SCHEMA.items() if k not in ("required", "properties", "additionalProperties", "type")}
+    only_a_result = {
+        k: v for k, v in SCHEMA.items() if k not in ("required", "properties", "additionalProperties", "type")
+    }
     jsonschema.validate(asdict(result), {**only_a_result, "$ref": "#/$defs/result"})
 
 

@@ -50,15 +50,32 @@ class DaskProcesses:
 
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp / f"dask-{len(self.workers)}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
-        return subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=log, stderr=subprocess.STDOUT,
-                                env=os.environ.copy(), start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "dask", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+            start_new_session=True,
+        )
 
     def start(self, workers: int) -> None:
         port = self.address.rsplit(":", 1)[1]
         self.scheduler = self._spawn("scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard")
         for number in range(workers):
-            self.workers.append(self._spawn("worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
-                                            "--no-nanny", "--no-dashboard", "--name", f"screen-test-{number}"))
+            self.workers.append(
+                self._spawn(
+                    "worker",
+                    self.address,
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    "--no-dashboard",
+                    "--name",
+                    f"screen-test-{number}",
+                )
+            )
         _wait_for_workers(self.address, workers)
 
     def stop(self) -> None:
@@ -119,8 +136,9 @@ def test_a_worker_killed_mid_run_does_not_stop_the_run(cluster, export, local_ro
 
     def run() -> None:
         try:
-            outcome["result"] = screen(export, [RULES_DIR], scheduler=cluster.address, now=NOW, keep_cards=True,
-                                       on_partition=kill_one_worker)
+            outcome["result"] = screen(
+                export, [RULES_DIR], scheduler=cluster.address, now=NOW, keep_cards=True, on_partition=kill_one_worker
+            )
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             outcome["error"] = exc
 

@@ -16,8 +16,15 @@ from cds.screen import synth
 from cds.screen.worklist import COLUMNS, WORKLIST_SCHEMA, attention_key
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +32,22 @@ def screened(tmp_path_factory, dask_client):
     export = tmp_path_factory.mktemp("population")
     summary = synth.write_population(export, 120, seed=11, compress=True, patients_per_file=70)
     out = tmp_path_factory.mktemp("screen") / "out"
-    assert main(["screen", str(export), "--out", str(out), "--scheduler", dask_client.scheduler.address,
-                 "--now", synth.DEFAULT_NOW.isoformat(), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "screen",
+                str(export),
+                "--out",
+                str(out),
+                "--scheduler",
+                dask_client.scheduler.address,
+                "--now",
+                synth.DEFAULT_NOW.isoformat(),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     return out, summary
 
 

@@ -45,8 +45,11 @@ def synthea_export(tmp_path_factory):
 def test_synthea_every_patient_once_and_the_same_cards_as_the_service(synthea_export, dask_client, pipeline):
     source, export = synthea_export
     result = screen(export, [RULES_DIR], client=dask_client, now=NOW, keep_cards=True)
-    patients = [json.loads(line)["id"] for path in sorted(export.glob("Patient.*.ndjson.gz"))
-                for line in gzip.decompress(path.read_bytes()).splitlines()]
+    patients = [
+        json.loads(line)["id"]
+        for path in sorted(export.glob("Patient.*.ndjson.gz"))
+        for line in gzip.decompress(path.read_bytes()).splitlines()
+    ]
     ids = Counter(row["patient_id"] for row in result.rows[0])
     assert sorted(ids) == sorted(patients) and set(ids.values()) == {1}
     assert result.counts["patients"] == len(patients) == result.scan.expected_patients
@@ -91,9 +94,18 @@ def population(tmp_path_factory):
     summary = synth.write_population(out, 240, seed=7, patients_per_file=100)
     # Resources of a patient the export does not contain, and one broken line, in extra files.
     extra = out / "Observation.extra.ndjson"
-    stray = {"resourceType": "Observation", "id": "stray", "status": "final", "code": {"text": "Calcium"},
-             "subject": {"reference": "Patient/not-in-this-export"}}
-    lines = [orjson.dumps(stray), b'{"resourceType": "Observation", "id": "cut-off", "subj', orjson.dumps({**stray, "id": "stray-2"})]
+    stray = {
+        "resourceType": "Observation",
+        "id": "stray",
+        "status": "final",
+        "code": {"text": "Calcium"},
+        "subject": {"reference": "Patient/not-in-this-export"},
+    }
+    lines = [
+        orjson.dumps(stray),
+        b'{"resourceType": "Observation", "id": "cut-off", "subj',
+        orjson.dumps({**stray, "id": "stray-2"}),
+    ]
     extra.write_bytes(b"\n".join(lines) + b"\n")
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["output"].append({"type": "Observation", "url": extra.name})
@@ -108,7 +120,9 @@ def test_population_counts_unknown_patients_and_reports_the_malformed_line(popul
     assert result.counts["patients_evaluated_twice"] == 0
     assert result.counts["unknown_patients"] == 1 and result.counts["unknown_patient_resources"] == 2
     assert result.counts["malformed_lines"] == 1
-    assert result.malformed_at == [result.malformed_at[0]] and result.malformed_at[0].startswith("Observation.extra.ndjson:2: ")
+    assert result.malformed_at == [result.malformed_at[0]] and result.malformed_at[0].startswith(
+        "Observation.extra.ndjson:2: "
+    )
     assert sum(summary["resources"].values()) + 2 == result.counts["resources_read"]
     # The generator's stated picture shows up: the patients drawn with it are the ones with a bone-scan card.
     flagged = {row["patient_id"] for row in result.rows[0] if row["card_count"]}
@@ -169,8 +183,19 @@ def test_the_same_rules_twice_change_nothing(population, dask_client):
 def test_cds_screen_writes_private_outputs_and_prints_no_patient_id(population, dask_client, tmp_path, capsys):
     export, _ = population
     out = tmp_path / "out"
-    code = main(["screen", str(export), "--out", str(out), "--scheduler", dask_client.scheduler.address,
-                 "--now", NOW.isoformat(), "--no-progress"])
+    code = main(
+        [
+            "screen",
+            str(export),
+            "--out",
+            str(out),
+            "--scheduler",
+            dask_client.scheduler.address,
+            "--now",
+            NOW.isoformat(),
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "screened 240 patients" in printed.out and "Observation.extra.ndjson:2" in printed.err

@@ -32,8 +32,13 @@ WARFARIN = {
     "status": "active",
     "intent": "order",
     "medicationCodeableConcept": {
-        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "855332",
-                    "display": "Warfarin Sodium 5 MG Oral Tablet"}],
+        "coding": [
+            {
+                "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                "code": "855332",
+                "display": "Warfarin Sodium 5 MG Oral Tablet",
+            }
+        ],
         "text": "Warfarin Sodium 5 MG Oral Tablet",
     },
     "subject": {"reference": "Patient/source-case-patient"},
@@ -198,8 +203,13 @@ def test_a_critical_card_cannot_be_snoozed():
     from cds.engine.model import CardTemplate
 
     card = {
-        "id": "x", "services": ["s"], "summary": "s", "indicator": "critical", "source": {"label": "l"},
-        "when": {"intent": True}, "snooze_days": 30,
+        "id": "x",
+        "services": ["s"],
+        "summary": "s",
+        "indicator": "critical",
+        "source": {"label": "l"},
+        "when": {"intent": True},
+        "snooze_days": 30,
     }
     with pytest.raises(ValidationError, match="never snoozed"):
         CardTemplate.model_validate(card)
@@ -221,9 +231,16 @@ def test_feedback_report_gives_rates_per_card_family_and_per_reason(database, ca
     answer = client.post("/cds-services/calciphylaxis-order-select", json=order).json()
     client.app.state.store.flush()
     (vka,) = [c for c in answer["cards"] if c.get("suggestions")]
-    accepted = {"card": vka["uuid"], "outcome": "accepted", "acceptedSuggestions": [{"id": vka["suggestions"][0]["uuid"]}],
-                "outcomeTimestamp": "2026-12-03T10:01:00Z"}
-    assert client.post("/cds-services/calciphylaxis-order-select/feedback", json={"feedback": [accepted]}).status_code == 200
+    accepted = {
+        "card": vka["uuid"],
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": vka["suggestions"][0]["uuid"]}],
+        "outcomeTimestamp": "2026-12-03T10:01:00Z",
+    }
+    assert (
+        client.post("/cds-services/calciphylaxis-order-select/feedback", json={"feedback": [accepted]}).status_code
+        == 200
+    )
 
     assert cds_main(["feedback", "report", "--database-url", database.url, "--rules", str(RULES_DIR), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

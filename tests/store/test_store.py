@@ -89,10 +89,17 @@ def accepted(card: dict, when: str = "2026-11-21T10:05:31Z") -> dict:
 
 
 def overridden(card: dict, code: str = "not-relevant", comment: str | None = None) -> dict:
-    reason: dict = {"reason": {"system": "http://example.org/override", "code": code, "display": code.replace("-", " ")}}
+    reason: dict = {
+        "reason": {"system": "http://example.org/override", "code": code, "display": code.replace("-", " ")}
+    }
     if comment:
         reason["userComment"] = comment
-    return {"card": card["uuid"], "outcome": "overridden", "overrideReason": reason, "outcomeTimestamp": "2026-11-21T10:06:00Z"}
+    return {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "overrideReason": reason,
+        "outcomeTimestamp": "2026-11-21T10:06:00Z",
+    }
 
 
 def counts(response) -> tuple[int, int]:
@@ -138,7 +145,9 @@ def test_every_card_is_audited_with_a_keyed_patient_hash_and_no_phi(database):
     assert abs((audit.issued_at.replace(tzinfo=audit.issued_at.tzinfo or UTC) - datetime.now(UTC)).total_seconds()) < 60
     assert {r.rule_id for r in rows(database, CardRule)} == set(RULES)
     assert {r.suggestion_uuid for r in rows(database, CardSuggestion)} == {s["uuid"] for s in card["suggestions"]}
-    everything = json.dumps([list(map(str, r)) for m in (CardAudit, CardRule, CardSuggestion) for r in rows(database, m)])
+    everything = json.dumps(
+        [list(map(str, r)) for m in (CardAudit, CardRule, CardSuggestion) for r in rows(database, m)]
+    )
     assert PATIENT_ID not in everything and "Practitioner" not in everything and "dialysis-visit" not in everything
 
 
@@ -339,7 +348,10 @@ def test_feedback_is_idempotent_on_card_outcome_and_time_and_bounded_per_card(da
     item = overridden(card, comment="first wording")
     assert counts(client.post(f"{HOOK}/feedback", json={"feedback": [item]})) == (1, 0)
     # The same decision re-sent with other details and the instant in another zone is the same item.
-    reworded = {**overridden(card, code="other", comment="second wording"), "outcomeTimestamp": "2026-11-21T12:06:00+02:00"}
+    reworded = {
+        **overridden(card, code="other", comment="second wording"),
+        "outcomeTimestamp": "2026-11-21T12:06:00+02:00",
+    }
     assert counts(client.post(f"{HOOK}/feedback", json={"feedback": [reworded]})) == (0, 1)
     # 10,000 re-stamped items in one post: refused before the store; in small posts: capped per card.
     flood = [{**item, "outcomeTimestamp": f"2026-11-21T10:{i // 60:02d}:{i % 60:02d}Z"} for i in range(10000)]

@@ -67,7 +67,9 @@ def test_feedback_right_after_the_card_is_never_refused_with_two_workers_under_l
             # A new connection, as an EHR's feedback call is: it may reach the other worker.
             with httpx.Client() as feedback_client:
                 statuses.append(
-                    feedback_client.post(f"{service.base}{HOOK}/feedback", json=overridden(card), timeout=30).status_code
+                    feedback_client.post(
+                        f"{service.base}{HOOK}/feedback", json=overridden(card), timeout=30
+                    ).status_code
                 )
     finally:
         stop.set()
