@@ -19,7 +19,6 @@ at most 10% to the median (``--max-ratio``); the exit status says whether it was
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import hashlib
 import hmac

@@ -219,7 +219,7 @@ class Pipeline:
             at = datetime.now(UTC).isoformat(timespec="seconds")
             try:
                 new = _build(self.rules_dir, self.hook_namespace, self.engine_choice)
-            except Exception as exc:  # noqa: BLE001 - whatever goes wrong, the serving set stays
+            except Exception as exc:
                 lines = exc.lines if isinstance(exc, RulesetLoadError) else [f"{type(exc).__name__}: {exc}"]
                 self.load_errors = lines
                 self.last_reload = {"at": at, "result": "refused", "still_serving": self._loaded.ruleset.version}

@@ -17,4 +17,4 @@ SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader
 
 def load_yaml(text: str | bytes) -> Any:
     """``yaml.safe_load`` with the fastest safe loader available."""
-    return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=SafeLoader)

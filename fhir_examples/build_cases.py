@@ -18,8 +18,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import casekit as k  # noqa: E402
-from casekit import CPT, ICD, LOINC, RXNORM, SCT, Patient, coding, local  # noqa: E402
+import casekit as k
+from casekit import CPT, ICD, RXNORM, SCT, Patient, coding
 
 HERE = Path(__file__).resolve().parent
 REQUESTS = HERE / "requests"

@@ -156,7 +156,7 @@ class Handler(BaseHTTPRequestHandler):
             {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]},
         )
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         with self.server.lock:
             self.server.requests.append(
                 {

@@ -4,7 +4,6 @@ the clinical-content report, and what the served responses carry (issue 6)."""
 from __future__ import annotations
 
 import re
-
 from datetime import UTC, datetime
 from pathlib import Path
 

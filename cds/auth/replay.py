@@ -62,7 +62,7 @@ class SqlReplayStore:
 
     PURGE_EVERY = 500  # inserts between deletions of expired rows
 
-    def __init__(self, engine) -> None:  # noqa: ANN001 - sqlalchemy Engine
+    def __init__(self, engine) -> None:
         from cds.store.models import jwt_replay
 
         self._engine = engine

@@ -78,7 +78,7 @@ def _free_retired() -> None:
         try:
             _dr.delete_ruleset(handle)
             RULESET_COUNTS["deleted"] += 1
-        except Exception:  # noqa: BLE001 - a handle that cannot be freed is only a leak
+        except Exception:
             pass
 
 
@@ -178,7 +178,7 @@ class DurableExecutor:
             finally:
                 try:
                     _dr.delete_state(self._handle, sid)
-                except Exception:  # noqa: BLE001 - nothing more can be done for this session
+                except Exception:
                     pass
         return matches
 
@@ -212,6 +212,6 @@ class DurableExecutor:
         except BaseException:
             try:
                 _dr.abandon_action(self._handle, state)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             raise

@@ -161,7 +161,7 @@ class Side:
         try:
             outcome = self.engine.evaluate(item.factset(self.extractor), item.service)
             rendered = render_cards(self.ruleset, outcome, item.context, "org.calciphylaxis-cds.ruleset")
-        except Exception as exc:  # noqa: BLE001 - one broken input is reported, the others still compare
+        except Exception as exc:
             return Result(error=f"{type(exc).__name__}: {exc}")
         return _reduce(self.ruleset, outcome, [card for card, _ in rendered])
 

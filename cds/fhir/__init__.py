@@ -46,7 +46,7 @@ def extract_facts(
     intake = Intake()
     try:
         facts = _extract(context if isinstance(context, Mapping) else {}, prefetch or {}, now, terminology, intake)
-    except Exception as exc:  # noqa: BLE001 - the contract: bad data never becomes a 500
+    except Exception as exc:
         # Reaching this is a bug in this package, not bad input; keep serving without facts.
         intake.warnings.append(FactWarning("request", "-", f"fact extraction failed: {type(exc).__name__}"))
         facts = []
@@ -152,7 +152,7 @@ def warm_up(term: Terminology) -> None:
         for matcher in (lexicon, term.biopsy_matcher()):
             if matcher is not None:
                 matcher.pipeline()
-    except Exception as exc:  # noqa: BLE001 - text extraction then reports its own warning per request
+    except Exception as exc:
         logging.getLogger("cds.fhir").warning("report-text pipeline unavailable: %s", type(exc).__name__)
 
 
@@ -182,7 +182,7 @@ def _findings(
         found = extract_findings(
             reports, intake.index, now, lesion_sites, term.findings_knowledge, medications=tuple(medications)
         )
-    except Exception as exc:  # noqa: BLE001 - another package's failure must not stop this evaluation
+    except Exception as exc:
         intake.warnings.append(
             FactWarning("DiagnosticReport", "-", f"findings extraction failed: {type(exc).__name__}")
         )

@@ -26,12 +26,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ConfigDict, StrictFloat, StrictInt, StringConstraints, TypeAdapter, ValidationError
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from cds.facts import FactWarning
 

@@ -82,7 +82,7 @@ def extract_findings(
         rid = str(report.get("id", "")) if isinstance(report, Mapping) else ""
         try:
             result = _read_report(report, resources_by_ref, knowledge, warnings)
-        except Exception as exc:  # noqa: BLE001 - the contract: bad data never crashes an evaluation
+        except Exception as exc:
             log.warning("findings: unexpected %s while reading DiagnosticReport", type(exc).__name__)
             warnings.append(FactWarning("DiagnosticReport", rid, f"findings not extracted: {type(exc).__name__}"))
             continue
@@ -217,7 +217,7 @@ def _validate(resource: Mapping[str, Any], rtype: str, knowledge: FindingsKnowle
             from fhir.resources.R4B.imagingstudy import ImagingStudy as Model
         try:
             Model.model_validate(dict(resource))
-        except Exception as exc:  # noqa: BLE001 - pydantic ValidationError or a fhir_core error
+        except Exception as exc:
             errors = getattr(exc, "errors", None)
             if callable(errors):
                 first = errors()[0] if errors() else {}

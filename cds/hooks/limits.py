@@ -18,7 +18,6 @@ from typing import Any
 
 from cds.engine.prepare import MAX_FACTS
 
-
 DEFAULT_MAX_JSON_DEPTH = 100
 DEFAULT_MAX_RESOURCES = 50_000
 

@@ -239,7 +239,7 @@ async def _answer(
         evaluation = await answer_hook(pipeline, service, payload, now, None, TRACE_KEY)
     except HookError as exc:
         return failed_row(patient_id, pipeline.version, f"HTTP {exc.status}: " + "; ".join(exc.diagnostics)[:500])
-    except Exception as exc:  # noqa: BLE001 - one patient's failure must not stop the run
+    except Exception as exc:
         return failed_row(patient_id, pipeline.version, f"{type(exc).__name__}: {str(exc)[:300]}")
     return summarize(patient_id, evaluation.response.to_wire(), evaluation.trace, pipeline.version, keep_cards)
 
@@ -267,5 +267,5 @@ def answer_patients(
 def parse_line(raw: bytes) -> dict[str, Any]:
     value = orjson.loads(raw)
     if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
-        raise ValueError("not a FHIR resource (no resourceType)")  # noqa: TRY004 - reported like a JSON error
+        raise ValueError("not a FHIR resource (no resourceType)")
     return value

@@ -63,7 +63,7 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
         busy_ms = int(timeout_seconds * 1000)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:
             cursor = dbapi_connection.cursor()
             # WAL lets readers (reports, health) run while the service writes.
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -101,12 +101,11 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; several workers starting at once take turns."""
     config = alembic_config()
     database = engine.url.database if engine.dialect.name == "sqlite" else None
-    with _sqlite_migration_lock(database):
-        with engine.begin() as connection:
-            if engine.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+    with _sqlite_migration_lock(database), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
 
 
 @contextmanager

@@ -209,7 +209,7 @@ tests:
 """,
     )
     result = load_ruleset(rules)
-    assert not [d for d in result.errors if "probe-case-beside" == d.rule_id], [str(d) for d in result.errors]
+    assert not [d for d in result.errors if d.rule_id == "probe-case-beside"], [str(d) for d in result.errors]
     write(
         rules / "tests" / "probe.yaml",
         (rules / "tests" / "probe.yaml").read_text().replace("cases/probe.json", "cases/missing.json"),

@@ -14,8 +14,8 @@ LR_NEGATIVE = (1 - SENSITIVITY) / SPECIFICITY  # 0.113
 
 
 def test_likelihood_ratios_from_sensitivity_and_specificity():
-    assert LR_POSITIVE == pytest.approx(29.67, abs=0.01)
-    assert LR_NEGATIVE == pytest.approx(0.113, abs=0.001)
+    assert pytest.approx(29.67, abs=0.01) == LR_POSITIVE
+    assert pytest.approx(0.113, abs=0.001) == LR_NEGATIVE
 
 
 # The sheet's table gives whole percentages; 0.04 -> 55.3% rounds to 55%.

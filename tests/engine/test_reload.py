@@ -131,7 +131,7 @@ def test_no_request_is_dropped_while_reloading(rules):
                 if len(cards) != 1:
                     errors.append(f"{len(cards)} cards")
                 counts[n] += 1
-            except Exception as exc:  # noqa: BLE001 - any exception is a dropped request
+            except Exception as exc:
                 errors.append(repr(exc))
 
     threads = [threading.Thread(target=serve, args=(n,)) for n in range(4)]

@@ -12,8 +12,8 @@ import cds.fhir.intake as intake_module
 from cds.fhir import extract_facts
 from cds.fhir.intake import Intake
 from tests.fhir.conftest import NOW, of_kind, one
-from tests.mutation import element_paths, replaced
 from tests.fhir.resources import ICD, RXNORM, bundle, coding, condition, medication, observation, patient
+from tests.mutation import element_paths, replaced
 
 
 def test_references_relative_absolute_history_urn_and_contained() -> None:

@@ -139,7 +139,7 @@ def test_a_worker_killed_mid_run_does_not_stop_the_run(cluster, export, local_ro
             outcome["result"] = screen(
                 export, [RULES_DIR], scheduler=cluster.address, now=NOW, keep_cards=True, on_partition=kill_one_worker
             )
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             outcome["error"] = exc
 
     thread = threading.Thread(target=run, daemon=True)

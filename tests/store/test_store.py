@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
-import functools
 import json
 import tempfile
 import time
 import uuid
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
@@ -38,7 +38,7 @@ RULES = ("calciphylaxis.esrd-with-painful-ulcer", "warfarin.review-in-esrd")
 class CardPipeline(Pipeline):
     """The real services, answering every call with one card that has two suggestions."""
 
-    def evaluate(self, service, request, prefetch, now, want_trace=False, pages_base_url=None):  # noqa: ANN001
+    def evaluate(self, service, request, prefetch, now, want_trace=False, pages_base_url=None):
         card = Card(
             summary="Calciphylaxis is possible: painful ulcer in a patient on dialysis",
             indicator="warning",
