@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
+from cds.cards.recognition import has_note, order_note, rule_note
 from cds.cards.wording import DISCLAIMER, NUMBER_NOTE, band, fit_summary, percent, short_name
 from cds.engine.differential import Differential, EvidenceItem, HypothesisResult
 from cds.engine.loader import PLACEHOLDER, RuleSet
@@ -41,6 +42,8 @@ DIFFERENTIAL_PLACEHOLDERS = {
 FINDINGS_FOR_LIMIT = 3
 FINDINGS_AGAINST_LIMIT = 2
 FINDING_TITLE_LIMIT = 64  # one short line per finding on the card
+NOTED_TITLE_LIMIT = 50  # a finding that also says how it was recognised (text) is cut shorter
+DETAIL_BUDGET = 600  # issue 15: a card's detail is about 600 characters; recognition notes never push it past
 # {differential_evidence} lists the hypotheses with evidence, highest posterior first, at most this many.
 EVIDENCE_LIST_LIMIT = 3
 DIFFERENTIAL_LINE_LIMIT = 90
@@ -68,13 +71,13 @@ def strength(likelihood_ratio: float) -> str:
     return "strong" if size >= 10 else "moderate" if size >= 3 else "weak"
 
 
-def plain_title(title: str) -> str:
+def plain_title(title: str, limit: int = FINDING_TITLE_LIMIT) -> str:
     """A rule title without its closing parenthetical (time anchors, qualifiers): the full title is on the page."""
     if title.endswith(")") and " (" in title:
         title = title[: title.rindex(" (")]
-    if len(title) <= FINDING_TITLE_LIMIT:
+    if len(title) <= limit:
         return title
-    return title[: FINDING_TITLE_LIMIT - 1].rsplit(" ", 1)[0] + "…"  # whole words only
+    return title[: limit - 1].rsplit(" ", 1)[0] + "…"  # whole words only
 
 
 def top_findings(items: tuple[EvidenceItem, ...], limit: int) -> list[EvidenceItem]:
@@ -83,8 +86,12 @@ def top_findings(items: tuple[EvidenceItem, ...], limit: int) -> list[EvidenceIt
 
 
 class _Context:
-    def __init__(self, rs: RuleSet, outcome: Outcome, raised: RaisedCard, patient_id: str | None) -> None:
+    def __init__(
+        self, rs: RuleSet, outcome: Outcome, raised: RaisedCard, patient_id: str | None, allowance: int | None = None
+    ) -> None:
         self.rs, self.outcome, self.raised, self.patient_id = rs, outcome, raised, patient_id
+        # Characters the recognition notes may add to the detail (None: no notes); spent as they are shown.
+        self.allowance = allowance
         self.diff: Differential = outcome.differential
 
     def name(self, result: HypothesisResult) -> str:
@@ -96,12 +103,31 @@ class _Context:
         # The differential may give an interval (low, high) beside the point; shown when it does.
         return str(band(result.posterior, getattr(result, "low", None), getattr(result, "high", None)))
 
-    @staticmethod
-    def finding_lines(items: tuple[EvidenceItem, ...], limit: int) -> str:
+    def finding_lines(self, items: tuple[EvidenceItem, ...], limit: int) -> str:
         if not items:
             return "- none recorded"
-        shown = top_findings(items, limit)
-        lines = [f"- {plain_title(e.rule_title)} ({strength(e.likelihood_ratio)})" for e in shown]
+        plain = self._finding_block(items, top_findings(items, limit), notes=False)
+        if self.allowance is None:
+            return plain
+        # How a finding was recognised (text, not code) shows on its line within the card budget:
+        # the weakest findings move to the page to make room.
+        for shown in range(min(limit, len(items)), 0, -1):
+            block = self._finding_block(items, top_findings(items, shown), notes=True)
+            if len(block) - len(plain) <= self.allowance or shown == 1:
+                self.allowance -= len(block) - len(plain)
+                return block
+        return plain
+
+    def _finding_block(self, items: tuple[EvidenceItem, ...], shown: list[EvidenceItem], notes: bool) -> str:
+        lines = []
+        for e in shown:
+            note = rule_note(self.outcome, e.rule_id) if notes else None
+            if note is None:
+                lines.append(f"- {plain_title(e.rule_title)} ({strength(e.likelihood_ratio)})")
+            else:
+                lines.append(
+                    f"- {plain_title(e.rule_title, NOTED_TITLE_LIMIT)} ({strength(e.likelihood_ratio)}; {note})"
+                )
         if len(items) > len(shown):
             lines.append(f"- {len(items) - len(shown)} weaker (on the page)")
         return "\n".join(lines)
@@ -316,6 +342,32 @@ def snooze_state(outcome: Outcome, raised: RaisedCard, template: CardTemplate) -
     }
 
 
+def _detail(
+    rs: RuleSet, outcome: Outcome, raised: RaisedCard, patient_id: str | None, template: CardTemplate
+) -> tuple[str, _Context]:
+    """The filled detail and its closing, with how text-recognised findings and orders were recognised
+    (ADR 0005) as far as the card budget allows."""
+    ctx = _Context(rs, outcome, raised, patient_id)
+    detail = _closed(ctx.fill(template.detail).strip() if template.detail else "", template)
+    if not any(has_note(f) for f in outcome.facts):
+        return detail, ctx
+    note = order_note(outcome, raised)
+    added = len(note) + 2 if note else 0
+    ctx = _Context(rs, outcome, raised, patient_id, allowance=max(0, DETAIL_BUDGET - len(detail) - added))
+    body = ctx.fill(template.detail).strip() if template.detail else ""
+    if note is not None:
+        body = f"{body}\n\n{note}" if body else note
+    return _closed(body, template), ctx
+
+
+def _closed(detail: str, template: CardTemplate) -> str:
+    # One sentence on what the number means (cards that show one), then one disclaimer.
+    closing = f"{NUMBER_NOTE} {DISCLAIMER}" if _uses_differential(template) else DISCLAIMER
+    if DISCLAIMER not in " ".join(detail.split()):
+        detail = f"{detail}\n\n_{closing}_" if detail else f"_{closing}_"
+    return detail
+
+
 def render_card(
     rs: RuleSet,
     outcome: Outcome,
@@ -325,12 +377,7 @@ def render_card(
     pages_base_url: str = DEFAULT_PAGES_BASE_URL,
 ) -> Card:
     template = rs.cards[raised.template]
-    ctx = _Context(rs, outcome, raised, patient_id)
-    detail = ctx.fill(template.detail).strip() if template.detail else ""
-    # One sentence on what the number means (cards that show one), then one disclaimer.
-    closing = f"{NUMBER_NOTE} {DISCLAIMER}" if _uses_differential(template) else DISCLAIMER
-    if DISCLAIMER not in " ".join(detail.split()):
-        detail = f"{detail}\n\n_{closing}_" if detail else f"_{closing}_"
+    detail, ctx = _detail(rs, outcome, raised, patient_id, template)
     suggestions = [
         Suggestion(
             label=ctx.fill(s.label),
