@@ -12,22 +12,26 @@ from typing import Any
 
 import orjson
 
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def add_terminology_commands(commands: argparse._SubParsersAction) -> None:
+def add_terminology_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     terminology = commands.add_parser("terminology", help="concept recognition: coverage of the value sets")
     actions = terminology.add_subparsers(metavar="ACTION")
     gaps = actions.add_parser(
         "gaps",
         help="list codes that matched no value set, with counts and any text-layer match",
-        description="Runs the FHIR fact extraction over CDS Hooks requests, FHIR Bundles or NDJSON files and "
-        "lists the codings of conditions, medications, procedures and orders that no value set "
+        description="Lists the codings of conditions, medications, procedures and orders that no value set "
         "recognised: system, code, resource type, how often, and the value set the text layer "
-        "recognised instead (evidence for extending a value set). Codes only: no patient data.",
+        "recognised instead (evidence for extending a value set). Codes only: no patient data. "
+        "Given FILES, runs the FHIR fact extraction over those CDS Hooks requests, FHIR Bundles or "
+        "NDJSON files; without, lists what the running service has stored in its audit database.",
     )
-    gaps.add_argument("files", nargs="+", type=Path, help="request JSON, Bundle JSON or NDJSON files")
+    gaps.add_argument("files", nargs="*", type=Path, help="request JSON, Bundle JSON or NDJSON files")
     gaps.add_argument("--rules", type=Path, default=None, help="rules directory (CDS_RULES_DIR)")
+    gaps.add_argument("--database-url", help="audit database URL (CDS_DATABASE_URL), when no FILES are given")
+    gaps.add_argument("--config", help="YAML config file (CDS_CONFIG_FILE), when no FILES are given")
+    gaps.add_argument("--limit", type=int, default=1000, help="at most this many stored rows (default 1000)")
     gaps.add_argument("--json", action="store_true", help="print JSON rows")
     gaps.set_defaults(run=run_gaps)
 
@@ -47,9 +51,48 @@ def _inputs(path: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     return [({}, {"file": doc})]
 
 
+def run_stored_gaps(args: argparse.Namespace) -> int:
+    """The gaps the service stored (cds.store.gaps), from the audit database."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cds.fhir.gaps import Gap
+    from cds.settings import load_settings
+    from cds.store.database import close_engine, create_store_engine, migrate
+    from cds.store.gaps import stored_gaps
+
+    overrides = {"database_url": args.database_url} if args.database_url else {}
+    settings = load_settings(Path(args.config) if args.config else None, **overrides)
+    try:
+        engine = create_store_engine(settings.database_url.get_secret_value(), settings.database_timeout_seconds)
+    except OSError as exc:
+        print(f"cds terminology gaps: cannot open the database: {exc.strerror}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        migrate(engine)
+        rows = [Gap(r.system, r.code, r.resource_type, r.count, r.text_match) for r in stored_gaps(engine, args.limit)]
+    except SQLAlchemyError as exc:
+        print(f"cds terminology gaps: the database is unavailable ({type(exc).__name__})", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        close_engine(engine)
+    _print(rows, args.json)
+    return EXIT_OK
+
+
+def _print(rows: list[Any], as_json: bool) -> None:
+    from cds.fhir.gaps import render
+
+    if as_json:
+        print(json.dumps([asdict(g) for g in rows], indent=2))
+    else:
+        sys.stdout.write(render(rows))
+
+
 def run_gaps(args: argparse.Namespace) -> int:
+    if not args.files:
+        return run_stored_gaps(args)
     from cds.fhir import Terminology, extract_facts
-    from cds.fhir.gaps import GAPS, render
+    from cds.fhir.gaps import GAPS
     from cds.settings import DEFAULT_RULES_DIR
 
     rules_dir = args.rules or Path(__import__("os").environ.get("CDS_RULES_DIR") or DEFAULT_RULES_DIR)
@@ -64,9 +107,5 @@ def run_gaps(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         for context, prefetch in inputs:
             extract_facts(context, prefetch, now, term)
-    rows = GAPS.snapshot()
-    if args.json:
-        print(json.dumps([asdict(g) for g in rows], indent=2))
-    else:
-        sys.stdout.write(render(rows))
+    _print(GAPS.snapshot(), args.json)
     return EXIT_OK

@@ -4,12 +4,14 @@ Each evaluation adds the codings no value set recognised (system, code, resource
 the text layer recognised the concept instead, which value set. Kept per process, bounded, with
 counts only: no patient id, no text, no dates, so nothing here is PHI. ``cds terminology gaps``
 lists them (from the files it is given) so an informaticist can extend a value set with evidence;
-the live service counts them in ``cds_terminology_unmatched_codes_total{system}``.
+the live service counts them in ``cds_terminology_unmatched_codes_total{system}`` and the audit
+store keeps them across processes and restarts (``cds.store.gaps``, table ``terminology_gap``).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cds.concepts import CPT, ICD10CM, LOINC, RXNORM, SNOMED
@@ -32,6 +34,8 @@ class GapCounter:
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self._counts: dict[tuple[str, str, str], list[object]] = {}
+        # Seen since the audit store last took them (cds.store.gaps), as (count, text match).
+        self._pending: dict[tuple[str, str, str], tuple[int, str]] = {}
         self._lock = threading.Lock()
 
     def add(self, gaps: dict[tuple[str, str, str], str]) -> None:
@@ -40,6 +44,7 @@ class GapCounter:
         with self._lock:
             for key, text_match in gaps.items():
                 metrics.UNMATCHED_CODES.labels(KNOWN_SYSTEMS.get(key[0], "other")).inc()
+                self._add_pending(key, 1, text_match)
                 entry = self._counts.get(key)
                 if entry is None:
                     if len(self._counts) >= self.max_entries:
@@ -50,6 +55,26 @@ class GapCounter:
                     if text_match and not entry[1]:
                         entry[1] = text_match
 
+    def _add_pending(self, key: tuple[str, str, str], count: int, text_match: str) -> None:
+        pending = self._pending.get(key)
+        if pending is None:
+            if len(self._pending) < self.max_entries:
+                self._pending[key] = (count, text_match)
+            return
+        self._pending[key] = (pending[0] + count, pending[1] or text_match)
+
+    def take_pending(self) -> list[Gap]:
+        """What was seen since the last call (for the audit store), and forget it."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return [Gap(s, c, t, n, m) for (s, c, t), (n, m) in pending.items()]
+
+    def restore(self, gaps: Sequence[Gap]) -> None:
+        """Give back what ``take_pending`` returned when the store could not take it."""
+        with self._lock:
+            for g in gaps:
+                self._add_pending((g.system, g.code, g.resource_type), g.count, g.text_match)
+
     def snapshot(self) -> list[Gap]:
         with self._lock:
             rows = [Gap(s, c, t, int(v[0]), str(v[1])) for (s, c, t), v in self._counts.items()]  # type: ignore[call-overload]
@@ -58,6 +83,7 @@ class GapCounter:
     def clear(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._pending.clear()
 
 
 GAPS = GapCounter()

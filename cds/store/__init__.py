@@ -45,7 +45,7 @@ def open_store(settings: Settings) -> Store:
         # Settings.check() requires a key in production; elsewhere hashes are only comparable within this run.
         key = secrets.token_bytes(32)
         log.warning("CDS_AUDIT_HMAC_KEY is not set: patient hashes in the audit use a random key for this process")
-    return Store.open(
+    store = Store.open(
         settings.database_url.get_secret_value(),
         key,
         timeout_seconds=settings.database_timeout_seconds,
@@ -53,6 +53,19 @@ def open_store(settings: Settings) -> Store:
         spool_dir=spool_dir(settings),
         feedback_per_card_limit=settings.feedback_per_card_limit,
     )
+    attach_gap_recorder(store)
+    return store
+
+
+def attach_gap_recorder(store: Store) -> None:
+    """Coverage telemetry: this worker's unrecognised codes go to the store (cds.store.gaps)."""
+    # Imported on use: the FHIR layer imports prometheus-client, which `cds serve` sets up first.
+    from cds.fhir.gaps import GAPS
+    from cds.store.gaps import GapRecorder
+
+    # Written only once the store has migrated its schema: Alembic's context is process-global, so the
+    # recorder's thread never migrates itself (the hook path and `ensure_schema` do).
+    store.gap_recorder = GapRecorder(store.engine, GAPS, ready=lambda: store._migrated).start()
 
 
 def spool_dir(settings: Settings) -> Path | None:

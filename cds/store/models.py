@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -110,3 +110,19 @@ class CardSnooze(Base):
     until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_card_snooze_lookup", "patient_hash", "card_family", "until"),)
+
+
+class TerminologyGap(Base):
+    """Coverage telemetry (issue 13, ADR 0005): a code no value set recognised, how often it was seen and
+    the value set(s) the text layer recognised instead. Codes and counts only: no patient, no text, no
+    display, no date of care (``first_seen``/``last_seen`` are when the service saw the code)."""
+
+    __tablename__ = "terminology_gap"
+
+    system: Mapped[str] = mapped_column(String(200), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    text_match: Mapped[str] = mapped_column(String(200))  # value set ids, comma-separated; "" when none
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

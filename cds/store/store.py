@@ -254,6 +254,7 @@ class Store:
         self._writer: threading.Thread | None = None
         self._stopping = False
         self._writing = 0  # records taken from the queue by a write in progress
+        self.gap_recorder: Any = None  # cds.store.gaps.GapRecorder, when open_store attached one
 
     @classmethod
     def open(
@@ -603,4 +604,6 @@ class Store:
         if self._writer is not None:
             self._writer.join(timeout=5)
         self.flush()
+        if self.gap_recorder is not None:
+            self.gap_recorder.close()
         close_engine(self.engine)
