@@ -15,7 +15,7 @@ import orjson
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
-def add_terminology_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def add_terminology_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     terminology = commands.add_parser("terminology", help="concept recognition: coverage of the value sets")
     actions = terminology.add_subparsers(metavar="ACTION")
     gaps = actions.add_parser(
