@@ -70,3 +70,19 @@ def test_home_warfarin_coded_by_rxnorm_outranks_its_text() -> None:
     ]
     lines = vka_lines(body)
     assert lines and not any("from the text" in line for line in lines), lines
+
+
+def test_biopsy_positive_only_in_pathology_text_is_evidence_not_a_recorded_diagnosis() -> None:
+    """A pathology report "consistent with calcific uremic arteriolopathy" and no calciphylaxis diagnosis on the
+    problem list: the rules' "confirmed" means a diagnosis recorded as confirmed (rules/rules/orders.yaml), and the
+    service never turns its own reading of a text into a diagnosis. The warfarin order gets the suspected card
+    (warning), whose evidence line names the report's words, never the confirmed (critical) one."""
+    body = example("realdata-pathology-brand-order.order-sign.json")
+    codings = [c for e in body["prefetch"]["conditions"]["entry"] for c in e["resource"]["code"]["coding"]]
+    assert not any("calciphylaxis" in c.get("display", "").lower() for c in codings)  # no diagnosis is coded
+    response = post("calciphylaxis-order-sign", body)
+    card = _vka_card(response)
+    assert card["indicator"] == "warning" and "suspected" in card["summary"], card["summary"]
+    assert not any(c["indicator"] == "critical" for c in response.json()["cards"])
+    biopsy = [line for line in card["detail"].splitlines() if "biopsy" in line.lower()]
+    assert biopsy and "from the report '" in biopsy[0], card["detail"]
