@@ -49,6 +49,10 @@ class Coding(BaseModel):
     code: str = Field(description="a code, or a prefix ending in * (e.g. N18.*)")
     display: str | None = None
     confidence: Confidence
+    source: str | None = Field(
+        default=None,
+        description="the reference (rules/references.yaml) this code was checked against, when not the value set's",
+    )
 
 
 class ValueSet(_Open):

@@ -196,3 +196,35 @@ def test_specific_snomed_ulcer_not_in_the_value_set_is_read_from_its_display(ter
     ulcer = _conditions(result)["lower-limb-ulcer"]
     assert ulcer["recognised_by"] == "text" and ulcer["recognised_text"] == "ulcer of thigh"
     assert [(g.code, g.text_match) for g in GAPS.snapshot()] == [("1000000000099", "lower-limb-ulcer")]
+
+
+def test_kinds_of_skin_ulcer_coded_in_snomed_ct(terminology) -> None:
+    """SNOMED CT has no prefix hierarchy, so kinds of skin ulcer are recognised by listed codes. Codes and
+    displays from the HL7 Lower Extremity Skin Wound Assessment IG's woundTypeVS, written as an EHR sends them."""
+    result = _facts(
+        terminology,
+        _condition("c1", {"coding": [{"system": SCT, "code": "371032004", "display": "Stasis ulcer"}]}),
+        _condition("c2", {"coding": [{"system": SCT, "code": "13954005", "display": "Ischemic ulcer"}]}),
+        _condition("c3", {"coding": [{"system": SCT, "code": "399912005", "display": "Pressure sore"}]}),
+    )
+    by_source = {f.attrs["source"]: f.attrs for f in result.facts if f.kind == "condition"}
+    assert by_source["Condition/c1"]["concept"] == "skin-ulcer" and by_source["Condition/c1"]["recognised_by"] == "code"
+    assert by_source["Condition/c2"]["concept"] == "skin-ulcer"
+    assert by_source["Condition/c3"]["concept"] == "pressure-ulcer"  # a look-alike, kept apart
+
+
+def test_every_listed_code_source_is_a_reference() -> None:
+    """A code listed with its own source names a reference a clinician or informaticist can open."""
+    import yaml
+
+    from tests.conftest import RULES_DIR
+
+    references = {r["id"] for r in yaml.safe_load((RULES_DIR / "references.yaml").read_text())["references"]}
+    sources = [
+        code["source"]
+        for path in (RULES_DIR / "valuesets").glob("*.yaml")
+        for vs in (yaml.safe_load(path.read_text()) or {}).get("valuesets", [])
+        for code in vs.get("codes", [])
+        if "source" in code
+    ]
+    assert sources and set(sources) <= references
