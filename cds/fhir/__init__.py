@@ -33,6 +33,10 @@ log = logging.getLogger("cds.fhir")
 __all__ = ["ExtractionSettings", "Terminology", "TerminologyError", "extract_facts", "warm_up"]
 
 
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def extract_facts(
     context: Mapping[str, Any],
     prefetch: Mapping[str, Any],
@@ -164,14 +168,14 @@ def _findings(
     if not reports:
         return []
     try:
-        from cds.findings import extract_findings  # type: ignore[attr-defined]
+        from cds.findings import extract_findings
     except ImportError:
         return []  # optional stage: without it, reports give no findings
     if term.findings_knowledge is None:
         return []
     # The clinical lesion map: (site, laterality or None) of the patient's current ulcers.
     lesion_sites = {
-        (str(f.attrs["site"]), f.attrs.get("laterality"))  # type: ignore[misc]
+        (str(f.attrs["site"]), _text_or_none(f.attrs.get("laterality")))
         for f in conditions
         if f.attrs.get("concept") in term.settings.ulcer_valuesets
         and "site" in f.attrs

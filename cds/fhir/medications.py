@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -121,15 +121,18 @@ def _route(resource: Mapping[str, Any]) -> str | None:
     for dosage in dosages if isinstance(dosages, list) else ():
         route = dosage.get("route") if isinstance(dosage, Mapping) else None
         if isinstance(route, Mapping):
-            if isinstance(route.get("text"), str):
-                return route["text"].lower()
+            text = route.get("text")
+            if isinstance(text, str):
+                return text.lower()
             for coding in iter_codings(route):
                 if isinstance(coding.get("display"), str):
                     return str(coding["display"]).lower()
     return None
 
 
-def medication_facts(resources: list[Mapping[str, Any]], term: Terminology, intake: Intake, today: date) -> list[Fact]:
+def medication_facts(
+    resources: Sequence[Mapping[str, Any]], term: Terminology, intake: Intake, today: date
+) -> list[Fact]:
     window_start = today - timedelta(days=term.settings.completed_medication_days)
     pending: list[tuple[str, dict[str, Any], date | None]] = []
     for index, resource in enumerate(resources):

@@ -52,8 +52,8 @@ def draft_order_facts(
                 matches, withheld = term.recognise(
                     [resource.get("code")], ("procedure", "draft-order"), drafts.gaps, "ServiceRequest"
                 )
-                for note in withheld:
-                    drafts.warn(resource, note)
+                for withheld_note in withheld:
+                    drafts.warn(resource, withheld_note)
                 attr = "concept"
             else:
                 continue

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -86,7 +86,7 @@ def classify(text: str, term: Terminology) -> tuple[str | None, str]:
 
 
 def apply_pathology(
-    reports: list[Mapping[str, Any]], procedures: list[Fact], term: Terminology, intake: Intake, today: date
+    reports: Sequence[Mapping[str, Any]], procedures: list[Fact], term: Terminology, intake: Intake, today: date
 ) -> list[Fact]:
     """The procedure facts, with the skin-biopsy outcome from the latest pathology report that states one."""
     results: list[tuple[date, str, str, Mapping[str, Any]]] = []

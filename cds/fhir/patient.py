@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, cast
 
 from cds.facts import Fact
 from cds.fhir.dates import parse_date, whole_years
@@ -15,7 +15,7 @@ from cds.fhir.terminology import Terminology
 WEIGHT_CHANGE_DAYS = 90
 
 
-def choose_patient(patients: list[Mapping[str, Any]], patient_id: Any) -> Mapping[str, Any] | None:
+def choose_patient(patients: Sequence[Mapping[str, Any]], patient_id: Any) -> Mapping[str, Any] | None:
     """The Patient of context.patientId; never another one (without a patientId: the only one sent)."""
     for patient in patients:
         if patient.get("id") == patient_id:
@@ -97,5 +97,5 @@ def _latest_point(
 def _latest_any(values: Any, intake: Intake) -> LabValue | None:
     for value in sorted((v for v in values if v.is_point), key=lambda v: (v.day, v.sort_key), reverse=True):
         if all(intake.validate_full(s) for s in value.sources):
-            return value
+            return cast(LabValue, value)
     return None

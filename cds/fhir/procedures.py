@@ -7,7 +7,7 @@ dialysis sessions, and rules ask "ever", "how recently" and "since when"
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -31,7 +31,9 @@ def performed(resource: Mapping[str, Any]) -> tuple[date | None, str]:
     return parse_date(raw), raw
 
 
-def procedure_facts(resources: list[Mapping[str, Any]], term: Terminology, intake: Intake, today: date) -> list[Fact]:
+def procedure_facts(
+    resources: Sequence[Mapping[str, Any]], term: Terminology, intake: Intake, today: date
+) -> list[Fact]:
     # concept -> [(day, sort_key, resource, code, system, match)]
     by_concept: dict[str, list[tuple[date, str, Mapping[str, Any], str, str, CodeMatch]]] = {}
     for resource in resources:
