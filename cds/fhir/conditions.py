@@ -38,7 +38,9 @@ _I70_ULCER_SITE = {"1": "thigh", "2": "lower-leg", "3": "ankle", "4": "foot", "5
 
 
 def icd_site(code: str) -> dict[str, str]:
-    """Site, laterality and severity encoded in an ICD-10-CM ulcer code ("L97.222" -> lower-leg (calf), left, fat exposed)."""
+    """Site, laterality and severity encoded in an ICD-10-CM ulcer code.
+
+    "L97.222" -> lower-leg (calf), left, fat exposed."""
     code = normalise_code(ICD10CM, code)
     tail = code[4:] if len(code) > 4 else ""
     out: dict[str, str] = {}
@@ -119,19 +121,7 @@ def condition_facts(
         if status is None or not intake.validate_full(resource):
             continue
         ref = reference_key(resource, f"Condition/#{index}")
-        onset_raw = resource.get("onsetDateTime")
-        if onset_raw is None and isinstance(resource.get("onsetPeriod"), Mapping):
-            onset_raw = resource["onsetPeriod"].get("start")
-        if onset_raw is None:
-            # No onset: the recorded date is a lower bound of the duration.
-            onset_raw = resource.get("recordedDate")
-        onset = parse_date(onset_raw)
-        # Durations from the latest day a partial onset can mean, so they are never overstated.
-        onset_latest = parse_date(onset_raw, end=True)
-        abatement_raw = resource.get("abatementDateTime")
-        if abatement_raw is None and isinstance(resource.get("abatementPeriod"), Mapping):
-            abatement_raw = resource["abatementPeriod"].get("end")
-        abated = parse_date(abatement_raw)
+        onset, onset_latest, abated = _onset_and_abatement(resource)
         verification = _first_code(resource.get("verificationStatus"))
         site_from_body = body_site(resource.get("bodySite"), term)
         for vs_id, match in sorted(matches.items()):
@@ -147,12 +137,7 @@ def condition_facts(
                 attrs["code"], attrs["system"] = coding[1], coding[0]
             if verification:
                 attrs["verification"] = verification
-            if onset is not None:
-                attrs["onset"] = onset.isoformat()
-            if onset_latest is not None:
-                attrs["days_since_onset"] = max(0, (today - onset_latest).days)
-            if abated is not None:
-                attrs["abated"] = abated.isoformat()
+            attrs.update(_dates(onset, onset_latest, abated, today))
             if vs_id in settings.ulcer_valuesets:
                 located = icd_site(coding[1]) if coding[0] == ICD10CM else {}
                 for key, value in site_from_body.items():
@@ -165,6 +150,32 @@ def condition_facts(
                 attrs["chronic"] = coded_chronic or _open_longer_than_configured(onset_latest, abated, today, term)
             facts.append(Fact("condition", f"condition:{ref}:{vs_id}", attrs))
     return facts
+
+
+def _onset_and_abatement(resource: Mapping[str, Any]) -> tuple[date | None, date | None, date | None]:
+    """(onset, the latest day a partial onset can mean, abatement) of a Condition."""
+    onset_raw = resource.get("onsetDateTime")
+    if onset_raw is None and isinstance(resource.get("onsetPeriod"), Mapping):
+        onset_raw = resource["onsetPeriod"].get("start")
+    if onset_raw is None:
+        # No onset: the recorded date is a lower bound of the duration.
+        onset_raw = resource.get("recordedDate")
+    abatement_raw = resource.get("abatementDateTime")
+    if abatement_raw is None and isinstance(resource.get("abatementPeriod"), Mapping):
+        abatement_raw = resource["abatementPeriod"].get("end")
+    # Durations from the latest day a partial onset can mean, so they are never overstated.
+    return parse_date(onset_raw), parse_date(onset_raw, end=True), parse_date(abatement_raw)
+
+
+def _dates(onset: date | None, onset_latest: date | None, abated: date | None, today: date) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    if onset is not None:
+        attrs["onset"] = onset.isoformat()
+    if onset_latest is not None:
+        attrs["days_since_onset"] = max(0, (today - onset_latest).days)
+    if abated is not None:
+        attrs["abated"] = abated.isoformat()
+    return attrs
 
 
 def _open_longer_than_configured(onset: date | None, abated: date | None, today: date, term: Terminology) -> bool:

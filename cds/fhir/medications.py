@@ -130,6 +130,25 @@ def _route(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
+def coded_as(codings: list[Mapping[str, Any]], vs_id: str, term: Terminology) -> dict[str, str]:
+    """The code and system of the coding that put the drug in ``vs_id`` (none for text recognition)."""
+    for c in codings:
+        if c.get("code") and any(m.valueset == vs_id for m in term.match(c.get("system"), c.get("code"))):
+            return {"code": str(c.get("code")), "system": canonical_system(c.get("system")) or ""}
+    return {}
+
+
+def _exposure(status: str, start: date | None, end: date | None, today: date) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    if start is not None:
+        attrs["start"] = start.isoformat()
+        stop = end if (status == "completed" and end is not None and end < today) else today
+        attrs["days_since_start"] = max(0, (stop - start).days)
+    if end is not None:
+        attrs["end"] = end.isoformat()
+    return attrs
+
+
 def medication_facts(
     resources: Sequence[Mapping[str, Any]], term: Terminology, intake: Intake, today: date
 ) -> list[Fact]:
@@ -165,19 +184,8 @@ def medication_facts(
                 "source": ref,
                 **recognition_attrs(match),
             }
-            coding = next(
-                (c for c in codings if any(m.valueset == vs_id for m in term.match(c.get("system"), c.get("code")))),
-                None,
-            )
-            if coding is not None:
-                attrs["code"] = str(coding.get("code"))
-                attrs["system"] = canonical_system(coding.get("system")) or ""
-            if start is not None:
-                attrs["start"] = start.isoformat()
-                stop = end if (status == "completed" and end is not None and end < today) else today
-                attrs["days_since_start"] = max(0, (stop - start).days)
-            if end is not None:
-                attrs["end"] = end.isoformat()
+            attrs.update(coded_as(codings, vs_id, term))
+            attrs.update(_exposure(status, start, end, today))
             if route:
                 attrs["route"] = route
             pending.append((vs_id, attrs, start))

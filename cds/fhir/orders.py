@@ -9,8 +9,8 @@ from typing import Any
 from cds.facts import Fact, FactWarning
 from cds.fhir.conditions import body_site
 from cds.fhir.intake import Intake, iter_codings, reference_key
-from cds.fhir.medications import drug_classes, medication_codings
-from cds.fhir.terminology import CodeMatch, Terminology, canonical_system, recognition_attrs
+from cds.fhir.medications import coded_as, drug_classes, medication_codings
+from cds.fhir.terminology import CodeMatch, Terminology, recognition_attrs
 
 
 def draft_order_facts(
@@ -35,41 +35,13 @@ def draft_order_facts(
     for rtype, resources in drafts.by_type.items():
         for index, resource in enumerate(resources):
             ref = reference_key(resource, f"{rtype}/#{index}")
-            if rtype == "MedicationRequest":
-                if resource.get("medicationCodeableConcept") is None and resource.get("medicationReference") is None:
-                    # R4 requires medication[x]; without it the order cannot be checked: say so.
-                    note = FactWarning(
-                        rtype, str(resource.get("id") or f"#{index}"), "draft order without medication[x]; not checked"
-                    )
-                    drafts.warnings.append(note)
-                    drafts.unreadable.append(note)
-                    continue
-                matches: dict[str, CodeMatch] = drug_classes(resource, term, drafts)
-                codings = list(medication_codings(resource, drafts))
-                attr = "drug_class"
-            elif rtype == "ServiceRequest":
-                codings = list(iter_codings(resource.get("code")))
-                matches, withheld = term.recognise(
-                    [resource.get("code")], ("procedure", "draft-order"), drafts.gaps, "ServiceRequest"
-                )
-                for withheld_note in withheld:
-                    drafts.warn(resource, withheld_note)
-                attr = "concept"
-            else:
+            recognised = _recognise_draft(rtype, resource, index, term, drafts)
+            if recognised is None or not drafts.validate_full(resource):
                 continue
-            if not drafts.validate_full(resource):
-                continue
+            matches, codings, attr = recognised
             selected = True if selected_refs is None else ref in selected_refs
             reasons = order_reasons(resource, term, drafts) if matches else []
             for vs_id, match in sorted(matches.items()):
-                coding = next(
-                    (
-                        c
-                        for c in codings
-                        if any(m.valueset == vs_id for m in term.match(c.get("system"), c.get("code")))
-                    ),
-                    {},
-                )
                 attrs: dict[str, Any] = {
                     attr: vs_id,
                     "resource_type": rtype,
@@ -77,10 +49,8 @@ def draft_order_facts(
                     "code_confidence": match.confidence,
                     "source": ref,
                     **recognition_attrs(match),
+                    **coded_as(codings, vs_id, term),
                 }
-                if coding.get("code"):
-                    attrs["code"] = str(coding["code"])
-                    attrs["system"] = canonical_system(coding.get("system")) or ""
                 if rtype == "ServiceRequest":
                     attrs.update(body_site(resource.get("bodySite"), term))
                 elif (dose := daily_dose_ug(resource)) is not None:
@@ -96,6 +66,30 @@ def draft_order_facts(
     intake.unreadable.extend(drafts.unreadable)
     intake.gaps.update(drafts.gaps)
     return facts
+
+
+def _recognise_draft(
+    rtype: str, resource: Mapping[str, Any], index: int, term: Terminology, drafts: Intake
+) -> tuple[dict[str, CodeMatch], list[Mapping[str, Any]], str] | None:
+    """(matches, codings, the fact attribute they fill) of a draft order; None for one not checked."""
+    if rtype == "MedicationRequest":
+        if resource.get("medicationCodeableConcept") is None and resource.get("medicationReference") is None:
+            # R4 requires medication[x]; without it the order cannot be checked: say so.
+            note = FactWarning(
+                rtype, str(resource.get("id") or f"#{index}"), "draft order without medication[x]; not checked"
+            )
+            drafts.warnings.append(note)
+            drafts.unreadable.append(note)
+            return None
+        return drug_classes(resource, term, drafts), list(medication_codings(resource, drafts)), "drug_class"
+    if rtype == "ServiceRequest":
+        matches, withheld = term.recognise(
+            [resource.get("code")], ("procedure", "draft-order"), drafts.gaps, "ServiceRequest"
+        )
+        for withheld_note in withheld:
+            drafts.warn(resource, withheld_note)
+        return matches, list(iter_codings(resource.get("code"))), "concept"
+    return None
 
 
 # ---------------------------------------------------------------- what the order is for, and how much
