@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def seed(database: Path, snoozes: int, snoozed_patient: str, findings: list[str]
     """A migrated store with ``snoozes`` snoozes of other patients and one for ``snoozed_patient``."""
     from sqlalchemy import insert
 
-    from cds.store.database import create_store_engine, migrate
+    from cds.store.database import close_engine, create_store_engine, migrate
     from cds.store.models import CardSnooze
 
     engine = create_store_engine(f"sqlite:///{database}")
@@ -71,7 +72,17 @@ def seed(database: Path, snoozes: int, snoozed_patient: str, findings: list[str]
     with engine.begin() as connection:
         for start in range(0, len(rows), 1000):
             connection.execute(insert(CardSnooze.__table__), rows[start : start + 1000])
-    engine.dispose()
+    # close_engine, not dispose: the store keeps one SQLite connection open for the engine's life, and until
+    # it closes the rows may sit in the write-ahead log beside the file, where a copy of the file misses them.
+    close_engine(engine)
+
+
+def copy_store(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite store (the backup API reads through the write-ahead log)."""
+    import sqlite3
+
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
 
 
 def request_for(patient: str) -> bytes:
@@ -123,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, enabled in (("off", "false"), ("on, not snoozed", "true"), ("on, snoozed", "true")):
             folder = tmp / name.replace(", ", "-").replace(" ", "-")
             folder.mkdir()
-            shutil.copy(seeded, folder / "cds.sqlite3")  # cds_env points CDS_DATABASE_URL at folder/cds.sqlite3
+            copy_store(seeded, folder / "cds.sqlite3")  # cds_env points CDS_DATABASE_URL at folder/cds.sqlite3
             servers[name] = start_cds(
                 name.replace(", ", "-").replace(" ", "-"),
                 1,

@@ -215,12 +215,6 @@ def test_report_can_be_rendered_again_from_its_json(quick_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known problem after the integration of issues 12/13/15/16: the benchmark's seeded snooze no longer hides "
-    "the card on its 'on, snoozed' server (the end-to-end snooze tests in tests/store/test_snooze.py pass); "
-    "see the closing note and issue 15",
-)
 def test_the_snooze_benchmark_runs_and_compares_like_with_like():
     """benchmarks/bench_snooze.py, tiny: three loopback servers; the snoozed one sends no card, the others one."""
     import tempfile
