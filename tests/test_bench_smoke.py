@@ -225,7 +225,10 @@ def test_the_snooze_benchmark_runs_and_compares_like_with_like():
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "snooze.json"
         status = bench_snooze.main(
-            ["--rounds", "1", "--requests", "3", "--snoozes", "100", "--max-ratio", "100", "--json", str(out)]
+            [
+                *("--rounds", "1", "--requests", "3", "--snoozes", "100", "--lookups", "20"),
+                *("--max-ratio", "100", "--max-lookup-ms", "1000", "--json", str(out)),
+            ]
         )
         assert status == 0
         results = json.loads(out.read_text())
@@ -235,3 +238,5 @@ def test_the_snooze_benchmark_runs_and_compares_like_with_like():
         and results["on, snoozed"]["cards"] == 0
     )
     assert results["off"]["ratio_to_off"] == 1.0 and results["on, snoozed"]["n"] == 3
+    assert results["off"]["paired_ratio"] == 1.0 and results["on, not snoozed"]["paired_ratio"] > 0
+    assert results["lookup"]["snoozed"]["n"] == 20 and results["lookup"]["not snoozed"]["median_ms"] > 0
