@@ -15,7 +15,7 @@ from urllib.parse import quote
 from cds.cards.wording import DISCLAIMER, NUMBER_NOTE, band, fit_summary, percent, short_name
 from cds.engine.differential import Differential, EvidenceItem, HypothesisResult
 from cds.engine.loader import PLACEHOLDER, RuleSet
-from cds.engine.model import CardTemplate
+from cds.engine.model import CardTemplate, SuggestionTemplate
 from cds.engine.runner import Outcome, RaisedCard
 from cds.hooks.models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
 
@@ -190,9 +190,16 @@ class _Context:
             return percent(1.0) if odds == float("inf") else percent(odds * lr / (1 + odds * lr))
 
         # The likelihood ratios behind these figures are on the cause's page (card budget).
-        return (
+        text = (
             f"{plain_title(test.title)}: {after(test.lr_positive)} if positive, {after(test.lr_negative)} if negative"
         )
+        # A negative result that leaves the cause at or above the card's own threshold cannot rule it out.
+        condition = self.rs.cards[self.raised.template].when.differential
+        threshold = condition.at_least if condition is not None and condition.hypothesis == hid else None
+        negative = 1.0 if odds == float("inf") else odds * test.lr_negative / (1 + odds * test.lr_negative)
+        if threshold is not None and negative >= threshold:
+            return f"{text} (cannot rule it out)"
+        return text
 
     def lesion_sites(self) -> str:
         """Sites of recorded skin lesions: conditions whose concept a `skin-lesion` rule names."""
@@ -314,6 +321,16 @@ def snooze_state(outcome: Outcome, raised: RaisedCard, template: CardTemplate) -
     }
 
 
+def recommended(suggestion: SuggestionTemplate, outcome: Outcome, template: CardTemplate) -> bool:
+    """Recommended as declared, and while the card's cause is below ``recommended_below`` when one is declared
+    (at a high estimate a bone scan can no longer rule the cause out: it is offered, not recommended)."""
+    if not suggestion.recommended:
+        return False
+    subject = subject_hypothesis(template)
+    result = outcome.differential.get(subject) if subject else None
+    return suggestion.recommended_below is None or result is None or result.posterior < suggestion.recommended_below
+
+
 def render_card(
     rs: RuleSet,
     outcome: Outcome,
@@ -332,7 +349,7 @@ def render_card(
     suggestions = [
         Suggestion(
             label=ctx.fill(s.label),
-            isRecommended=True if s.recommended else None,
+            isRecommended=True if recommended(s, outcome, template) else None,
             actions=[
                 Action(
                     type=a.type,

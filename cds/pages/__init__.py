@@ -28,7 +28,7 @@ from markupsafe import Markup
 from cds.cards.wording import BANDS, DISCLAIMER, DISPLAY_CEILING, JUDGEMENT_LABEL, NUMBER_NOTE, is_internal, percent
 from cds.engine.differential import judgement_range
 from cds.engine.loader import PLACEHOLDER, RuleSet, evidence_interval
-from cds.engine.model import CardTemplate, Evidence, EvidenceGroup, Reference
+from cds.engine.model import CardTemplate, Evidence, EvidenceGroup, Reference, SuggestionTemplate
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIDENCE_WORDS = {
@@ -344,9 +344,21 @@ class Pages:
             threshold=threshold,
             cause=self._cause_section(subject) if subject else None,
             references=[citation(self.rs.references.get(r)) for r in card.references],
-            suggestions=[s.label for s in card.suggestions if "{" not in s.label],
+            suggestions=[suggestion_words(s) for s in card.suggestions if "{" not in s.label],
             override_reasons=card.override_reasons,
         )
+
+
+def suggestion_words(suggestion: SuggestionTemplate) -> str:
+    """A suggestion's label and when the card recommends it."""
+    if not suggestion.recommended:
+        return suggestion.label
+    if suggestion.recommended_below is None:
+        return f"{suggestion.label} (recommended)"
+    return (
+        f"{suggestion.label} (recommended while the estimate is below {percent(suggestion.recommended_below)}; "
+        "above it a negative result would not rule the cause out, so it is offered but not recommended)"
+    )
 
 
 def page_markdown(text: str | None) -> Markup | None:

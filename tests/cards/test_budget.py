@@ -259,3 +259,29 @@ def test_every_card_offers_override_reasons_that_fit_it():
         if card.indicator == "critical" or "order" in card.id:
             assert card.snooze_days is None, card.id
     assert {"calciphylaxis-risk", "calciphylaxis-risk-after-bone-scan", "radiology-differential"} <= policies.keys()
+
+
+def test_a_scan_is_recommended_only_while_it_could_rule_the_cause_out():
+    """At a high estimate a negative bone scan leaves the cause likely: the scan is offered, not recommended, and
+    the next step says a negative result is not enough to rule it out (clinical review S-9; rules/cards.yaml)."""
+    from types import SimpleNamespace
+
+    from cds.cards.render import recommended
+
+    rs = pipeline().ruleset
+    card = rs.cards["calciphylaxis-risk"]
+    (scan,) = [s for s in card.suggestions if s.recommended_below is not None]
+
+    def at(p: float) -> SimpleNamespace:
+        return SimpleNamespace(differential={"calciphylaxis": SimpleNamespace(posterior=p)})
+
+    assert recommended(scan, at(0.4), card) and not recommended(scan, at(0.9), card)
+    # The shipped case that raises this card: a text-only lesion at a high estimate.
+    _, cards, extension = answered("realdata-text-only-lesion.patient-view.json")
+    (risk,) = [c for c in cards if c["source"]["topic"]["code"] == "calciphylaxis-risk"]
+    causes = extension["org.calciphylaxis-cds.differential"]["causes"]
+    (cause,) = [h for h in causes if h["hypothesis"] == "calciphylaxis"]
+    assert cause["posterior"] >= scan.recommended_below
+    (offered,) = risk["suggestions"]
+    assert "isRecommended" not in offered or offered["isRecommended"] is not True
+    assert "if negative (cannot rule it out)" in risk["detail"]
