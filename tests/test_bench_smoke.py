@@ -215,12 +215,6 @@ def test_report_can_be_rendered_again_from_its_json(quick_run):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known problem after the integration of issues 12/13/15/16: the benchmark's seeded snooze no longer hides "
-    "the card on its 'on, snoozed' server (the end-to-end snooze tests in tests/store/test_snooze.py pass); "
-    "see the closing note and issue 15",
-)
 def test_the_snooze_benchmark_runs_and_compares_like_with_like():
     """benchmarks/bench_snooze.py, tiny: three loopback servers; the snoozed one sends no card, the others one."""
     import tempfile
@@ -231,7 +225,10 @@ def test_the_snooze_benchmark_runs_and_compares_like_with_like():
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "snooze.json"
         status = bench_snooze.main(
-            ["--rounds", "1", "--requests", "3", "--snoozes", "100", "--max-ratio", "100", "--json", str(out)]
+            [
+                *("--rounds", "1", "--requests", "3", "--snoozes", "100", "--lookups", "20"),
+                *("--max-ratio", "100", "--max-lookup-ms", "1000", "--json", str(out)),
+            ]
         )
         assert status == 0
         results = json.loads(out.read_text())
@@ -241,3 +238,5 @@ def test_the_snooze_benchmark_runs_and_compares_like_with_like():
         and results["on, snoozed"]["cards"] == 0
     )
     assert results["off"]["ratio_to_off"] == 1.0 and results["on, snoozed"]["n"] == 3
+    assert results["off"]["paired_ratio"] == 1.0 and results["on, not snoozed"]["paired_ratio"] > 0
+    assert results["lookup"]["snoozed"]["n"] == 20 and results["lookup"]["not snoozed"]["median_ms"] > 0

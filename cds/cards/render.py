@@ -8,7 +8,7 @@ evaluation renders as "not recorded".
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -16,7 +16,7 @@ from cds.cards.recognition import has_note, order_note, rule_note
 from cds.cards.wording import DISCLAIMER, NUMBER_NOTE, band, fit_summary, percent, short_name
 from cds.engine.differential import Differential, EvidenceItem, HypothesisResult
 from cds.engine.loader import PLACEHOLDER, RuleSet
-from cds.engine.model import CardTemplate
+from cds.engine.model import CardTemplate, SuggestionTemplate
 from cds.engine.runner import Outcome, RaisedCard
 from cds.hooks.models import Action, Card, Coding, Link, OverrideReason, Source, Suggestion
 
@@ -216,9 +216,16 @@ class _Context:
             return percent(1.0) if odds == float("inf") else percent(odds * lr / (1 + odds * lr))
 
         # The likelihood ratios behind these figures are on the cause's page (card budget).
-        return (
+        text = (
             f"{plain_title(test.title)}: {after(test.lr_positive)} if positive, {after(test.lr_negative)} if negative"
         )
+        # A negative result that leaves the cause at or above the card's own threshold cannot rule it out.
+        condition = self.rs.cards[self.raised.template].when.differential
+        threshold = condition.at_least if condition is not None and condition.hypothesis == hid else None
+        negative = 1.0 if odds == float("inf") else odds * test.lr_negative / (1 + odds * test.lr_negative)
+        if threshold is not None and negative >= threshold:
+            return f"{text} (cannot rule it out)"
+        return text
 
     def lesion_sites(self) -> str:
         """Sites of recorded skin lesions: conditions whose concept a `skin-lesion` rule names."""
@@ -247,55 +254,53 @@ class _Context:
         return "not recorded" if value is None else str(value)
 
     def value(self, name: str, arg: str | None) -> str:
-        if name == "posterior":
-            return self.band_of(self.hypothesis(arg))
-        if name == "band":
-            return band(self.hypothesis(arg).posterior).word
-        if name == "alternative":
-            return self.named_estimate(self.diff.best_other_than(arg))
-        if name == "time_critical":
-            return self.time_critical()
-        if name == "time_critical_names":
-            return "; ".join(self.name(h) for h in self.diff.time_critical) or "none"
-        if name == "explainers":
-            return self.explainers()
-        if name == "prior":
-            return percent(self.hypothesis(arg).prior)
-        if name == "hypothesis":
-            return short_name(self.rs.hypotheses[arg].title, getattr(self.rs.hypotheses[arg], "short_title", None))
-        if name == "evidence_for":
-            return self.finding_lines(self.hypothesis(arg).evidence_for, FINDINGS_FOR_LIMIT)
-        if name == "evidence_against":
-            return self.finding_lines(self.hypothesis(arg).evidence_against, FINDINGS_AGAINST_LIMIT)
-        if name == "next_test":
-            test = self.hypothesis(arg).next_test
-            return test.title if test is not None else "no further test declared"
-        if name == "post_test":
-            return self.post_test(arg)
-        if name == "differential":
-            return _DROP_LINE  # the full table is on the page behind the card
-        if name == "population":
-            return self.diff.population_title
-        if name == "patient_id":
-            return self.patient_id or "unknown"
-        if name == "ruleset_version":
-            return self.rs.version
-        if name == "matched":
-            return self.matched(arg or "")
-        if name == "matched_id":
-            value = self.matched(arg or "")
-            return value.rsplit("/", 1)[-1]
-        if name == "differential_evidence":
-            return self.differential_evidence()
-        if name == "differential_top":
-            return self.named_estimate(self.leading_account())
-        if name == "differential_runner_up":  # "alternative" = the best cause other than the card's subject
-            return self.named_estimate(self.diff.best_other_than(self.subject()))
-        if name == "lesion_sites":
-            return self.lesion_sites()
-        if name == "modifiable_drugs":
-            return self.modifiable_drugs()
-        raise KeyError(name)  # unreachable: the loader rejects unknown placeholders
+        """The text of one placeholder; the loader rejects unknown names and a missing hypothesis."""
+        about_cause = self._cause_values(arg or "")
+        if name in about_cause:
+            return about_cause[name]()
+        return self._card_values(arg)[name]()
+
+    def _cause_values(self, hid: str) -> dict[str, Callable[[], str]]:
+        """Placeholders about one hypothesis, ``{name:<hypothesis>}``."""
+        return {
+            "posterior": lambda: self.band_of(self.hypothesis(hid)),
+            "band": lambda: band(self.hypothesis(hid).posterior).word,
+            "prior": lambda: percent(self.hypothesis(hid).prior),
+            "hypothesis": lambda: short_name(
+                self.rs.hypotheses[hid].title, getattr(self.rs.hypotheses[hid], "short_title", None)
+            ),
+            "evidence_for": lambda: self.finding_lines(self.hypothesis(hid).evidence_for, FINDINGS_FOR_LIMIT),
+            "evidence_against": lambda: self.finding_lines(
+                self.hypothesis(hid).evidence_against, FINDINGS_AGAINST_LIMIT
+            ),
+            "next_test": lambda: self.next_test_title(hid),
+            "post_test": lambda: self.post_test(hid),
+        }
+
+    def _card_values(self, arg: str | None) -> dict[str, Callable[[], str]]:
+        """Placeholders about the card, the differential as a whole or the patient."""
+        return {
+            "alternative": lambda: self.named_estimate(self.diff.best_other_than(arg)),
+            "time_critical": self.time_critical,
+            "time_critical_names": lambda: "; ".join(self.name(h) for h in self.diff.time_critical) or "none",
+            "explainers": self.explainers,
+            "differential": lambda: _DROP_LINE,  # the full table is on the page behind the card
+            "population": lambda: self.diff.population_title,
+            "patient_id": lambda: self.patient_id or "unknown",
+            "ruleset_version": lambda: self.rs.version,
+            "matched": lambda: self.matched(arg or ""),
+            "matched_id": lambda: self.matched(arg or "").rsplit("/", 1)[-1],
+            "differential_evidence": self.differential_evidence,
+            "differential_top": lambda: self.named_estimate(self.leading_account()),
+            # "alternative" = the best cause other than the card's subject
+            "differential_runner_up": lambda: self.named_estimate(self.diff.best_other_than(self.subject())),
+            "lesion_sites": self.lesion_sites,
+            "modifiable_drugs": self.modifiable_drugs,
+        }
+
+    def next_test_title(self, hid: str) -> str:
+        test = self.hypothesis(hid).next_test
+        return test.title if test is not None else "no further test declared"
 
     def fill(self, text: str) -> str:
         filled = PLACEHOLDER.sub(lambda m: self.value(m.group(1), m.group(2)), text)
@@ -368,6 +373,16 @@ def _closed(detail: str, template: CardTemplate) -> str:
     return detail
 
 
+def recommended(suggestion: SuggestionTemplate, outcome: Outcome, template: CardTemplate) -> bool:
+    """Recommended as declared, and while the card's cause is below ``recommended_below`` when one is declared
+    (at a high estimate a bone scan can no longer rule the cause out: it is offered, not recommended)."""
+    if not suggestion.recommended:
+        return False
+    subject = subject_hypothesis(template)
+    result = outcome.differential.get(subject) if subject else None
+    return suggestion.recommended_below is None or result is None or result.posterior < suggestion.recommended_below
+
+
 def render_card(
     rs: RuleSet,
     outcome: Outcome,
@@ -381,7 +396,7 @@ def render_card(
     suggestions = [
         Suggestion(
             label=ctx.fill(s.label),
-            isRecommended=True if s.recommended else None,
+            isRecommended=True if recommended(s, outcome, template) else None,
             actions=[
                 Action(
                     type=a.type,

@@ -26,7 +26,8 @@ DISCLAIMER = "This supports, and does not replace, clinical judgement."
 # What a clinician must never read: the knowledge sheet, its section marks, the authors' own
 # judgement described as a document, the confidence tags, rule-group ids in code font.
 INTERNAL_TEXT = re.compile(
-    r"sheet\s*§|knowledge sheet|\bthe sheet\b|\bsheet's\b|knowledge-base authors|shared/knowledge|\[brief\]|\[[DRVS]\]|`",
+    r"sheet\s*§|knowledge sheet|\bthe sheet\b|\bsheet's\b|knowledge-base authors|shared/knowledge"
+    r"|\[brief\]|\[[DRVS]\]|`",
     re.IGNORECASE,
 )
 JUDGEMENT_LABEL = "Expert judgement (unvalidated)"

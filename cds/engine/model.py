@@ -319,6 +319,11 @@ class ActionTemplate(Strict):
 class SuggestionTemplate(Strict):
     label: Text
     recommended: bool = False
+    recommended_below: Probability | None = Field(
+        default=None,
+        description="recommended only while the card's cause is below this probability (a test whose result would "
+        "no longer change the decision is offered, not recommended)",
+    )
     actions: list[ActionTemplate] = Field(min_length=1)
 
 

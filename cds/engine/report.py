@@ -270,7 +270,8 @@ def markdown_report(rs: RuleSet) -> str:
             )
         for s in c.suggestions:
             actions = "; ".join(f"{a.type}: {_cell(a.description)}" for a in s.actions)
-            out.append(f"- Suggestion{' (recommended)' if s.recommended else ''}: {_cell(s.label)} ({actions})")
+            below = f" below {s.recommended_below:g}" if s.recommended_below is not None else ""
+            out.append(f"- Suggestion{f' (recommended{below})' if s.recommended else ''}: {_cell(s.label)} ({actions})")
         if c.override_reasons:
             out.append(f"- Override reasons: {'; '.join(_cell(o.display) for o in c.override_reasons)}")
         if c.references:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -25,8 +26,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from cds.cards.wording import BANDS, DISCLAIMER, DISPLAY_CEILING, JUDGEMENT_LABEL, NUMBER_NOTE, is_internal, percent
-from cds.engine.loader import PLACEHOLDER, RuleSet
-from cds.engine.model import CardTemplate, Reference
+from cds.engine.differential import judgement_range
+from cds.engine.loader import PLACEHOLDER, RuleSet, evidence_interval
+from cds.engine.model import CardTemplate, Evidence, EvidenceGroup, Reference, SuggestionTemplate
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CONFIDENCE_WORDS = {
@@ -65,6 +67,68 @@ class EvidenceRow:
     direction: str  # "for" | "against"
     citation: Citation
     note: str | None
+    rule_id: str = ""
+    interval_source: str = ""
+
+
+# How an evidence group's members make its one ratio (rules/hypotheses.yaml, ``combine``), in words.
+COMBINE_WORDS = {
+    "independent": "each finding counts: their ratios multiply",
+    "max": "counts once: the strongest finding for and the strongest against",
+    "capped-product": "the ratios multiply, but together count at most the ceiling (and at least its inverse)",
+    "fallback": "counts only when no other group weighs evidence for this cause",
+}
+
+
+@dataclass(frozen=True)
+class GroupSection:
+    """One evidence group as it bears on one cause: its members' rows and the most it can weigh."""
+
+    title: str
+    combine: str  # in words
+    ceiling: str
+    reason: str | None
+    rows: tuple[EvidenceRow, ...]
+
+
+def group_ceiling(group: EvidenceGroup | None, rows: list[EvidenceRow]) -> str:
+    """The most (and least) the group can contribute to this cause's odds, in words."""
+    strongest = max((r.likelihood_ratio for r in rows), default=1.0)
+    weakest = min((r.likelihood_ratio for r in rows), default=1.0)
+    if group is None or group.combine == "independent":
+        return "none: each finding multiplies"
+    if group.combine == "capped-product" and group.max_likelihood_ratio is not None:
+        cap = group.max_likelihood_ratio
+        return f"{cap:g} for, 1/{cap:g} against"
+    parts = []
+    if strongest > 1:
+        parts.append(f"{strongest:g} for")
+    if weakest < 1:
+        parts.append(f"{weakest:g} against")
+    return ", ".join(parts) or "1"
+
+
+def grouped(rows: list[EvidenceRow], groups: Mapping[str, EvidenceGroup]) -> list[GroupSection]:
+    """A cause's evidence rows by evidence group, the group with the strongest finding first."""
+    group_of = {member: group for group in groups.values() for member in group.members}
+    by_group: dict[str, list[EvidenceRow]] = {}
+    for row in rows:
+        group = group_of.get(row.rule_id)
+        by_group.setdefault(group.id if group else "", []).append(row)
+    sections = []
+    for gid, members in by_group.items():
+        group = groups.get(gid)
+        sections.append(
+            GroupSection(
+                title=group.title if group else "Findings outside every group",
+                combine=COMBINE_WORDS[group.combine if group else "independent"],
+                ceiling=group_ceiling(group, members),
+                reason=plain(group.reason) if group else None,
+                rows=tuple(members),
+            )
+        )
+    sections.sort(key=lambda g: (-max(abs(math.log(r.likelihood_ratio)) for r in g.rows), g.title))
+    return sections
 
 
 def citation(ref: Reference | None) -> Citation:
@@ -81,12 +145,14 @@ def citation(ref: Reference | None) -> Citation:
     return Citation(" ".join(ref.citation.split()), tuple(links), CONFIDENCE_WORDS[ref.confidence])
 
 
-def interval_of(evidence: Any) -> tuple[float | None, float | None]:
-    """The likelihood ratio's interval when the rule declares one (``likelihood_ratio_interval: [low, high]``)."""
-    interval = getattr(evidence, "likelihood_ratio_interval", None) or getattr(evidence, "interval", None)
-    if isinstance(interval, (list, tuple)) and len(interval) == 2:
-        return float(interval[0]), float(interval[1])
-    return None, None
+def interval_of(evidence: Evidence) -> tuple[float, float, str]:
+    """The likelihood ratio's interval and where it comes from: the source's 2x2 counts (95% interval),
+    a range the rule states, or else the model's judgement range (ADR 0004), as the differential uses it."""
+    low, high = evidence_interval(evidence)
+    if low is not None and high is not None:
+        return low, high, ("95% interval from the source's counts" if evidence.counts is not None else "stated range")
+    low, high = judgement_range(float(evidence.likelihood_ratio))
+    return low, high, "judgement range (no interval in the source)"
 
 
 # --------------------------------------------------------------------------- the plot
@@ -162,7 +228,7 @@ class Pages:
         rows: dict[str, list[EvidenceRow]] = {h: [] for h in self.rs.hypotheses}
         for rule in self.rs.active_rules:
             for item in rule.then.evidence:
-                low, high = interval_of(item)
+                low, high, interval_source = interval_of(item)
                 rows.setdefault(item.hypothesis, []).append(
                     EvidenceRow(
                         finding=rule.title,
@@ -172,6 +238,8 @@ class Pages:
                         direction="for" if item.likelihood_ratio > 1 else "against",
                         citation=citation(self.rs.references.get(item.reference or "")),
                         note=plain(item.note),
+                        rule_id=rule.id,
+                        interval_source=interval_source,
                     )
                 )
         for items in rows.values():
@@ -213,7 +281,10 @@ class Pages:
 
     def _cause_section(self, hid: str) -> dict[str, Any]:
         hyp = self.rs.hypotheses[hid]
-        rows = self.evidence_by_cause.get(hid, [])
+        # The table and the plot show the evidence by group (how related findings combine, ADR 0004), the
+        # group with the strongest finding first; the plot's row numbers are the table's.
+        groups = grouped(self.evidence_by_cause.get(hid, []), self.rs.evidence_groups)
+        rows = [row for group in groups for row in group.rows]
         populations = {p.id: p.title for p in self.rs.populations}
         return {
             "id": hid,
@@ -229,6 +300,7 @@ class Pages:
                 for p in hyp.priors
             ],
             "rows": rows,
+            "groups": groups,
             "plot": evidence_plot(rows),
             "tests": [
                 {
@@ -239,11 +311,6 @@ class Pages:
                     "citation": citation(self.rs.references.get(t.reference or "")),
                 }
                 for t in hyp.tests
-            ],
-            "caps": [
-                # Hypotheses no longer declare caps since the differential model of issue 12 (evidence groups).
-                {"max": c.max_likelihood_ratio, "count": len(c.rules), "reason": plain(c.reason)}
-                for c in getattr(hyp, "caps", ())
             ],
         }
 
@@ -277,9 +344,21 @@ class Pages:
             threshold=threshold,
             cause=self._cause_section(subject) if subject else None,
             references=[citation(self.rs.references.get(r)) for r in card.references],
-            suggestions=[s.label for s in card.suggestions if "{" not in s.label],
+            suggestions=[suggestion_words(s) for s in card.suggestions if "{" not in s.label],
             override_reasons=card.override_reasons,
         )
+
+
+def suggestion_words(suggestion: SuggestionTemplate) -> str:
+    """A suggestion's label and when the card recommends it."""
+    if not suggestion.recommended:
+        return suggestion.label
+    if suggestion.recommended_below is None:
+        return f"{suggestion.label} (recommended)"
+    return (
+        f"{suggestion.label} (recommended while the estimate is below {percent(suggestion.recommended_below)}; "
+        "above it a negative result would not rule the cause out, so it is offered but not recommended)"
+    )
 
 
 def page_markdown(text: str | None) -> Markup | None:

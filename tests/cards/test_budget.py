@@ -91,6 +91,53 @@ def readable_text(card: dict) -> str:
     return "\n".join(parts)
 
 
+def draft_ids(raw: dict) -> set[str]:
+    """Type/id of each draft order in the request's context (order-select and order-sign)."""
+    drafts = raw["context"].get("draftOrders") or {}
+    resources = [e.get("resource", {}) for e in drafts.get("entry", [])] if isinstance(drafts, dict) else []
+    return {f"{r.get('resourceType')}/{r.get('id')}" for r in resources if r.get("id")}
+
+
+# A bone scan in words a report or an order carries (CPT 78306's display, LOINC and SNOMED CT names).
+BONE_SCAN = re.compile(r"bone scan|scintigra|bone and/or joint imaging", re.IGNORECASE)
+
+
+def has_bone_scan_report(raw: dict) -> bool:
+    """Whether the request's prefetch holds a bone-scan report (read by its words, not by the rules' codes)."""
+    for bundle in raw.get("prefetch", {}).values():
+        for entry in bundle.get("entry", []) if isinstance(bundle, dict) else []:
+            resource = entry.get("resource", {})
+            if resource.get("resourceType") == "DiagnosticReport" and BONE_SCAN.search(
+                orjson.dumps(resource.get("code")).decode()
+            ):
+                return True
+    return False
+
+
+def assert_applies_to_patient(name: str, suggestion: dict, raw: dict, drugs: set[str]) -> None:
+    patient = f"Patient/{raw['context']['patientId']}"
+    if has_bone_scan_report(raw):
+        creates = [a for a in suggestion.get("actions", []) if a["type"] == "create"]
+        assert not any(BONE_SCAN.search(orjson.dumps(a.get("resource")).decode()) for a in creates), (
+            f"{name}: suggests a bone scan for a patient who has one: {suggestion['label']}"
+        )
+    for drug, pattern in DRUG_WORDS.items():
+        if drug not in drugs:
+            assert not pattern.search(suggestion["label"]), f"{name}: suggests about {drug}: {suggestion['label']}"
+    for action in suggestion.get("actions", []):
+        if action["type"] == "delete":
+            target = action.get("resourceId")
+            assert target in draft_ids(raw), f"{name}: deletes {target}, not a draft of this request"
+            continue
+        resource = action.get("resource") or {}
+        subject = resource.get("subject") or resource.get("patient") or {}
+        assert subject.get("reference") == patient, f"{name}: {action['type']} about {subject}, not {patient}"
+        if action["type"] == "update":
+            assert f"{resource.get('resourceType')}/{resource.get('id')}" in draft_ids(raw), (
+                f"{name}: updates a non-draft"
+            )
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_every_card_keeps_the_budget(case):
     raw, cards, extension = answered(case["file"])
@@ -124,6 +171,10 @@ def test_every_card_keeps_the_budget(case):
         for drug, pattern in DRUG_WORDS.items():
             if drug not in drugs:
                 assert not pattern.search(detail), f"{name}: mentions {drug} the patient does not take:\n{detail}"
+        # Each suggestion applies to this patient: its label names no drug the patient does not take, what
+        # it creates or updates is about this patient, and what it deletes is one of this request's drafts.
+        for suggestion in card.get("suggestions", []):
+            assert_applies_to_patient(name, suggestion, raw, drugs)
         # Sources a clinician can open: the page behind the card.
         assert card["source"]["url"].startswith("http"), name
         assert any(link["type"] == "absolute" and link["url"] == card["source"]["url"] for link in card["links"]), name
@@ -208,3 +259,29 @@ def test_every_card_offers_override_reasons_that_fit_it():
         if card.indicator == "critical" or "order" in card.id:
             assert card.snooze_days is None, card.id
     assert {"calciphylaxis-risk", "calciphylaxis-risk-after-bone-scan", "radiology-differential"} <= policies.keys()
+
+
+def test_a_scan_is_recommended_only_while_it_could_rule_the_cause_out():
+    """At a high estimate a negative bone scan leaves the cause likely: the scan is offered, not recommended, and
+    the next step says a negative result is not enough to rule it out (clinical review S-9; rules/cards.yaml)."""
+    from types import SimpleNamespace
+
+    from cds.cards.render import recommended
+
+    rs = pipeline().ruleset
+    card = rs.cards["calciphylaxis-risk"]
+    (scan,) = [s for s in card.suggestions if s.recommended_below is not None]
+
+    def at(p: float) -> SimpleNamespace:
+        return SimpleNamespace(differential={"calciphylaxis": SimpleNamespace(posterior=p)})
+
+    assert recommended(scan, at(0.4), card) and not recommended(scan, at(0.9), card)
+    # The shipped case that raises this card: a text-only lesion at a high estimate.
+    _, cards, extension = answered("realdata-text-only-lesion.patient-view.json")
+    (risk,) = [c for c in cards if c["source"]["topic"]["code"] == "calciphylaxis-risk"]
+    causes = extension["org.calciphylaxis-cds.differential"]["causes"]
+    (cause,) = [h for h in causes if h["hypothesis"] == "calciphylaxis"]
+    assert cause["posterior"] >= scan.recommended_below
+    (offered,) = risk["suggestions"]
+    assert "isRecommended" not in offered or offered["isRecommended"] is not True
+    assert "if negative (cannot rule it out)" in risk["detail"]

@@ -144,7 +144,7 @@ def test_the_evidence_plot_renders(service_url, browser):
     plot = page.locator("svg.plot").first
     box = plot.bounding_box()
     assert box is not None and box["width"] > 300 and box["height"] > 100
-    rows = page.locator("table.evidence tbody tr").count()
+    rows = page.locator("table.evidence tbody tr:not(.group)").count()
     assert rows >= 10
     assert page.locator("svg.plot circle.lr").count() == rows  # one dot per finding of the table
     # Findings for sit right of the LR = 1 axis, findings against left of it.
@@ -207,11 +207,46 @@ def test_the_source_case_card_fits_one_sandbox_screen(service_url, browser, tmp_
         if h["hypothesis"] == "calciphylaxis"
     ]
     titles = {r.id: r.title for r in RULESET.rules.values()}
+    citations = {rid: ref.citation for rid, ref in RULESET.references.items()}
     every_finding = "\n".join(
-        f"- {titles[e['rule']]}: likelihood ratio {e['likelihood_ratio']:g} ({RULESET.references[e['reference']].citation})"
+        f"- {titles[e['rule']]}: likelihood ratio {e['likelihood_ratio']:g} ({citations[e['reference']]})"
         for e in calciphylaxis["evidence_for"] + calciphylaxis["evidence_against"]
     )
     long_card = {**card, "detail": f"{card['detail']}\n\n**All findings**\n{every_finding}"}
     long_height = _card_height(browser, card_preview(pages, long_card, SANDBOX_CARD_WIDTH), tmp_path, "long-card.png")
     assert long_height > SANDBOX_SCREEN["height"], f"the control card is only {long_height:.0f} px tall"
     assert urljoin(card["source"]["url"], "x")  # and its source opens the page, tested above
+
+
+def test_each_cause_shows_its_evidence_by_group_with_the_group_ceiling():
+    """The differential combines related findings per evidence group (rules/hypotheses.yaml); each cause's page
+    shows its findings under their group, with how the group combines them and the most the group can weigh."""
+    import html
+    import re
+
+    pages = Pages(RULESET)
+    group_of = {member: group for group in RULESET.evidence_groups.values() for member in group.members}
+    kinds_seen = set()
+    for hid in RULESET.hypotheses:
+        text = pages.render("causes", hid)
+        assert text is not None
+        expected: dict[str, list[str]] = {}
+        for rule in RULESET.active_rules:
+            for item in rule.then.evidence:
+                if item.hypothesis == hid:
+                    expected.setdefault(group_of[rule.id].id, []).append(rule.title)
+        blocks = re.findall(r'<tbody class="group">(.*?)</tbody>', text, re.DOTALL)
+        assert len(blocks) == len(expected), hid
+        for gid, titles in expected.items():
+            group = RULESET.evidence_groups[gid]
+            (block,) = [b for b in blocks if f'scope="rowgroup">{group.title}<br>' in html.unescape(b)]
+            header = " ".join(re.sub(r"<[^>]+>", " ", html.unescape(block.split("</tr>")[0])).split())
+            assert "How they combine:" in header and "Ceiling for this cause:" in header, header
+            if group.combine == "capped-product":
+                assert f"{group.max_likelihood_ratio:g} for, 1/{group.max_likelihood_ratio:g} against" in header
+            elif group.combine == "independent":
+                assert "none: each finding multiplies" in header
+            findings = re.findall(r'<td data-label="Finding">([^<]*)', block)
+            assert sorted(html.unescape(f) for f in findings) == sorted(titles), (hid, gid)
+            kinds_seen.add(group.combine)
+    assert kinds_seen == {"independent", "max", "capped-product", "fallback"}

@@ -140,6 +140,27 @@ def test_a_new_finding_brings_the_card_back_and_says_what_changed(database):
     assert counter(metrics.CARDS_SNOOZED, family(card), "shown-again") == before + 1
 
 
+def test_a_higher_band_brings_the_card_back_and_says_so(database):
+    """The card was overridden when its estimate was lower (the stored snooze says "intermediate"); the same
+    findings at a high estimate are a material change."""
+    client = make_app(database)
+    (card,) = call(client)["cards"]
+    assert card["extension"][f"{NAMESPACE}.ruleset"]["band"] == "high"
+    override(client, card, "already-discussed")
+    assert call(client)["cards"] == []
+    engine = create_store_engine(database.url)
+    try:
+        with engine.begin() as connection:
+            assert connection.execute(text("UPDATE card_snooze SET band = 'intermediate'")).rowcount == 1
+    finally:
+        engine.dispose()
+
+    (back,) = call(client)["cards"]
+    assert family(back) == family(card)
+    assert back["detail"].startswith("**Shown again** (dismissed on ")
+    assert "the estimate rose from intermediate to high" in back["detail"] and "new finding" not in back["detail"]
+
+
 def test_a_database_outage_shows_the_card(database):
     client = make_app(database)
     (card,) = call(client)["cards"]
