@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from cds.concepts import ICD10CM, canonical_system, normalise_code
 from cds.engine import ir, rootcause, safety
 from cds.engine.beside import check_tests_beside
 from cds.engine.diagnostics import Diagnostic, RulesetError
@@ -427,11 +428,14 @@ def _read_terminology(
                 for coding in entry.get("codes", []) or []:
                     if not isinstance(coding, dict):
                         continue
-                    system, code = str(coding.get("system", "")), str(coding.get("code", ""))
+                    # in the one code matcher's normal form (cds.concepts), as prepare compares facts
+                    system = canonical_system(str(coding.get("system", ""))) or ""
+                    code = str(coding.get("code", ""))
                     if code.endswith("*"):
-                        prefixes.append((system, code.rstrip("*").rstrip(".") if code.endswith(".*") else code[:-1]))
+                        stem = code.rstrip("*").rstrip(".") if code.endswith(".*") else code[:-1]
+                        prefixes.append((system, stem.upper() if system == ICD10CM else stem))
                     else:
-                        exact.add((system, code))
+                        exact.add((system, normalise_code(system, code)))
                 used_by = entry.get("used_by") if isinstance(entry.get("used_by"), str) else None
                 valuesets[entry["id"]] = ValueSetInfo(
                     entry["id"],

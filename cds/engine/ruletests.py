@@ -170,16 +170,16 @@ def run_rule_tests(
     return results
 
 
-def default_extractor(rules_dir: Path, warm: bool = True) -> CaseExtractor | None:
-    """``cds.fhir.extract_facts`` bound to this rule set's terminology, when the FHIR layer is installed.
+def default_extractor(rules_dir: Path, warm: bool = True, terminology: Any = None) -> CaseExtractor | None:
+    """``cds.fhir.extract_facts`` bound to this rule set's terminology.
 
-    ``warm`` starts the report-text pipeline now; without it the pipeline starts on the first
-    report that needs it (so a case without reports never pays for it)."""
-    try:
-        from cds.fhir import Terminology, extract_facts, warm_up  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    terminology = Terminology.load(rules_dir)
+    ``terminology`` is the knowledge bundle's (``cds.knowledge``); without it, it is loaded from
+    ``rules_dir``. ``warm`` starts the report-text pipeline now; without it the pipeline starts on
+    the first report that needs it (so a case without reports never pays for it)."""
+    from cds.fhir import Terminology, extract_facts, warm_up
+
+    if terminology is None:
+        terminology = Terminology.load(rules_dir)
     if warm:
         warm_up(terminology)
 
