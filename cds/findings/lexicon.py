@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds.findings.knowledge import FindingsKnowledge, normalise_text
-from cds.findings.text import _parse_lock, _quiet_matchers
+from cds.findings.nlp import _parse_lock, _quiet_matchers
 
 # ConText categories that keep a text mention from asserting its concept.
 NOT_ASSERTED = frozenset(
