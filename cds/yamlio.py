@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # type: ignore[assignment]
+SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Path_ = tuple[str | int, ...]
 
@@ -63,7 +63,7 @@ def load_positioned(text: str) -> PositionedYaml:
         loader = SafeLoader(text)
     except UnicodeError as exc:  # e.g. a lone surrogate: libyaml encodes the text first
         line, column = _line_column(text, getattr(exc, "start", 0))
-        raise YamlSyntaxError(line, column, f"text cannot be encoded: {exc.reason}") from None
+        raise YamlSyntaxError(line, column, f"text cannot be encoded: {getattr(exc, 'reason', exc)}") from None
     try:
         node = loader.get_single_node()
         if node is not None:

@@ -25,6 +25,12 @@ EXTERNAL_DERIVED_NAMES = frozenset(
 
 
 class _CheckerBase:
+    # the unique entries by id, set by ``_Checker.run`` before the checks that read them
+    references: dict[str, _Item]
+    hypotheses: dict[str, _Item]
+    rules: dict[str, _Item]
+    cards: dict[str, _Item]
+
     def __init__(
         self,
         rules_dir: Path,
@@ -51,7 +57,7 @@ class _CheckerBase:
                     items.append(_Item(value, name, doc, (section, index)))
         self.analyte_limits: dict[str, tuple[float | None, float | None]] = {}
         self.used_valuesets: set[str] = set()
-        self.memberships: dict[str, ir.Membership] = {}
+        self.memberships: dict[tuple[str, str], ir.Membership] = {}
         self.absences: dict[tuple[Any, ...], ir.Absence] = {}
 
     # ------------------------------------------------------------------ helpers
@@ -171,7 +177,8 @@ class _CheckerBase:
                     self.out.add(
                         item.at("members", index),
                         "E041",
-                        f"rule {rule_id!r} is in evidence groups {owner[rule_id]!r} and {group.id!r}; a rule belongs to one",
+                        f"rule {rule_id!r} is in evidence groups {owner[rule_id]!r} and {group.id!r}; "
+                        "a rule belongs to one",
                         rule_id,
                     )
                 else:

@@ -10,10 +10,7 @@ from pydantic import ValidationError
 
 from cds.engine.check_base import _CheckerBase
 from cds.engine.files import _Item
-from cds.engine.model import (
-    CardTemplate,
-    RuleTest,
-)
+from cds.engine.model import CardTemplate, Rule, RuleTest
 from cds.engine.paths import resolve as resolve_case
 from cds.facts import FACT_FIELDS
 
@@ -110,6 +107,34 @@ class _CardChecks(_CheckerBase):
     ) -> None:
         card: CardTemplate = item.value
         cid = card.id
+        self._check_card_references(item)
+        raisers = [r.value for r in rules.values() if cid in r.value.then.cards and r.value.status == "active"]
+        if card.when.intent and not raisers:
+            self.out.add(item.at("when", "intent"), "E021", "no active rule raises this card (`then.cards`)", cid)
+        texts = self._card_texts(item)
+        if card.page_detail:
+            # The page behind a card is built from the rules alone (no patient), so it has nothing to fill in.
+            for match in PLACEHOLDER.finditer(card.page_detail):
+                self.out.add(
+                    item.at("page_detail"),
+                    "E022",
+                    f"{{{match.group(0)[1:-1]}}}: page_detail is shown on the card's page, which has no patient data; "
+                    "no placeholders",
+                    cid,
+                )
+        recommended = sum(1 for s in card.suggestions if s.recommended)
+        if card.selection_behavior == "at-most-one" and recommended > 1:
+            self.out.add(
+                item.at("suggestions"), "E003", "at most one suggestion may be recommended under at-most-one", cid
+            )
+        for path, text in texts:
+            for match in PLACEHOLDER.finditer(text):
+                self._check_placeholder(item, path, match.group(1), match.group(2), card, raisers, aliases)
+
+    def _check_card_references(self, item: _Item) -> None:
+        """Services, references and the differential condition a card template names."""
+        card: CardTemplate = item.value
+        cid = card.id
         for index, service in enumerate(card.services):
             if self.services and service not in self.services:
                 self.out.add(
@@ -136,9 +161,10 @@ class _CardChecks(_CheckerBase):
                     f"undefined reference {condition.reference!r}",
                     cid,
                 )
-        raisers = [r.value for r in rules.values() if cid in r.value.then.cards and r.value.status == "active"]
-        if card.when.intent and not raisers:
-            self.out.add(item.at("when", "intent"), "E021", "no active rule raises this card (`then.cards`)", cid)
+
+    def _card_texts(self, item: _Item) -> list[tuple[tuple[str | int, ...], str]]:
+        """Every text of a card template that may hold placeholders, with its path; checks the actions."""
+        card: CardTemplate = item.value
         texts: list[tuple[tuple[str | int, ...], str]] = [(("summary",), card.summary)]
         if card.detail:
             texts.append((("detail",), card.detail))
@@ -154,26 +180,18 @@ class _CardChecks(_CheckerBase):
                 self._check_action(item, base, action)
         for l_index, link in enumerate(card.links):
             texts.append((("links", l_index, "url"), link.url))
-        if card.page_detail:
-            # The page behind a card is built from the rules alone (no patient), so it has nothing to fill in.
-            for match in PLACEHOLDER.finditer(card.page_detail):
-                self.out.add(
-                    item.at("page_detail"),
-                    "E022",
-                    f"{{{match.group(0)[1:-1]}}}: page_detail is shown on the card's page, which has no patient data; "
-                    "no placeholders",
-                    cid,
-                )
-        recommended = sum(1 for s in card.suggestions if s.recommended)
-        if card.selection_behavior == "at-most-one" and recommended > 1:
-            self.out.add(
-                item.at("suggestions"), "E003", "at most one suggestion may be recommended under at-most-one", cid
-            )
-        for path, text in texts:
-            for match in PLACEHOLDER.finditer(text):
-                self._check_placeholder(item, path, match.group(1), match.group(2), card, raisers, aliases)
+        return texts
 
-    def _check_placeholder(self, item, path, name, arg, card, raisers, aliases) -> None:
+    def _check_placeholder(
+        self,
+        item: _Item,
+        path: tuple[str | int, ...],
+        name: str,
+        arg: str | None,
+        card: CardTemplate,
+        raisers: list[Rule],
+        aliases: Mapping[str, Mapping[str, tuple[int, str]]],
+    ) -> None:
         where, cid = item.at(*path), card.id
         if name in HYPOTHESIS_PLACEHOLDERS:
             if arg not in self.hypotheses:
@@ -218,6 +236,26 @@ class _CardChecks(_CheckerBase):
         tid = test.id
         if self.services and test.service not in self.services:
             self.out.add(item.at("service"), "E028", f"undefined service {test.service!r}", tid)
+        self._check_test_case(item)
+        self._check_test_facts(item)
+        expect = test.expect
+        for field_name in ("fired", "not_fired"):
+            for index, rid in enumerate(getattr(expect, field_name)):
+                if rid not in self.rules:
+                    self.out.add(item.at("expect", field_name, index), "E028", f"undefined rule {rid!r}", tid)
+        for field_name in ("cards", "not_cards"):
+            for index, cid in enumerate(getattr(expect, field_name)):
+                if cid not in self.cards:
+                    self.out.add(item.at("expect", field_name, index), "E028", f"undefined card template {cid!r}", tid)
+        hyps = ([expect.top] if expect.top else []) + list(expect.posterior)
+        for hid in hyps:
+            if hid not in self.hypotheses:
+                self.out.add(item.at("expect"), "E028", f"undefined hypothesis {hid!r}", tid)
+
+    def _check_test_case(self, item: _Item) -> None:
+        """The case file a rule test names exists, written relative to the file naming it."""
+        test: RuleTest = item.value
+        tid = test.id
         if test.case is not None:
             found, legacy = resolve_case(self.rules_dir, self.rules_dir.parent / item.file, test.case)
             if found is None:
@@ -235,6 +273,11 @@ class _CardChecks(_CheckerBase):
                     "write it relative to this file (`python -m cds.engine.migrate_tests` does it)",
                     tid,
                 )
+
+    def _check_test_facts(self, item: _Item) -> None:
+        """A rule test's inline facts have a known kind, an id and known attributes."""
+        test: RuleTest = item.value
+        tid = test.id
         if test.facts is not None:
             for index, fact in enumerate(test.facts):
                 kind = fact.get("kind")
@@ -251,16 +294,3 @@ class _CardChecks(_CheckerBase):
                             f"{kind} facts have no attribute {attr!r}",
                             tid,
                         )
-        expect = test.expect
-        for field_name in ("fired", "not_fired"):
-            for index, rid in enumerate(getattr(expect, field_name)):
-                if rid not in self.rules:
-                    self.out.add(item.at("expect", field_name, index), "E028", f"undefined rule {rid!r}", tid)
-        for field_name in ("cards", "not_cards"):
-            for index, cid in enumerate(getattr(expect, field_name)):
-                if cid not in self.cards:
-                    self.out.add(item.at("expect", field_name, index), "E028", f"undefined card template {cid!r}", tid)
-        hyps = ([expect.top] if expect.top else []) + list(expect.posterior)
-        for hid in hyps:
-            if hid not in self.hypotheses:
-                self.out.add(item.at("expect"), "E028", f"undefined hypothesis {hid!r}", tid)

@@ -4,15 +4,12 @@ which also compile each pattern to the IR."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from cds.engine import ir, safety
 from cds.engine.check_base import _CheckerBase
 from cds.engine.files import _Item
-from cds.engine.model import (
-    Operators,
-    Rule,
-)
+from cds.engine.model import Evidence, Operators, Rule
 from cds.engine.prepare import DECIMALS, MAX_ABS_NUMBER
 from cds.facts import FACT_FIELDS
 
@@ -60,6 +57,11 @@ def _type_ok(attr_type: str, value: Any, op: str) -> bool:
 class _RuleChecks(_CheckerBase):
     # ------------------------------------------------------------------ rules
     def _check_rule(self, item: _Item) -> tuple[tuple[ir.Pattern, ...], dict[str, tuple[int, str]]]:
+        self._check_rule_then(item)
+        return self._compile_when(item)
+
+    def _check_rule_then(self, item: _Item) -> None:
+        """References, the numeric-threshold source, and what `then` does (evidence, cards)."""
         rule: Rule = item.value
         rid = rule.id
         for index, ref in enumerate(rule.references):
@@ -75,34 +77,41 @@ class _RuleChecks(_CheckerBase):
         if then.derive is None and not then.evidence and not then.cards:
             self.out.add(item.at("then"), "E029", "`then` derives nothing, adds no evidence and raises no card", rid)
         for index, ev in enumerate(then.evidence):
-            path = ("then", "evidence", index)
-            hyp = self.hypotheses.get(ev.hypothesis)
-            if hyp is None:
-                self.out.add(item.at(*path, "hypothesis"), "E012", f"undefined hypothesis {ev.hypothesis!r}", rid)
-            elif ev.test is not None and ev.test not in {t.id for t in hyp.value.tests}:
-                self.out.add(
-                    item.at(*path, "test"), "E012", f"hypothesis {ev.hypothesis!r} declares no test {ev.test!r}", rid
-                )
-            self._lr(item, ev.likelihood_ratio, (*path, "likelihood_ratio"), rid)
-            self._reference(item, ev.reference, path, "evidence", rid)
-            if ev.interval is not None and ev.counts is not None:
-                self.out.add(item.at(*path, "interval"), "E016", "give `interval` or `counts`, not both", rid)
-            elif ev.interval is not None and not ev.interval[0] <= ev.likelihood_ratio <= ev.interval[1]:
-                self.out.add(
-                    item.at(*path, "interval"),
-                    "E016",
-                    f"interval {ev.interval} must run from low to high and contain the ratio {ev.likelihood_ratio:g}",
-                    rid,
-                )
+            self._check_evidence(item, ("then", "evidence", index), ev)
         for index, card in enumerate(then.cards):
             if card not in self.cards:
                 self.out.add(item.at("then", "cards", index), "E018", f"undefined card template {card!r}", rid)
 
+    def _check_evidence(self, item: _Item, path: tuple[str | int, ...], ev: Evidence) -> None:
+        rid = item.value.id
+        hyp = self.hypotheses.get(ev.hypothesis)
+        if hyp is None:
+            self.out.add(item.at(*path, "hypothesis"), "E012", f"undefined hypothesis {ev.hypothesis!r}", rid)
+        elif ev.test is not None and ev.test not in {t.id for t in hyp.value.tests}:
+            self.out.add(
+                item.at(*path, "test"), "E012", f"hypothesis {ev.hypothesis!r} declares no test {ev.test!r}", rid
+            )
+        self._lr(item, ev.likelihood_ratio, (*path, "likelihood_ratio"), rid)
+        self._reference(item, ev.reference, path, "evidence", rid)
+        if ev.interval is not None and ev.counts is not None:
+            self.out.add(item.at(*path, "interval"), "E016", "give `interval` or `counts`, not both", rid)
+        elif ev.interval is not None and not ev.interval[0] <= ev.likelihood_ratio <= ev.interval[1]:
+            self.out.add(
+                item.at(*path, "interval"),
+                "E016",
+                f"interval {ev.interval} must run from low to high and contain the ratio {ev.likelihood_ratio:g}",
+                rid,
+            )
+
+    def _compile_when(self, item: _Item) -> tuple[tuple[ir.Pattern, ...], dict[str, tuple[int, str]]]:
+        """The rule's patterns checked and compiled to the IR, with its aliases."""
+        rule: Rule = item.value
+        rid = rule.id
         derived_names = self._derived_names(self.rules)
         patterns: list[ir.Pattern] = []
         aliases: dict[str, tuple[int, str]] = {}
         for index, pattern in enumerate(rule.when):
-            path = ("when", index)
+            path: tuple[str | int, ...] = ("when", index)
             if pattern.absent is not None:
                 (field_name,) = pattern.absent.model_fields_set
                 kind = "draft-order" if field_name == "draft_order" else field_name
@@ -119,28 +128,35 @@ class _RuleChecks(_CheckerBase):
             tests_raw = getattr(pattern, field_name)
             tests = self._tests(item, (*path, kind), kind, tests_raw, aliases, allow_join=True)
             if kind == "derived":
-                names = [t.value for t in tests if t.attr == "name" and t.op == "eq"]
-                if not names:
-                    self.out.add(
-                        item.at(*path, kind),
-                        "E021",
-                        "a derived pattern must name the fact: `derived: {name: ...}`",
-                        rid,
-                    )
-                for name in names:
-                    if name not in derived_names:
-                        self.out.add(
-                            item.at(*path, kind, "name"),
-                            "E021",
-                            f"no active rule derives {name!r}: this rule can never fire",
-                            rid,
-                        )
+                self._check_derived_names(item, (*path, kind), tests, derived_names)
             if pattern.as_ is not None:
                 if pattern.as_ in aliases:
                     self.out.add(item.at(*path, "as"), "E010", f"alias {pattern.as_!r} used twice", rid)
                 aliases[pattern.as_] = (index, kind)
             patterns.append(ir.Pattern(kind, tests, pattern.as_))
         return tuple(patterns), aliases
+
+    def _check_derived_names(
+        self, item: _Item, path: tuple[str | int, ...], tests: tuple[ir.Test, ...], derived_names: set[str]
+    ) -> None:
+        """A derived pattern names the fact, and some active rule derives it."""
+        rid = item.value.id
+        names = [t.value for t in tests if t.attr == "name" and t.op == "eq"]
+        if not names:
+            self.out.add(
+                item.at(*path),
+                "E021",
+                "a derived pattern must name the fact: `derived: {name: ...}`",
+                rid,
+            )
+        for name in names:
+            if name not in derived_names:
+                self.out.add(
+                    item.at(*path, "name"),
+                    "E021",
+                    f"no active rule derives {name!r}: this rule can never fire",
+                    rid,
+                )
 
     def _tests(
         self,
@@ -189,7 +205,7 @@ class _RuleChecks(_CheckerBase):
                             and value not in self.analytes
                         ):
                             self.out.add(vwhere, "E026", f"undefined analyte {value!r} (rules/analytes.yaml)", rid)
-                    tests.append(ir.Test(attr, op, value))
+                    tests.append(ir.Test(attr, cast("ir.Op", op), value))
         self._contradictions(item, path, kind, tests)
         return tuple(tests)
 
@@ -229,8 +245,13 @@ class _RuleChecks(_CheckerBase):
             by_attr.setdefault(t.attr, []).append(t)
         for attr, group in by_attr.items():
             eqs = {t.value for t in group if t.op == "eq"}
-            lower = max((t.value for t in group if t.op in ("gt", "ge")), default=None)
-            upper = min((t.value for t in group if t.op in ("lt", "le")), default=None)
+            # ordering tests hold numbers only (``_type_ok``)
+            lower = max(
+                (t.value for t in group if t.op in ("gt", "ge") and isinstance(t.value, int | float)), default=None
+            )
+            upper = min(
+                (t.value for t in group if t.op in ("lt", "le") and isinstance(t.value, int | float)), default=None
+            )
             impossible = len(eqs) > 1
             for t in group:
                 if t.op == "any_of" and eqs and not (eqs & set(t.values)):
@@ -249,7 +270,17 @@ class _RuleChecks(_CheckerBase):
                     item.value.id,
                 )
 
-    def _join(self, item, where, kind, attr, attr_type, target, aliases, allow_join) -> list[ir.Test]:
+    def _join(
+        self,
+        item: _Item,
+        where: tuple[str, int, int],
+        kind: str,
+        attr: str,
+        attr_type: str,
+        target: Any,
+        aliases: Mapping[str, tuple[int, str]],
+        allow_join: bool,
+    ) -> list[ir.Test]:
         rid = item.value.id
         if not allow_join:
             self.out.add(where, "E019", "an absent pattern cannot join other patterns", rid)
@@ -278,7 +309,9 @@ class _RuleChecks(_CheckerBase):
             return []
         return [ir.Test(attr, "join", join_pattern=index, join_attr=other_attr)]
 
-    def _membership(self, item, where, kind, attr, attr_type, value) -> list[ir.Test]:
+    def _membership(
+        self, item: _Item, where: tuple[str, int, int], kind: str, attr: str, attr_type: str, value: Any
+    ) -> list[ir.Test]:
         rid = item.value.id
         ids = [value] if isinstance(value, str) else list(value)
         if not ids:

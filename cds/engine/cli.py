@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from cds.settings import DEFAULT_RULES_DIR
 
 if TYPE_CHECKING:
+    from cds.engine.loader import LoadResult, RuleSet
     from cds.knowledge import BundleResult
 
 EXIT_OK, EXIT_FAILURE = 0, 1
@@ -26,7 +27,7 @@ def add_rules_commands(commands: Any) -> None:
     actions = rules.add_subparsers(metavar="ACTION")
 
     def add(name: str, help_text: str, run: Any) -> argparse.ArgumentParser:
-        parser = actions.add_parser(name, help=help_text)
+        parser: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
         parser.add_argument("--rules", type=Path, help="rules directory (CDS_RULES_DIR)")
         parser.set_defaults(run=run)
         return parser
@@ -121,13 +122,13 @@ def _rules_dir(args: argparse.Namespace) -> Path:
     return args.rules or Path(os.environ.get("CDS_RULES_DIR", DEFAULT_RULES_DIR))
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> LoadResult:
     from cds.engine.loader import load_ruleset
 
     return load_ruleset(_rules_dir(args))
 
 
-def _loaded_or_report(args: argparse.Namespace):
+def _loaded_or_report(args: argparse.Namespace) -> RuleSet | None:
     """The rule set, or None after printing its errors (the commands that need a valid set share this)."""
     result = _load(args)
     for d in result.errors:
@@ -315,7 +316,7 @@ def run_diff(args: argparse.Namespace) -> int:
 
                 skipped: list[str] = []
 
-                def source():
+                def source() -> Any:
                     return outcomediff.population_inputs(population, services, args.service, now, skipped)
 
             report = outcomediff.diff(before, after_dir, source, args.engine)

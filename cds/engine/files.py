@@ -138,7 +138,7 @@ def _report_validation(exc: ValidationError, doc: PositionedYaml, name: str, out
         (tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _UNION_TAGS)), err) for err in exc.errors()
     ]
     locations = {loc for loc, _ in errors}
-    kept: dict[tuple[Any, ...], dict[str, Any]] = {}
+    kept: dict[tuple[Any, ...], Any] = {}
     for loc, err in errors:
         if any(other[: len(loc)] == loc and len(other) > len(loc) for other in locations):
             continue
@@ -172,8 +172,9 @@ def _rule_id_at(doc: PositionedYaml, loc: tuple[Any, ...]) -> str | None:
             entry = doc.data[loc[0]][loc[1]]
         except (KeyError, IndexError, TypeError):
             return None
-        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-            return entry["id"]
+        ident = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(ident, str):
+            return ident
     return None
 
 

@@ -234,7 +234,8 @@ _NEGATIVE_VALUES = {
 _NEGATIVE_INTERPRETATIONS = {"NEG", "N", "ND"}
 
 
-def _observation_mentions(obs: Mapping[str, Any], concepts: list[str], knowledge: FindingsKnowledge) -> list[Mention]:
+def _observation_components(obs: Mapping[str, Any], knowledge: FindingsKnowledge) -> tuple[dict[str, str], str | None]:
+    """The qualifiers (local code system) and the laterality the observation's components state."""
     qual: dict[str, str] = {}
     laterality: str | None = None
     for comp in obs.get("component") or ():
@@ -248,7 +249,13 @@ def _observation_mentions(obs: Mapping[str, Any], concepts: list[str], knowledge
                     laterality = knowledge.laterality_of(v.get("system"), v.get("code")) or laterality
             elif code.get("system") == LOCAL_SYSTEM and value_codings:
                 qual[str(code.get("code"))] = str(value_codings[0].get("code"))
+    return qual, laterality
 
+
+def _observation_sites(
+    obs: Mapping[str, Any], knowledge: FindingsKnowledge, laterality: str | None
+) -> list[tuple[str, str | None]]:
+    """The body site (coded, else from bodySite.text) with its laterality, or none."""
     sites: list[tuple[str, str | None]] = []
     body = obs.get("bodySite")
     site: str | None = None
@@ -265,7 +272,11 @@ def _observation_mentions(obs: Mapping[str, Any], concepts: list[str], knowledge
         laterality = laterality or text_lat
     if site is not None:
         sites.append((site, laterality))
+    return sites
 
+
+def _observation_negated(obs: Mapping[str, Any]) -> bool:
+    """A negative value, ``valueBoolean: false`` or a negative interpretation."""
     negated = False
     for c in _codings(obs.get("valueCodeableConcept")):
         if (c.get("system"), str(c.get("code"))) in _NEGATIVE_VALUES:
@@ -275,15 +286,21 @@ def _observation_mentions(obs: Mapping[str, Any], concepts: list[str], knowledge
     for interp in obs.get("interpretation") or ():
         if any(str(c.get("code")) in _NEGATIVE_INTERPRETATIONS for c in _codings(interp)):
             negated = True
-    if qual.get("change") == "resolved":
-        negated = True
+    return negated
+
+
+def _observation_mentions(obs: Mapping[str, Any], concepts: list[str], knowledge: FindingsKnowledge) -> list[Mention]:
+    qual, laterality = _observation_components(obs, knowledge)
+    sites = _observation_sites(obs, knowledge, laterality)
+    negated = _observation_negated(obs) or qual.get("change") == "resolved"
     certainty = qual.get("certainty", "definite")
     if certainty not in ("definite", "probable", "possible", "unlikely") or negated:
         certainty = "definite"
     distribution = qual.get("distribution")
     out = []
     for concept in concepts:
-        for s, lat in sites or [(None, None)]:
+        unsited: list[tuple[str | None, str | None]] = [(None, None)]
+        for s, lat in sites or unsited:
             out.append(
                 Mention(
                     concept=concept,
@@ -328,7 +345,7 @@ def _site_from_text(text: str, knowledge: FindingsKnowledge) -> tuple[str | None
 
 
 def _merge(mentions: Iterable[Mention]) -> list[Mention]:
-    merged: dict[tuple, Mention] = {}
+    merged: dict[tuple[object, ...], Mention] = {}
     for m in mentions:
         k = m.key()
         merged[k] = merged[k].merged_with(m) if k in merged else m

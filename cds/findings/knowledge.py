@@ -106,8 +106,8 @@ class FindingsKnowledge:
     text_cache: LRUCache = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     validation_cache: LRUCache = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     _nlp_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
-    _nlp_box: list = field(default_factory=list, compare=False, repr=False)
-    _matchers: dict = field(default_factory=dict, compare=False, repr=False)
+    _nlp_box: list[Any] = field(default_factory=list, compare=False, repr=False)
+    _matchers: dict[int, CodeIndex] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.text_cache is None:

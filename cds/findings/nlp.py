@@ -114,14 +114,14 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
         nlp.add_pipe("sentencizer", config={"punct_chars": [".", "!", "?"]})
         nlp.add_pipe("findings_line_breaks")
 
-    targets = nlp.add_pipe("medspacy_target_matcher", name="findings_targets")
+    targets: Any = nlp.add_pipe("medspacy_target_matcher", name="findings_targets")
     rules = []
     for t in knowledge.targets:
         rules += [TargetRule(p, t.id) for p in t.phrases]
         rules += [TargetRule(f"{t.id}#{i}", t.id, pattern=pat) for i, pat in enumerate(t.patterns)]
     targets.add(rules)
 
-    sites = nlp.add_pipe(
+    sites: Any = nlp.add_pipe(
         "medspacy_target_matcher",
         name="findings_sites",
         config={"result_type": "group", "span_group_name": "findings_sites", "prune": True},
@@ -135,7 +135,7 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
     site_rules += [TargetRule(p, "nosite|-") for p in knowledge.not_site_phrases]
     sites.add(site_rules)
 
-    quals = nlp.add_pipe(
+    quals: Any = nlp.add_pipe(
         "medspacy_target_matcher",
         name="findings_qualifiers",
         config={"result_type": "group", "span_group_name": "findings_qualifiers", "prune": True},
@@ -144,7 +144,7 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
 
     # prune_on_target_overlap: a modifier word inside a target is part of it ("kidneys are not
     # visualised" is one finding, not a negated one).
-    context = nlp.add_pipe(
+    context: Any = nlp.add_pipe(
         "medspacy_context", config={"rules": None, "span_attrs": None, "prune_on_target_overlap": True}
     )
     ctx_rules = []
@@ -159,7 +159,7 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
             ]
     context.add(ctx_rules)
 
-    sectionizer = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
+    sectionizer: Any = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
     sectionizer.add(
         [SectionRule(p, category) for category, phrases in knowledge.section_phrases.items() for p in phrases]
     )

@@ -56,6 +56,7 @@ def _validate(resource: Mapping[str, Any], rtype: str, knowledge: FindingsKnowle
     key = (rtype, _content_hash(resource))
 
     def check() -> str | None:
+        Model: Any
         if rtype == "DiagnosticReport":
             from fhir.resources.R4B.diagnosticreport import DiagnosticReport as Model
         elif rtype == "Observation":
@@ -73,7 +74,8 @@ def _validate(resource: Mapping[str, Any], rtype: str, knowledge: FindingsKnowle
             return type(exc).__name__
         return None
 
-    return knowledge.validation_cache.get_or_compute(key, check)
+    problem: str | None = knowledge.validation_cache.get_or_compute(key, check)
+    return problem
 
 
 def _content_hash(resource: Any) -> str:
@@ -131,15 +133,7 @@ def _modality(report: Mapping[str, Any], studies: list[Mapping[str, Any]], knowl
                 spec.valuesets
             ):
                 return spec.id
-    dicom: set[str] = set()
-    for s in studies:
-        for m in s.get("modality") or ():
-            if isinstance(m, Mapping) and m.get("code"):
-                dicom.add(str(m["code"]))
-        for series in s.get("series") or ():
-            m = (series or {}).get("modality") if isinstance(series, Mapping) else None
-            if isinstance(m, Mapping) and m.get("code"):
-                dicom.add(str(m["code"]))
+    dicom = _dicom_modalities(studies)
     for spec in knowledge.modalities:
         if spec.dicom_all and spec.dicom_all <= dicom:
             return spec.id
@@ -157,6 +151,20 @@ def _modality(report: Mapping[str, Any], studies: list[Mapping[str, Any]], knowl
             if any(f" {t} " in padded for t in spec.text):
                 return spec.id
     return None
+
+
+def _dicom_modalities(studies: list[Mapping[str, Any]]) -> set[str]:
+    """The DICOM modality codes of the studies and their series."""
+    dicom: set[str] = set()
+    for s in studies:
+        for m in s.get("modality") or ():
+            if isinstance(m, Mapping) and m.get("code"):
+                dicom.add(str(m["code"]))
+        for series in s.get("series") or ():
+            m = (series or {}).get("modality") if isinstance(series, Mapping) else None
+            if isinstance(m, Mapping) and m.get("code"):
+                dicom.add(str(m["code"]))
+    return dicom
 
 
 def _report_date(report: Mapping[str, Any], studies: list[Mapping[str, Any]]) -> str | None:

@@ -26,7 +26,8 @@ from typing import Any
 
 from cds.findings.knowledge import FindingsKnowledge, normalise_text
 from cds.findings.model import CERTAINTY_RANK, Mention
-from cds.findings.nlp import _parse_lock, _quiet_matchers, get_pipeline
+from cds.findings.nlp import _parse_lock, _quiet_matchers
+from cds.findings.nlp import get_pipeline as get_pipeline  # re-exported: cds.fhir imports it from here
 
 log = logging.getLogger(__name__)
 
@@ -74,26 +75,43 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
     # by the pipeline, not the knowledge: several loads of the same rules may share a pipeline.
     with _parse_lock(nlp), _quiet_matchers():
         doc = nlp(normalise_text(text[:MAX_TEXT_CHARS]))
-    target_by_id = {t.id: t for t in knowledge.targets}
-
     graph = doc._.context_graph
     modifiers = list(graph.modifiers) if graph is not None else []
-    terminators = sorted(m.modifier_span[0] for m in modifiers if m.category == "TERMINATE")
-    sent_start = [0] * len(doc)
-    for sent in doc.sents:
-        for i in range(sent.start, sent.end):
-            sent_start[i] = sent.start
+    clauses = _Clauses(doc, modifiers)
+    heads, impressions, ent_tokens = _targets(doc, knowledge, clauses)
+    _attach_sites_and_qualifiers(doc, knowledge, clauses, heads, ent_tokens, modifiers)
+    # Impressions: assertion, and the findings earlier in the same clause they explain.
+    mentions, attributions = _impression_mentions(doc, knowledge, clauses, heads, impressions)
+    mentions.extend(_finding_mentions(doc, knowledge, heads, attributions))
+    return tuple(mentions)
 
-    def clause_of(i: int) -> tuple[int, int]:
-        # A clause is a sentence cut at ConText terminators (";", "but", "plus", ...).
-        n_terms = sum(1 for t in terminators if sent_start[i] <= t <= i)
-        return (sent_start[i], n_terms)
 
-    def section_of(span: Any) -> str:
-        sec = doc[span.start]._.section
-        return (sec.category if sec is not None and sec.category else "none") or "none"
+class _Clauses:
+    """A clause is a sentence cut at ConText terminators (";", "but", "plus", ...)."""
 
-    ent_tokens = set()
+    def __init__(self, doc: Any, modifiers: list[Any]) -> None:
+        self.terminators = sorted(m.modifier_span[0] for m in modifiers if m.category == "TERMINATE")
+        self.sent_start = [0] * len(doc)
+        for sent in doc.sents:
+            for i in range(sent.start, sent.end):
+                self.sent_start[i] = sent.start
+
+    def of(self, i: int) -> tuple[int, int]:
+        n_terms = sum(1 for t in self.terminators if self.sent_start[i] <= t <= i)
+        return (self.sent_start[i], n_terms)
+
+
+def _section_of(doc: Any, span: Any) -> str:
+    sec = doc[span.start]._.section
+    return (sec.category if sec is not None and sec.category else "none") or "none"
+
+
+def _targets(
+    doc: Any, knowledge: FindingsKnowledge, clauses: _Clauses
+) -> tuple[list[_Head], list[tuple[Any, Any]], set[int]]:
+    """The finding heads and the impressions the target matcher found, and the tokens they cover."""
+    target_by_id = {t.id: t for t in knowledge.targets}
+    ent_tokens: set[int] = set()
     heads: list[_Head] = []
     impressions: list[tuple[Any, Any]] = []
     for ent in doc.ents:
@@ -104,18 +122,30 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         if spec.kind == "impression":
             impressions.append((ent, spec))
         else:
-            heads.append(_Head(ent=ent, spec=spec, clause=clause_of(ent.start)))
+            heads.append(_Head(ent=ent, spec=spec, clause=clauses.of(ent.start)))
+    return heads, impressions, ent_tokens
 
-    def nearest_head(span: Any, prefer: str) -> _Head | None:
-        clause = clause_of(span.start)
-        before = [h for h in heads if h.clause == clause and h.ent.end <= span.start]
-        after = [h for h in heads if h.clause == clause and h.ent.start >= span.end]
-        first, second = (after, before) if prefer == "following" else (before, after)
-        for group in (first, second):
-            if group:
-                return min(group, key=lambda h: abs(h.ent.start - span.start))
-        return None
 
+def _nearest_head(heads: list[_Head], clauses: _Clauses, span: Any, prefer: str) -> _Head | None:
+    clause = clauses.of(span.start)
+    before = [h for h in heads if h.clause == clause and h.ent.end <= span.start]
+    after = [h for h in heads if h.clause == clause and h.ent.start >= span.end]
+    first, second = (after, before) if prefer == "following" else (before, after)
+    for group in (first, second):
+        if group:
+            return min(group, key=lambda h: abs(h.ent.start - span.start))
+    return None
+
+
+def _attach_sites_and_qualifiers(
+    doc: Any,
+    knowledge: FindingsKnowledge,
+    clauses: _Clauses,
+    heads: list[_Head],
+    ent_tokens: set[int],
+    modifiers: list[Any],
+) -> None:
+    """Each site (with its laterality words) and qualifier goes to its nearest head in the clause."""
     qual_spans = [q for q in doc.spans.get("findings_qualifiers", []) if not (set(range(q.start, q.end)) & ent_tokens)]
     qual_tokens = {i for q in qual_spans for i in range(q.start, q.end)}
     site_spans = [s for s in doc.spans.get("findings_sites", []) if not (set(range(s.start, s.end)) & ent_tokens)]
@@ -124,19 +154,7 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         s for s in site_spans if s.label_.startswith("lat|") and not (set(range(s.start, s.end)) & qual_tokens)
     ]
     body_spans = [s for s in site_spans if s.label_.startswith("site|")]
-    # Laterality words attach to the nearest site in the clause (following first: "right knee").
-    lat_of: dict[int, set[str]] = {}
-    for lat in lat_spans:
-        clause = clause_of(lat.start)
-        after = [b for b in body_spans if clause_of(b.start) == clause and b.start >= lat.end]
-        before = [b for b in body_spans if clause_of(b.start) == clause and b.end <= lat.start]
-        target = (
-            min(after, key=lambda b: b.start - lat.end)
-            if after
-            else (min(before, key=lambda b: lat.start - b.end) if before else None)
-        )
-        if target is not None:
-            lat_of.setdefault(target.start, set()).add(lat.label_.split("|")[1])
+    lat_of = _laterality_of_sites(clauses, lat_spans, body_spans)
     negations = [m.scope_span for m in modifiers if m.category in ("NEGATED_EXISTENCE", "NORMAL")]
 
     def denied(span: Any, head: _Head) -> bool:
@@ -148,22 +166,47 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         _, site_id, form = body.label_.split("|")
         lats = lat_of.get(body.start, set())
         laterality = _combine_laterality(lats, form, knowledge.sites[site_id].paired)
-        head = nearest_head(body, "preceding")
+        head = _nearest_head(heads, clauses, body, "preceding")
         if head is not None:
             head.sites.append((site_id, form, laterality, denied(body, head), body.start))
 
     for q in qual_spans:
         _, group, value, attach = q.label_.split("|")
-        head = nearest_head(q, attach)
+        head = _nearest_head(heads, clauses, q, attach)
         if head is None or denied(q, head):  # "calcification without a vascular pattern"
             continue
         head.quals.append((abs(head.ent.start - q.start), group, value, q.start, q.end))
 
-    # Impressions: assertion, and the findings earlier in the same clause they explain.
+
+def _laterality_of_sites(clauses: _Clauses, lat_spans: list[Any], body_spans: list[Any]) -> dict[int, set[str]]:
+    """Laterality words attach to the nearest site in the clause (following first: "right knee")."""
+    lat_of: dict[int, set[str]] = {}
+    for lat in lat_spans:
+        clause = clauses.of(lat.start)
+        after = [b for b in body_spans if clauses.of(b.start) == clause and b.start >= lat.end]
+        before = [b for b in body_spans if clauses.of(b.start) == clause and b.end <= lat.start]
+        target = (
+            min(after, key=lambda b: b.start - lat.end)
+            if after
+            else (min(before, key=lambda b: lat.start - b.end) if before else None)
+        )
+        if target is not None:
+            lat_of.setdefault(target.start, set()).add(lat.label_.split("|")[1])
+    return lat_of
+
+
+def _impression_mentions(
+    doc: Any,
+    knowledge: FindingsKnowledge,
+    clauses: _Clauses,
+    heads: list[_Head],
+    impressions: list[tuple[Any, Any]],
+) -> tuple[list[Mention], dict[int, str]]:
+    """Impression mentions, and head start token -> the hypothesis an asserted impression explains it by."""
     mentions: list[Mention] = []
     attributions: dict[int, str] = {}
     for ent, spec in impressions:
-        section = section_of(ent)
+        section = _section_of(doc, ent)
         if section not in knowledge.extract_from:
             continue
         cats = [m.category for m in ent._.modifiers]
@@ -196,7 +239,7 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
             # The interpretation explains the nearest finding before it in its clause
             # ("diffuse soft-tissue uptake consistent with renal failure"), not every finding
             # earlier in a long sentence.
-            clause = clause_of(ent.start)
+            clause = clauses.of(ent.start)
             before = [
                 h
                 for h in heads
@@ -207,9 +250,15 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
             if before:
                 nearest = max(before, key=lambda h: h.ent.start)
                 attributions.setdefault(nearest.ent.start, spec.hypothesis)
+    return mentions, attributions
 
+
+def _finding_mentions(
+    doc: Any, knowledge: FindingsKnowledge, heads: list[_Head], attributions: dict[int, str]
+) -> list[Mention]:
+    mentions: list[Mention] = []
     for h in heads:
-        section = section_of(h.ent)
+        section = _section_of(doc, h.ent)
         if section not in knowledge.extract_from:
             continue
         cats = [m.category for m in h.ent._.modifiers]
@@ -240,7 +289,7 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
                 attributed_to=attributions.get(h.ent.start),
             )
         )
-    return tuple(mentions)
+    return mentions
 
 
 def _combine_laterality(lats: set[str], form: str, paired: bool) -> str | None:
@@ -274,7 +323,11 @@ _COORDINATORS = {"and", "or", ",", "/", "nor"}
 
 
 def _head_mentions(
-    h: _Head, doc: Any, knowledge: FindingsKnowledge, changes: list[tuple[int, str]], **assertion: Any
+    h: _Head,
+    doc: Any,
+    knowledge: FindingsKnowledge,
+    changes: list[tuple[int, int, str, bool]],
+    **assertion: Any,
 ) -> list[Mention]:
     spec = h.spec
     groups: dict[str, list[str]] = {}
@@ -291,28 +344,38 @@ def _head_mentions(
     pattern = next((p for p in knowledge.pattern_cues if p in cues), None)
     layers = _layers(h, doc, knowledge)
 
-    sites = list(dict.fromkeys((s, lat, deny, start) for s, _, lat, deny, start in h.sites))
+    sites: list[tuple[str | None, str | None, bool, int]] = list(
+        dict.fromkeys((s, lat, deny, start) for s, _, lat, deny, start in h.sites)
+    )
     if not sites and spec.site:
         sites = [(spec.site, spec.laterality, False, -1)]
 
     site_changes = _changes_by_site(changes, [start for _, _, _, start in sites])
     out: list[Mention] = []
-    seen: set[tuple] = set()
+    seen: set[tuple[object, ...]] = set()
     for site, lat, deny, site_start in sites or [(None, None, False, -1)]:
         site_class = knowledge.sites[site].site_class if site else None
+        readings: list[tuple[str, str | None]]
         if spec.concept:
             readings = [(spec.concept, None)]
         else:
             # The concept is decided per site: "no uptake in the upper extremities, lungs or
             # stomach" is soft-tissue uptake for the limbs and visceral uptake for the organs.
             readings = []
-            for layer in layers or [None]:
-                concept = _resolve_concept(
-                    knowledge, spec.head, layer, cues, {site_class} - {None}, {site} - {None}, intensity
+            candidates: list[str | None] = [*layers] if layers else [None]
+            for layer in candidates:
+                found = _resolve_concept(
+                    knowledge,
+                    spec.head,
+                    layer,
+                    cues,
+                    {site_class} if site_class is not None else set(),
+                    {site} if site is not None else set(),
+                    intensity,
                 )
-                if concept is not None and concept not in {c for c, _ in readings}:
-                    readings.append((concept, layer))
-        this = dict(assertion)
+                if found is not None and found not in {c for c, _ in readings}:
+                    readings.append((found, layer))
+        this: dict[str, Any] = dict(assertion)
         if len(sites) > 1 and changes:
             # Several sites, several change cues: each site takes the cue that speaks of it.
             site_change = site_changes.get(site_start)

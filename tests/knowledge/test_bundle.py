@@ -109,3 +109,20 @@ def test_a_broken_findings_vocabulary_refuses_the_pipeline_naming_the_file(tmp_p
     with pytest.raises(RulesetLoadError) as raised:
         Pipeline.load(rules, engine="reference", run_tests=False, warm=False)
     assert raised.value.lines and raised.value.lines[0].startswith(f"rules/findings/sites.yaml:{line}:")
+
+
+def test_the_icd10cm_site_grammar_names_only_sites_of_the_one_vocabulary() -> None:
+    """cds.fhir.conditions reads site and side out of ICD-10-CM ulcer codes (L97 non-pressure
+    chronic ulcer of lower limb, L98.4 of other sites, I70.23/.24 atherosclerosis with ulceration,
+    E11.621 diabetic foot ulcer); every site it names is a site of rules/findings/sites.yaml."""
+    from cds.fhir.conditions import icd_site
+
+    bundle = load_bundle_or_raise(RULES_DIR)
+    assert bundle.findings is not None
+    codes = [f"L97.{s}{side}{sev}" for s in "12345789" for side in "129" for sev in "129"]
+    codes += [f"L98.4{s}{sev}" for s in "129" for sev in "129"]
+    codes += [f"I70.{leg}{s}" for leg in ("23", "24") for s in "1234589"]
+    codes += ["E11.621", "E10.621"]
+    named = {icd_site(code).get("site") for code in codes} - {None}
+    assert named >= {"thigh", "lower-leg", "ankle", "foot", "buttock"}
+    assert named <= set(bundle.findings.sites), named - set(bundle.findings.sites)
