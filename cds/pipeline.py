@@ -25,13 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cds.engine.loader import RuleSet, load_ruleset
+from cds.engine.loader import RuleSet
 from cds.engine.prepare import MAX_FACTS
 from cds.engine.ruletests import default_extractor, run_rule_tests
 from cds.engine.runner import LoadedEngine
 from cds.facts import FactSet, FactWarning
 from cds.hooks.models import CDSRequest, CDSResponse
-from cds.hooks.services import ServiceDefinition, ServiceDefinitionError, load_services
+from cds.hooks.services import ServiceDefinition, ServiceDefinitionError
+from cds.knowledge import KnowledgeBundle, load_bundle
 from cds.observability import metrics
 
 log = logging.getLogger("cds.pipeline")
@@ -74,26 +75,26 @@ class _Loaded:
     engine: LoadedEngine
     extractor: Callable[[dict[str, Any], dict[str, Any], datetime], FactSet] | None
     loaded_at: str
+    bundle: KnowledgeBundle | None = None  # everything under rules/ of this version (cds.knowledge)
 
 
 def _build(
     rules_dir: Path, hook_namespace: str, engine_choice: str, run_tests: bool = True, warm: bool = True
 ) -> _Loaded:
-    services = load_services(rules_dir / "services.yaml", hook_namespace)
-    result = load_ruleset(rules_dir, [s.id for s in services])
-    if result.ruleset is None or result.errors:
-        raise RulesetLoadError([d.with_link() for d in result.errors])
+    # One loader for everything under rules/ (cds.knowledge): every file kind's errors, file:line:col.
+    loaded = load_bundle(rules_dir, hook_namespace)
+    if loaded.bundle is None or loaded.errors:
+        raise RulesetLoadError([d.with_link() for d in loaded.errors])
+    bundle = loaded.bundle
+    services, ruleset = bundle.services, bundle.ruleset
     try:
-        engine = LoadedEngine(result.ruleset, engine_choice)  # type: ignore[arg-type]
+        engine = LoadedEngine(ruleset, engine_choice)  # type: ignore[arg-type]
     except Exception as exc:  # e.g. durable refuses the compiled set, or CDS_ENGINE=durable without it
         raise RulesetLoadError([f"engine {engine_choice}: {exc}"]) from exc
-    try:
-        extractor = default_extractor(rules_dir) if warm else default_extractor(rules_dir, warm=False)
-    except Exception as exc:  # the terminology (value sets, analytes) of the FHIR layer does not load
-        raise RulesetLoadError([f"terminology (cds.fhir.Terminology.load): {type(exc).__name__}: {exc}"]) from exc
+    extractor = default_extractor(rules_dir, warm=warm, terminology=bundle.terminology)
     failures = (
         [
-            f"{_test_location(result.ruleset, rules_dir, r.id)}: rule test {r.id}: {failure}"
+            f"{_test_location(ruleset, rules_dir, r.id)}: rule test {r.id}: {failure}"
             for r in run_rule_tests(engine, extractor)
             if not r.passed and not r.skipped
             for failure in r.failures
@@ -103,7 +104,7 @@ def _build(
     )
     if failures:
         raise RulesetLoadError(failures)
-    return _Loaded(services, result.ruleset, engine, extractor, datetime.now(UTC).isoformat(timespec="seconds"))
+    return _Loaded(services, ruleset, engine, extractor, datetime.now(UTC).isoformat(timespec="seconds"), bundle)
 
 
 def _test_location(ruleset: RuleSet, rules_dir: Path, test_id: str) -> str:

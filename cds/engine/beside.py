@@ -44,7 +44,7 @@ def check_tests_beside(rules_dir: Path, rules: Mapping[str, Any], tests: Mapping
             continue
         if item.value.status == "active" and item.value.id not in silent:
             out.add(item.at("id"), "W104", "no rule test expects this rule to stay silent (`not_fired`)", item.value.id)
-    for name, first in sorted(files_without_tests.items()):
+    for name in sorted(files_without_tests):
         out.add((name, 0, 0), "N204", f"no tests beside this rule file (expected {tests_file_for(name)})")
 
 

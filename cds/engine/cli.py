@@ -11,9 +11,13 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cds.settings import DEFAULT_RULES_DIR
+
+if TYPE_CHECKING:
+    from cds.engine.loader import LoadResult, RuleSet
+    from cds.knowledge import BundleResult
 
 EXIT_OK, EXIT_FAILURE = 0, 1
 
@@ -23,7 +27,7 @@ def add_rules_commands(commands: Any) -> None:
     actions = rules.add_subparsers(metavar="ACTION")
 
     def add(name: str, help_text: str, run: Any) -> argparse.ArgumentParser:
-        parser = actions.add_parser(name, help=help_text)
+        parser: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
         parser.add_argument("--rules", type=Path, help="rules directory (CDS_RULES_DIR)")
         parser.set_defaults(run=run)
         return parser
@@ -118,13 +122,13 @@ def _rules_dir(args: argparse.Namespace) -> Path:
     return args.rules or Path(os.environ.get("CDS_RULES_DIR", DEFAULT_RULES_DIR))
 
 
-def _load(args: argparse.Namespace):
+def _load(args: argparse.Namespace) -> LoadResult:
     from cds.engine.loader import load_ruleset
 
     return load_ruleset(_rules_dir(args))
 
 
-def _loaded_or_report(args: argparse.Namespace):
+def _loaded_or_report(args: argparse.Namespace) -> RuleSet | None:
     """The rule set, or None after printing its errors (the commands that need a valid set share this)."""
     result = _load(args)
     for d in result.errors:
@@ -132,34 +136,26 @@ def _loaded_or_report(args: argparse.Namespace):
     return None if result.errors else result.ruleset
 
 
-def _terminology_errors(args: argparse.Namespace) -> list[str]:
-    """Value sets, analytes and the findings vocabularies, as the FHIR layer loads them when serving."""
-    from cds.fhir.terminology import Terminology, TerminologyError
+def _load_bundle(args: argparse.Namespace) -> BundleResult:
+    """Everything under rules/ as the service loads it (rule language, value sets, lexicon,
+    analytes, findings vocabularies, services): one list of ``file:line:col: CODE`` diagnostics."""
+    from cds.knowledge import load_bundle
 
-    try:
-        Terminology.load(_rules_dir(args))
-    except TerminologyError as exc:
-        return [f"{exc} (TERMINOLOGY)"]
-    return []
+    return load_bundle(_rules_dir(args))
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    result = _load(args)
-    for d in result.diagnostics:
-        if d.severity == "error":
-            print(d.with_link(), file=sys.stderr)
+    result = _load_bundle(args)
+    for d in result.errors:
+        print(d.with_link(), file=sys.stderr)
     if result.consequences and args.all:
         print(f"-- {len(result.consequences)} consequence(s) of the errors above:", file=sys.stderr)
         for d in result.consequences:
             print(f"   {d}", file=sys.stderr)
-    services_errors = _services_errors(_rules_dir(args))  # e.g. prefetch tokens CDS Hooks 2.0 does not define
-    terminology_errors = _terminology_errors(args)
-    for line in [*services_errors, *terminology_errors]:
-        print(line, file=sys.stderr)
-    if result.errors or services_errors or terminology_errors:
-        print(f"{len(result.errors) + len(services_errors) + len(terminology_errors)} error(s)", file=sys.stderr)
+    if result.errors or result.bundle is None:
+        print(f"{len(result.errors)} error(s)", file=sys.stderr)
         return EXIT_FAILURE
-    rs = result.ruleset
+    rs = result.bundle.ruleset
     print(
         f"ok: {rs.version}, {len(rs.compiled.rules)} active rule(s), {len(rs.hypotheses)} hypotheses, "
         f"{len(rs.cards)} card template(s), {len(rs.tests)} rule test(s)"
@@ -167,19 +163,8 @@ def run_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _services_errors(rules_dir: Path) -> list[str]:
-    """services.yaml as the service loads it: one file:line:col line per problem."""
-    from cds.hooks.services import ServiceDefinitionError, load_services
-
-    try:
-        load_services(rules_dir / "services.yaml")
-    except ServiceDefinitionError as exc:
-        return str(exc).splitlines()
-    return []
-
-
 def run_lint(args: argparse.Namespace) -> int:
-    result = _load(args)
+    result = _load_bundle(args)
     ignored = {code.upper() for code in args.ignore}
     for d in result.diagnostics:
         print(d.with_link() if d.severity != "note" else d)
@@ -331,7 +316,7 @@ def run_diff(args: argparse.Namespace) -> int:
 
                 skipped: list[str] = []
 
-                def source():
+                def source() -> Any:
                     return outcomediff.population_inputs(population, services, args.service, now, skipped)
 
             report = outcomediff.diff(before, after_dir, source, args.engine)

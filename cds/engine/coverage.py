@@ -58,6 +58,15 @@ def measure(ruleset: RuleSet, results: list[TestResult]) -> Coverage:
             if rule_id in coverage.rules and rule_id not in fired:
                 coverage.rules[rule_id]["silent_by"].append(result.id)
 
+    _measure_valuesets(ruleset, results, coverage)
+    for card in sorted(ruleset.cards):
+        raised = [r.id for r in results if r.outcome is not None and any(c.template == card for c in r.outcome.cards)]
+        coverage.cards[card] = {"raised_in": raised}
+    return coverage
+
+
+def _measure_valuesets(ruleset: RuleSet, results: list[TestResult], coverage: Coverage) -> None:
+    """Per value set: the rules naming it and the rule tests whose facts matched it."""
     membership_attr = {m.attr: m.valueset for m in ruleset.compiled.memberships}
     used_by_rules = _valuesets_by_rule(ruleset)
     for vs in sorted(ruleset.valuesets):
@@ -74,10 +83,6 @@ def measure(ruleset: RuleSet, results: list[TestResult]) -> Coverage:
                     seen.add(value)
         for vs in seen & set(coverage.valuesets):
             coverage.valuesets[vs]["matched_in"].append(result.id)
-    for card in sorted(ruleset.cards):
-        raised = [r.id for r in results if r.outcome is not None and any(c.template == card for c in r.outcome.cards)]
-        coverage.cards[card] = {"raised_in": raised}
-    return coverage
 
 
 def _valuesets_by_rule(ruleset: RuleSet) -> dict[str, set[str]]:

@@ -413,7 +413,17 @@ def weigh(
 
     # 2. Causes and coexisting conditions, with the taken-up findings removed.
     causes: list[
-        tuple[Hypothesis, float, str, list[EvidenceItem], tuple[GroupResult, ...], float, float, float, tuple]
+        tuple[
+            Hypothesis,
+            float,
+            str,
+            list[EvidenceItem],
+            tuple[GroupResult, ...],
+            float,
+            float,
+            float,
+            tuple[tuple[str, str], ...],
+        ]
     ] = []
     coexisting = []
     for hyp in hypotheses.values():
@@ -519,7 +529,7 @@ def _result(
     items: list[EvidenceItem],
     grouped: tuple[GroupResult, ...],
     took: tuple[str, ...] = (),
-    explained: tuple = (),
+    explained: tuple[tuple[str, str], ...] = (),
 ) -> HypothesisResult:
     done_tests = {e.test for e in items if e.test}
     return HypothesisResult(

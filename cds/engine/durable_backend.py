@@ -33,6 +33,7 @@ What this module does, and why:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -176,10 +177,8 @@ class DurableExecutor:
                             by_engine_id[fact.engine_id] = fact
                             batch.append(self._wire(fact, sid))
             finally:
-                try:
+                with contextlib.suppress(Exception):
                     _dr.delete_state(self._handle, sid)
-                except Exception:
-                    pass
         return matches
 
     @staticmethod
@@ -196,7 +195,7 @@ class DurableExecutor:
             raise DurableError("durable-rules reported a fact as already observed (code 2)")
         if code not in (0, 1):  # 1: some fact matched no rule; the others are asserted
             raise DurableError(f"durable-rules refused the facts (code {code})")
-        return state
+        return int(state)
 
     def _drain(self, state: int, matches: Matches) -> None:
         result = _dr.start_action_for_state(self._handle, state)
@@ -210,8 +209,6 @@ class DurableExecutor:
                         matches.setdefault(rule.index, set()).add(ids)
                 message = _dr.complete_and_start_action(self._handle, state)
         except BaseException:
-            try:
+            with contextlib.suppress(Exception):
                 _dr.abandon_action(self._handle, state)
-            except Exception:
-                pass
             raise

@@ -37,6 +37,7 @@ from cds.engine import schemas
 from cds.engine.beside import TESTS_SUFFIX, tests_file_for
 from cds.engine.explain import why_rule
 from cds.engine.loader import RuleSet, load_ruleset
+from cds.engine.model import RuleTest
 from cds.engine.paths import case_path
 from cds.engine.ruletests import TestResult, default_extractor, run_rule_tests
 from cds.engine.runner import LoadedEngine
@@ -125,6 +126,29 @@ def prepare_rerun(rules_dir: Path) -> list[str]:
     return rewritten
 
 
+def _target_file(ruleset: RuleSet, rules_dir: Path, test: RuleTest, source_file: str, expect: dict[str, Any]) -> str:
+    """The tests file a test goes to: where it is, the case tests, or beside the rules it names."""
+    if source_file.endswith(TESTS_SUFFIX):
+        return source_file  # already in the layout
+    if any(expect.get(k) for k in CASE_LEVEL_KEYS):
+        return CASE_TESTS
+    return tests_file_for(
+        _topic_file(ruleset, rules_dir, list(test.expect.fired) or list(test.expect.not_fired))
+        or CASE_TESTS.removesuffix(TESTS_SUFFIX) + ".yaml"
+    )
+
+
+def _move_case(ruleset: RuleSet, rules_dir: Path, test_id: str, case: str, target: str, out: Plan) -> str:
+    """The test's case moves to the cases folder; its path as written in ``target``."""
+    declaring = ruleset.test_files[test_id]
+    source = case_path(rules_dir, declaring, case)
+    if source is None:
+        raise SystemExit(f"migrate_tests: case of {test_id} not found: {case}")
+    case_target = f"{CASES_DIR}/{source.name}"
+    out.cases[case_target] = source
+    return _case_relative(target, case_target)
+
+
 def plan(rules_dir: Path) -> Plan:
     rules_dir = Path(rules_dir)
     result = load_ruleset(rules_dir)
@@ -148,23 +172,9 @@ def plan(rules_dir: Path) -> Plan:
             continue  # regenerated below
         entry = dict(written)
         expect = dict(entry.get("expect") or {})
-        if source_file.endswith(TESTS_SUFFIX):
-            target = source_file  # already in the layout
-        elif any(expect.get(k) for k in CASE_LEVEL_KEYS):
-            target = CASE_TESTS
-        else:
-            target = tests_file_for(
-                _topic_file(ruleset, rules_dir, list(test.expect.fired) or list(test.expect.not_fired))
-                or CASE_TESTS.removesuffix(TESTS_SUFFIX) + ".yaml"
-            )
+        target = _target_file(ruleset, rules_dir, test, source_file, expect)
         if test.case is not None:
-            declaring = ruleset.test_files[test.id]
-            source = case_path(rules_dir, declaring, test.case)
-            if source is None:
-                raise SystemExit(f"migrate_tests: case of {test.id} not found: {test.case}")
-            case_target = f"{CASES_DIR}/{source.name}"
-            out.cases[case_target] = source
-            entry["case"] = _case_relative(target, case_target)
+            entry["case"] = _move_case(ruleset, rules_dir, test.id, test.case, target, out)
         # 3: keep the meaning of a test that lists only some of the firings of the file it now sits beside
         outcome = results[test.id].outcome
         if outcome is not None and not expect.get("allow_other_firings"):

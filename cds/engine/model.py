@@ -154,7 +154,9 @@ class Hypothesis(Strict):
     )
     explains: list[Id] = Field(
         default_factory=list,
-        description="explainers only: evidence rules whose findings this explainer takes up when it is more likely than not",
+        description=(
+            "explainers only: evidence rules whose findings this explainer takes up when it is more likely than not"
+        ),
     )
     time_critical: Probability | None = Field(
         default=None,

@@ -396,11 +396,13 @@ def markdown(report: Report) -> str:
         lines += ["", f"### `{ident}`", ""]
         for card in change.get("cards_added", []):
             lines.append(
-                f"- card **added** `{card['template']}` ({card['indicator']}): {card['summary']} — rules: {_ids(card['rules'])}"
+                f"- card **added** `{card['template']}` ({card['indicator']}): {card['summary']}"
+                f" — rules: {_ids(card['rules'])}"
             )
         for card in change.get("cards_removed", []):
             lines.append(
-                f"- card **removed** `{card['template']}` ({card['indicator']}): {card['summary']} — rules: {_ids(card['rules'])}"
+                f"- card **removed** `{card['template']}` ({card['indicator']}): {card['summary']}"
+                f" — rules: {_ids(card['rules'])}"
             )
         for card in change.get("cards_changed", []):
             parts = [
@@ -414,7 +416,8 @@ def markdown(report: Report) -> str:
         for cause in change.get("causes", []):
             responsible = _ids(cause["rules"]) if cause["rules"] else "none of its own (others moved past it)"
             lines.append(
-                f"- cause `{cause['hypothesis']}`: {_rank(cause['before'])} → {_rank(cause['after'])} — rules: {responsible}"
+                f"- cause `{cause['hypothesis']}`: {_rank(cause['before'])} → {_rank(cause['after'])}"
+                f" — rules: {responsible}"
             )
         fired = change.get("rules_fired")
         if fired:

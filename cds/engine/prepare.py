@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from cds.concepts import canonical_system, normalise_code
 from cds.engine import ir
 from cds.facts import FACT_FIELDS, Fact, FactSet, Scalar
 
@@ -130,6 +131,9 @@ def _in_valueset(
     system, code = attrs.get("system"), attrs.get("code")
     if not isinstance(system, str) or not isinstance(code, str):
         return False
+    # the one code matcher's normal form (cds.concepts): OID system forms, ICD-10-CM case and dot
+    system = canonical_system(system) or system
+    code = normalise_code(system, code)
     exact, prefixes = codes
     return (system, code) in exact or any(system == s and code.startswith(p) for s, p in prefixes)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from cds.engine.differential import judgement_range, lr_interval_from_counts
 from cds.engine.loader import RuleSet, evidence_interval
-from cds.engine.model import AbsentPattern, Evidence, Operators, Pattern, Rule
+from cds.engine.model import AbsentPattern, CardTemplate, Evidence, Operators, Pattern, Rule
 
 CONFIDENCE_LEGEND = (
     "Confidence tags (from the project's knowledge sheet): **V** verified in a source, **S** from a secondary "
@@ -146,10 +146,7 @@ def markdown_report(rs: RuleSet) -> str:
     out += [
         "",
         'Share left for "other / not listed" causes, per population: '
-        + ", ".join(
-            f"`{p.id}` {1 - sum(pr.probability for h in rs.hypotheses.values() if h.kind == 'cause' for pr in h.priors if pr.population == p.id):.3f}"
-            for p in rs.populations
-        )
+        + ", ".join(f"`{p.id}` {_other_share(rs, p.id):.3f}" for p in rs.populations)
         + ".",
     ]
     out += [
@@ -168,6 +165,59 @@ def markdown_report(rs: RuleSet) -> str:
             f"- **{g.title}** (`{g.id}`, {g.combine}{cap}) [{g.confidence}], {_ref(rs, g.reference)}. "
             f"{_cell(g.reason)} Members: {', '.join(f'`{r}`' for r in g.members)}."
         )
+    out += _hypotheses_section(rs)
+    out += [
+        "## Rules that select populations or raise cards",
+        "",
+        "| Rule | When | Effect | References |",
+        "|---|---|---|---|",
+    ]
+    for rule in rs.rules.values():
+        effects = []
+        if rule.then.derive:
+            effects.append(f"derives `{rule.then.derive.name}`")
+        effects += [f"raises card `{c}`" for c in rule.then.cards]
+        if not effects:
+            continue
+        status = "" if rule.status == "active" else f" **{rule.status}**"
+        refs = ", ".join(_ref(rs, r) for r in rule.references) or "none"
+        out.append(
+            f"| {_cell(rule.title)} (`{rule.id}`{status}) | {_cell(when_text(rule))} | {'; '.join(effects)} | {refs} |"
+        )
+    out += _cards_section(rs)
+    out += _card_advice(rs)
+    out += [
+        "## Known gaps",
+        "",
+        "Expectations of the rule tests that the knowledge base does not meet yet (`known_gap`).",
+        "",
+    ]
+    gaps = [test for test in rs.tests if test.known_gap]
+    for test in gaps:
+        out.append(f"- **{test.id}**: {_cell(test.description)} Gap: {_cell(test.known_gap)}")
+    if not gaps:
+        out.append("None.")
+    out += [
+        "",
+        "## Value sets kept without a rule",
+        "",
+        "Value sets in `rules/valuesets/` that no rule uses, with the reason each is kept (`used_by:`).",
+        "",
+    ]
+    for vs in sorted(rs.valuesets.values(), key=lambda v: v.id):
+        if vs.used_by:
+            out.append(f"- `{vs.id}`: {_cell(vs.used_by)}")
+    out += ["", "## References", ""]
+    for ref in rs.references.values():
+        link = ref.doi or ref.pmid or ref.url or ""
+        note = f" Note: {_cell(ref.note)}" if ref.note else ""
+        out.append(f"- `{ref.id}` [{ref.confidence}] {_cell(ref.citation)} {link}".rstrip() + note)
+    return "\n".join(out) + "\n"
+
+
+def _hypotheses_section(rs: RuleSet) -> list[str]:
+    """Each hypothesis: its kind, priors per population, tests and the evidence rules weigh."""
+    out: list[str] = []
     out += ["", "## Hypotheses, priors and evidence", ""]
     for h in rs.hypotheses.values():
         kind = {
@@ -227,34 +277,23 @@ def markdown_report(rs: RuleSet) -> str:
         else:
             out.append("No rule weighs this hypothesis yet.")
         out.append("")
-    out += [
-        "## Rules that select populations or raise cards",
-        "",
-        "| Rule | When | Effect | References |",
-        "|---|---|---|---|",
-    ]
-    for rule in rs.rules.values():
-        effects = []
-        if rule.then.derive:
-            effects.append(f"derives `{rule.then.derive.name}`")
-        effects += [f"raises card `{c}`" for c in rule.then.cards]
-        if not effects:
-            continue
-        status = "" if rule.status == "active" else f" **{rule.status}**"
-        refs = ", ".join(_ref(rs, r) for r in rule.references) or "none"
-        out.append(
-            f"| {_cell(rule.title)} (`{rule.id}`{status}) | {_cell(when_text(rule))} | {'; '.join(effects)} | {refs} |"
-        )
+    return out
+
+
+def _cards_section(rs: RuleSet) -> list[str]:
+    """Each card template: when it is raised, its suggestions, override reasons and sources."""
+    out: list[str] = []
     out += ["", "## Cards", ""]
-    for c in rs.cards.values():
-        out.append(f"### `{c.id}` ({c.indicator})")
+    card: CardTemplate
+    for card in rs.cards.values():
+        out.append(f"### `{card.id}` ({card.indicator})")
         out.append("")
-        out.append(f"- Summary: {_cell(c.summary)}")
-        out.append(f"- Services: {', '.join(c.services)}")
-        raisers = [r.id for r in rs.rules.values() if c.id in r.then.cards]
-        if c.when.intent:
+        out.append(f"- Summary: {_cell(card.summary)}")
+        out.append(f"- Services: {', '.join(card.services)}")
+        raisers = [r.id for r in rs.rules.values() if card.id in r.then.cards]
+        if card.when.intent:
             out.append(f"- Raised by: {', '.join(f'`{r}`' for r in raisers)}")
-        cond = c.when.differential
+        cond = card.when.differential
         if cond is not None:
             bounds = " and ".join(
                 x
@@ -268,43 +307,16 @@ def markdown_report(rs: RuleSet) -> str:
                 f"- Only when the posterior of `{cond.hypothesis}` is {bounds} "
                 f"[{cond.confidence or '?'}], {_ref(rs, cond.reference)}: {_cell(cond.reason)}"
             )
-        for s in c.suggestions:
+        for s in card.suggestions:
             actions = "; ".join(f"{a.type}: {_cell(a.description)}" for a in s.actions)
             below = f" below {s.recommended_below:g}" if s.recommended_below is not None else ""
             out.append(f"- Suggestion{f' (recommended{below})' if s.recommended else ''}: {_cell(s.label)} ({actions})")
-        if c.override_reasons:
-            out.append(f"- Override reasons: {'; '.join(_cell(o.display) for o in c.override_reasons)}")
-        if c.references:
-            out.append(f"- Sources: {', '.join(_ref(rs, r) for r in c.references)}")
+        if card.override_reasons:
+            out.append(f"- Override reasons: {'; '.join(_cell(o.display) for o in card.override_reasons)}")
+        if card.references:
+            out.append(f"- Sources: {', '.join(_ref(rs, r) for r in card.references)}")
         out.append("")
-    out += _card_advice(rs)
-    out += [
-        "## Known gaps",
-        "",
-        "Expectations of the rule tests that the knowledge base does not meet yet (`known_gap`).",
-        "",
-    ]
-    gaps = [t for t in rs.tests if t.known_gap]
-    for t in gaps:
-        out.append(f"- **{t.id}**: {_cell(t.description)} Gap: {_cell(t.known_gap)}")
-    if not gaps:
-        out.append("None.")
-    out += [
-        "",
-        "## Value sets kept without a rule",
-        "",
-        "Value sets in `rules/valuesets/` that no rule uses, with the reason each is kept (`used_by:`).",
-        "",
-    ]
-    for vs in sorted(rs.valuesets.values(), key=lambda v: v.id):
-        if vs.used_by:
-            out.append(f"- `{vs.id}`: {_cell(vs.used_by)}")
-    out += ["", "## References", ""]
-    for ref in rs.references.values():
-        link = ref.doi or ref.pmid or ref.url or ""
-        note = f" Note: {_cell(ref.note)}" if ref.note else ""
-        out.append(f"- `{ref.id}` [{ref.confidence}] {_cell(ref.citation)} {link}".rstrip() + note)
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _card_advice(rs: RuleSet) -> list[str]:
@@ -344,3 +356,9 @@ def _card_advice(rs: RuleSet) -> list[str]:
                 out.append(f"- {_cell(ref.citation)} [{ref.confidence}] {link}".rstrip())
         out.append("")
     return out
+
+
+def _other_share(rs: RuleSet, population: str) -> float:
+    """What the causes' priors in ``population`` leave for "other / not listed"."""
+    causes = (h for h in rs.hypotheses.values() if h.kind == "cause")
+    return 1 - sum(pr.probability for h in causes for pr in h.priors if pr.population == population)

@@ -45,8 +45,8 @@ class TestResult:
         return "PASS" if self.passed else "FAIL"
 
 
-def check(test: RuleTest, outcome: Outcome) -> list[str]:
-    """What is wrong with ``outcome`` for ``test`` (empty when it passes); names the values seen."""
+def _firing_and_card_failures(test: RuleTest, outcome: Outcome) -> list[str]:
+    """The rules that should (not) have fired and the cards that should (not) have been raised."""
     failures = []
     fired = set(outcome.rules_fired)
     raised = {c.template for c in outcome.cards}
@@ -65,6 +65,13 @@ def check(test: RuleTest, outcome: Outcome) -> list[str]:
             failures.append(f"card {card} raised but should not be")
     if expect.no_cards and raised:
         failures.append(f"expected no cards, got {', '.join(sorted(raised))}")
+    return failures
+
+
+def check(test: RuleTest, outcome: Outcome) -> list[str]:
+    """What is wrong with ``outcome`` for ``test`` (empty when it passes); names the values seen."""
+    expect = test.expect
+    failures = _firing_and_card_failures(test, outcome)
     diff = outcome.differential
     expected_top = diff.get(expect.top) if expect.top is not None else None
     if expected_top is not None and expected_top.kind == "explainer":
@@ -93,7 +100,7 @@ def check(test: RuleTest, outcome: Outcome) -> list[str]:
 def run_rule_tests(
     engine: LoadedEngine,
     extractor: CaseExtractor | None = None,
-    only: Callable[[str], bool] | None = None,
+    only: Callable[[str], object] | None = None,
     extracted: dict[tuple[Path, datetime], FactSet] | None = None,
 ) -> list[TestResult]:
     """Run the rule set's tests (those whose id ``only`` accepts, when given).
@@ -170,16 +177,16 @@ def run_rule_tests(
     return results
 
 
-def default_extractor(rules_dir: Path, warm: bool = True) -> CaseExtractor | None:
-    """``cds.fhir.extract_facts`` bound to this rule set's terminology, when the FHIR layer is installed.
+def default_extractor(rules_dir: Path, warm: bool = True, terminology: Any = None) -> CaseExtractor | None:
+    """``cds.fhir.extract_facts`` bound to this rule set's terminology.
 
-    ``warm`` starts the report-text pipeline now; without it the pipeline starts on the first
-    report that needs it (so a case without reports never pays for it)."""
-    try:
-        from cds.fhir import Terminology, extract_facts, warm_up  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    terminology = Terminology.load(rules_dir)
+    ``terminology`` is the knowledge bundle's (``cds.knowledge``); without it, it is loaded from
+    ``rules_dir``. ``warm`` starts the report-text pipeline now; without it the pipeline starts on
+    the first report that needs it (so a case without reports never pays for it)."""
+    from cds.fhir import Terminology, extract_facts, warm_up
+
+    if terminology is None:
+        terminology = Terminology.load(rules_dir)
     if warm:
         warm_up(terminology)
 

@@ -140,7 +140,9 @@ class LoadedEngine:
                 fact = derived_fact(rule)
                 derived.append(fact)
                 by_engine_id[fact.engine_id] = fact
-        fired, evidence, intents = [], [], []
+        fired: list[Firing] = []
+        evidence: list[EvidenceItem] = []
+        intents: list[CardIntent] = []
         for index in sorted(matches):
             rule = compiled.rules[index]
             source_matches = tuple(sorted(tuple(by_engine_id[i].source_id for i in m) for m in matches[index]))

@@ -77,7 +77,8 @@ def sensitivity_rows(engine: LoadedEngine) -> list[SensitivityRow]:
 
 def sensitivity_markdown(engine: LoadedEngine) -> str:
     lines = [
-        "| Case | Expected first | Posterior | Band (all intervals at once) | One interval end at a time | Most sensitive to |",
+        "| Case | Expected first | Posterior | Band (all intervals at once) | One interval end at a time "
+        "| Most sensitive to |",
         "|---|---|---|---|---|---|",
     ]
     for r in sensitivity_rows(engine):

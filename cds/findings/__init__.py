@@ -32,13 +32,13 @@ __all__ = [
 def warm_up(knowledge: FindingsKnowledge) -> dict[str, float]:
     """Import medspaCy and build the pipeline now (e.g. at service start-up); returns the
     cold-start cost in seconds (``import_s``, ``build_s``)."""
-    from cds.findings.text import get_pipeline
+    from cds.findings.nlp import get_pipeline
 
     get_pipeline(knowledge)
     return cold_start_seconds()
 
 
 def cold_start_seconds() -> dict[str, float]:
-    from cds.findings.text import COLD_START
+    from cds.findings.nlp import COLD_START
 
     return dict(COLD_START)

@@ -11,7 +11,6 @@ at load time rather than at request time.
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,123 +21,51 @@ import yaml
 
 from cds.concepts import CodeIndex, coded_key
 from cds.findings.cache import LRUCache
+from cds.findings.parse import (
+    _check_local_codes,
+    _check_valueset_codes,
+    _code_index,
+    _load_valuesets,
+    _parse_concept_rules,
+    _parse_laterality,
+    _parse_layer_options,
+    _parse_max_scope,
+    _parse_modalities,
+    _parse_modifiers,
+    _parse_qualifiers,
+    _parse_sections,
+    _parse_sites,
+    _parse_splitter,
+    _parse_targets,
+    _parse_terminated_by,
+    _phrases,
+)
+from cds.findings.specs import (
+    _FILES,
+    INTENSITIES,
+    LOCAL_SYSTEM,
+    CodedConcept,
+    ConceptRule,
+    FindingsRulesError,
+    ModalitySpec,
+    QualifierPhrase,
+    SiteSpec,
+    TargetSpec,
+    normalise_phrase,
+    normalise_text,
+)
 from cds.yamlio import load_yaml
 
-LOCAL_SYSTEM = "urn:calciphylaxis-cds:codesystem:imaging-finding"
-
-MODIFIER_CATEGORIES = (
-    "NEGATED_EXISTENCE",
-    "NORMAL",
-    "POSSIBLE_EXISTENCE",
-    "PROBABLE_EXISTENCE",
-    "UNLIKELY",
-    "HISTORICAL",
-    "HYPOTHETICAL",
-    "OTHER_STUDY",
-    "ATTRIBUTION",
-    "CHANGE_DECREASED",
-    "CHANGE_INCREASED",
-    "CHANGE_NEW",
-    "CHANGE_STABLE",
-    "CHANGE_RESOLVED",
-    "TERMINATE",
-    "PSEUDO",
-)
-DIRECTIONS = ("FORWARD", "BACKWARD", "BIDIRECTIONAL", "TERMINATE", "PSEUDO")
-LATERALITIES = ("right", "left", "bilateral")
-SITE_CLASSES = ("central", "distal", "visceral", "joint", "bone", "region")
-QUALIFIER_GROUPS = ("distribution", "intensity", "layer", "cue")
-DISTRIBUTIONS = ("diffuse", "symmetric", "focal", "heterogeneous", "asymmetric")
-INTENSITIES = ("faint", "mild", "moderate", "intense")
-CERTAINTIES = ("definite", "probable", "possible", "unlikely")
-CHANGES = ("new", "increased", "decreased", "stable", "resolved")
-HEADS = ("uptake", "calcification", "calcific-mass", "photopenia")
-CONDITION_KEYS = ("head", "layer", "cue", "site_class", "site", "no_site_class", "intensity")
-_FILES = (
-    "targets.yaml",
-    "context.yaml",
-    "sections.yaml",
-    "sites.yaml",
-    "qualifiers.yaml",
-    "concepts.yaml",
-    "modalities.yaml",
-    "serial.yaml",
-    "codesystem.yaml",
-)
-
-# Letters joined by a hyphen are read as two words ("soft-tissue" = "soft tissue",
-# "net-like" = "net like"). Replacing one character by one keeps every offset.
-_HYPHEN = re.compile(r"(?<=[A-Za-z])-(?=[A-Za-z])")
-
-
-def normalise_text(text: str) -> str:
-    return _HYPHEN.sub(" ", text)
-
-
-def normalise_phrase(phrase: str) -> str:
-    return " ".join(normalise_text(str(phrase)).lower().split())
-
-
-class FindingsRulesError(ValueError):
-    """A rules/findings or imaging value-set file is malformed (message names file and entry)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TargetSpec:
-    id: str
-    kind: str  # finding | impression
-    phrases: tuple[str, ...]
-    patterns: tuple[Any, ...] = ()
-    head: str | None = None
-    concept: str | None = None
-    hypothesis: str | None = None
-    site: str | None = None
-    laterality: str | None = None
-    needs_cue: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SiteSpec:
-    id: str
-    site_class: str
-    parent: str | None
-    paired: bool
-    terms: tuple[str, ...]
-    plural: tuple[str, ...]
-    matches_lesions: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class QualifierPhrase:
-    group: str
-    value: str
-    attach: str  # following | preceding
-    phrase: str
-
-
-@dataclass(frozen=True, slots=True)
-class ConceptRule:
-    concept: str
-    conditions: Mapping[str, frozenset[str]]
-
-
-@dataclass(frozen=True, slots=True)
-class ModalitySpec:
-    id: str
-    valuesets: tuple[str, ...]
-    dicom: frozenset[str]
-    dicom_all: frozenset[str]
-    text: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CodedConcept:
-    """A value-set code: (system, code or prefix) -> value-set id."""
-
-    valueset: str
-    system: str
-    code: str
-    prefix: bool
+# The specs and words live in cds.findings.specs, the file parsing in cds.findings.parse; these are
+# re-exported because the findings modules and the FHIR layer import them from here.
+__all__ = [
+    "LOCAL_SYSTEM",
+    "CodedConcept",
+    "FindingsKnowledge",
+    "FindingsRulesError",
+    "normalise_phrase",
+    "normalise_text",
+]
 
 
 @dataclass(frozen=True)
@@ -179,8 +106,8 @@ class FindingsKnowledge:
     text_cache: LRUCache = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     validation_cache: LRUCache = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     _nlp_lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
-    _nlp_box: list = field(default_factory=list, compare=False, repr=False)
-    _matchers: dict = field(default_factory=dict, compare=False, repr=False)
+    _nlp_box: list[Any] = field(default_factory=list, compare=False, repr=False)
+    _matchers: dict[int, CodeIndex] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.text_cache is None:
@@ -199,15 +126,15 @@ class FindingsKnowledge:
         for name in _FILES:
             path = fdir / name
             if not path.is_file():
-                raise FindingsRulesError(f"{path}: missing findings rules file")
+                raise FindingsRulesError(path, "missing findings rules file")
             raw = path.read_bytes()
             digest.update(name.encode() + b"\0" + raw)
             try:
                 docs[name] = load_yaml(raw) or {}
             except yaml.YAMLError as exc:
-                raise FindingsRulesError(f"{path}: invalid YAML: {exc}") from exc
+                raise FindingsRulesError(path, f"invalid YAML: {exc}") from exc
             if not isinstance(docs[name], dict):
-                raise FindingsRulesError(f"{path}: top level must be a mapping")
+                raise FindingsRulesError(path, "top level must be a mapping")
         valuesets = _load_valuesets(rules_dir / "valuesets", digest)
 
         sites, site_codes = _parse_sites(fdir / "sites.yaml", docs["sites.yaml"])
@@ -234,23 +161,23 @@ class FindingsKnowledge:
         for t in targets:
             if t.concept and t.concept not in finding_vs:
                 raise FindingsRulesError(
-                    f"{fdir / 'targets.yaml'}: target {t.id}: concept {t.concept!r} has no finding value set "
-                    f"in rules/valuesets"
+                    fdir / "targets.yaml",
+                    f"target {t.id}: concept {t.concept!r} has no finding value set in rules/valuesets",
                 )
             if t.kind == "impression" and t.concept and t.hypothesis:
                 hypothesis_of[t.concept] = t.hypothesis
         for rule in concept_rules:
             if rule.concept not in finding_vs:
                 raise FindingsRulesError(
-                    f"{fdir / 'concepts.yaml'}: concept {rule.concept!r} has no finding value set in rules/valuesets"
+                    fdir / "concepts.yaml", f"concept {rule.concept!r} has no finding value set in rules/valuesets"
                 )
         compare = frozenset(str(c) for c in serial.get("compare_concepts") or ())
         for c in compare:
             if c not in finding_vs:
-                raise FindingsRulesError(f"{fdir / 'serial.yaml'}: compare_concepts: unknown concept {c!r}")
+                raise FindingsRulesError(fdir / "serial.yaml", f"compare_concepts: unknown concept {c!r}")
         order = tuple(str(x) for x in serial.get("intensity_order") or INTENSITIES)
         if set(order) != set(INTENSITIES):
-            raise FindingsRulesError(f"{fdir / 'serial.yaml'}: intensity_order must list {', '.join(INTENSITIES)}")
+            raise FindingsRulesError(fdir / "serial.yaml", f"intensity_order must list {', '.join(INTENSITIES)}")
         return cls(
             rules_dir=rules_dir,
             digest=digest.hexdigest()[:16],
@@ -316,353 +243,3 @@ class FindingsKnowledge:
 
 
 # -- parsing helpers ---------------------------------------------------------------------
-
-
-def _phrases(path: Path, where: str, value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
-        raise FindingsRulesError(f"{path}: {where}: expected a list of phrases")
-    if any(isinstance(v, bool) for v in value):
-        # YAML 1.1 reads a bare no / yes / on / off as a boolean.
-        raise FindingsRulesError(f'{path}: {where}: a phrase was read as a boolean; quote it ("no", "on")')
-    out = tuple(dict.fromkeys(normalise_phrase(v) for v in value))
-    if any(not p for p in out):
-        raise FindingsRulesError(f"{path}: {where}: empty phrase")
-    return out
-
-
-def _parse_targets(path: Path, doc: Mapping[str, Any], sites: Mapping[str, SiteSpec]) -> tuple[TargetSpec, ...]:
-    items = doc.get("targets")
-    if not isinstance(items, list) or not items:
-        raise FindingsRulesError(f"{path}: `targets` must be a non-empty list")
-    seen: set[str] = set()
-    out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not item.get("id"):
-            raise FindingsRulesError(f"{path}: targets[{i}]: needs an id")
-        tid = str(item["id"])
-        if tid in seen:
-            raise FindingsRulesError(f"{path}: target {tid}: duplicate id")
-        seen.add(tid)
-        if item.get("status") == "retired":
-            continue
-        kind = item.get("kind")
-        if kind not in ("finding", "impression"):
-            raise FindingsRulesError(f"{path}: target {tid}: kind must be finding or impression")
-        head, concept = item.get("head"), item.get("concept")
-        if kind == "finding" and bool(head) == bool(concept):
-            raise FindingsRulesError(f"{path}: target {tid}: a finding target names exactly one of head, concept")
-        if head and head not in HEADS:
-            raise FindingsRulesError(f"{path}: target {tid}: unknown head {head!r} (one of {', '.join(HEADS)})")
-        if kind == "impression" and not (concept and item.get("hypothesis")):
-            raise FindingsRulesError(f"{path}: target {tid}: an impression target needs concept and hypothesis")
-        site = item.get("site")
-        if site is not None and site not in sites:
-            raise FindingsRulesError(f"{path}: target {tid}: unknown site {site!r}")
-        lat = item.get("laterality")
-        if lat is not None and lat not in LATERALITIES:
-            raise FindingsRulesError(f"{path}: target {tid}: laterality must be one of {', '.join(LATERALITIES)}")
-        phrases = _phrases(path, f"target {tid}: phrases", item.get("phrases"))
-        patterns = item.get("patterns") or []
-        if not isinstance(patterns, list) or not all(isinstance(p, list) for p in patterns):
-            raise FindingsRulesError(f"{path}: target {tid}: patterns must be a list of spaCy token patterns")
-        if not phrases and not patterns:
-            raise FindingsRulesError(f"{path}: target {tid}: needs phrases or patterns")
-        out.append(
-            TargetSpec(
-                id=tid,
-                kind=kind,
-                phrases=phrases,
-                patterns=tuple(patterns),
-                head=head,
-                concept=concept,
-                hypothesis=item.get("hypothesis"),
-                site=site,
-                laterality=lat,
-                needs_cue=bool(item.get("needs_cue", False)),
-            )
-        )
-    return tuple(out)
-
-
-def _parse_modifiers(path: Path, doc: Mapping[str, Any]) -> dict[str, dict[str, tuple[str, ...]]]:
-    mods = doc.get("modifiers")
-    if not isinstance(mods, dict):
-        raise FindingsRulesError(f"{path}: `modifiers` must map categories to directions to phrases")
-    out: dict[str, dict[str, tuple[str, ...]]] = {}
-    for cat, by_dir in mods.items():
-        if cat not in MODIFIER_CATEGORIES:
-            raise FindingsRulesError(f"{path}: unknown modifier category {cat!r}")
-        if not isinstance(by_dir, dict):
-            raise FindingsRulesError(f"{path}: {cat}: expected direction -> phrases")
-        out[cat] = {}
-        for direction, phrases in by_dir.items():
-            if direction not in DIRECTIONS:
-                raise FindingsRulesError(f"{path}: {cat}: unknown direction {direction!r}")
-            out[cat][direction] = _phrases(path, f"{cat}.{direction}", phrases)
-    return out
-
-
-def _parse_max_scope(path: Path, doc: Mapping[str, Any]) -> dict[str, int]:
-    raw = doc.get("max_scope") or {}
-    if not isinstance(raw, dict):
-        raise FindingsRulesError(f"{path}: `max_scope` must map a category to a number of tokens")
-    for cat, n in raw.items():
-        if cat not in MODIFIER_CATEGORIES or not isinstance(n, int) or isinstance(n, bool) or n < 1:
-            raise FindingsRulesError(f"{path}: max_scope.{cat}: needs a known category and a positive whole number")
-    return {str(k): int(v) for k, v in raw.items()}
-
-
-def _parse_terminated_by(path: Path, doc: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-    raw = doc.get("terminated_by") or {}
-    if not isinstance(raw, dict):
-        raise FindingsRulesError(f"{path}: `terminated_by` must map a category to the categories that end its scope")
-    out = {}
-    for cat, others in raw.items():
-        cats = [cat, *(others or [])] if isinstance(others, list) else None
-        if cats is None or any(c not in MODIFIER_CATEGORIES for c in cats):
-            raise FindingsRulesError(f"{path}: terminated_by.{cat}: unknown modifier category")
-        out[str(cat)] = tuple(str(o) for o in others)
-    return out
-
-
-SENTENCE_SPLITTERS = ("sentencizer", "pyrush", "pysbd")
-
-
-def _parse_splitter(path: Path, doc: Mapping[str, Any]) -> str:
-    value = str(doc.get("sentence_splitter", "sentencizer"))
-    if value not in SENTENCE_SPLITTERS:
-        raise FindingsRulesError(f"{path}: sentence_splitter must be one of {', '.join(SENTENCE_SPLITTERS)}")
-    return value
-
-
-def _parse_sections(path: Path, doc: Mapping[str, Any]) -> tuple[dict[str, tuple[str, ...]], frozenset[str]]:
-    secs = doc.get("sections")
-    if not isinstance(secs, dict) or not secs:
-        raise FindingsRulesError(f"{path}: `sections` must map categories to header phrases")
-    out = {str(k): _phrases(path, f"sections.{k}", v) for k, v in secs.items()}
-    extract = frozenset(str(x) for x in doc.get("extract_from") or ())
-    unknown = extract - set(out) - {"none"}
-    if unknown:
-        raise FindingsRulesError(f"{path}: extract_from: unknown sections {sorted(unknown)}")
-    return out, extract
-
-
-def _parse_sites(path: Path, doc: Mapping[str, Any]) -> tuple[dict[str, SiteSpec], dict[tuple[str, str], str]]:
-    items = doc.get("sites")
-    if not isinstance(items, list) or not items:
-        raise FindingsRulesError(f"{path}: `sites` must be a non-empty list")
-    sites: dict[str, SiteSpec] = {}
-    codes: dict[tuple[str, str], str] = {}
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not item.get("id"):
-            raise FindingsRulesError(f"{path}: sites[{i}]: needs an id")
-        sid = str(item["id"])
-        if sid in sites:
-            raise FindingsRulesError(f"{path}: site {sid}: duplicate id")
-        cls_ = item.get("site_class")
-        if cls_ not in SITE_CLASSES:
-            raise FindingsRulesError(f"{path}: site {sid}: site_class must be one of {', '.join(SITE_CLASSES)}")
-        sites[sid] = SiteSpec(
-            id=sid,
-            site_class=cls_,
-            parent=item.get("parent"),
-            paired=bool(item.get("paired", False)),
-            terms=_phrases(path, f"site {sid}: terms", item.get("terms")),
-            plural=_phrases(path, f"site {sid}: plural", item.get("plural")),
-            matches_lesions=bool(item.get("matches_lesions", True)),
-        )
-        for c in item.get("codes") or ():
-            _check_code(path, f"site {sid}", c)
-            codes[(c["system"], str(c["code"]))] = sid
-    for s in sites.values():
-        if s.parent and s.parent not in sites:
-            raise FindingsRulesError(f"{path}: site {s.id}: unknown parent {s.parent!r}")
-    return sites, codes
-
-
-def _parse_laterality(
-    path: Path, doc: Mapping[str, Any]
-) -> tuple[dict[str, tuple[str, ...]], dict[tuple[str, str], str], frozenset[tuple[str, str]]]:
-    lat = doc.get("laterality")
-    if not isinstance(lat, dict):
-        raise FindingsRulesError(f"{path}: `laterality` must be a mapping")
-    phrases = {v: _phrases(path, f"laterality.{v}", lat.get(v)) for v in LATERALITIES}
-    codes: dict[tuple[str, str], str] = {}
-    for c in lat.get("codes") or ():
-        _check_code(path, "laterality.codes", c)
-        if c.get("laterality") not in LATERALITIES:
-            raise FindingsRulesError(
-                f"{path}: laterality.codes {c.get('code')}: laterality must be right|left|bilateral"
-            )
-        codes[(c["system"], str(c["code"]))] = c["laterality"]
-    comps = set()
-    for c in lat.get("component_codes") or ():
-        _check_code(path, "laterality.component_codes", c)
-        comps.add((c["system"], str(c["code"])))
-    return phrases, codes, frozenset(comps)
-
-
-def _parse_qualifiers(path: Path, doc: Mapping[str, Any]) -> tuple[tuple[QualifierPhrase, ...], tuple[str, ...]]:
-    groups = doc.get("groups")
-    if not isinstance(groups, dict):
-        raise FindingsRulesError(f"{path}: `groups` must be a mapping")
-    out: list[QualifierPhrase] = []
-    for group, spec in groups.items():
-        if group not in QUALIFIER_GROUPS:
-            raise FindingsRulesError(f"{path}: unknown qualifier group {group!r}")
-        attach = (spec or {}).get("attach", "following")
-        values = (spec or {}).get("values")
-        if attach not in ("following", "preceding") or not isinstance(values, dict):
-            raise FindingsRulesError(f"{path}: {group}: needs attach (following|preceding) and values")
-        for value, phrases in values.items():
-            if group == "distribution" and value not in DISTRIBUTIONS:
-                raise FindingsRulesError(f"{path}: distribution: unknown value {value!r}")
-            if group == "intensity" and value not in INTENSITIES:
-                raise FindingsRulesError(f"{path}: intensity: unknown value {value!r}")
-            by_attach = phrases if isinstance(phrases, dict) else {attach: phrases}
-            for att, plist in by_attach.items():
-                if att not in ("following", "preceding"):
-                    raise FindingsRulesError(f"{path}: {group}.{value}: unknown attach {att!r}")
-                for p in _phrases(path, f"{group}.{value}.{att}", plist):
-                    out.append(QualifierPhrase(group=group, value=str(value), attach=att, phrase=p))
-    precedence = tuple(str(x) for x in doc.get("distribution_precedence") or DISTRIBUTIONS)
-    if set(precedence) != set(DISTRIBUTIONS):
-        raise FindingsRulesError(f"{path}: distribution_precedence must list {', '.join(DISTRIBUTIONS)}")
-    return tuple(out), precedence
-
-
-def _parse_layer_options(
-    path: Path, doc: Mapping[str, Any], qualifiers: tuple[QualifierPhrase, ...]
-) -> tuple[tuple[str, ...], dict[str, frozenset[str]]]:
-    values = {(q.group, q.value) for q in qualifiers}
-    patterns = tuple(str(p) for p in doc.get("pattern_cues") or ())
-    for p in patterns:
-        if ("cue", p) not in values:
-            raise FindingsRulesError(f"{path}: pattern_cues: {p!r} is not a cue value")
-    absorbs: dict[str, frozenset[str]] = {}
-    for layer, others in (doc.get("layer_absorbs") or {}).items():
-        named = [layer, *(others or [])]
-        bad = [x for x in named if ("layer", x) not in values]
-        if bad:
-            raise FindingsRulesError(f"{path}: layer_absorbs.{layer}: unknown layer values {bad}")
-        absorbs[str(layer)] = frozenset(str(o) for o in others)
-    return patterns, absorbs
-
-
-def _parse_concept_rules(path: Path, doc: Mapping[str, Any], sites: Mapping[str, SiteSpec]) -> tuple[ConceptRule, ...]:
-    items = doc.get("rules")
-    if not isinstance(items, list) or not items:
-        raise FindingsRulesError(f"{path}: `rules` must be a non-empty list")
-    out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not item.get("concept"):
-            raise FindingsRulesError(f"{path}: rules[{i}]: needs a concept")
-        conds: dict[str, frozenset[str]] = {}
-        for key, val in item.items():
-            if key == "concept":
-                continue
-            if key not in CONDITION_KEYS:
-                raise FindingsRulesError(f"{path}: rules[{i}] ({item['concept']}): unknown condition {key!r}")
-            if not isinstance(val, list) or not val:
-                raise FindingsRulesError(f"{path}: rules[{i}] ({item['concept']}): {key} must be a non-empty list")
-            conds[key] = frozenset(str(v) for v in val)
-        for key in ("site_class", "no_site_class"):
-            bad = conds.get(key, frozenset()) - set(SITE_CLASSES)
-            if bad:
-                raise FindingsRulesError(f"{path}: rules[{i}] ({item['concept']}): unknown {key} {sorted(bad)}")
-        bad_sites = conds.get("site", frozenset()) - set(sites)
-        if bad_sites:
-            raise FindingsRulesError(f"{path}: rules[{i}] ({item['concept']}): unknown site {sorted(bad_sites)}")
-        out.append(ConceptRule(concept=str(item["concept"]), conditions=conds))
-    return tuple(out)
-
-
-def _parse_modalities(
-    path: Path, doc: Mapping[str, Any], valuesets: Mapping[str, Any]
-) -> tuple[tuple[ModalitySpec, ...], frozenset[str]]:
-    items = doc.get("modalities")
-    if not isinstance(items, list) or not items:
-        raise FindingsRulesError(f"{path}: `modalities` must be a non-empty list")
-    out = []
-    for i, item in enumerate(items):
-        if not isinstance(item, dict) or not item.get("id"):
-            raise FindingsRulesError(f"{path}: modalities[{i}]: needs an id")
-        vsets = tuple(str(v) for v in item.get("valuesets") or ())
-        for v in vsets:
-            if v not in valuesets:
-                raise FindingsRulesError(f"{path}: modality {item['id']}: unknown value set {v!r}")
-        out.append(
-            ModalitySpec(
-                id=str(item["id"]),
-                valuesets=vsets,
-                dicom=frozenset(str(x) for x in item.get("dicom") or ()),
-                dicom_all=frozenset(str(x) for x in item.get("dicom_all") or ()),
-                text=_phrases(path, f"modality {item['id']}: text", item.get("text")),
-            )
-        )
-    bone = frozenset(str(x) for x in doc.get("bone_scan_modalities") or ())
-    return tuple(out), bone
-
-
-def _check_code(path: Path, where: str, c: Any) -> None:
-    if not isinstance(c, dict) or not c.get("system") or not c.get("code"):
-        raise FindingsRulesError(f"{path}: {where}: a code needs system and code")
-    if c.get("confidence") not in ("V", "S", "R"):
-        raise FindingsRulesError(f"{path}: {where}: code {c.get('code')}: confidence must be V, S or R")
-
-
-def _load_valuesets(vdir: Path, digest: Any) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    if not vdir.is_dir():
-        raise FindingsRulesError(f"{vdir}: value-set directory missing")
-    for path in sorted(vdir.glob("*.yaml")):
-        raw = path.read_bytes()
-        digest.update(path.name.encode() + b"\0" + raw)
-        try:
-            doc = load_yaml(raw) or {}
-        except yaml.YAMLError as exc:
-            raise FindingsRulesError(f"{path}: invalid YAML: {exc}") from exc
-        for i, vs in enumerate(doc.get("valuesets") or ()):
-            if not isinstance(vs, dict) or not vs.get("id"):
-                raise FindingsRulesError(f"{path}: valuesets[{i}]: needs an id")
-            if vs["id"] in out:
-                raise FindingsRulesError(f"{path}: value set {vs['id']}: duplicate id across value-set files")
-            # Codes are checked only for the value sets this layer reads (see load): a mistake in
-            # another layer's value set is that layer's loader's to report.
-            out[vs["id"]] = {**vs, "_file": path}
-    return out
-
-
-def _check_valueset_codes(valuesets: Mapping[str, Mapping[str, Any]], ids: set[str]) -> None:
-    for vid in sorted(ids):
-        vs = valuesets[vid]
-        for c in vs.get("codes") or ():
-            _check_code(vs["_file"], f"value set {vid}", c)
-
-
-def _code_index(valuesets: Mapping[str, Mapping[str, Any]], ids: set[str]) -> list[CodedConcept]:
-    out = []
-    for vid in sorted(ids):
-        for c in valuesets[vid].get("codes") or ():
-            code = str(c["code"])
-            prefix = code.endswith("*")
-            out.append(
-                CodedConcept(
-                    valueset=vid,
-                    system=c["system"],
-                    code=code.rstrip("*").rstrip(".") if prefix else code,
-                    prefix=prefix,
-                )
-            )
-    return out
-
-
-def _check_local_codes(path: Path, doc: Mapping[str, Any], finding_codes: tuple[CodedConcept, ...]) -> None:
-    if doc.get("url") != LOCAL_SYSTEM:
-        raise FindingsRulesError(f"{path}: url must be {LOCAL_SYSTEM}")
-    declared = {str(c.get("code")) for c in doc.get("concepts") or () if isinstance(c, dict)}
-    for c in finding_codes:
-        if c.system == LOCAL_SYSTEM and c.code not in declared:
-            raise FindingsRulesError(f"{path}: local code {c.code!r} (value set {c.valueset}) is not declared")

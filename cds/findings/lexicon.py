@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds.findings.knowledge import FindingsKnowledge, normalise_text
-from cds.findings.text import _parse_lock, _quiet_matchers
+from cds.findings.nlp import _parse_lock, _quiet_matchers
 
 # ConText categories that keep a text mention from asserting its concept.
 NOT_ASSERTED = frozenset(
@@ -58,9 +58,9 @@ class LexiconMatcher:
         nlp = spacy.blank("en")
         nlp.tokenizer = create_medspacy_tokenizer(nlp)
         nlp.add_pipe("sentencizer", config={"punct_chars": [".", "!", "?", ";"]})
-        targets = nlp.add_pipe("medspacy_target_matcher", name="lexicon_targets")
+        targets: Any = nlp.add_pipe("medspacy_target_matcher", name="lexicon_targets")
         targets.add([TargetRule(phrase, label) for phrase, label in self.terms])
-        context = nlp.add_pipe(
+        context: Any = nlp.add_pipe(
             "medspacy_context", config={"rules": None, "span_attrs": None, "prune_on_target_overlap": True}
         )
         rules = []

@@ -37,7 +37,7 @@ class Mention:
     start: int = -1
     end: int = -1
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[object, ...]:
         """Identity within one report: the same finding read twice (FINDINGS and IMPRESSION,
         or coded and text) collapses to one fact."""
         return (self.concept, self.site, self.laterality, self.negated)

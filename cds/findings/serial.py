@@ -40,31 +40,11 @@ def compare_bone_scans(
     compare = knowledge.compare_concepts
     order = knowledge.intensity_order
 
-    def positives(ms: list[Mention]) -> dict[str, int | None]:
-        out: dict[str, int | None] = {}
-        for m in ms:
-            if m.concept in compare and not m.negated and m.certainty in ("definite", "probable"):
-                rank = order.index(m.intensity) if m.intensity in order else None
-                site = m.site or "-"
-                out[site] = rank if out.get(site) is None else max(out[site] or 0, rank or 0)
-        return out
-
-    computed: dict[str, str] = {}
-    if prior is not None:
-        before, now = positives(prior[1]), positives(latest)
-        for site, rank in before.items():
-            if site not in now:
-                # Uptake without a site ("decreased uptake at all previously involved sites")
-                # cannot be matched to a place: it is compared only with uptake without a site.
-                if site != "-":
-                    computed[site] = "resolved"
-            elif rank is not None and now[site] is not None and now[site] != rank:
-                computed[site] = "decreased" if now[site] < rank else "increased"
-            else:
-                computed[site] = "stable"
-        for site in now:
-            if site not in before and site != "-":
-                computed[site] = "new"
+    computed = (
+        _site_changes(_positives(prior[1], compare, order), _positives(latest, compare, order))
+        if prior is not None
+        else {}
+    )
 
     updated: list[Mention] = []
     for m in latest:
@@ -112,3 +92,33 @@ def compare_bone_scans(
     if changes and changes <= {"stable"}:
         emit("bone-scan-change", "stable")
     return per_report, derived
+
+
+def _positives(ms: list[Mention], compare: frozenset[str], order: tuple[str, ...]) -> dict[str, int | None]:
+    """Site ("-" for none) -> the strongest intensity rank of the asserted compared findings there."""
+    out: dict[str, int | None] = {}
+    for m in ms:
+        if m.concept in compare and not m.negated and m.certainty in ("definite", "probable"):
+            rank = order.index(m.intensity) if m.intensity in order else None
+            site = m.site or "-"
+            out[site] = rank if out.get(site) is None else max(out[site] or 0, rank or 0)
+    return out
+
+
+def _site_changes(before: dict[str, int | None], now: dict[str, int | None]) -> dict[str, str]:
+    """Site -> resolved | decreased | increased | stable | new, from the prior scan to the latest."""
+    computed: dict[str, str] = {}
+    for site, rank in before.items():
+        if site not in now:
+            # Uptake without a site ("decreased uptake at all previously involved sites")
+            # cannot be matched to a place: it is compared only with uptake without a site.
+            if site != "-":
+                computed[site] = "resolved"
+        elif rank is not None and (current := now[site]) is not None and current != rank:
+            computed[site] = "decreased" if current < rank else "increased"
+        else:
+            computed[site] = "stable"
+    for site in now:
+        if site not in before and site != "-":
+            computed[site] = "new"
+    return computed

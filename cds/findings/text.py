@@ -20,17 +20,14 @@ second), so the pipeline is built lazily, once per ``FindingsKnowledge``.
 from __future__ import annotations
 
 import logging
-import threading
-import time
-import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cds.findings.knowledge import FindingsKnowledge, normalise_text
 from cds.findings.model import CERTAINTY_RANK, Mention
+from cds.findings.nlp import _parse_lock, _quiet_matchers
+from cds.findings.nlp import get_pipeline as get_pipeline  # re-exported: cds.fhir imports it from here
 
 log = logging.getLogger(__name__)
 
@@ -52,168 +49,6 @@ _CHANGE_OF = {
 }
 # Precedence when one mention carries several change cues ("resolved" beats "decreased").
 _CHANGE_PRECEDENCE = ("resolved", "new", "increased", "decreased", "stable")
-
-COLD_START: dict[str, float] = {}  # seconds: "import" and "build", filled on first use
-
-
-class TextExtractionUnavailable(RuntimeError):
-    """medspaCy could not be imported or the pipeline could not be built."""
-
-
-# Pipelines by knowledge digest, shared by every load of the same findings rules: a rule
-# reload (or a test) that leaves rules/findings unchanged does not pay the ~1.5 s build again.
-# Bounded, so a long run of edited reloads keeps at most a few pipelines alive.
-_PIPELINES: dict[str, Any] = {}
-_PIPELINES_MAX = 4
-_PIPELINES_LOCK = threading.Lock()
-
-
-def get_pipeline(knowledge: FindingsKnowledge) -> Any:
-    """The medspaCy pipeline of this rule set, built on first use (thread-safe)."""
-    box = knowledge._nlp_box
-    if box:
-        return box[0]
-    with knowledge._nlp_lock:
-        if not box:
-            with _PIPELINES_LOCK:
-                nlp = _PIPELINES.get(knowledge.digest)
-            if nlp is None:
-                nlp = _build_pipeline(knowledge)
-                with _PIPELINES_LOCK:
-                    while len(_PIPELINES) >= _PIPELINES_MAX:
-                        _PIPELINES.pop(next(iter(_PIPELINES)))
-                    _PIPELINES[knowledge.digest] = nlp
-            box.append(nlp)
-    return box[0]
-
-
-_PARSE_LOCKS: dict[int, threading.Lock] = {}
-_PARSE_LOCKS_GUARD = threading.Lock()
-
-
-def _parse_lock(nlp: Any) -> threading.Lock:
-    # Keyed by id(): a Language is not hashable by value; a reused id after a pipeline is freed
-    # only means two pipelines share a lock, which is still correct.
-    with _PARSE_LOCKS_GUARD:
-        return _PARSE_LOCKS.setdefault(id(nlp), threading.Lock())
-
-
-@contextmanager
-def _quiet_matchers() -> Iterator[None]:
-    # spaCy's Matcher warns (W036) on every call when a medspaCy rule set has only phrase rules,
-    # which is normal here. Scoped rather than global so that no other warning is hidden; it
-    # runs under the parse lock, so no second parse changes the filters meanwhile.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"\[W036\]")
-        yield
-
-
-def _build_pipeline(knowledge: FindingsKnowledge) -> Any:
-    with _quiet_matchers():
-        return _build_pipeline_inner(knowledge)
-
-
-def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
-    t0 = time.perf_counter()
-    try:
-        import medspacy
-        import spacy
-        from loguru import logger as loguru_logger
-        from medspacy.context import ConTextRule
-        from medspacy.custom_tokenizer import create_medspacy_tokenizer
-        from medspacy.section_detection import SectionRule
-        from medspacy.target_matcher import TargetRule
-    except ImportError as exc:  # pragma: no cover - exercised only without medspaCy installed
-        raise TextExtractionUnavailable(f"medspaCy is not importable: {exc}") from exc
-    # PyRuSH logs every sentence boundary at DEBUG through loguru; that is slow and would put
-    # report text into the logs.
-    loguru_logger.disable("PyRuSH")
-    t1 = time.perf_counter()
-    COLD_START.setdefault("import_s", t1 - t0)
-
-    _register_line_breaks()
-    nlp = spacy.blank("en")
-    nlp.tokenizer = create_medspacy_tokenizer(nlp)
-    if knowledge.sentence_splitter == "pyrush":
-        rush_rules = Path(medspacy.__file__).resolve().parents[1] / "resources" / "en" / "rush_rules.tsv"
-        nlp.add_pipe("medspacy_pyrush", config={"rules_path": str(rush_rules)})
-    elif knowledge.sentence_splitter == "pysbd":
-        nlp.add_pipe("medspacy_pysbd")
-    else:
-        # Default: spaCy's rule sentencizer plus a break at every line end. PyRuSH (medspaCy's
-        # default) is pure Python and took ~28 of 31 ms on a 2 kB bone-scan report here; this
-        # takes ~1 ms and splits radiology reports (one statement per line or per full stop)
-        # just as well on the corpus (ADR 0003).
-        nlp.add_pipe("sentencizer", config={"punct_chars": [".", "!", "?"]})
-        nlp.add_pipe("findings_line_breaks")
-
-    targets = nlp.add_pipe("medspacy_target_matcher", name="findings_targets")
-    rules = []
-    for t in knowledge.targets:
-        rules += [TargetRule(p, t.id) for p in t.phrases]
-        rules += [TargetRule(f"{t.id}#{i}", t.id, pattern=pat) for i, pat in enumerate(t.patterns)]
-    targets.add(rules)
-
-    sites = nlp.add_pipe(
-        "medspacy_target_matcher",
-        name="findings_sites",
-        config={"result_type": "group", "span_group_name": "findings_sites", "prune": True},
-    )
-    site_rules = []
-    for s in knowledge.sites.values():
-        site_rules += [TargetRule(p, f"site|{s.id}|single") for p in s.terms]
-        site_rules += [TargetRule(p, f"site|{s.id}|plural") for p in s.plural]
-    for lat, phrases in knowledge.laterality_phrases.items():
-        site_rules += [TargetRule(p, f"lat|{lat}") for p in phrases]
-    site_rules += [TargetRule(p, "nosite|-") for p in knowledge.not_site_phrases]
-    sites.add(site_rules)
-
-    quals = nlp.add_pipe(
-        "medspacy_target_matcher",
-        name="findings_qualifiers",
-        config={"result_type": "group", "span_group_name": "findings_qualifiers", "prune": True},
-    )
-    quals.add([TargetRule(q.phrase, f"q|{q.group}|{q.value}|{q.attach}") for q in knowledge.qualifiers])
-
-    # prune_on_target_overlap: a modifier word inside a target is part of it ("kidneys are not
-    # visualised" is one finding, not a negated one).
-    context = nlp.add_pipe(
-        "medspacy_context", config={"rules": None, "span_attrs": None, "prune_on_target_overlap": True}
-    )
-    ctx_rules = []
-    for category, by_dir in knowledge.modifiers.items():
-        # Set per rule: ConText's global `terminating_types` config arrives as spent iterators
-        # through spaCy's config system (medspaCy 1.3.1) and then terminates nothing.
-        ends = set(knowledge.terminated_by.get(category, ()))
-        scope = knowledge.modifier_max_scope.get(category)
-        for direction, phrases in by_dir.items():
-            ctx_rules += [
-                ConTextRule(p, category, direction=direction, terminated_by=set(ends), max_scope=scope) for p in phrases
-            ]
-    context.add(ctx_rules)
-
-    sectionizer = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
-    sectionizer.add(
-        [SectionRule(p, category) for category, phrases in knowledge.section_phrases.items() for p in phrases]
-    )
-    COLD_START.setdefault("build_s", time.perf_counter() - t1)
-    return nlp
-
-
-def _register_line_breaks() -> None:
-    from spacy.language import Language
-
-    if "findings_line_breaks" in Language.factories:
-        return
-
-    @Language.component("findings_line_breaks")
-    def line_breaks(doc: Any) -> Any:
-        # A line break ends a sentence: report lines ("FINDINGS: ...", list items) often have no
-        # full stop, and a negation must not run on into the next line.
-        for token in doc[:-1]:
-            if token.is_space and "\n" in token.text:
-                doc[token.i + 1].is_sent_start = True
-        return doc
 
 
 # -- extraction --------------------------------------------------------------------------
@@ -240,26 +75,43 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
     # by the pipeline, not the knowledge: several loads of the same rules may share a pipeline.
     with _parse_lock(nlp), _quiet_matchers():
         doc = nlp(normalise_text(text[:MAX_TEXT_CHARS]))
-    target_by_id = {t.id: t for t in knowledge.targets}
-
     graph = doc._.context_graph
     modifiers = list(graph.modifiers) if graph is not None else []
-    terminators = sorted(m.modifier_span[0] for m in modifiers if m.category == "TERMINATE")
-    sent_start = [0] * len(doc)
-    for sent in doc.sents:
-        for i in range(sent.start, sent.end):
-            sent_start[i] = sent.start
+    clauses = _Clauses(doc, modifiers)
+    heads, impressions, ent_tokens = _targets(doc, knowledge, clauses)
+    _attach_sites_and_qualifiers(doc, knowledge, clauses, heads, ent_tokens, modifiers)
+    # Impressions: assertion, and the findings earlier in the same clause they explain.
+    mentions, attributions = _impression_mentions(doc, knowledge, clauses, heads, impressions)
+    mentions.extend(_finding_mentions(doc, knowledge, heads, attributions))
+    return tuple(mentions)
 
-    def clause_of(i: int) -> tuple[int, int]:
-        # A clause is a sentence cut at ConText terminators (";", "but", "plus", ...).
-        n_terms = sum(1 for t in terminators if sent_start[i] <= t <= i)
-        return (sent_start[i], n_terms)
 
-    def section_of(span: Any) -> str:
-        sec = doc[span.start]._.section
-        return (sec.category if sec is not None and sec.category else "none") or "none"
+class _Clauses:
+    """A clause is a sentence cut at ConText terminators (";", "but", "plus", ...)."""
 
-    ent_tokens = set()
+    def __init__(self, doc: Any, modifiers: list[Any]) -> None:
+        self.terminators = sorted(m.modifier_span[0] for m in modifiers if m.category == "TERMINATE")
+        self.sent_start = [0] * len(doc)
+        for sent in doc.sents:
+            for i in range(sent.start, sent.end):
+                self.sent_start[i] = sent.start
+
+    def of(self, i: int) -> tuple[int, int]:
+        n_terms = sum(1 for t in self.terminators if self.sent_start[i] <= t <= i)
+        return (self.sent_start[i], n_terms)
+
+
+def _section_of(doc: Any, span: Any) -> str:
+    sec = doc[span.start]._.section
+    return (sec.category if sec is not None and sec.category else "none") or "none"
+
+
+def _targets(
+    doc: Any, knowledge: FindingsKnowledge, clauses: _Clauses
+) -> tuple[list[_Head], list[tuple[Any, Any]], set[int]]:
+    """The finding heads and the impressions the target matcher found, and the tokens they cover."""
+    target_by_id = {t.id: t for t in knowledge.targets}
+    ent_tokens: set[int] = set()
     heads: list[_Head] = []
     impressions: list[tuple[Any, Any]] = []
     for ent in doc.ents:
@@ -270,18 +122,30 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         if spec.kind == "impression":
             impressions.append((ent, spec))
         else:
-            heads.append(_Head(ent=ent, spec=spec, clause=clause_of(ent.start)))
+            heads.append(_Head(ent=ent, spec=spec, clause=clauses.of(ent.start)))
+    return heads, impressions, ent_tokens
 
-    def nearest_head(span: Any, prefer: str) -> _Head | None:
-        clause = clause_of(span.start)
-        before = [h for h in heads if h.clause == clause and h.ent.end <= span.start]
-        after = [h for h in heads if h.clause == clause and h.ent.start >= span.end]
-        first, second = (after, before) if prefer == "following" else (before, after)
-        for group in (first, second):
-            if group:
-                return min(group, key=lambda h: abs(h.ent.start - span.start))
-        return None
 
+def _nearest_head(heads: list[_Head], clauses: _Clauses, span: Any, prefer: str) -> _Head | None:
+    clause = clauses.of(span.start)
+    before = [h for h in heads if h.clause == clause and h.ent.end <= span.start]
+    after = [h for h in heads if h.clause == clause and h.ent.start >= span.end]
+    first, second = (after, before) if prefer == "following" else (before, after)
+    for group in (first, second):
+        if group:
+            return min(group, key=lambda h: abs(h.ent.start - span.start))
+    return None
+
+
+def _attach_sites_and_qualifiers(
+    doc: Any,
+    knowledge: FindingsKnowledge,
+    clauses: _Clauses,
+    heads: list[_Head],
+    ent_tokens: set[int],
+    modifiers: list[Any],
+) -> None:
+    """Each site (with its laterality words) and qualifier goes to its nearest head in the clause."""
     qual_spans = [q for q in doc.spans.get("findings_qualifiers", []) if not (set(range(q.start, q.end)) & ent_tokens)]
     qual_tokens = {i for q in qual_spans for i in range(q.start, q.end)}
     site_spans = [s for s in doc.spans.get("findings_sites", []) if not (set(range(s.start, s.end)) & ent_tokens)]
@@ -290,19 +154,7 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         s for s in site_spans if s.label_.startswith("lat|") and not (set(range(s.start, s.end)) & qual_tokens)
     ]
     body_spans = [s for s in site_spans if s.label_.startswith("site|")]
-    # Laterality words attach to the nearest site in the clause (following first: "right knee").
-    lat_of: dict[int, set[str]] = {}
-    for lat in lat_spans:
-        clause = clause_of(lat.start)
-        after = [b for b in body_spans if clause_of(b.start) == clause and b.start >= lat.end]
-        before = [b for b in body_spans if clause_of(b.start) == clause and b.end <= lat.start]
-        target = (
-            min(after, key=lambda b: b.start - lat.end)
-            if after
-            else (min(before, key=lambda b: lat.start - b.end) if before else None)
-        )
-        if target is not None:
-            lat_of.setdefault(target.start, set()).add(lat.label_.split("|")[1])
+    lat_of = _laterality_of_sites(clauses, lat_spans, body_spans)
     negations = [m.scope_span for m in modifiers if m.category in ("NEGATED_EXISTENCE", "NORMAL")]
 
     def denied(span: Any, head: _Head) -> bool:
@@ -314,22 +166,47 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
         _, site_id, form = body.label_.split("|")
         lats = lat_of.get(body.start, set())
         laterality = _combine_laterality(lats, form, knowledge.sites[site_id].paired)
-        head = nearest_head(body, "preceding")
+        head = _nearest_head(heads, clauses, body, "preceding")
         if head is not None:
             head.sites.append((site_id, form, laterality, denied(body, head), body.start))
 
     for q in qual_spans:
         _, group, value, attach = q.label_.split("|")
-        head = nearest_head(q, attach)
+        head = _nearest_head(heads, clauses, q, attach)
         if head is None or denied(q, head):  # "calcification without a vascular pattern"
             continue
         head.quals.append((abs(head.ent.start - q.start), group, value, q.start, q.end))
 
-    # Impressions: assertion, and the findings earlier in the same clause they explain.
+
+def _laterality_of_sites(clauses: _Clauses, lat_spans: list[Any], body_spans: list[Any]) -> dict[int, set[str]]:
+    """Laterality words attach to the nearest site in the clause (following first: "right knee")."""
+    lat_of: dict[int, set[str]] = {}
+    for lat in lat_spans:
+        clause = clauses.of(lat.start)
+        after = [b for b in body_spans if clauses.of(b.start) == clause and b.start >= lat.end]
+        before = [b for b in body_spans if clauses.of(b.start) == clause and b.end <= lat.start]
+        target = (
+            min(after, key=lambda b: b.start - lat.end)
+            if after
+            else (min(before, key=lambda b: lat.start - b.end) if before else None)
+        )
+        if target is not None:
+            lat_of.setdefault(target.start, set()).add(lat.label_.split("|")[1])
+    return lat_of
+
+
+def _impression_mentions(
+    doc: Any,
+    knowledge: FindingsKnowledge,
+    clauses: _Clauses,
+    heads: list[_Head],
+    impressions: list[tuple[Any, Any]],
+) -> tuple[list[Mention], dict[int, str]]:
+    """Impression mentions, and head start token -> the hypothesis an asserted impression explains it by."""
     mentions: list[Mention] = []
     attributions: dict[int, str] = {}
     for ent, spec in impressions:
-        section = section_of(ent)
+        section = _section_of(doc, ent)
         if section not in knowledge.extract_from:
             continue
         cats = [m.category for m in ent._.modifiers]
@@ -362,7 +239,7 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
             # The interpretation explains the nearest finding before it in its clause
             # ("diffuse soft-tissue uptake consistent with renal failure"), not every finding
             # earlier in a long sentence.
-            clause = clause_of(ent.start)
+            clause = clauses.of(ent.start)
             before = [
                 h
                 for h in heads
@@ -373,9 +250,15 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
             if before:
                 nearest = max(before, key=lambda h: h.ent.start)
                 attributions.setdefault(nearest.ent.start, spec.hypothesis)
+    return mentions, attributions
 
+
+def _finding_mentions(
+    doc: Any, knowledge: FindingsKnowledge, heads: list[_Head], attributions: dict[int, str]
+) -> list[Mention]:
+    mentions: list[Mention] = []
     for h in heads:
-        section = section_of(h.ent)
+        section = _section_of(doc, h.ent)
         if section not in knowledge.extract_from:
             continue
         cats = [m.category for m in h.ent._.modifiers]
@@ -406,7 +289,7 @@ def extract_text_mentions(text: str, knowledge: FindingsKnowledge) -> tuple[Ment
                 attributed_to=attributions.get(h.ent.start),
             )
         )
-    return tuple(mentions)
+    return mentions
 
 
 def _combine_laterality(lats: set[str], form: str, paired: bool) -> str | None:
@@ -440,7 +323,11 @@ _COORDINATORS = {"and", "or", ",", "/", "nor"}
 
 
 def _head_mentions(
-    h: _Head, doc: Any, knowledge: FindingsKnowledge, changes: list[tuple[int, str]], **assertion: Any
+    h: _Head,
+    doc: Any,
+    knowledge: FindingsKnowledge,
+    changes: list[tuple[int, int, str, bool]],
+    **assertion: Any,
 ) -> list[Mention]:
     spec = h.spec
     groups: dict[str, list[str]] = {}
@@ -457,28 +344,38 @@ def _head_mentions(
     pattern = next((p for p in knowledge.pattern_cues if p in cues), None)
     layers = _layers(h, doc, knowledge)
 
-    sites = list(dict.fromkeys((s, lat, deny, start) for s, _, lat, deny, start in h.sites))
+    sites: list[tuple[str | None, str | None, bool, int]] = list(
+        dict.fromkeys((s, lat, deny, start) for s, _, lat, deny, start in h.sites)
+    )
     if not sites and spec.site:
         sites = [(spec.site, spec.laterality, False, -1)]
 
     site_changes = _changes_by_site(changes, [start for _, _, _, start in sites])
     out: list[Mention] = []
-    seen: set[tuple] = set()
+    seen: set[tuple[object, ...]] = set()
     for site, lat, deny, site_start in sites or [(None, None, False, -1)]:
         site_class = knowledge.sites[site].site_class if site else None
+        readings: list[tuple[str, str | None]]
         if spec.concept:
             readings = [(spec.concept, None)]
         else:
             # The concept is decided per site: "no uptake in the upper extremities, lungs or
             # stomach" is soft-tissue uptake for the limbs and visceral uptake for the organs.
             readings = []
-            for layer in layers or [None]:
-                concept = _resolve_concept(
-                    knowledge, spec.head, layer, cues, {site_class} - {None}, {site} - {None}, intensity
+            candidates: list[str | None] = [*layers] if layers else [None]
+            for layer in candidates:
+                found = _resolve_concept(
+                    knowledge,
+                    spec.head,
+                    layer,
+                    cues,
+                    {site_class} if site_class is not None else set(),
+                    {site} if site is not None else set(),
+                    intensity,
                 )
-                if concept is not None and concept not in {c for c, _ in readings}:
-                    readings.append((concept, layer))
-        this = dict(assertion)
+                if found is not None and found not in {c for c, _ in readings}:
+                    readings.append((found, layer))
+        this: dict[str, Any] = dict(assertion)
         if len(sites) > 1 and changes:
             # Several sites, several change cues: each site takes the cue that speaks of it.
             site_change = site_changes.get(site_start)

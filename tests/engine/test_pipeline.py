@@ -45,7 +45,7 @@ ENGINES = ["reference"] + (["durable"] if durable_backend.AVAILABLE else [])
 @pytest.fixture(autouse=True)
 def no_fhir_layer(monkeypatch):
     """The sample fixture has no value sets for cds.fhir's terminology; tests put facts in directly."""
-    monkeypatch.setattr("cds.pipeline.default_extractor", lambda rules_dir: None)
+    monkeypatch.setattr("cds.pipeline.default_extractor", lambda rules_dir, **_: None)
 
 
 def with_facts(pipeline: Pipeline, facts: list[dict]) -> Pipeline:

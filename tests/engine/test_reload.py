@@ -31,7 +31,7 @@ def stand_in(context, prefetch, now):
 @pytest.fixture(autouse=True)
 def fixed_facts(monkeypatch):
     # Every rule set the pipeline builds (at load and on each reload) uses the stand-in.
-    monkeypatch.setattr("cds.pipeline.default_extractor", lambda rules_dir: stand_in)
+    monkeypatch.setattr("cds.pipeline.default_extractor", lambda rules_dir, **_: stand_in)
 
 
 def loaded(rules_dir):

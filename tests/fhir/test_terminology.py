@@ -136,7 +136,7 @@ VS = 'valuesets:\n  - {id: a, fact_kind: condition, references: [x], codes: [{sy
         (
             VS % (ICD10CM, "V") + VS.split("\n", 1)[1] % (ICD10CM, "V"),
             None,
-            "test.yaml: value set 'a': id already defined",
+            "value set 'a': id already defined",
         ),
         (VS % (ICD10CM, "X"), None, "confidence must be V, S or R"),
         ("valuesets:\n  - {id: a, fact_kind: rule, codes: [{system: s, code: c}]}\n", None, "fact_kind 'rule'"),

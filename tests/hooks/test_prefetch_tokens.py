@@ -66,5 +66,7 @@ def test_rules_validate_refuses_undefined_tokens_with_file_line_col(tmp_path):
     reported = [line for line in result.stderr.splitlines() if "is not a CDS Hooks 2.0 prefetch token" in line]
     today_column = lines[index].index("{{today()") + 1
     nested_column = lines[index].index("{{context.medications") + 1
-    assert any(line.startswith(f"{services}:{index + 1}:{today_column}:") for line in reported), result.stderr
-    assert any(line.startswith(f"{services}:{index + 1}:{nested_column}:") for line in reported), result.stderr
+    # one format for every file under rules/ (cds.knowledge): rules/<file>:line:col: CODE message
+    shown = "rules/services.yaml"
+    assert any(line.startswith(f"{shown}:{index + 1}:{today_column}: E052 ") for line in reported), result.stderr
+    assert any(line.startswith(f"{shown}:{index + 1}:{nested_column}: E052 ") for line in reported), result.stderr

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from cds.diagnostics import KnowledgeError
 from cds.fhir import extract_facts
-from cds.fhir.terminology import Terminology, TerminologyError
+from cds.fhir.terminology import Terminology
 from tests.conftest import REPO, RULES_DIR
 
 SCT = "http://snomed.info/sct"
@@ -66,12 +67,12 @@ def broken_rules(tmp_path: Path) -> Path:
 
 
 def test_broken_findings_file_fails_the_terminology_load_naming_file_and_line(broken_rules: Path) -> None:
-    with pytest.raises(TerminologyError) as raised:
+    with pytest.raises(KnowledgeError) as raised:
         Terminology.load(broken_rules)
     message = str(raised.value)
-    assert "sites.yaml:" in message and "no-such-site" in message
+    assert "sites.yaml:" in message and "E051" in message and "no-such-site" in message
     line = int(message.split("sites.yaml:", 1)[1].split(":", 1)[0])
-    assert "id: calf" in (broken_rules / "findings" / "sites.yaml").read_text().splitlines()[line - 1]
+    assert "parent: no-such-site" in (broken_rules / "findings" / "sites.yaml").read_text().splitlines()[line - 1]
 
 
 def test_broken_findings_file_fails_cds_rules_validate(broken_rules: Path) -> None:

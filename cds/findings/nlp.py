@@ -1,0 +1,183 @@
+"""The report-text pipeline (medspaCy: tokenizer, sentences, target rules, ConText, sections), built once per
+findings knowledge and cached by its digest; the per-pipeline parse lock. cds.findings.text reads
+report text with it."""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cds.findings.knowledge import FindingsKnowledge
+
+COLD_START: dict[str, float] = {}  # seconds: "import" and "build", filled on first use
+
+
+class TextExtractionUnavailable(RuntimeError):
+    """medspaCy could not be imported or the pipeline could not be built."""
+
+
+# Pipelines by knowledge digest, shared by every load of the same findings rules: a rule
+# reload (or a test) that leaves rules/findings unchanged does not pay the ~1.5 s build again.
+# Bounded, so a long run of edited reloads keeps at most a few pipelines alive.
+_PIPELINES: dict[str, Any] = {}
+
+
+_PIPELINES_MAX = 4
+
+
+_PIPELINES_LOCK = threading.Lock()
+
+
+def get_pipeline(knowledge: FindingsKnowledge) -> Any:
+    """The medspaCy pipeline of this rule set, built on first use (thread-safe)."""
+    box = knowledge._nlp_box
+    if box:
+        return box[0]
+    with knowledge._nlp_lock:
+        if not box:
+            with _PIPELINES_LOCK:
+                nlp = _PIPELINES.get(knowledge.digest)
+            if nlp is None:
+                nlp = _build_pipeline(knowledge)
+                with _PIPELINES_LOCK:
+                    while len(_PIPELINES) >= _PIPELINES_MAX:
+                        _PIPELINES.pop(next(iter(_PIPELINES)))
+                    _PIPELINES[knowledge.digest] = nlp
+            box.append(nlp)
+    return box[0]
+
+
+_PARSE_LOCKS: dict[int, threading.Lock] = {}
+
+
+_PARSE_LOCKS_GUARD = threading.Lock()
+
+
+def _parse_lock(nlp: Any) -> threading.Lock:
+    # Keyed by id(): a Language is not hashable by value; a reused id after a pipeline is freed
+    # only means two pipelines share a lock, which is still correct.
+    with _PARSE_LOCKS_GUARD:
+        return _PARSE_LOCKS.setdefault(id(nlp), threading.Lock())
+
+
+@contextmanager
+def _quiet_matchers() -> Iterator[None]:
+    # spaCy's Matcher warns (W036) on every call when a medspaCy rule set has only phrase rules,
+    # which is normal here. Scoped rather than global so that no other warning is hidden; it
+    # runs under the parse lock, so no second parse changes the filters meanwhile.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\[W036\]")
+        yield
+
+
+def _build_pipeline(knowledge: FindingsKnowledge) -> Any:
+    with _quiet_matchers():
+        return _build_pipeline_inner(knowledge)
+
+
+def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
+    t0 = time.perf_counter()
+    try:
+        import medspacy
+        import spacy
+        from loguru import logger as loguru_logger
+        from medspacy.context import ConTextRule
+        from medspacy.custom_tokenizer import create_medspacy_tokenizer
+        from medspacy.section_detection import SectionRule
+        from medspacy.target_matcher import TargetRule
+    except ImportError as exc:  # pragma: no cover - exercised only without medspaCy installed
+        raise TextExtractionUnavailable(f"medspaCy is not importable: {exc}") from exc
+    # PyRuSH logs every sentence boundary at DEBUG through loguru; that is slow and would put
+    # report text into the logs.
+    loguru_logger.disable("PyRuSH")
+    t1 = time.perf_counter()
+    COLD_START.setdefault("import_s", t1 - t0)
+
+    _register_line_breaks()
+    nlp = spacy.blank("en")
+    nlp.tokenizer = create_medspacy_tokenizer(nlp)
+    if knowledge.sentence_splitter == "pyrush":
+        rush_rules = Path(medspacy.__file__).resolve().parents[1] / "resources" / "en" / "rush_rules.tsv"
+        nlp.add_pipe("medspacy_pyrush", config={"rules_path": str(rush_rules)})
+    elif knowledge.sentence_splitter == "pysbd":
+        nlp.add_pipe("medspacy_pysbd")
+    else:
+        # Default: spaCy's rule sentencizer plus a break at every line end. PyRuSH (medspaCy's
+        # default) is pure Python and took ~28 of 31 ms on a 2 kB bone-scan report here; this
+        # takes ~1 ms and splits radiology reports (one statement per line or per full stop)
+        # just as well on the corpus (ADR 0003).
+        nlp.add_pipe("sentencizer", config={"punct_chars": [".", "!", "?"]})
+        nlp.add_pipe("findings_line_breaks")
+
+    targets: Any = nlp.add_pipe("medspacy_target_matcher", name="findings_targets")
+    rules = []
+    for t in knowledge.targets:
+        rules += [TargetRule(p, t.id) for p in t.phrases]
+        rules += [TargetRule(f"{t.id}#{i}", t.id, pattern=pat) for i, pat in enumerate(t.patterns)]
+    targets.add(rules)
+
+    sites: Any = nlp.add_pipe(
+        "medspacy_target_matcher",
+        name="findings_sites",
+        config={"result_type": "group", "span_group_name": "findings_sites", "prune": True},
+    )
+    site_rules = []
+    for s in knowledge.sites.values():
+        site_rules += [TargetRule(p, f"site|{s.id}|single") for p in s.terms]
+        site_rules += [TargetRule(p, f"site|{s.id}|plural") for p in s.plural]
+    for lat, phrases in knowledge.laterality_phrases.items():
+        site_rules += [TargetRule(p, f"lat|{lat}") for p in phrases]
+    site_rules += [TargetRule(p, "nosite|-") for p in knowledge.not_site_phrases]
+    sites.add(site_rules)
+
+    quals: Any = nlp.add_pipe(
+        "medspacy_target_matcher",
+        name="findings_qualifiers",
+        config={"result_type": "group", "span_group_name": "findings_qualifiers", "prune": True},
+    )
+    quals.add([TargetRule(q.phrase, f"q|{q.group}|{q.value}|{q.attach}") for q in knowledge.qualifiers])
+
+    # prune_on_target_overlap: a modifier word inside a target is part of it ("kidneys are not
+    # visualised" is one finding, not a negated one).
+    context: Any = nlp.add_pipe(
+        "medspacy_context", config={"rules": None, "span_attrs": None, "prune_on_target_overlap": True}
+    )
+    ctx_rules = []
+    for category, by_dir in knowledge.modifiers.items():
+        # Set per rule: ConText's global `terminating_types` config arrives as spent iterators
+        # through spaCy's config system (medspaCy 1.3.1) and then terminates nothing.
+        ends = set(knowledge.terminated_by.get(category, ()))
+        scope = knowledge.modifier_max_scope.get(category)
+        for direction, phrases in by_dir.items():
+            ctx_rules += [
+                ConTextRule(p, category, direction=direction, terminated_by=set(ends), max_scope=scope) for p in phrases
+            ]
+    context.add(ctx_rules)
+
+    sectionizer: Any = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
+    sectionizer.add(
+        [SectionRule(p, category) for category, phrases in knowledge.section_phrases.items() for p in phrases]
+    )
+    COLD_START.setdefault("build_s", time.perf_counter() - t1)
+    return nlp
+
+
+def _register_line_breaks() -> None:
+    from spacy.language import Language
+
+    if "findings_line_breaks" in Language.factories:
+        return
+
+    @Language.component("findings_line_breaks")
+    def line_breaks(doc: Any) -> Any:
+        # A line break ends a sentence: report lines ("FINDINGS: ...", list items) often have no
+        # full stop, and a negation must not run on into the next line.
+        for token in doc[:-1]:
+            if token.is_space and "\n" in token.text:
+                doc[token.i + 1].is_sent_start = True
+        return doc
