@@ -128,8 +128,8 @@ def test_a_numeric_rule_threshold_without_reference_is_an_error(tmp_path, capsys
     path.write_text(text.replace(old, "    when:\n      - lab: {analyte: egfr", 1), encoding="utf-8")
     assert main(["rules", "validate", "--rules", str(rules)]) == 1
     assert (
-        "E017 a numeric threshold (<, <=, >, >=) needs `references` on the rule (population-kidney-failure-egfr-below-15)"
-        in (capsys.readouterr().err)
+        "E017 a numeric threshold (<, <=, >, >=) needs `references` on the rule"
+        " (population-kidney-failure-egfr-below-15)" in (capsys.readouterr().err)
     )
 
 
@@ -156,8 +156,8 @@ def test_report_shows_every_hypothesis_weight_and_tag():
     for hyp in RULESET.hypotheses.values():
         assert f"Id `{hyp.id}`." in report
     assert (
-        "| 29.7 | 4-191 (95% CI from counts 16/18 vs 1/31) | `calcium-deposit-imaging` | D | `paul-2015-derived-lr` [D] |"
-        in report
+        "| 29.7 | 4-191 (95% CI from counts 16/18 vs 1/31) | `calcium-deposit-imaging` | D"
+        " | `paul-2015-derived-lr` [D] |" in report
     )
     assert "- **Calcium-deposit and soft-tissue-uptake imaging" in report  # groups with their members
     assert 'Share left for "other / not listed" causes' in report

@@ -138,7 +138,8 @@ def test_the_sandbox_token_is_checked_by_the_app(tmp_path):
     capture = json.loads(shared_data("cds-hooks-sandbox", "sandbox-order-sign-request.json").read_text())
     clients = tmp_path / "clients.yaml"
     clients.write_text(
-        f"clients:\n  - iss: https://sandbox.cds-hooks.org\n    jwks_file: {shared_data('cds-hooks-sandbox', 'jwks.json')}\n"
+        "clients:\n  - iss: https://sandbox.cds-hooks.org\n"
+        f"    jwks_file: {shared_data('cds-hooks-sandbox', 'jwks.json')}\n"
     )
     token = capture["headers"]["Authorization"].removeprefix("Bearer ")
     sent_at = jwt.decode(token, options={"verify_signature": False})["iat"]

@@ -208,7 +208,8 @@ def test_the_source_case_card_fits_one_sandbox_screen(service_url, browser, tmp_
     ]
     titles = {r.id: r.title for r in RULESET.rules.values()}
     every_finding = "\n".join(
-        f"- {titles[e['rule']]}: likelihood ratio {e['likelihood_ratio']:g} ({RULESET.references[e['reference']].citation})"
+        f"- {titles[e['rule']]}: likelihood ratio {e['likelihood_ratio']:g}"
+        f" ({RULESET.references[e['reference']].citation})"
         for e in calciphylaxis["evidence_for"] + calciphylaxis["evidence_against"]
     )
     long_card = {**card, "detail": f"{card['detail']}\n\n**All findings**\n{every_finding}"}
