@@ -40,8 +40,10 @@ run: install
 	CDS_PROFILE=demo CDS_AUTH_REQUIRED=false CDS_DATABASE_URL=sqlite:///data/cds.sqlite3 \
 	  $(BIN)/cds serve --host $(HOST) --port $(PORT) --rules rules
 
+# The whole suite, spread over every core by pytest-xdist; a module's tests stay on one worker
+# (--dist loadscope), so module-scoped fixtures and in-module order hold as in a serial run.
 test: install-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadscope
 
 # The gates CI runs before `make test`: formatting, lint (pyproject [tool.ruff]) and types
 # (pyproject [tool.mypy]: cds/, strict on the engine and the wire). Every rules/ file against

@@ -18,7 +18,6 @@ from cds.engine.loader import load_or_raise
 from cds.engine.prepare import facts_from_dicts
 from cds.engine.runner import LoadedEngine
 from cds.facts import Fact, FactSet
-from tests.conftest import RULES_DIR
 from tests.engine.helpers import SAMPLE_RULES
 
 pytestmark = pytest.mark.skipif(not durable_backend.AVAILABLE, reason="durable-rules not importable")
@@ -57,15 +56,9 @@ def test_backends_agree_on_every_rule_test_fixture(sample_engines):
     assert firing >= len(reference.ruleset.tests) - 2  # not a vacuous comparison of empty results
 
 
-def test_backends_agree_on_the_live_rule_tests():
-    """rules/tests of the knowledge base as it stands (inline facts, and cases when cds.fhir is present)."""
-    from cds.engine.ruletests import default_extractor, run_rule_tests
-
-    ruleset = load_or_raise(RULES_DIR)
-    extractor = default_extractor(RULES_DIR)
-    reference, durable = LoadedEngine(ruleset, "reference"), LoadedEngine(ruleset, "durable")
-    ref = {r.id: r for r in run_rule_tests(reference, extractor)}
-    dur = {r.id: r for r in run_rule_tests(durable, extractor)}
+def test_backends_agree_on_the_live_rule_tests(live_rule_results):
+    """rules/tests of the knowledge base as it stands (inline facts and cases), run once per backend."""
+    ref, dur = live_rule_results("reference"), live_rule_results("durable")
     compared = 0
     for test_id, result in ref.items():
         if result.outcome is None:
