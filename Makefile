@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test install install-test install-check check bench check-dockerfile clean
+.PHONY: run test test-quick install install-test install-check check bench check-dockerfile clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ run: install
 # (--dist loadscope), so module-scoped fixtures and in-module order hold as in a serial run.
 test: install-test
 	$(BIN)/python -m pytest -n auto --dist loadscope
+
+# While editing: everything except the tests marked slow (make test and CI run those too).
+test-quick: install-test
+	$(BIN)/python -m pytest -n auto --dist loadscope -m "not slow"
 
 # The gates CI runs before `make test`: formatting, lint (pyproject [tool.ruff]) and types
 # (pyproject [tool.mypy]: cds/, strict on the engine and the wire). Every rules/ file against

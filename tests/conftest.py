@@ -41,6 +41,14 @@ def pytest_sessionstart(session):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Modules with a test marked slow run first (each module's tests keep their order). Under
+    pytest-xdist (`make test`) the long ones then start at once on every worker instead of
+    arriving last and leaving one worker running alone."""
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
     """Under pytest-xdist (`make test`), the controller gathers what each worker's scan found."""

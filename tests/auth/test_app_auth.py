@@ -92,6 +92,7 @@ def test_a_replayed_token_is_refused_by_the_app(keys, clients_file):
     assert_refused(call(client, "discovery", token))
 
 
+@pytest.mark.slow
 def test_workers_sharing_the_database_refuse_each_others_jtis(keys, clients_file, tmp_path):
     """Two app instances (two worker processes) with the replay store in their shared database."""
     shared = {"database_url": f"sqlite:///{tmp_path / 'shared.sqlite3'}", "jwt_replay_store": "database"}

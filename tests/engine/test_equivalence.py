@@ -130,6 +130,7 @@ def fact_sets(draw):
     return FactSet(facts=tuple(facts))
 
 
+@pytest.mark.slow
 @settings(max_examples=2000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(facts=fact_sets())
 def test_backends_agree_on_generated_fact_sets(probe_engines, facts):
@@ -180,6 +181,7 @@ def test_backends_agree_on_the_sample_pack(sample_engines, facts, service):
     assert reference.evaluate(factset, service).comparable() == durable.evaluate(factset, service).comparable()
 
 
+@pytest.mark.slow
 def test_generated_sets_exercise_the_rules(probe_engines):
     """Guard against a vacuous equivalence test: the 2,000 generated sets made (nearly) every rule fire."""
     if not FIRED_IN_GENERATED:
