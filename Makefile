@@ -1,11 +1,11 @@
-# The two commands a new user needs: `make run` and `make test`.
+# The two commands a new user needs: `make run` and `make test`; contributors also run `make check`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8080
 
-.PHONY: run test install install-test bench check-dockerfile clean
+.PHONY: run test test-quick install install-test install-check check bench check-dockerfile clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,13 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench,test]'
 	touch $(VENV)/.installed $(VENV)/.installed-test $@
 
+$(VENV)/.installed-check: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[check]'
+	touch $(VENV)/.installed $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-check: $(VENV)/.installed-check
 
 # Local demo: loopback only, authentication off (the service says so loudly),
 # embedded SQLite under ./data.
@@ -35,8 +40,22 @@ run: install
 	CDS_PROFILE=demo CDS_AUTH_REQUIRED=false CDS_DATABASE_URL=sqlite:///data/cds.sqlite3 \
 	  $(BIN)/cds serve --host $(HOST) --port $(PORT) --rules rules
 
+# The whole suite, spread over every core by pytest-xdist; a module's tests stay on one worker
+# (--dist loadscope), so module-scoped fixtures and in-module order hold as in a serial run.
 test: install-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadscope
+
+# While editing: everything except the tests marked slow (make test and CI run those too).
+test-quick: install-test
+	$(BIN)/python -m pytest -n auto --dist loadscope -m "not slow"
+
+# The gates CI runs before `make test`: formatting, lint (pyproject [tool.ruff]) and types
+# (pyproject [tool.mypy]: cds/, strict on the engine and the wire). Every rules/ file against
+# its JSON Schema is a test (tests/engine/test_schemas.py), so it runs in `make test`.
+check: install-check
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Every benchmark (in-process, rule packs, report text, memory, loopback HTTP, cold start):
 # writes benchmarks/results/latest.json, docs/performance.md and docs/performance.png.

@@ -12,8 +12,8 @@ Modules, in the order data flows:
 * ``report``     ``benchmarks/results/latest.json``, ``docs/performance.md`` and the plot;
 * ``run``        the command that runs everything: ``python -m benchmarks.run``;
 * ``profile``    a cProfile of the in-process request path for one case;
-* ``bench_facts`` and ``bench_findings`` (the FHIR and findings layers' own, run on their own):
-  fact extraction against ``orjson.loads``; imaging-findings extraction per report.
+* ``findings_bench`` report-text extraction per report, uncached and cached, and medspaCy's cold start;
+* ``bench_facts`` (the FHIR layer's own, run on its own): fact extraction against ``orjson.loads``.
 
 Every figure is a ``results.Result``; one JSON schema (``results.schema.json``) describes the file.
 """

@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(args.sizes, args.repeat, args.workloads)
     print(f"python {sys.version.split()[0]}, median of {args.repeat} paired runs, target ratio <= {TARGET_RATIO}")
     print(
-        "| workload | Observations | JSON MB | orjson.loads ms | extract_facts ms | ratio | ratio, GC off | µs/Observation | facts | warnings |"
+        "| workload | Observations | JSON MB | orjson.loads ms | extract_facts ms | ratio | ratio, GC off"
+        " | µs/Observation | facts | warnings |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

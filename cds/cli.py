@@ -317,7 +317,8 @@ def _same_bytes(a: Path, b: Path) -> bool:
 def _warn_about_tests(pipeline: Any, run: bool) -> None:
     if not run:
         print(
-            "cds evaluate: rule tests not run (`cds rules test`, or --check-tests); showing the rules on disk as they are",
+            "cds evaluate: rule tests not run (`cds rules test`, or --check-tests);"
+            " showing the rules on disk as they are",
             file=sys.stderr,
         )
         return

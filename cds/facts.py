@@ -164,7 +164,8 @@ FACT_FIELDS: dict[str, dict[str, str]] = {
         # Added by the findings worker (cds/findings); values in rules/findings/*.yaml.
         # concept "impression-<hypothesis>" facts are the radiologist's stated interpretation:
         "hypothesis": "str",  # impressions: hypothesis id, e.g. "calciphylaxis"
-        "attributed_to": "str",  # the report attributes this finding to a hypothesis ("... consistent with renal failure")
+        # the report attributes this finding to a hypothesis ("... consistent with renal failure"):
+        "attributed_to": "str",
         "site_class": "str",  # central | distal | visceral | joint | bone | region (rules/findings/sites.yaml)
         "symmetry": "str",  # symmetric | asymmetric (also reflected in distribution)
         "intensity": "str",  # faint | mild | moderate | intense

@@ -570,7 +570,7 @@ class Patient:
         interpretation: str | None = None,
         note: str | None = None,
     ) -> dict[str, Any]:
-        system, code, display, unit, category = LABS[key] if key in LABS else (LOCAL, key, "", "", "laboratory")
+        system, code, display, unit, category = LABS.get(key, (LOCAL, key, "", "", "laboratory"))
         if system == LOCAL:
             display = LOCAL_FINDINGS[code]
         res: dict[str, Any] = {

@@ -41,7 +41,25 @@ def pytest_sessionstart(session):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Modules with a test marked slow run first (each module's tests keep their order). Under
+    pytest-xdist (`make test`) the long ones then start at once on every worker instead of
+    arriving last and leaving one worker running alone."""
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """Under pytest-xdist (`make test`), the controller gathers what each worker's scan found."""
+    LOG_SCANNER.findings.extend(getattr(node, "workeroutput", {}).get("log_scan", []))
+
+
 def pytest_sessionfinish(session, exitstatus):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports (pytest_testnodedown)
+        workeroutput["log_scan"] = sorted(set(LOG_SCANNER.findings))
+        return
     if LOG_SCANNER.findings:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         lines = sorted(set(LOG_SCANNER.findings))
@@ -50,3 +68,34 @@ def pytest_sessionfinish(session, exitstatus):
             reporter.write_sep("=", "log scan failed", red=True)
             reporter.write_line(message)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# ---------------------------------------------------------------- the live rule tests, run once
+
+
+@pytest.fixture(scope="session")
+def live_rule_results():
+    """``live_rule_results(backend)``: every rule test of rules/ run on that backend, once per test
+    process (each case's facts extracted once and shared by both backends). The rule tests, the
+    backend-equivalence test and the differential's invariants read the same results instead of
+    each running all of them again."""
+    from cds.engine.loader import load_or_raise
+    from cds.engine.ruletests import default_extractor, run_rule_tests
+    from cds.engine.runner import LoadedEngine
+
+    ruleset = load_or_raise(RULES_DIR)
+    extractor = default_extractor(RULES_DIR)
+    extracted: dict = {}
+    engines: list = []
+    by_backend: dict[str, dict] = {}
+
+    def results(backend: str) -> dict:
+        if backend not in by_backend:
+            engine = LoadedEngine(ruleset, backend)
+            engines.append(engine)
+            by_backend[backend] = {r.id: r for r in run_rule_tests(engine, extractor, extracted=extracted)}
+        return by_backend[backend]
+
+    yield results
+    for engine in engines:
+        engine.close()

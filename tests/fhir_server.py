@@ -197,10 +197,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        elif mode.startswith("token-"):
-            if self.headers.get("Authorization") != f"Bearer {mode.removeprefix('token-')}":
-                self._outcome(401, "login", "bearer token required")
-                return
+        elif mode.startswith("token-") and self.headers.get("Authorization") != f"Bearer {mode.removeprefix('token-')}":
+            self._outcome(401, "login", "bearer token required")
+            return
         if len(rest) == 2:
             resource = self.server.store.by_ref.get(f"{rest[0]}/{rest[1]}")
             if resource is None:

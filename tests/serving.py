@@ -30,6 +30,7 @@ def wait_until_healthy(base: str, process: subprocess.Popen, log_path: Path, tim
             pass
         time.sleep(0.1)
     process.kill()
+    process.wait(timeout=30)
     pytest.fail(f"service did not answer /healthz within {timeout:g} s:\n{log_path.read_text()[-3000:]}")
 
 

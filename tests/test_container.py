@@ -21,9 +21,12 @@ import tomllib
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import REPO
 from tests.serving import free_port, wait_until_healthy
+
+pytestmark = pytest.mark.slow
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 

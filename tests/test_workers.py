@@ -9,10 +9,13 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import LOG_SCANNER, REPO, RULES_DIR
 from tests.serving import free_port, wait_until_healthy
+
+pytestmark = pytest.mark.slow
 
 SOURCE_CASE = json.loads((REPO / "fhir_examples" / "requests" / "source-case.patient-view.json").read_text())
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,29 +267,32 @@ def _time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+async def loopback_only(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    # The studio has no authentication: refuse other hosts (DNS rebinding) and big bodies.
+    host = (request.headers.get("host") or "").rsplit(":", 1)[0]
+    if host not in LOOPBACK_HOSTS:
+        return JSONResponse({"error": "the studio answers only on loopback"}, status_code=403)
+    if int(request.headers.get("content-length") or 0) > MAX_BODY:
+        return JSONResponse({"error": "request body too large"}, status_code=413)
+    return await call_next(request)
+
+
+async def body_of(request: Request) -> dict[str, Any]:
+    try:
+        body = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError as exc:
+        raise StudioError(f"the request body is not JSON: {exc.msg}") from None
+    if not isinstance(body, dict):
+        raise StudioError("the request body must be a JSON object")
+    return body
+
+
 def create_studio_app(rules_dir: Path) -> FastAPI:
     studio = Studio(rules_dir)
     app = FastAPI(title="cds studio", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.studio = studio
 
-    @app.middleware("http")
-    async def loopback_only(request: Request, call_next: Any) -> Response:
-        # The studio has no authentication: refuse other hosts (DNS rebinding) and big bodies.
-        host = (request.headers.get("host") or "").rsplit(":", 1)[0]
-        if host not in LOOPBACK_HOSTS:
-            return JSONResponse({"error": "the studio answers only on loopback"}, status_code=403)
-        if int(request.headers.get("content-length") or 0) > MAX_BODY:
-            return JSONResponse({"error": "request body too large"}, status_code=413)
-        return await call_next(request)
-
-    async def body_of(request: Request) -> dict[str, Any]:
-        try:
-            body = orjson.loads(await request.body() or b"{}")
-        except orjson.JSONDecodeError as exc:
-            raise StudioError(f"the request body is not JSON: {exc.msg}") from None
-        if not isinstance(body, dict):
-            raise StudioError("the request body must be a JSON object")
-        return body
+    app.middleware("http")(loopback_only)
 
     @app.exception_handler(StudioError)
     async def bad_input(request: Request, exc: StudioError) -> JSONResponse:

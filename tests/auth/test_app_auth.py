@@ -92,6 +92,7 @@ def test_a_replayed_token_is_refused_by_the_app(keys, clients_file):
     assert_refused(call(client, "discovery", token))
 
 
+@pytest.mark.slow
 def test_workers_sharing_the_database_refuse_each_others_jtis(keys, clients_file, tmp_path):
     """Two app instances (two worker processes) with the replay store in their shared database."""
     shared = {"database_url": f"sqlite:///{tmp_path / 'shared.sqlite3'}", "jwt_replay_store": "database"}
@@ -138,7 +139,8 @@ def test_the_sandbox_token_is_checked_by_the_app(tmp_path):
     capture = json.loads(shared_data("cds-hooks-sandbox", "sandbox-order-sign-request.json").read_text())
     clients = tmp_path / "clients.yaml"
     clients.write_text(
-        f"clients:\n  - iss: https://sandbox.cds-hooks.org\n    jwks_file: {shared_data('cds-hooks-sandbox', 'jwks.json')}\n"
+        "clients:\n  - iss: https://sandbox.cds-hooks.org\n"
+        f"    jwks_file: {shared_data('cds-hooks-sandbox', 'jwks.json')}\n"
     )
     token = capture["headers"]["Authorization"].removeprefix("Bearer ")
     sent_at = jwt.decode(token, options={"verify_signature": False})["iat"]

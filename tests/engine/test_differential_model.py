@@ -28,7 +28,6 @@ from cds.engine.differential import (
 from cds.engine.loader import load_or_raise
 from cds.engine.model import EvidenceGroup, Hypothesis, Population
 from cds.engine.prepare import facts_from_dicts
-from cds.engine.ruletests import default_extractor, run_rule_tests
 from cds.engine.runner import LoadedEngine
 from cds.hooks.models import CDSRequest
 from cds.pipeline import Pipeline
@@ -151,9 +150,8 @@ def within_display(value: float) -> bool:
 
 # ---- every shipped case ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def case_results():
-    engine = LoadedEngine(RULESET, "reference")
-    return {r.id: r for r in run_rule_tests(engine, default_extractor(RULES_DIR)) if r.outcome is not None}
+def case_results(live_rule_results):
+    return {test_id: r for test_id, r in live_rule_results("reference").items() if r.outcome is not None}
 
 
 def test_causes_and_other_sum_to_one_in_every_rule_test(case_results):

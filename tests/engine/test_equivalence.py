@@ -18,7 +18,6 @@ from cds.engine.loader import load_or_raise
 from cds.engine.prepare import facts_from_dicts
 from cds.engine.runner import LoadedEngine
 from cds.facts import Fact, FactSet
-from tests.conftest import RULES_DIR
 from tests.engine.helpers import SAMPLE_RULES
 
 pytestmark = pytest.mark.skipif(not durable_backend.AVAILABLE, reason="durable-rules not importable")
@@ -57,15 +56,9 @@ def test_backends_agree_on_every_rule_test_fixture(sample_engines):
     assert firing >= len(reference.ruleset.tests) - 2  # not a vacuous comparison of empty results
 
 
-def test_backends_agree_on_the_live_rule_tests():
-    """rules/tests of the knowledge base as it stands (inline facts, and cases when cds.fhir is present)."""
-    from cds.engine.ruletests import default_extractor, run_rule_tests
-
-    ruleset = load_or_raise(RULES_DIR)
-    extractor = default_extractor(RULES_DIR)
-    reference, durable = LoadedEngine(ruleset, "reference"), LoadedEngine(ruleset, "durable")
-    ref = {r.id: r for r in run_rule_tests(reference, extractor)}
-    dur = {r.id: r for r in run_rule_tests(durable, extractor)}
+def test_backends_agree_on_the_live_rule_tests(live_rule_results):
+    """rules/tests of the knowledge base as it stands (inline facts and cases), run once per backend."""
+    ref, dur = live_rule_results("reference"), live_rule_results("durable")
     compared = 0
     for test_id, result in ref.items():
         if result.outcome is None:
@@ -137,6 +130,7 @@ def fact_sets(draw):
     return FactSet(facts=tuple(facts))
 
 
+@pytest.mark.slow
 @settings(max_examples=2000, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(facts=fact_sets())
 def test_backends_agree_on_generated_fact_sets(probe_engines, facts):
@@ -187,6 +181,7 @@ def test_backends_agree_on_the_sample_pack(sample_engines, facts, service):
     assert reference.evaluate(factset, service).comparable() == durable.evaluate(factset, service).comparable()
 
 
+@pytest.mark.slow
 def test_generated_sets_exercise_the_rules(probe_engines):
     """Guard against a vacuous equivalence test: the 2,000 generated sets made (nearly) every rule fire."""
     if not FIRED_IN_GENERATED:

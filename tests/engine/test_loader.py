@@ -68,7 +68,8 @@ MISTAKES = [
     pytest.param(
         "  - id: probe\n",
         "  - id: warfarin-in-kidney-failure\n",
-        "rules/rules/risk-factors.yaml:2:9: E010 duplicate rule id 'warfarin-in-kidney-failure' (first defined at rules/rules/probe.yaml:2)",
+        "rules/rules/risk-factors.yaml:2:9: E010 duplicate rule id 'warfarin-in-kidney-failure'"
+        " (first defined at rules/rules/probe.yaml:2)",
         id="duplicate-id",
     ),
     pytest.param(
@@ -114,7 +115,8 @@ MISTAKES = [
     ),
     pytest.param(
         "      - lab:",
-        "      - condition: {concept: esrd}\n      - lab: {analyte: phosphate, value: {same_as: nobody.value}}\n      - lab:",
+        "      - condition: {concept: esrd}\n"
+        "      - lab: {analyte: phosphate, value: {same_as: nobody.value}}\n      - lab:",
         "rules/rules/probe.yaml:9:42: E019",
         id="join-unknown-alias",
     ),
@@ -147,7 +149,8 @@ def test_undefined_and_unused_value_sets_when_value_sets_exist(tmp_path):
         textwrap.dedent("""\
         valuesets:
           - {id: esrd, fact_kind: condition, codes: [{system: "http://hl7.org/fhir/sid/icd-10-cm", code: N18.6}]}
-          - {id: lower-limb-ulcer, fact_kind: condition, codes: [{system: "http://hl7.org/fhir/sid/icd-10-cm", code: "L97.*"}]}
+          - {id: lower-limb-ulcer, fact_kind: condition,
+             codes: [{system: "http://hl7.org/fhir/sid/icd-10-cm", code: "L97.*"}]}
           - {id: vitamin-k-antagonist, fact_kind: medication, codes: []}
           - {id: never-used, fact_kind: condition, codes: []}
         """),

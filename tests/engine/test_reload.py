@@ -152,7 +152,7 @@ def test_no_request_is_dropped_while_reloading(rules):
 
 def test_memory_stays_bounded_across_100_reloads(rules):
     pipeline = loaded(rules)
-    for i in range(5):
+    for _ in range(5):
         pipeline.reload()
         evaluate(pipeline)
     gc.collect()

@@ -66,7 +66,8 @@ def test_100k_durable_evaluations_do_not_crash_or_grow():
     gc.collect()
     growth_mib = (rss_kib() - before) / 1024
     print(
-        f"\n100k durable evaluations: {elapsed:.1f} s ({elapsed / total * 1e6:.0f} us each), RSS growth {growth_mib:.2f} MiB"
+        f"\n100k durable evaluations: {elapsed:.1f} s ({elapsed / total * 1e6:.0f} us each),"
+        f" RSS growth {growth_mib:.2f} MiB"
     )
     assert growth_mib < 20
 

@@ -127,7 +127,10 @@ def _rules(tmp_path: Path, valuesets: str, analytes: str | None = None) -> Path:
     return tmp_path
 
 
-VS = 'valuesets:\n  - {id: a, fact_kind: condition, references: [x], codes: [{system: "%s", code: "N18.6", confidence: %s}]}\n'
+VS = (
+    "valuesets:\n"
+    '  - {id: a, fact_kind: condition, references: [x], codes: [{system: "%s", code: "N18.6", confidence: %s}]}\n'
+)
 
 
 @pytest.mark.parametrize(
@@ -144,7 +147,8 @@ VS = 'valuesets:\n  - {id: a, fact_kind: condition, references: [x], codes: [{sy
         ("valuesets: [\n", None, "not valid YAML"),
         (
             VS % (ICD10CM, "V"),
-            "analytes:\n  - {id: x, unit: mg/dL, codes: [{system: 'http://loinc.org', code: 1-8}], conversions: [{unit: g/L, factor: -1, confidence: V}]}\n",
+            "analytes:\n  - {id: x, unit: mg/dL, codes: [{system: 'http://loinc.org', code: 1-8}],"
+            " conversions: [{unit: g/L, factor: -1, confidence: V}]}\n",
             "factor must be a positive number",
         ),
         (VS % (ICD10CM, "V"), "analytes:\n  - {id: x, unit: mg/dL}\n", "needs LOINC codes"),
@@ -161,11 +165,11 @@ def test_prefix_semantics(tmp_path: Path) -> None:
     term = Terminology.load(
         _rules(
             tmp_path,
-            (
-                'valuesets:\n  - {id: dotted, fact_kind: condition, codes: [{system: "%s", code: "L97.*", confidence: R}]}\n'
-                '  - {id: plain, fact_kind: condition, codes: [{system: "%s", code: "I70.2*", confidence: R}]}\n'
-            )
-            % (ICD10CM, ICD10CM),
+            "valuesets:\n"
+            f'  - {{id: dotted, fact_kind: condition, codes: [{{system: "{ICD10CM}", code: "L97.*",'
+            " confidence: R}]}\n"
+            f'  - {{id: plain, fact_kind: condition, codes: [{{system: "{ICD10CM}", code: "I70.2*",'
+            " confidence: R}]}\n",
         )
     )
     assert [m.valueset for m in term.match(ICD10CM, "L97")] == ["dotted"]

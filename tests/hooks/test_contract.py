@@ -32,7 +32,6 @@ def live_server(tmp_path_factory):
     """The real service in its own process, as `make run` starts it; its logs are scanned for leaks."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("live") / "server.log"
-    log_file = log_path.open("wb")
     env = {
         **os.environ,
         "CDS_PROFILE": "demo",
@@ -40,18 +39,18 @@ def live_server(tmp_path_factory):
         "CDS_RULES_DIR": str(RULES_DIR),
         "CDS_LOG_LEVEL": "INFO",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cds.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log_file,
-    )
+    with log_path.open("wb") as log_file:  # the child keeps its own descriptor; ours is closed at once
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cds.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
     base = f"http://127.0.0.1:{port}"
-    wait_until_healthy(base, process, log_path, timeout=30)
+    wait_until_healthy(base, process, log_path, timeout=60)
     yield base
     process.terminate()
     process.wait(timeout=10)
-    log_file.close()
     server_log = log_path.read_text()
     assert '"event":"request"' in server_log, "the service logs one JSON event per request"
     LOG_SCANNER.scan(server_log, "live server log")
