@@ -152,6 +152,10 @@ def run_serve(args: argparse.Namespace) -> int:
         log_config=None,  # keep the JSON-lines logging configured above
         access_log=False,  # one structured event per request comes from the app itself
         timeout_graceful_shutdown=20,
+        # The supervisor kills a worker that does not answer its ping within this time, and a worker
+        # only starts answering once its imports are done: uvicorn's 5 s killed starting workers in a
+        # loop on a loaded 2-core machine (ADR 0013).
+        timeout_worker_healthcheck=30,
         # h11 bounds the request line and headers (httptools has no limit: a 64 MB header held a
         # worker's event loop for 21 s); idle keep-alive connections and open connections are bounded.
         http=settings.http_protocol,

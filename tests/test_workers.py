@@ -68,7 +68,7 @@ def test_metrics_aggregate_across_two_workers(tmp_path):
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            wait_until_healthy(base, process, log_path)
+            wait_until_healthy(base, process, log_path, timeout=120)  # two workers start side by side on 2 cores
             sent = 0
             with httpx.Client(base_url=base, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
                 # Concurrent, fresh connections; which worker accepts each is the kernel's choice, so
