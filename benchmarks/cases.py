@@ -8,6 +8,7 @@ outside 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from benchmarks import synthetic
 REPO = Path(__file__).resolve().parent.parent
 SOURCE_CASE = REPO / "fhir_examples" / "requests" / "source-case.patient-view.json"
 # Read in place from the shared data folder beside the repository; never copied.
-SYNTHEA_ESRD = REPO.parent / "shared" / "data" / "synthea" / "esrd-dialysis-patient.patient-view-request.json"
+# CDS_SHARED_DATA names the folder where it is elsewhere (a worktree, CI).
+SHARED_DATA = Path(os.environ.get("CDS_SHARED_DATA") or REPO.parent / "shared" / "data")
+SYNTHEA_ESRD = SHARED_DATA / "synthea" / "esrd-dialysis-patient.patient-view-request.json"
 SERVICE_ID = "calciphylaxis-risk"
 
 # The Synthea request names its prefetch keys after resource types; the service's keys differ.

@@ -13,6 +13,8 @@ import sys
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
+from cds.serving import reuseport_supported, run_workers
+
 app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
@@ -34,8 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    uvicorn.run(
-        "benchmarks.empty_app:app" if args.workers > 1 else app,
+    options = dict(
         host="127.0.0.1",  # loopback only
         port=args.port,
         workers=args.workers,
@@ -43,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         timeout_graceful_shutdown=20,
     )
+    if args.workers == 1:
+        uvicorn.run(app, **options)
+    elif reuseport_supported():  # as `cds serve --workers N`: one SO_REUSEPORT socket per worker (ADR 0013)
+        run_workers(uvicorn.Config("benchmarks.empty_app:app", **options))
+    else:
+        uvicorn.run("benchmarks.empty_app:app", **options)
     return 0
 
 

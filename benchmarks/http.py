@@ -32,6 +32,7 @@ from benchmarks.memory import rss_mb
 from benchmarks.results import Result
 from benchmarks.synthetic import as_collection_bundle
 from benchmarks.timing import summarise
+from cds.serving import reuseport_supported
 
 LOOPBACK = "127.0.0.1"
 HOOK_PATH = f"/cds-services/{SERVICE_ID}"
@@ -80,6 +81,41 @@ class Server:
                 total += rss_mb(pid)
         return total
 
+    def worker_pids(self) -> list[int]:
+        """uvicorn's worker processes (the children of the supervisor), or the server itself with 1 worker."""
+        if self.workers == 1:
+            return [self.process.pid]
+        workers = []
+        for pid in self.pids()[1:]:  # not multiprocessing's resource tracker
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if b"spawn_main" in cmdline.read():
+                    workers.append(pid)
+        return workers
+
+    def cpu_seconds(self) -> dict[int, float]:
+        """User + system CPU time of each worker process so far, from /proc/<pid>/stat."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for pid in self.worker_pids():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                out[pid] = (int(fields[11]) + int(fields[12])) / ticks
+        return out
+
+    def wait_listening(self, timeout: float = 60.0) -> int:
+        """With SO_REUSEPORT each worker listens on its own socket: wait until all of them do (ADR 0013).
+
+        /healthz answers as soon as the first worker listens; a load started then would put every
+        connection on that worker. Returns the number of listening sockets seen (1 with a shared socket).
+        """
+        deadline = time.perf_counter() + timeout
+        while True:
+            count = listening_sockets(self.port)
+            if count >= self.workers or time.perf_counter() > deadline or self.process.poll() is not None:
+                return count
+            time.sleep(0.05)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -93,6 +129,19 @@ class Server:
         with contextlib.suppress(OSError):
             return self.log_path.read_text(errors="replace")[-1500:]
         return ""
+
+
+def listening_sockets(port: int) -> int:
+    """TCP sockets in LISTEN state on ``port`` (any address), from /proc/net/tcp and tcp6."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table, encoding="ascii") as rows:
+            next(rows, None)
+            for row in rows:
+                fields = row.split()
+                if len(fields) > 3 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
 
 
 def cds_env(tmp: Path, rules_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -157,7 +206,7 @@ def _start(
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     server = Server(name, workers, process, port, log_path)
-    deadline = started + timeout
+    deadline = started + timeout * workers  # workers start side by side on two shared cores
     with httpx.Client(base_url=server.base_url, timeout=2.0, trust_env=False) as client:
         while time.perf_counter() < deadline:
             if process.poll() is not None:
@@ -169,6 +218,8 @@ def _start(
                     response = client.post(HOOK_PATH, content=ready_body, headers={"Content-Type": "application/json"})
                 if response.status_code == 200:
                     server.ready_s = time.perf_counter() - started
+                    if workers > 1 and reuseport_supported():
+                        server.wait_listening(max(1.0, deadline - time.perf_counter()))
                     return server
             except httpx.HTTPError:
                 pass
@@ -441,9 +492,13 @@ def _scenarios(
             "case": plan.source.name,
             "client": "raw",
         }
+        cpu_before = server.cpu_seconds() if server.workers > 1 else {}
         outcome = drive(server, plan.source.body, plan.load(concurrency), headers)
+        note = _cpu_split(cpu_before, server.cpu_seconds()) if cpu_before else ""
         out.append(
-            result_of(family, f"http/{label}/{server.workers}w/c{concurrency}/{plan.source.name}", outcome, params)
+            result_of(
+                family, f"http/{label}/{server.workers}w/c{concurrency}/{plan.source.name}", outcome, params, note
+            )
         )
     if large:
         for case in plan.large:
@@ -459,6 +514,12 @@ def _scenarios(
             outcome = drive(server, case.body, plan.load(1, large=True), headers)
             out.append(result_of(family, f"http/{label}/{server.workers}w/c1/{case.name}", outcome, params, case.note))
     return out
+
+
+def _cpu_split(before: dict[int, float], after: dict[int, float]) -> str:
+    """How the load spread over the workers: each worker's CPU seconds during the run (issue 20)."""
+    spent = sorted((after[pid] - before.get(pid, 0.0) for pid in after), reverse=True)
+    return "worker CPU s " + " / ".join(f"{s:.2f}" for s in spent)
 
 
 def _empty_baseline(plan: HttpPlan, workers: int, tmp: Path) -> list[Result]:
@@ -492,7 +553,6 @@ def _empty_baseline(plan: HttpPlan, workers: int, tmp: Path) -> list[Result]:
 def _cds(plan: HttpPlan, workers: int, tmp: Path) -> list[Result]:
     try:
         with running(lambda: start_cds("cds", workers, tmp, plan.rules_dir)) as server:
-            time.sleep(0.5 if workers > 1 else 0)  # let every worker finish importing
             rss_start = server.rss_mb()
             out = _scenarios(plan, server, "http", "cds", large=workers == 1)
             rss_after = server.rss_mb()

@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import cases, findings_bench, inprocess, memory, report, rulepacks, stages, targets
+from benchmarks import cases, feature_cost, findings_bench, inprocess, memory, report, rulepacks, stages, targets
 from benchmarks import http as http_bench
 from benchmarks.results import FAMILIES, BenchReport, Environment, Result, Stats
 from benchmarks.synthetic import DEFAULT_NOW, SIZES
@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     if "in-process" in groups and pipeline is not None:
         say("in-process stages")
         results += inprocess.run(pipeline, rules_dir, all_cases, now, budget)
+        say("feature costs on the seed-like request")
+        seed = next((c for c in synthetic if c.resources == 100), source)
+        results += feature_cost.run(pipeline, rules_dir, seed, now, 60 if quick else 400)
     if "findings" in groups:
         say("report-text extraction")
         results += findings_bench.run([source, *synthetic[:1]], now, rules_dir, budget)

@@ -145,14 +145,17 @@ def run_serve(args: argparse.Namespace) -> int:
     # uvicorn re-raises the SIGTERM it handled once the server has stopped; with this handler in
     # place that ends in a clean exit 0 after the graceful shutdown, as the docs promise.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(
-        "cds.asgi:app" if settings.workers > 1 else _app_from(settings),
+    options: dict[str, Any] = dict(
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
         log_config=None,  # keep the JSON-lines logging configured above
         access_log=False,  # one structured event per request comes from the app itself
         timeout_graceful_shutdown=20,
+        # The supervisor kills a worker that does not answer its ping within this time, and a worker
+        # only starts answering once its imports are done: uvicorn's 5 s killed starting workers in a
+        # loop on a loaded 2-core machine (ADR 0013).
+        timeout_worker_healthcheck=30,
         # h11 bounds the request line and headers (httptools has no limit: a 64 MB header held a
         # worker's event loop for 21 s); idle keep-alive connections and open connections are bounded.
         http=settings.http_protocol,
@@ -160,6 +163,26 @@ def run_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
     )
+    if settings.workers > 1:
+        return _serve_workers(options)
+    uvicorn.run(_app_from(settings), **options)
+    return EXIT_OK
+
+
+def _serve_workers(options: dict[str, Any]) -> int:
+    """N worker processes, each with its own SO_REUSEPORT socket where the kernel balances them (ADR 0013)."""
+    import uvicorn
+
+    from cds.serving import reuseport_supported, run_workers
+
+    if not reuseport_supported() or os.environ.get("CDS_SHARED_SOCKET", "").lower() in ("1", "true", "yes"):
+        uvicorn.run("cds.asgi:app", **options)  # uvicorn's shared socket: one worker may take every connection
+        return EXIT_OK
+    try:
+        run_workers(uvicorn.Config("cds.asgi:app", **options))
+    except OSError as error:
+        print(f"cds serve: cannot listen on {options['host']}:{options['port']}: {error}", file=sys.stderr)
+        return EXIT_FAILURE
     return EXIT_OK
 
 

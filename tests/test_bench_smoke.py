@@ -84,21 +84,42 @@ def _ok(name: str, median: float, p99: float | None = None, **kw) -> Result:
 
 def test_targets_are_computed_from_the_figures_and_missing_ones_are_not_measured():
     results = [
-        _ok("request/source-case", 2.5, family="in-process"),
+        _ok("request/synthetic-100", 2.5, family="in-process"),
+        _ok("orjson.loads/synthetic-100", 0.2, family="baseline"),
+        _ok("http/cds/1w/c1/synthetic-100", 7.0),
         _ok("http/cds/1w/c1/source-case", 7.0, p99=20.0),
         _ok("http/cds/2w/c8/source-case", 15.0, throughput_rps=500.0, requests=900, errors=3),
+        _ok("http/cds/1w/c8/source-case", 30.0, throughput_rps=250.0, requests=900),
         _ok("http/cds/1w/c1/synthetic-10000", 100.0),
         _ok("http/empty/1w/c1/synthetic-10000", 40.0, family="baseline"),
         _ok("orjson.loads/synthetic-10000", 25.0, family="baseline"),
         Result("memory", "rss/after-requests", requests=40_000, values={"growth_mb": 3.0}),
+        _ok("feature-cost/text-recognition/synthetic-100", 0.01, family="in-process", values={"ratio": 1.004}),
+        _ok("feature-cost/bands/synthetic-100", 0.5, family="in-process", values={"ratio": 1.2}),
+        _ok("feature-cost/snooze-lookup/synthetic-100", 5.0, family="in-process", values={"added_ms": 0.4}),
+        Result("screen", "screen/2w/200-patients", params={"patients": 200}, values={"peak_worker_rss_mb": 200.0}),
+        Result(
+            "screen",
+            "screen/2w/1000-patients",
+            params={"patients": 1000},
+            throughput_rps=30.0,
+            values={"peak_worker_rss_mb": 290.0},
+        ),
     ]
     checks = {c.id: c for c in targets.issue_targets(results)}
-    assert checks["typical-in-process"].met is True
-    assert checks["typical-http-median"].met is False and checks["typical-http-p99"].met is True
+    assert (
+        checks["seed-in-process"].met is True and "orjson.loads/synthetic-100 0.2 ms" in checks["seed-in-process"].basis
+    )
+    assert checks["seed-http-median"].met is False and checks["typical-http-p99"].met is True
     assert checks["throughput-2w-c8"].met is False  # fast enough, but errors
+    assert checks["worker-scaling"].measured == pytest.approx(2.0) and checks["worker-scaling"].met is True
     assert checks["large-vs-baseline"].met is True  # 100 <= 40 + 3 x 25
     assert checks["synthea-esrd-http"].met is None and checks["cold-start"].met is None
     assert checks["rss-growth"].met is None  # small growth, but not over 100,000 requests
+    assert checks["cost-text-recognition"].met is True and checks["cost-bands"].met is False
+    assert checks["cost-patient-binding"].met is None and checks["cost-snooze"].met is True
+    assert checks["screen-rate"].measured == pytest.approx(15.0) and checks["screen-rate"].met is True
+    assert checks["screen-memory-flat"].measured == pytest.approx(1.45) and checks["screen-memory-flat"].met is False
     peers = {c.id: c for c in targets.peer_comparison(results)}
     assert peers["peer-10000-labs"].measured == pytest.approx(41.0) and peers["peer-10000-labs"].met is True
 
@@ -166,14 +187,21 @@ def test_quick_run_writes_results_of_the_documented_schema(quick_run):
     assert names["rss/after-requests"]["status"] == "ok" and names["rss/after-requests"]["requests"] == 30
     assert names["rss/after-reloads"]["requests"] == 2
     assert data["environment"]["cpu_count"] >= 1 and data["environment"]["engine_backend"]
+    # The cost of each feature on the seed-like request, measured in the same run (benchmarks/feature_cost.py).
+    for feature in ("text-recognition", "bands", "patient-binding", "snooze-lookup"):
+        result = names[f"feature-cost/{feature}/synthetic-100"]
+        assert result["status"] == "ok", result["note"]
+        assert ("ratio" in result["values"]) != ("added_ms" in result["values"])
     assert {t["id"] for t in data["targets"]} >= {
-        "typical-in-process",
+        "seed-in-process",
+        "worker-scaling",
+        "cost-bands",
         "throughput-2w-c8",
         "rss-growth",
         "peer-synthea",
     }
     # Not run here: over HTTP. Those targets are "not measured", never met.
-    assert {t["id"]: t["met"] for t in data["targets"]}["typical-http-median"] is None
+    assert {t["id"]: t["met"] for t in data["targets"]}["seed-http-median"] is None
 
 
 def test_quick_run_writes_the_report_with_targets_first(quick_run):
@@ -181,7 +209,7 @@ def test_quick_run_writes_the_report_with_targets_first(quick_run):
     assert (
         text.index("## Targets") < text.index("## The 25x goal") < text.index("## In-process stages and whole pipeline")
     )
-    assert "| Typical request (source case) in-process, median | < 3 ms |" in text
+    assert "| Seed-like request (synthetic-100) in-process, median | < 3 ms |" in text
     assert report.BEGIN in text and report.END in text
 
 
@@ -205,6 +233,21 @@ def test_load_generator_drives_a_loopback_server_with_both_clients(tmp_path):
             result = http.result_of("baseline", f"smoke/{client}", outcome, {"client": client})
             assert result.status == "ok" and result.requests == 20 and result.throughput_rps > 0
     assert server.process.poll() is not None  # stopped
+
+
+def test_two_worker_server_listens_on_one_socket_per_worker_and_the_profile_driver_calls_asgi(tmp_path):
+    """ADR 0013: with SO_REUSEPORT each worker has its own listening socket (the kernel spreads connections)."""
+    import asyncio
+
+    from benchmarks import profile
+    from benchmarks.empty_app import app
+    from cds.serving import reuseport_supported
+
+    with http.running(lambda: http.start_empty(2, tmp_path)) as server:
+        listening = http.listening_sockets(server.port)
+        assert listening == (2 if reuseport_supported() else 1)
+        assert len(server.worker_pids()) == 2 and all(s >= 0 for s in server.cpu_seconds().values())
+    assert asyncio.run(profile.asgi_request(app, cases.source_case().body)()) == 200
 
 
 def test_report_can_be_rendered_again_from_its_json(quick_run):

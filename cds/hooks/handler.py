@@ -88,7 +88,8 @@ async def answer_hook(
             f"{resources} FHIR resources in the prefetch and draft orders; the limit is "
             f"{limits.max_resources} (CDS_MAX_RESOURCES)",
         )
-    if any(deeper_than(v, limits.max_json_depth) for v in prefetched.data.values()):  # pages fetched from fhirServer
+    # Only what was fetched from fhirServer: the keys sent in the request were checked with the payload.
+    if any(deeper_than(prefetched.data[k], limits.max_json_depth) for k in prefetched.fetched):
         raise HookError(422, f"fetched FHIR data nests deeper than {limits.max_json_depth} levels (CDS_MAX_JSON_DEPTH)")
     want_trace = bool(trace_extension_key and (request.extension or {}).get(trace_extension_key))
     # The engine is CPU-bound and synchronous: keep it off the event loop.
