@@ -97,3 +97,23 @@ def test_the_help_and_a_mistyped_command_still_list_every_command(capsys):
         check=False,
     )
     assert mistyped.returncode == 2 and "'feedback'" in mistyped.stderr and "'rules'" in mistyped.stderr
+
+
+def test_the_text_pipelines_share_one_tokenizer_and_one_parse_lock():
+    """Report text, the concept lexicon and the biopsy terms: one tokenizer built, not three; since
+    they share it, they parse under one lock (a shared tokenizer is never used by two threads)."""
+    from cds.fhir import Terminology
+    from cds.findings.text import _parse_lock, get_pipeline
+
+    terminology = Terminology.load(RULES_DIR)
+    assert terminology.findings_knowledge is not None
+    report = get_pipeline(terminology.findings_knowledge)
+    lexicon = terminology._lexicon_matcher()
+    biopsy = terminology.biopsy_matcher()
+    assert lexicon is not None and biopsy is not None
+    pipelines = [report, lexicon.pipeline(), biopsy.pipeline()]
+    assert len({id(nlp.tokenizer) for nlp in pipelines}) == 1
+    assert len({id(nlp.vocab) for nlp in pipelines}) == 1
+    assert len({id(_parse_lock(nlp)) for nlp in pipelines}) == 1
+    # the shared tokenizer is medspaCy's, not spaCy's English one (which keeps "BP:120/80" whole)
+    assert [t.text for t in pipelines[1]("BP:120/80")] == ["BP", ":", "120", "/", "80"]
