@@ -18,7 +18,7 @@ from tests.conftest import REPO, RULES_DIR
 REQUESTS = REPO / "fhir_examples" / "requests"
 SMALL_CASE = REQUESTS / "control-esrd-no-skin-findings.patient-view.json"  # no report text
 SOURCE_CASE = REQUESTS / "source-case.patient-view.json"  # a bone-scan report
-HEAVY = ("medspacy", "spacy", "sqlalchemy", "alembic", "jwt", "fastapi", "uvicorn", "durable", "dask")
+HEAVY = ("medspacy", "spacy", "sqlalchemy", "alembic", "jwt", "httpx", "fastapi", "uvicorn", "durable", "dask")
 
 PROBE = """
 import json, sys
@@ -59,7 +59,9 @@ def test_importing_the_command_line_imports_no_heavy_package():
 def test_evaluate_without_report_text_never_starts_the_text_pipeline_or_the_store():
     code, loaded, out = _run("evaluate", str(SMALL_CASE), "--rules", str(RULES_DIR))
     assert code == 0 and "card(s)" in out
-    assert not loaded & {"medspacy", "spacy", "sqlalchemy", "alembic", "jwt", "fastapi", "uvicorn", "dask"}, loaded
+    assert not loaded & {"medspacy", "spacy", "sqlalchemy", "alembic", "jwt", "httpx", "fastapi", "uvicorn", "dask"}, (
+        loaded
+    )
 
 
 def test_evaluate_with_a_report_starts_the_text_pipeline_when_it_needs_it():
