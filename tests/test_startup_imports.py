@@ -119,3 +119,23 @@ def test_the_text_pipelines_share_one_tokenizer_and_one_parse_lock():
     assert len({id(_parse_lock(nlp)) for nlp in pipelines}) == 1
     # the shared tokenizer is medspaCy's, not spaCy's English one (which keeps "BP:120/80" whole)
     assert [t.text for t in pipelines[1]("BP:120/80")] == ["BP", ":", "120", "/", "80"]
+
+
+def test_a_text_read_by_several_layers_is_parsed_once_and_each_reader_gets_its_own_copy(monkeypatch):
+    import yaml
+
+    from cds import yamlio
+
+    text = (
+        "valuesets:\n- id: x-test-once\n"
+        "  codes: [{system: http://snomed.info/sct, code: '95324008'}]\n  at: 2026-01-02\n"
+    )
+    parses = []
+    real_load = yaml.load
+    monkeypatch.setattr(yaml, "load", lambda *a, **k: parses.append(1) or real_load(*a, **k))
+    first = yamlio.load_yaml(text)
+    first["valuesets"][0]["id"] = "changed by one reader"
+    second = yamlio.load_yaml(text)
+    assert len(parses) == 1
+    assert second["valuesets"][0]["id"] == "x-test-once" and str(second["valuesets"][0]["at"]) == "2026-01-02"
+    assert second is not first
