@@ -37,15 +37,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-# Commands that other packages register: (command, module, function). A module is imported only
-# when its command is the one asked for (or for the help and unknown commands, which list them
+# Commands that other packages register: (the commands it adds, module, function). A module is
+# imported only when one of its commands is the one asked for (or for the help and unknown commands, which list them
 # all): importing ``cds.store`` alone costs SQLAlchemy and Alembic (~0.3 s), which `cds evaluate`
 # and `cds rules test` never use (benchmarks/bench_authoring.py).
 _REGISTERED_ELSEWHERE = (
-    ("feedback", "cds.store.cli", "add_feedback_commands"),
-    ("rules", "cds.engine.cli", "add_rules_commands"),
-    ("terminology", "cds.fhir.cli", "add_terminology_commands"),
-    ("screen", "cds.screen.cli", "add_screen_commands"),  # population screening on Dask (issue 19)
+    (("feedback",), "cds.store.cli", "add_feedback_commands"),
+    (("rules",), "cds.engine.cli", "add_rules_commands"),
+    (("terminology",), "cds.fhir.cli", "add_terminology_commands"),
+    # population screening on Dask (issue 19)
+    (("screen", "synth", "ndjson-from-bundles"), "cds.screen.cli", "add_screen_commands"),
 )
 _OWN_COMMANDS = frozenset({"serve", "evaluate", "config", "openapi", "studio"})
 
@@ -121,15 +122,15 @@ def _command_word(argv: Sequence[str] | None) -> str | None:
     help, no command, or a word that is not a command: argparse then lists them all)."""
     if not argv or argv[0].startswith("-"):
         return None
-    known = _OWN_COMMANDS | {name for name, _, _ in _REGISTERED_ELSEWHERE}
+    known = _OWN_COMMANDS.union(*(names for names, _, _ in _REGISTERED_ELSEWHERE))
     return argv[0] if argv[0] in known else None
 
 
 def _register_elsewhere(commands: Any, wanted: str | None, names: Sequence[str]) -> None:
     import importlib
 
-    for name, module, function in _REGISTERED_ELSEWHERE:
-        if name in names and wanted in (None, name):
+    for added, module, function in _REGISTERED_ELSEWHERE:
+        if added[0] in names and (wanted is None or wanted in added):
             getattr(importlib.import_module(module), function)(commands)
 
 

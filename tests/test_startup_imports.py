@@ -139,3 +139,14 @@ def test_a_text_read_by_several_layers_is_parsed_once_and_each_reader_gets_its_o
     assert len(parses) == 1
     assert second["valuesets"][0]["id"] == "x-test-once" and str(second["valuesets"][0]["at"]) == "2026-01-02"
     assert second is not first
+
+
+def test_every_command_registered_elsewhere_is_found_when_asked_for_alone():
+    from cds.cli import _REGISTERED_ELSEWHERE, build_parser
+
+    full = build_parser([]).format_help()
+    for added, _, _ in _REGISTERED_ELSEWHERE:
+        for name in added:
+            assert name in full
+            alone = build_parser([name]).format_help()
+            assert name in alone, f"`cds {name}` would not find its command"
