@@ -25,7 +25,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()
@@ -37,9 +37,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Commands that other packages register: (the commands it adds, module, function). A module is
+# imported only when one of its commands is the one asked for (or for the help and unknown commands, which list them
+# all): importing ``cds.store`` alone costs SQLAlchemy and Alembic (~0.3 s), which `cds evaluate`
+# and `cds rules test` never use (benchmarks/bench_authoring.py).
+_REGISTERED_ELSEWHERE = (
+    (("feedback",), "cds.store.cli", "add_feedback_commands"),
+    (("rules",), "cds.engine.cli", "add_rules_commands"),
+    (("terminology",), "cds.fhir.cli", "add_terminology_commands"),
+    # population screening on Dask (issue 19)
+    (("screen", "synth", "ndjson-from-bundles"), "cds.screen.cli", "add_screen_commands"),
+)
+_OWN_COMMANDS = frozenset({"serve", "evaluate", "config", "openapi", "studio"})
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the command it names is registered from other packages."""
     parser = argparse.ArgumentParser(prog="cds", description="Calciphylaxis CDS Hooks service")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    wanted = _command_word(argv)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", help="bind address (CDS_HOST, default 127.0.0.1)")
@@ -88,27 +104,34 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--config", type=Path, help="YAML config file")
     show.set_defaults(run=run_config_show)
 
-    from cds.store.cli import add_feedback_commands
-
-    add_feedback_commands(commands)
+    _register_elsewhere(commands, wanted, ("feedback",))
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI contract (YAML)")
     openapi.set_defaults(run=run_openapi)
-    from cds.engine.cli import add_rules_commands
-
-    add_rules_commands(commands)
-    from cds.fhir.cli import add_terminology_commands
-
-    add_terminology_commands(commands)
-    from cds.screen.cli import add_screen_commands  # population screening on Dask (issue 19)
-
-    add_screen_commands(commands)
+    _register_elsewhere(commands, wanted, ("rules", "terminology", "screen"))
 
     studio = commands.add_parser("studio", help="rule playground in the browser (loopback only, no authentication)")
     studio.add_argument("--rules", type=Path, help="rules directory (CDS_RULES_DIR)")
     studio.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     studio.set_defaults(run=run_studio)
     return parser
+
+
+def _command_word(argv: Sequence[str] | None) -> str | None:
+    """The command ``argv`` names, or None when every command must be registered (no argv, the
+    help, no command, or a word that is not a command: argparse then lists them all)."""
+    if not argv or argv[0].startswith("-"):
+        return None
+    known = _OWN_COMMANDS.union(*(names for names, _, _ in _REGISTERED_ELSEWHERE))
+    return argv[0] if argv[0] in known else None
+
+
+def _register_elsewhere(commands: Any, wanted: str | None, names: Sequence[str]) -> None:
+    import importlib
+
+    for added, module, function in _REGISTERED_ELSEWHERE:
+        if added[0] in names and (wanted is None or wanted in added):
+            getattr(importlib.import_module(module), function)(commands)
 
 
 def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cds.auth.clients import TrustedClient, TrustedClientsError, load_trusted_clients
-from cds.auth.keys import KeyRing, KeysUnavailable
-from cds.auth.replay import MemoryReplayStore, ReplayStore, SqlReplayStore
-from cds.auth.verify import AuthFailure, BearerAuthenticator, JwtVerifier, VerifiedToken
 
 if TYPE_CHECKING:
+    from cds.auth.keys import KeyRing
+    from cds.auth.replay import MemoryReplayStore, ReplayStore, SqlReplayStore
+    from cds.auth.verify import AuthFailure, BearerAuthenticator, JwtVerifier, VerifiedToken
     from cds.settings import Settings
+
+# Imported on first use: the settings check JWT algorithms with cds.auth.clients, and importing
+# this package must not cost PyJWT, cryptography and SQLAlchemy (~0.15 s) to `cds evaluate`.
+_LAZY = {
+    "KeyRing": "cds.auth.keys",
+    "KeysUnavailable": "cds.auth.keys",
+    "MemoryReplayStore": "cds.auth.replay",
+    "ReplayStore": "cds.auth.replay",
+    "SqlReplayStore": "cds.auth.replay",
+    "AuthFailure": "cds.auth.verify",
+    "BearerAuthenticator": "cds.auth.verify",
+    "JwtVerifier": "cds.auth.verify",
+    "VerifiedToken": "cds.auth.verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AuthFailure",
@@ -48,6 +70,9 @@ def build_authenticator(
     settings: Settings, clock: Callable[[], datetime], replay: ReplayStore | None = None
 ) -> BearerAuthenticator:
     """The authenticator the settings describe; with no trusted clients every call is refused."""
+    from cds.auth.keys import KeyRing, KeysUnavailable
+    from cds.auth.verify import BearerAuthenticator, JwtVerifier
+
     clients = load_trusted_clients(settings.trusted_clients_file) if settings.trusted_clients_file else {}
     check_fhir_servers(clients, settings.profile)
     if not clients:

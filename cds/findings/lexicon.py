@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cds.findings.knowledge import FindingsKnowledge, normalise_text
-from cds.findings.nlp import _parse_lock, _quiet_matchers
+from cds.findings.nlp import _parse_lock, _quiet_matchers, blank_pipeline
 
 # ConText categories that keep a text mention from asserting its concept.
 NOT_ASSERTED = frozenset(
@@ -50,13 +50,10 @@ class LexiconMatcher:
         return self._nlp
 
     def _build(self) -> Any:
-        import spacy
         from medspacy.context import ConTextRule
-        from medspacy.custom_tokenizer import create_medspacy_tokenizer
         from medspacy.target_matcher import TargetRule
 
-        nlp = spacy.blank("en")
-        nlp.tokenizer = create_medspacy_tokenizer(nlp)
+        nlp = blank_pipeline()  # vocabulary and tokenizer shared with the report-text pipeline
         nlp.add_pipe("sentencizer", config={"punct_chars": [".", "!", "?", ";"]})
         targets: Any = nlp.add_pipe("medspacy_target_matcher", name="lexicon_targets")
         targets.add([TargetRule(phrase, label) for phrase, label in self.terms])

@@ -25,11 +25,7 @@ class TextExtractionUnavailable(RuntimeError):
 # reload (or a test) that leaves rules/findings unchanged does not pay the ~1.5 s build again.
 # Bounded, so a long run of edited reloads keeps at most a few pipelines alive.
 _PIPELINES: dict[str, Any] = {}
-
-
 _PIPELINES_MAX = 4
-
-
 _PIPELINES_LOCK = threading.Lock()
 
 
@@ -53,16 +49,41 @@ def get_pipeline(knowledge: FindingsKnowledge) -> Any:
 
 
 _PARSE_LOCKS: dict[int, threading.Lock] = {}
-
-
 _PARSE_LOCKS_GUARD = threading.Lock()
 
 
 def _parse_lock(nlp: Any) -> threading.Lock:
-    # Keyed by id(): a Language is not hashable by value; a reused id after a pipeline is freed
-    # only means two pipelines share a lock, which is still correct.
+    # One lock per vocabulary: the pipelines of ``blank_pipeline`` share theirs and their tokenizer,
+    # so they parse one at a time. Keyed by id(): a Vocab is not hashable by value; a reused id
+    # after one is freed only means two pipelines share a lock, which is still correct.
     with _PARSE_LOCKS_GUARD:
-        return _PARSE_LOCKS.setdefault(id(nlp), threading.Lock())
+        return _PARSE_LOCKS.setdefault(id(nlp.vocab), threading.Lock())
+
+
+_SHARED_TOKENIZER = "cds.shared_medspacy_tokenizer.v1"
+_BLANK: list[Any] = []
+_BLANK_LOCK = threading.Lock()
+
+
+def blank_pipeline() -> Any:
+    """A blank English pipeline with medspaCy's tokenizer, sharing its vocabulary and tokenizer with
+    every other pipeline made here (report text, the concept lexicon, biopsy terms; every reload).
+
+    Building spaCy's English tokenizer and then medspaCy's (each adds some 2,700 special cases)
+    cost ~0.25 s of CPU a pipeline (benchmarks/startup_profile.py); the second and later
+    pipelines now take ~0.02 s. Neither tokenizer depends on the rules."""
+    import spacy
+    from medspacy.custom_tokenizer import create_medspacy_tokenizer
+
+    with _BLANK_LOCK:
+        if not _BLANK:
+            base = spacy.blank("en")
+            base.tokenizer = create_medspacy_tokenizer(base)
+            shared = base.tokenizer
+            spacy.util.registry.tokenizers.register(_SHARED_TOKENIZER, func=lambda: lambda _nlp: shared)
+            _BLANK.append(base)
+        vocab = _BLANK[0].vocab
+    return spacy.blank("en", vocab=vocab, config={"nlp": {"tokenizer": {"@tokenizers": _SHARED_TOKENIZER}}})
 
 
 @contextmanager
@@ -84,10 +105,8 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
     t0 = time.perf_counter()
     try:
         import medspacy
-        import spacy
         from loguru import logger as loguru_logger
         from medspacy.context import ConTextRule
-        from medspacy.custom_tokenizer import create_medspacy_tokenizer
         from medspacy.section_detection import SectionRule
         from medspacy.target_matcher import TargetRule
     except ImportError as exc:  # pragma: no cover - exercised only without medspaCy installed
@@ -99,8 +118,7 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
     COLD_START.setdefault("import_s", t1 - t0)
 
     _register_line_breaks()
-    nlp = spacy.blank("en")
-    nlp.tokenizer = create_medspacy_tokenizer(nlp)
+    nlp = blank_pipeline()
     if knowledge.sentence_splitter == "pyrush":
         rush_rules = Path(medspacy.__file__).resolve().parents[1] / "resources" / "en" / "rush_rules.tsv"
         nlp.add_pipe("medspacy_pyrush", config={"rules_path": str(rush_rules)})
@@ -114,14 +132,14 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
         nlp.add_pipe("sentencizer", config={"punct_chars": [".", "!", "?"]})
         nlp.add_pipe("findings_line_breaks")
 
-    targets: Any = nlp.add_pipe("medspacy_target_matcher", name="findings_targets")
+    targets = nlp.add_pipe("medspacy_target_matcher", name="findings_targets")
     rules = []
     for t in knowledge.targets:
         rules += [TargetRule(p, t.id) for p in t.phrases]
         rules += [TargetRule(f"{t.id}#{i}", t.id, pattern=pat) for i, pat in enumerate(t.patterns)]
     targets.add(rules)
 
-    sites: Any = nlp.add_pipe(
+    sites = nlp.add_pipe(
         "medspacy_target_matcher",
         name="findings_sites",
         config={"result_type": "group", "span_group_name": "findings_sites", "prune": True},
@@ -135,7 +153,7 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
     site_rules += [TargetRule(p, "nosite|-") for p in knowledge.not_site_phrases]
     sites.add(site_rules)
 
-    quals: Any = nlp.add_pipe(
+    quals = nlp.add_pipe(
         "medspacy_target_matcher",
         name="findings_qualifiers",
         config={"result_type": "group", "span_group_name": "findings_qualifiers", "prune": True},
@@ -144,7 +162,7 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
 
     # prune_on_target_overlap: a modifier word inside a target is part of it ("kidneys are not
     # visualised" is one finding, not a negated one).
-    context: Any = nlp.add_pipe(
+    context = nlp.add_pipe(
         "medspacy_context", config={"rules": None, "span_attrs": None, "prune_on_target_overlap": True}
     )
     ctx_rules = []
@@ -159,7 +177,7 @@ def _build_pipeline_inner(knowledge: FindingsKnowledge) -> Any:
             ]
     context.add(ctx_rules)
 
-    sectionizer: Any = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
+    sectionizer = nlp.add_pipe("medspacy_sectionizer", config={"rules": None, "span_attrs": None})
     sectionizer.add(
         [SectionRule(p, category) for category, phrases in knowledge.section_phrases.items() for p in phrases]
     )

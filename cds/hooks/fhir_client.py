@@ -31,15 +31,17 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-import httpx
 import orjson
 
 from cds.hooks.fhir_servers import is_under, origin_and_path
 from cds.hooks.models import CDSRequest
 from cds.observability import metrics
+
+if TYPE_CHECKING:  # imported where a fetch starts: `cds evaluate` never fetches and need not pay for it
+    import httpx
 
 log = logging.getLogger("cds.fhir_client")
 # httpx logs every request URL at INFO; our URLs carry patient ids.
@@ -121,6 +123,8 @@ class FhirClient:
         there is one loop for the process, but test clients may run each call in
         a fresh loop, which then gets a fresh pool.
         """
+        import httpx
+
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
@@ -203,6 +207,8 @@ class FhirClient:
         return request.fhirServer
 
     async def _get(self, url: str, request: CDSRequest) -> tuple[int, bytes]:
+        import httpx
+
         headers = {}
         if request.fhirAuthorization is not None:
             headers["Authorization"] = f"Bearer {request.fhirAuthorization.access_token.get_secret_value()}"

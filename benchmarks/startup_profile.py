@@ -1,0 +1,164 @@
+"""Where `cds serve` spends its start, phase by phase, up to the first answer (issue 20 item 3).
+
+    .venv/bin/python -m benchmarks.startup_profile              # 3 fresh interpreters
+    .venv/bin/python -m benchmarks.startup_profile --repeat 5
+
+Each round starts a fresh interpreter that does what `cds serve` does before its first answer,
+in the same order, timing each step: import the command line, import the web app (FastAPI, the
+store's SQLAlchemy and Alembic, JWT), load the settings, load the services and the rule set,
+bind the serving engine, load the terminology, start the report-text pipeline (import medspaCy,
+then build its pipelines), run the rule tests (the start-up gate), open the store (migrations),
+build the app, and answer the source case in-process (a bone-scan report). The phases of
+``cds.pipeline._build`` are called one by one here, so that each gets its own line.
+
+Reported per phase: median wall and CPU seconds (CPU is steadier on a shared machine) and the
+share of the total CPU, beside `python -c pass` run in the same rounds, and the load average.
+The end-to-end cold start over HTTP is measured by `benchmarks/run.py` (``cold-start/1w``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCE_CASE = REPO / "fhir_examples" / "requests" / "source-case.patient-view.json"
+
+CHILD = r"""
+import json, os, resource, sys, tempfile, time
+from pathlib import Path
+
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+marks = []
+last = [time.perf_counter(), cpu()]
+
+def mark(name):
+    now = [time.perf_counter(), cpu()]
+    marks.append((name, now[0] - last[0], now[1] - last[1]))
+    last[:] = now
+
+rules_dir, case = Path(sys.argv[1]), Path(sys.argv[2])
+import cds.cli
+mark("import cds.cli")
+import cds.app
+mark("import cds.app (FastAPI, store, auth)")
+from cds.settings import load_settings
+settings = load_settings(None, rules_dir=rules_dir)
+mark("settings")
+from cds.engine.loader import load_ruleset
+from cds.engine.ruletests import run_rule_tests
+from cds.engine.runner import LoadedEngine
+from cds.hooks.services import load_services
+services = load_services(rules_dir / "services.yaml", settings.hook_namespace)
+result = load_ruleset(rules_dir, [s.id for s in services])
+mark("services and rule set (YAML, checks, compile)")
+engine = LoadedEngine(result.ruleset, settings.engine)
+mark("serving engine (" + engine.backend + ")")
+from cds.fhir import Terminology, extract_facts, warm_up
+terminology = Terminology.load(rules_dir)  # what default_extractor(rules_dir) does, step by step
+mark("terminology (value sets, lexicon, findings)")
+import medspacy
+mark("import medspaCy and spaCy")
+warm_up(terminology)
+mark("build the text pipelines")
+
+def extractor(context, prefetch, now):
+    return extract_facts(context, prefetch, now, terminology)
+failed = [r.id for r in run_rule_tests(engine, extractor) if not r.passed and not r.skipped]
+mark("rule tests (start-up gate)")
+from cds.pipeline import Pipeline, _Loaded
+from datetime import UTC, datetime
+pipeline = Pipeline(rules_dir, _Loaded(tuple(services), result.ruleset, engine, extractor,
+                    datetime.now(UTC).isoformat()), settings.hook_namespace, settings.engine)
+from cds.store import open_store
+store = open_store(settings)
+mark("open the store (migrations)")
+app = cds.app.create_app(settings, pipeline=pipeline, store=store)
+mark("create the app")
+from starlette.testclient import TestClient
+with TestClient(app) as client:
+    answer = client.post("/cds-services/calciphylaxis-risk", content=case.read_bytes(),
+                         headers={"Content-Type": "application/json"})
+mark("first answer in-process (source case)")
+store.close()
+print(json.dumps({"marks": marks, "status": answer.status_code, "failed": failed}))
+"""
+
+
+def run_child(rules: Path, tmp: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(
+        PYTHONPATH=str(REPO),
+        CDS_PROFILE="demo",
+        CDS_AUTH_REQUIRED="false",
+        CDS_DATABASE_URL=f"sqlite:///{tmp / 'cds.sqlite3'}",
+        CDS_LOG_LEVEL="WARNING",
+    )
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(rules), str(SOURCE_CASE)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"start-up probe failed:\n{result.stderr[-3000:]}")
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report["process_s"] = time.perf_counter() - started
+    return report
+
+
+def interpreter_seconds() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.startup_profile", description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rules", type=Path, default=REPO / "rules")
+    args = parser.parse_args(argv)
+    rounds, baseline = [], []
+    with tempfile.TemporaryDirectory(prefix="cds-startup-") as tmp:
+        run_child(args.rules.resolve(), Path(tmp))  # warm-up, not counted: bytecode and file caches
+        for index in range(args.repeat):
+            baseline.append(interpreter_seconds())
+            round_dir = Path(tmp) / str(index)
+            round_dir.mkdir()
+            rounds.append(run_child(args.rules.resolve(), round_dir))
+    names = [name for name, _, _ in rounds[0]["marks"]]
+    wall = {n: statistics.median(r["marks"][i][1] for r in rounds) for i, n in enumerate(names)}
+    cpu = {n: statistics.median(r["marks"][i][2] for r in rounds) for i, n in enumerate(names)}
+    total_cpu = sum(cpu.values())
+    load = os.getloadavg()
+    print(
+        f"`cds serve` start-up to the first answer, {args.repeat} fresh interpreters, load average "
+        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f} on {os.cpu_count()} cores; answers "
+        f"{sorted({r['status'] for r in rounds})}, failing rule tests {sorted({len(r['failed']) for r in rounds})}\n"
+    )
+    print("| phase | median wall s | median CPU s | share of CPU |")
+    print("|---|---|---|---|")
+    print(f"| `python -c pass` (baseline, whole process) | {statistics.median(baseline):.3f} | | |")
+    for name in names:
+        print(f"| {name} | {wall[name]:.3f} | {cpu[name]:.3f} | {cpu[name] / total_cpu:.0%} |")
+    process = statistics.median(r["process_s"] for r in rounds)
+    print(f"| **whole process** (wall) / sum of phases (CPU) | {process:.3f} | {total_cpu:.3f} | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
