@@ -118,7 +118,7 @@ def test_the_text_pipelines_share_one_tokenizer_and_one_parse_lock():
     assert len({id(nlp.vocab) for nlp in pipelines}) == 1
     assert len({id(_parse_lock(nlp)) for nlp in pipelines}) == 1
     # the shared tokenizer is medspaCy's, not spaCy's English one (which keeps "BP:120/80" whole)
-    assert [t.text for t in pipelines[1]("BP:120/80")] == ["BP", ":", "120", "/", "80"]
+    assert [t.text for t in pipelines[1].tokenizer("BP:120/80")] == ["BP", ":", "120", "/", "80"]
 
 
 def test_a_text_read_by_several_layers_is_parsed_once_and_each_reader_gets_its_own_copy(monkeypatch):
