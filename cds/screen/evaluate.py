@@ -143,7 +143,7 @@ def _differential(extension: Any) -> list[dict[str, Any]]:
         if isinstance(value, Mapping):  # version 2: {version, causes: [...], explainers, coexisting, ...}
             value = value.get("causes") or value.get("hypotheses") or []
         if isinstance(value, list):
-            return [h for h in value if isinstance(h, Mapping) and isinstance(h.get("hypothesis"), str)]
+            return [dict(h) for h in value if isinstance(h, Mapping) and isinstance(h.get("hypothesis"), str)]
     return []
 
 

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 import orjson
@@ -78,7 +78,7 @@ class ExportScan:
         return sum(f.raw_size or f.size for f in self.files)
 
 
-def _open(path: str, compressed: bool) -> IO[bytes]:
+def _open(path: str, compressed: bool) -> gzip.GzipFile | BinaryIO:
     return gzip.open(path, "rb") if compressed else open(path, "rb")
 
 

@@ -320,7 +320,7 @@ def local_client(workers: int, memory_limit: str | None = None) -> Any:
     """A local Dask cluster of ``workers`` single-threaded processes on loopback."""
     from dask.distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
+    cluster = LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=workers,
         threads_per_worker=1,
         processes=True,
@@ -329,7 +329,7 @@ def local_client(workers: int, memory_limit: str | None = None) -> Any:
         memory_limit=memory_limit or "auto",
         silence_logs=40,
     )
-    return Client(cluster)
+    return Client(cluster)  # type: ignore[no-untyped-call]
 
 
 class _Tally:
@@ -410,7 +410,11 @@ def screen(
 
     own_client = client is None
     if client is None:
-        client = Client(scheduler, timeout="30s") if scheduler else local_client(workers or default_workers())
+        client = (
+            Client(scheduler, timeout="30s")  # type: ignore[no-untyped-call]
+            if scheduler
+            else local_client(workers or default_workers())
+        )
     spill_root = tempfile.mkdtemp(prefix="cds-screen-spill-", dir=spill_dir)  # 0700: it holds patient data
     try:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
@@ -418,7 +422,7 @@ def screen(
         bundle_numbers = {f.path: n for n, f in enumerate((f for f in scan.files if f.kind == "bundle"), start=1)}
         layout = SpillLayout(spill_root, partitions_for(scan, n_workers, partition_bytes))
         chunks = len(scan.chunks)
-        delayed = dask.delayed
+        delayed = dask.delayed  # type: ignore[attr-defined]
         # The rule bundles become one task each: every worker fetches them once, whatever the buckets.
         shipped = delayed(list(bundles), pure=True, traverse=False)
         read_stats = delayed(list)([delayed(spill_chunk, pure=True)(c, bundle_numbers, layout) for c in scan.chunks])
@@ -437,7 +441,7 @@ def screen(
         progress = progress or Progress(scan.expected_patients, enabled=False)
         progress.total = progress.total or scan.expected_patients  # the export's Patient count
         tally = _Tally(len(bundles))
-        for finished_partitions, future in enumerate(as_completed(futures), start=1):
+        for finished_partitions, future in enumerate(as_completed(futures), start=1):  # type: ignore[no-untyped-call]
             tally.answers(_result(future))
             future.release()  # the rows are in the client now; the worker may drop them
             progress.update(tally.counts["patients"])

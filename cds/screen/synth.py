@@ -31,7 +31,7 @@ import gzip
 import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -375,7 +375,7 @@ def write_population(
     formulary Medication resource (``Medication.001.ndjson``) instead of inline."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    handles: dict[tuple[str, int], IO[bytes]] = {}
+    handles: dict[tuple[str, int], gzip.GzipFile | BinaryIO] = {}
     names: dict[tuple[str, int], str] = {}
     counts: dict[str, int] = {}
     flags = {"lesion": 0, "calciphylaxis_picture": 0, "early_plaque": 0}
