@@ -48,6 +48,12 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process (user + system): unlike wall time, not stretched by a loaded machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _warm(bundle: Any) -> tuple[float, float]:
     """Load the rule set in a worker: (seconds, peak RSS in MB once loaded)."""
     from cds.screen.evaluate import pipeline_for
@@ -64,9 +70,9 @@ def in_process(rules_dir: Path, patients: int, now: Any) -> Result:
     bundle = RuleBundle.from_directory(rules_dir)
     pipeline_for(bundle)
     population = [(resources[0]["id"], resources) for resources in synth.generate(patients, seed=19, now=now)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu_seconds()
     rows = answer_patients(bundle, "calciphylaxis-risk", population, now)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu
     return Result(
         "screen",
         f"screen/in-process/{patients}-patients",
@@ -74,7 +80,11 @@ def in_process(rules_dir: Path, patients: int, now: Any) -> Result:
         throughput_rps=patients / seconds,
         requests=patients,
         errors=sum(1 for r in rows if r["error"]),
-        values={"patients_per_s": round(patients / seconds, 2), "seconds": round(seconds, 2)},
+        values={
+            "patients_per_s": round(patients / seconds, 2),
+            "seconds": round(seconds, 2),
+            "cpu_ms_per_patient": round(1000 * cpu / patients, 2),
+        },
         note="answer_patients in this process: request building + answer_hook, no Dask, no files",
     )
 
@@ -89,9 +99,13 @@ def on_dask(rules_dir: Path, export: Path, patients: int, workers: int, now: Any
         warmed = list(client.run(_warm, bundle).values())
         load_seconds = max(w[0] for w in warmed)
         loaded_rss = max(w[1] for w in warmed)
+        cpu_before = sum(client.run(_cpu_seconds).values())
+        client_cpu = _cpu_seconds()
         started = time.perf_counter()
         result = screen(export, [rules_dir], client=client, now=now)
         seconds = time.perf_counter() - started
+        client_cpu = _cpu_seconds() - client_cpu
+        worker_cpu = sum(client.run(_cpu_seconds).values()) - cpu_before
         peak = max(client.run(_peak_rss_mb).values())
     finally:
         cluster = client.cluster
@@ -107,6 +121,9 @@ def on_dask(rules_dir: Path, export: Path, patients: int, workers: int, now: Any
         "export_mb": round(result.scan.total_raw_bytes / 1e6, 1),
         "partitions": result.counts.get("partitions", 0),
         "client_rss_mb": round(_peak_rss_mb(), 1),
+        # CPU per patient, all workers and the client (scan, gather): the figure a cluster is sized by.
+        "worker_cpu_ms_per_patient": round(1000 * worker_cpu / max(result.counts.get("patients", 0), 1), 2),
+        "client_cpu_ms_per_patient": round(1000 * client_cpu / max(result.counts.get("patients", 0), 1), 2),
     }
     if baseline:
         values["ratio_to_in_process"] = round(rate / baseline, 3)
