@@ -45,6 +45,12 @@ def add_screen_commands(commands: Any) -> None:
     screen.add_argument(
         "--service", default="calciphylaxis-risk", help="service whose pipeline answers (default: %(default)s)"
     )
+    screen.add_argument(
+        "--spill-dir",
+        type=Path,
+        help="folder for the shuffle's spill files (about the export's decompressed size; removed at the end); "
+        "on a cluster, one every worker can read and write (default: the system's temporary folder)",
+    )
     screen.add_argument("--no-progress", action="store_true", help="no progress bar")
     screen.set_defaults(run=run_screen)
 
@@ -60,6 +66,11 @@ def add_screen_commands(commands: Any) -> None:
     synth.add_argument("--seed", type=int, default=19)
     synth.add_argument("--gzip", action="store_true", help="gzip the NDJSON files")
     synth.add_argument("--patients-per-file", type=int, default=50_000, help="split files as servers do")
+    synth.add_argument(
+        "--medication-resources",
+        action="store_true",
+        help="orders name their drug by medicationReference to formulary Medication resources (Medication.ndjson)",
+    )
     synth.set_defaults(run=run_synth)
 
     convert = commands.add_parser(
@@ -105,6 +116,7 @@ def run_screen(args: argparse.Namespace) -> int:
             now=now,
             service_id=args.service,
             progress=progress,
+            spill_dir=args.spill_dir,
         )
     except (ExportError, FileNotFoundError, LookupError, ScreenError) as exc:
         print(f"cds screen: {exc}", file=sys.stderr)
@@ -150,7 +162,12 @@ def run_synth(args: argparse.Namespace) -> int:
         print("cds synth: --patients must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     summary = write_population(
-        args.out, args.patients, seed=args.seed, compress=args.gzip, patients_per_file=args.patients_per_file
+        args.out,
+        args.patients,
+        seed=args.seed,
+        compress=args.gzip,
+        patients_per_file=args.patients_per_file,
+        medication_resources=args.medication_resources,
     )
     print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     return EXIT_OK

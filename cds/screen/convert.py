@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO
 
 import orjson
 
@@ -22,7 +22,7 @@ def convert_bundles(source: Path, out_dir: Path, *, compress: bool = False, file
     Bundles (no Patient entry) are left out; one file is open per type and part at a time."""
     out_dir.mkdir(parents=True, exist_ok=True)
     bundles = sorted(p for p in Path(source).glob("*.json") if p.is_file())
-    handles: dict[tuple[str, int], IO[bytes]] = {}
+    handles: dict[tuple[str, int], gzip.GzipFile | BinaryIO] = {}
     written: dict[str, int] = {}
     patient_number = 0
     try:
@@ -47,8 +47,7 @@ def convert_bundles(source: Path, out_dir: Path, *, compress: bool = False, file
         for handle in handles.values():
             handle.close()
     outputs = sorted(
-        (Path(h.name if isinstance(h.name, str) else h.name.decode()).name, t)  # type: ignore[union-attr]
-        for (t, _), h in handles.items()
+        (Path(h.name if isinstance(h.name, str) else h.name.decode()).name, t) for (t, _), h in handles.items()
     )
     write_manifest(out_dir, outputs)
     return written

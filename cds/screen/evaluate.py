@@ -28,6 +28,8 @@ SCREEN_USER = "Device/cds-screen"  # who asks: the screening job, not a clinicia
 TRACE_KEY = "org.calciphylaxis-cds.screen-trace"
 _CASE_LINE = re.compile(r"^\s*-?\s*case:\s*['\"]?([^'\"\s#]+)", re.MULTILINE)
 _INDICATOR_RANK = {"critical": 3, "warning": 2, "info": 1}
+# Prefetch searches that carry the referenced Medications (the first of the service's keys of these types).
+MEDICATION_INCLUDED_BY = ("MedicationRequest", "MedicationStatement", "MedicationAdministration")
 
 
 @dataclass(frozen=True)
@@ -95,18 +97,21 @@ def build_request(service: Any, patient_id: str, resources: Iterable[Mapping[str
     for resource in resources:
         by_type.setdefault(str(resource.get("resourceType")), []).append(resource)
     prefetch: dict[str, Any] = {}
+    # Medications the patient's orders reference (joined by the screen) travel as an EHR sends them
+    # for ``MedicationRequest?...&_include=MedicationRequest:medication``: extra entries of that
+    # search, in search mode "include", not counted in its total.
+    includes = by_type.get("Medication", [])
     for key, template in service.prefetch.items():
         resource_type = template.split("?", 1)[0].split("/", 1)[0]
         matching = by_type.get(resource_type, [])
         if "?" not in template:
             prefetch[key] = matching[0] if matching else None
-        else:
-            prefetch[key] = {
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "total": len(matching),
-                "entry": [{"resource": r} for r in matching],
-            }
+            continue
+        entries: list[dict[str, Any]] = [{"resource": r} for r in matching]
+        if includes and resource_type in MEDICATION_INCLUDED_BY:
+            entries += [{"resource": r, "search": {"mode": "include"}} for r in includes]
+            includes = []
+        prefetch[key] = {"resourceType": "Bundle", "type": "searchset", "total": len(matching), "entry": entries}
     return {
         "hook": service.hook,
         # Deterministic per patient so that two runs send byte-identical requests.
@@ -138,7 +143,7 @@ def _differential(extension: Any) -> list[dict[str, Any]]:
         if isinstance(value, Mapping):  # version 2: {version, causes: [...], explainers, coexisting, ...}
             value = value.get("causes") or value.get("hypotheses") or []
         if isinstance(value, list):
-            return [h for h in value if isinstance(h, Mapping) and isinstance(h.get("hypothesis"), str)]
+            return [dict(h) for h in value if isinstance(h, Mapping) and isinstance(h.get("hypothesis"), str)]
     return []
 
 

@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 import orjson
@@ -57,6 +57,7 @@ class ExportFile:
     sha256: str
     size: int
     lines: int
+    raw_size: int = 0  # bytes once decompressed (= size for uncompressed files)
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,13 @@ class ExportScan:
     def total_bytes(self) -> int:
         return sum(f.size for f in self.files)
 
+    @property
+    def total_raw_bytes(self) -> int:
+        """The export's size decompressed: what the shuffle moves."""
+        return sum(f.raw_size or f.size for f in self.files)
 
-def _open(path: str, compressed: bool) -> IO[bytes]:
+
+def _open(path: str, compressed: bool) -> gzip.GzipFile | BinaryIO:
     return gzip.open(path, "rb") if compressed else open(path, "rb")
 
 
@@ -154,6 +160,7 @@ def scan_export(source: Path, chunk_lines: int = CHUNK_LINES) -> ExportScan:
         with open(path, "rb") as raw:
             for block in iter(lambda: raw.read(1 << 20), b""):
                 digest.update(block)
+        raw_size = size
         if kind == "bundle":
             lines = 1
             chunks.append(Chunk(len(chunks), str(path), kind, compressed, 1, 0, 1))
@@ -191,11 +198,12 @@ def scan_export(source: Path, chunk_lines: int = CHUNK_LINES) -> ExportScan:
                         lines - chunk_start[0] + 1,
                     )
                 )
+            raw_size = offset
             if resource_type == "Patient":
                 expected_patients += lines
         name = path.name if path.parent == root or root.is_file() else str(path)
         overall.update(name.encode() + b"\0" + digest.hexdigest().encode() + b"\n")
-        files.append(ExportFile(str(path), kind, resource_type, compressed, digest.hexdigest(), size, lines))
+        files.append(ExportFile(str(path), kind, resource_type, compressed, digest.hexdigest(), size, lines, raw_size))
     return ExportScan(str(root), tuple(files), tuple(chunks), "sha256:" + overall.hexdigest(), expected_patients)
 
 
@@ -218,6 +226,29 @@ def patient_of(resource: dict[str, Any]) -> str | None:
             if isinstance(text, str) and "Patient/" in text:
                 patient = text.rsplit("Patient/", 1)[1].split("/_history", 1)[0]
                 return patient or None
+    return None
+
+
+# Resources that name their drug by a reference to a Medication resource. In a Bulk Data export the
+# Medication is in Medication.ndjson and names no patient: the screen joins it to the patients whose
+# resources reference it (cds.screen.run.join_medications).
+MEDICATION_USERS = frozenset(
+    {"MedicationRequest", "MedicationStatement", "MedicationAdministration", "MedicationDispense"}
+)
+
+
+def medication_id(resource: dict[str, Any]) -> str | None:
+    """The id of the Medication a resource's ``medicationReference`` points to outside the resource
+    (``Medication/<id>``, versioned or absolute); None for ``#contained``, absent or other targets."""
+    if resource.get("resourceType") not in MEDICATION_USERS:
+        return None
+    reference = resource.get("medicationReference")
+    text = reference.get("reference") if isinstance(reference, dict) else None
+    if not isinstance(text, str) or text.startswith("#"):
+        return None
+    parts = text.split("/_history/", 1)[0].rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == "Medication" and parts[-1]:
+        return parts[-1]
     return None
 
 

@@ -31,7 +31,7 @@ import gzip
 import random
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -338,6 +338,20 @@ class _Patient:
         ]
 
 
+def reference_medication(resource: dict[str, Any], medications: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The order with its drug as a ``medicationReference`` to a formulary Medication resource (one per
+    drug, as many EHRs export them: Medication.ndjson, no patient), recorded in ``medications``."""
+    concept = resource.get("medicationCodeableConcept")
+    if resource.get("resourceType") != "MedicationRequest" or not isinstance(concept, dict):
+        return resource
+    code = concept["coding"][0]["code"]
+    medication_id = f"formulary-rxnorm-{code}"
+    medications.setdefault(medication_id, {"resourceType": "Medication", "id": medication_id, "code": concept})
+    out = {k: v for k, v in resource.items() if k != "medicationCodeableConcept"}
+    out["medicationReference"] = {"reference": f"Medication/{medication_id}", "display": concept.get("text")}
+    return out
+
+
 def generate(patients: int, seed: int = 19, now: datetime = DEFAULT_NOW):  # type: ignore[no-untyped-def]
     """Yield each patient's resources (a list), patient by patient; constant memory."""
     rng = random.Random(seed)
@@ -353,15 +367,32 @@ def write_population(
     now: datetime = DEFAULT_NOW,
     compress: bool = False,
     patients_per_file: int = 50_000,
+    medication_resources: bool = False,
 ) -> dict[str, Any]:
-    """Write ``<Type>.<part>.ndjson[.gz]`` (a new part every ``patients_per_file`` patients) and a manifest."""
+    """Write ``<Type>.<part>.ndjson[.gz]`` (a new part every ``patients_per_file`` patients) and a manifest.
+
+    ``medication_resources``: the same population, but each order names its drug by a reference to a
+    formulary Medication resource (``Medication.001.ndjson``) instead of inline."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    handles: dict[tuple[str, int], IO[bytes]] = {}
+    handles: dict[tuple[str, int], gzip.GzipFile | BinaryIO] = {}
     names: dict[tuple[str, int], str] = {}
     counts: dict[str, int] = {}
     flags = {"lesion": 0, "calciphylaxis_picture": 0, "early_plaque": 0}
     rng = random.Random(seed)
+    medications: dict[str, dict[str, Any]] = {}
+
+    def write(resource: dict[str, Any], part: int) -> None:
+        rtype = resource["resourceType"]
+        key = (rtype, part)
+        if key not in handles:
+            names[key] = f"{rtype}.{part:03d}.ndjson" + (".gz" if compress else "")
+            path = out_dir / names[key]
+            # mtime=0: the same seed writes the same bytes, compressed or not.
+            handles[key] = gzip.GzipFile(path, "wb", compresslevel=1, mtime=0) if compress else open(path, "wb")  # noqa: SIM115
+        handles[key].write(orjson.dumps(resource) + b"\n")
+        counts[rtype] = counts.get(rtype, 0) + 1
+
     try:
         for number in range(1, patients + 1):
             patient = _Patient(number, rng, now)
@@ -370,15 +401,9 @@ def write_population(
             flags["calciphylaxis_picture"] += patient.calciphylaxis
             flags["early_plaque"] += patient.plaque
             for resource in patient.resources():
-                rtype = resource["resourceType"]
-                key = (rtype, part)
-                if key not in handles:
-                    names[key] = f"{rtype}.{part:03d}.ndjson" + (".gz" if compress else "")
-                    path = out_dir / names[key]
-                    # mtime=0: the same seed writes the same bytes, compressed or not.
-                    handles[key] = gzip.GzipFile(path, "wb", compresslevel=1, mtime=0) if compress else open(path, "wb")  # noqa: SIM115
-                handles[key].write(orjson.dumps(resource) + b"\n")
-                counts[rtype] = counts.get(rtype, 0) + 1
+                write(reference_medication(resource, medications) if medication_resources else resource, part)
+        for medication in medications.values():
+            write(medication, 1)
     finally:
         for handle in handles.values():
             handle.close()

@@ -85,6 +85,37 @@ def test_a_folder_of_bundles_is_screened_like_its_ndjson(synthea_export, dask_cl
     assert from_bundles.malformed_at[0].startswith("bundle #")  # Synthea file names carry patient names
 
 
+def test_synthea_export_with_a_stray_and_a_broken_line_counts_and_names_them(synthea_export, dask_client, tmp_path):
+    _, export = synthea_export
+    copy = tmp_path / "synthea"
+    shutil.copytree(export, copy)
+    first = json.loads(gzip.decompress((copy / "Patient.001.ndjson.gz").read_bytes()).splitlines()[0])
+    stray = {
+        "resourceType": "Condition",
+        "id": "stray",
+        "code": {"text": "Calciphylaxis"},
+        "subject": {"reference": "Patient/nobody-in-this-export"},
+    }
+    lines = [
+        orjson.dumps({**stray, "subject": {"reference": f"Patient/{first['id']}"}, "id": "known"}),
+        b'{"resourceType": "Condition", "subject": ',
+        orjson.dumps(stray),
+    ]
+    (copy / "Condition.extra.ndjson.gz").write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["output"].append({"type": "Condition", "url": "Condition.extra.ndjson.gz"})
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    baseline = screen(export, [RULES_DIR], client=dask_client, now=NOW)
+    result = screen(copy, [RULES_DIR], client=dask_client, now=NOW)
+    assert result.counts["patients"] == baseline.counts["patients"] and result.counts["patients_evaluated_twice"] == 0
+    assert result.counts["unknown_patients"] == 1 and result.counts["unknown_patient_resources"] == 1
+    assert result.malformed_at == [result.malformed_at[0]] and result.malformed_at[0].startswith(
+        "Condition.extra.ndjson.gz:2: "
+    )
+    assert result.counts["resources_read"] == baseline.counts["resources_read"] + 2
+    assert result.counts["patient_resources"] == baseline.counts["patient_resources"] + 1
+
+
 # ------------------------------------------------------------------------------------ generated population
 
 
