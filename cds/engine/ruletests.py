@@ -170,23 +170,13 @@ def run_rule_tests(
     return results
 
 
-def default_extractor(rules_dir: Path, warm: bool = True) -> CaseExtractor | None:
-    """``cds.fhir.extract_facts`` bound to this rule set's terminology, when the FHIR layer is installed.
+def default_extractor(rules_dir: Path, warm: bool = True) -> CaseExtractor:
+    """The FHIR layer's extractor (``cds.fhir.extractor.default_extractor``) for this rule set.
 
-    ``warm`` starts the report-text pipeline now; without it the pipeline starts on the first
-    report that needs it (so a case without reports never pays for it)."""
-    try:
-        from cds.fhir import Terminology, extract_facts, warm_up  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    terminology = Terminology.load(rules_dir)
-    if warm:
-        warm_up(terminology)
+    Imported when called, so loading the rule engine does not load the FHIR layer."""
+    from cds.fhir.extractor import default_extractor as fhir_extractor
 
-    def extract(context: dict[str, Any], prefetch: dict[str, Any], now: datetime) -> FactSet:
-        return extract_facts(context, prefetch, now, terminology)
-
-    return extract
+    return fhir_extractor(rules_dir, warm)
 
 
 def format_report(results: list[TestResult], backend: str, where: Callable[[str], str] | None = None) -> str:
