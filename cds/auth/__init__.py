@@ -10,17 +10,28 @@ from typing import TYPE_CHECKING
 from cds.auth.clients import TrustedClient, TrustedClientsError, load_trusted_clients
 from cds.auth.keys import KeyRing, KeysUnavailable
 from cds.auth.replay import MemoryReplayStore, ReplayStore, SqlReplayStore
-from cds.auth.verify import AuthFailure, BearerAuthenticator, JwtVerifier, VerifiedToken
+from cds.auth.verify import (
+    AuthError,
+    AuthFailure,
+    AuthUnavailable,
+    BearerAuthenticator,
+    JwtVerifier,
+    MissingCredentials,
+    VerifiedToken,
+)
 
 if TYPE_CHECKING:
     from cds.settings import Settings
 
 __all__ = [
+    "AuthError",
     "AuthFailure",
+    "AuthUnavailable",
     "BearerAuthenticator",
     "JwtVerifier",
     "KeyRing",
     "MemoryReplayStore",
+    "MissingCredentials",
     "ReplayStore",
     "SqlReplayStore",
     "TrustedClient",
