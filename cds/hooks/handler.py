@@ -15,10 +15,11 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from cds.engine.prepare import MAX_FACTS
 from cds.fhir.patient import foreign_patient_keys
 from cds.hooks.errors import HookError, describe_validation_error
 from cds.hooks.evaluation import Evaluation, Evaluator, FactLimitExceeded
-from cds.hooks.limits import MAX_FACTS, RequestLimits, count_resources, deeper_than
+from cds.hooks.limits import RequestLimits, count_resources, deeper_than
 from cds.hooks.models import CDSRequest, context_model_for
 from cds.hooks.prefetch import Fetcher, FhirServerRefused, PrefetchUnavailable, complete_prefetch
 from cds.hooks.services import ServiceDefinition
