@@ -63,7 +63,7 @@ def exposition() -> tuple[bytes, str]:
     """The metrics text, aggregated across worker processes when there are several."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        _multiprocess.MultiProcessCollector(registry)
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in prometheus-client
         return generate_latest(registry), CONTENT_TYPE_LATEST
     from prometheus_client import REGISTRY
 
@@ -73,7 +73,7 @@ def exposition() -> tuple[bytes, str]:
 def mark_worker_exit(pid: int) -> None:
     """Tell multiprocess mode a worker is gone, so its live gauges stop counting."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        _multiprocess.mark_process_dead(pid)
+        _multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
 
 # Reading real EHR data (cds.fhir): counts only, no resource ids or codes of a patient.
