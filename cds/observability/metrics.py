@@ -4,6 +4,8 @@ With several worker processes, ``cds serve`` points ``PROMETHEUS_MULTIPROC_DIR``
 at a fresh directory before the workers start; every process then writes its
 samples there and ``/metrics`` aggregates them (prometheus-client's
 multiprocess mode), so a scrape that reaches any worker sees all of them.
+That variable is read from the environment, not through ``Settings``, because
+prometheus-client itself reads it there (it is not a setting of this service).
 """
 
 from __future__ import annotations
