@@ -106,7 +106,8 @@ def _results_table(results: Sequence[Result]) -> list[str]:
         other = ", ".join(f"{k} {_num(v)}" for k, v in r.values.items())
         lines.append(
             f"| `{r.name}` | {_num(lat.median_ms if lat else None, 3)} | {_num(lat.p90_ms if lat else None, 3)} "
-            f"| {_num(lat.p99_ms if lat else None, 3)} | {lat.n if lat else r.requests or ''} | {_num(r.throughput_rps, 0)} "
+            f"| {_num(lat.p99_ms if lat else None, 3)} | {lat.n if lat else r.requests or ''}"
+            f" | {_num(r.throughput_rps, 0)} "
             f"| {r.errors if r.requests else ''} | {other} | {r.note} |"
         )
     return lines
@@ -171,7 +172,8 @@ def _family_intro(family: str) -> list[str]:
 
 
 FAMILY_NOTES = {
-    "baseline": "Measured in the same run, to turn figures into ratios that carry across machines: `orjson.loads` of each "
+    "baseline": "Measured in the same run, to turn figures into ratios that carry across machines:"
+    " `orjson.loads` of each "
     'request body, and an empty FastAPI route (reads the body, answers `{"cards": []}`) served by uvicorn with the '
     "same settings as `cds serve`. `empty-httpx-client` rows drive the empty route with httpx instead of the default "
     "raw asyncio client, to show what the client costs.",
@@ -184,7 +186,8 @@ FAMILY_NOTES = {
     "`compile` = `load_ruleset` (parse, lint, compile); `load` = `Pipeline.load` (services, terminology, rules, "
     "engine build, rule tests); `pipeline` = the source case evaluated against the pack.",
     "findings": "`cds.findings.extract_findings` on one report. `uncached`: the text differs per call (numbered "
-    "addendum), so medspaCy runs every time; `cached`: the same report again (the findings layer's text cache answers).",
+    "addendum), so medspaCy runs every time; `cached`: the same report again"
+    " (the findings layer's text cache answers).",
     "http": "`cds serve` subprocesses on 127.0.0.1 (CDS_PROFILE=demo, CDS_AUTH_REQUIRED=false unless `cds-jwt`), "
     "1 or 2 uvicorn workers; `c<N>` = N concurrent clients with one keep-alive connection each, bounded in count and "
     "time. The load generator shares the two cores with the server.",
@@ -318,7 +321,8 @@ def plot(report: BenchReport, path: Path) -> bool:
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=8)
     fig.suptitle(
-        f"{report.environment.cpu_count} cores, Python {report.environment.python}, engine {report.environment.engine_backend}"
+        f"{report.environment.cpu_count} cores, Python {report.environment.python},"
+        f" engine {report.environment.engine_backend}"
     )
     fig.tight_layout()
     if drawn:

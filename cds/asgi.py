@@ -1,7 +1,8 @@
 """ASGI entry point for uvicorn/gunicorn workers: ``uvicorn cds.asgi:app``.
 
 Configuration comes from the environment (``CDS_*``), so every worker process
-builds the same app.
+builds the same app. ``CDS_CONFIG_FILE`` is read here directly, not through ``Settings``,
+because it names where the settings come from.
 """
 
 import os

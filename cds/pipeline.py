@@ -15,25 +15,29 @@ set is logged and shown by ``status()``; the previous one keeps serving.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from cds.engine.loader import RuleSet
 from cds.engine.prepare import MAX_FACTS
-from cds.engine.ruletests import default_extractor, run_rule_tests
+from cds.engine.ruletests import run_rule_tests
 from cds.engine.runner import LoadedEngine
 from cds.facts import FactSet, FactWarning
+from cds.fhir.extractor import Extractor, default_extractor
+from cds.hooks.evaluation import Evaluation, FactLimitExceeded
 from cds.hooks.models import CDSRequest, CDSResponse
 from cds.hooks.services import ServiceDefinition, ServiceDefinitionError
 from cds.knowledge import KnowledgeBundle, load_bundle
 from cds.observability import metrics
+from cds.settings import Settings
 
 log = logging.getLogger("cds.pipeline")
 
@@ -46,26 +50,6 @@ class RulesetLoadError(ServiceDefinitionError):
         super().__init__("rule set refused:\n" + "\n".join(lines))
 
 
-class FactLimitExceeded(Exception):
-    """The request gives more facts than the limit: refused, because evaluating part of them could hide a card."""
-
-    def __init__(self, count: int, limit: int) -> None:
-        self.count = count
-        self.limit = limit
-        super().__init__(f"{count} facts; the limit is {limit}")
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    response: CDSResponse
-    trace: dict[str, Any] | None = None
-    rules_fired: tuple[str, ...] = ()
-    # card uuid (str) -> ids of the rules that raised it, for the audit record.
-    card_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    # Seconds per stage: facts, engine, differential, cards (the web layer turns them into metrics).
-    timings: Mapping[str, float] = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class _Loaded:
     """Everything one rule-set version needs to answer; replaced as a whole on reload."""
@@ -73,7 +57,7 @@ class _Loaded:
     services: tuple[ServiceDefinition, ...]
     ruleset: RuleSet
     engine: LoadedEngine
-    extractor: Callable[[dict[str, Any], dict[str, Any], datetime], FactSet] | None
+    extractor: Extractor | None
     loaded_at: str
     bundle: KnowledgeBundle | None = None  # everything under rules/ of this version (cds.knowledge)
 
@@ -119,6 +103,16 @@ def _test_location(ruleset: RuleSet, rules_dir: Path, test_id: str) -> str:
     return f"{shown}:{ruleset.test_lines.get(test_id, 0)}"
 
 
+def _configured_engine() -> str:
+    """``CDS_ENGINE`` read through ``Settings`` (the one place configuration is read)."""
+    try:
+        return Settings().engine
+    except ValidationError as exc:
+        raise RulesetLoadError(
+            [f"CDS_ENGINE: expected auto, durable or reference ({exc.error_count()} error)"]
+        ) from None
+
+
 class Pipeline:
     def __init__(self, rules_dir: Path, loaded: _Loaded, hook_namespace: str, engine_choice: str) -> None:
         self.rules_dir = rules_dir
@@ -143,7 +137,7 @@ class Pipeline:
         ``run_tests=False`` skips the rule-test gate and ``warm=False`` the eager start of the report-text
         pipeline: for ``cds evaluate`` and the studio, which show what the rules on disk do, tested or not.
         The service always gates and warms."""
-        choice = engine or os.environ.get("CDS_ENGINE", "auto")
+        choice = engine or _configured_engine()
         if choice not in ("auto", "durable", "reference"):
             raise RulesetLoadError([f"CDS_ENGINE={choice!r}: expected auto, durable or reference"])
         rules_dir = Path(rules_dir)
@@ -298,7 +292,9 @@ def notice_outcome(notices: tuple[FactWarning, ...]) -> dict[str, Any]:
             {
                 "severity": "warning",
                 "code": "invalid",
-                "diagnostics": f"{n.resource_type}/{n.resource_id} could not be read and was not evaluated: {n.message}",
+                "diagnostics": (
+                    f"{n.resource_type}/{n.resource_id} could not be read and was not evaluated: {n.message}"
+                ),
             }
             for n in notices
         ],

@@ -21,6 +21,26 @@ from cds.yamlio import load_yaml
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
 
+# Asymmetric JWS algorithms only: CDS Hooks forbids `none` and every symmetric (HMAC) algorithm.
+# Defined here, not in cds.auth, because the settings check CDS_JWT_ALGORITHMS and sit below auth.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+)
+DEFAULT_ALGORITHMS = ("ES384", "RS384")  # the two the spec recommends
+
+
+def check_algorithms(algorithms: list[str] | tuple[str, ...]) -> list[str]:
+    refused = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
+    if refused:
+        raise ValueError(
+            f"not an asymmetric JWS algorithm: {', '.join(refused)} (none and HMAC are never accepted); "
+            f"choose from {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+        )
+    if not algorithms:
+        raise ValueError("at least one algorithm is needed")
+    return list(algorithms)
+
+
 class SettingsError(ValueError):
     """Invalid or unsafe configuration; the message names the setting."""
 
@@ -81,7 +101,7 @@ class Settings(BaseSettings):
     auth_required: bool = True
     external_base_url: str | None = None  # the URL EHRs use; JWT `aud` is checked against it
     trusted_clients_file: Path | None = None  # YAML: iss -> jwks_file | allow-listed jku (cds.auth.clients)
-    jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ES384", "RS384"])
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(DEFAULT_ALGORITHMS))
     jwt_clock_skew_seconds: float = Field(default=30, ge=0, le=300)
     jwt_max_lifetime_seconds: float = Field(default=3600, gt=0, le=86400)
     # Where seen jtis are kept: this process only, or the shared database (several workers or hosts).
@@ -119,8 +139,6 @@ class Settings(BaseSettings):
     @field_validator("jwt_algorithms")
     @classmethod
     def _asymmetric_algorithms(cls, value: list[str]) -> list[str]:
-        from cds.auth.clients import check_algorithms
-
         return check_algorithms(value)
 
     @field_validator("cors_origins", mode="before")

@@ -13,7 +13,15 @@ from cds.auth.clients import TrustedClient, TrustedClientsError, load_trusted_cl
 if TYPE_CHECKING:
     from cds.auth.keys import KeyRing
     from cds.auth.replay import MemoryReplayStore, ReplayStore, SqlReplayStore
-    from cds.auth.verify import AuthFailure, BearerAuthenticator, JwtVerifier, VerifiedToken
+    from cds.auth.verify import (
+        AuthError,
+        AuthFailure,
+        AuthUnavailable,
+        BearerAuthenticator,
+        JwtVerifier,
+        MissingCredentials,
+        VerifiedToken,
+    )
     from cds.settings import Settings
 
 # Imported on first use: the settings check JWT algorithms with cds.auth.clients, and importing
@@ -24,7 +32,10 @@ _LAZY = {
     "MemoryReplayStore": "cds.auth.replay",
     "ReplayStore": "cds.auth.replay",
     "SqlReplayStore": "cds.auth.replay",
+    "AuthError": "cds.auth.verify",
     "AuthFailure": "cds.auth.verify",
+    "AuthUnavailable": "cds.auth.verify",
+    "MissingCredentials": "cds.auth.verify",
     "BearerAuthenticator": "cds.auth.verify",
     "JwtVerifier": "cds.auth.verify",
     "VerifiedToken": "cds.auth.verify",
@@ -38,11 +49,14 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AuthError",
     "AuthFailure",
+    "AuthUnavailable",
     "BearerAuthenticator",
     "JwtVerifier",
     "KeyRing",
     "MemoryReplayStore",
+    "MissingCredentials",
     "ReplayStore",
     "SqlReplayStore",
     "TrustedClient",

@@ -27,29 +27,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from cds.hooks.fhir_servers import is_loopback_host
+from cds.settings import ASYMMETRIC_ALGORITHMS, DEFAULT_ALGORITHMS, check_algorithms
 from cds.yamlio import load_yaml
 
-# Asymmetric JWS algorithms only: CDS Hooks forbids `none` and every symmetric (HMAC) algorithm.
-ASYMMETRIC_ALGORITHMS = frozenset(
-    {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
-)
-DEFAULT_ALGORITHMS = ("ES384", "RS384")  # the two the spec recommends
+__all__ = ["ASYMMETRIC_ALGORITHMS", "DEFAULT_ALGORITHMS", "TrustedClient", "TrustedClientsError", "check_algorithms"]
 
 
 class TrustedClientsError(ValueError):
     """The trusted-clients file is missing or invalid; the message names the file and the entry."""
-
-
-def check_algorithms(algorithms: list[str] | tuple[str, ...]) -> list[str]:
-    refused = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
-    if refused:
-        raise ValueError(
-            f"not an asymmetric JWS algorithm: {', '.join(refused)} (none and HMAC are never accepted); "
-            f"choose from {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
-        )
-    if not algorithms:
-        raise ValueError("at least one algorithm is needed")
-    return list(algorithms)
 
 
 class TrustedClient(BaseModel):

@@ -11,7 +11,7 @@ import hashlib
 import threading
 from typing import Protocol
 
-from sqlalchemy import delete, insert
+from sqlalchemy import Engine, delete, insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
@@ -62,7 +62,7 @@ class SqlReplayStore:
 
     PURGE_EVERY = 500  # inserts between deletions of expired rows
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine: Engine) -> None:
         from cds.store.models import jwt_replay
 
         self._engine = engine

@@ -19,8 +19,14 @@ Checks, in order; the first that fails refuses the token:
 ``tenant``    in the client's tenant allow-list, when it has one
 ``replay``    the ``jti`` was not seen before within the token's lifetime
 
-A failure answers 401 with an OperationOutcome that only says authentication
-failed; the log line names the check, ``iss`` and ``jti`` — never the token.
+Errors (the web layer maps them to an OperationOutcome, cds.web.problems)::
+
+    AuthError
+    ├── MissingCredentials    no bearer token                         -> 401
+    ├── AuthFailure           a token refused; ``check`` names why     -> 401, only "authentication failed"
+    └── AuthUnavailable       the replay store cannot be reached      -> 503
+
+The log line names the check, ``iss`` and ``jti`` — never the token.
 """
 
 from __future__ import annotations
@@ -39,7 +45,6 @@ from starlette.requests import Request
 from cds.auth.clients import DEFAULT_ALGORITHMS, TrustedClient, check_algorithms
 from cds.auth.keys import KeyRing, KeysUnavailable
 from cds.auth.replay import MemoryReplayStore, ReplayStore, ReplayStoreUnavailable
-from cds.hooks.errors import HookError
 from cds.observability import metrics
 
 log = logging.getLogger("cds.auth")
@@ -51,7 +56,19 @@ REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
 KEY_TYPE_OF_ALG = {"ES": "EC", "RS": "RSA", "PS": "RSA", "Ed": "OKP"}
 
 
-class AuthFailure(Exception):
+class AuthError(Exception):
+    """Base of the errors of authentication; nothing here knows HTTP."""
+
+
+class MissingCredentials(AuthError):
+    """The call has no ``Authorization: Bearer`` token."""
+
+
+class AuthUnavailable(AuthError):
+    """The token could not be checked now (the JWT replay store is unavailable)."""
+
+
+class AuthFailure(AuthError):
     """A refused token; ``check`` names the failed check (for the log only, never for the client)."""
 
     def __init__(self, check: str, iss: Any = None, jti: Any = None) -> None:
@@ -112,18 +129,31 @@ class JwtVerifier:
         self.clock = clock
 
     async def verify(self, token: str, audience: str) -> VerifiedToken:
-        try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError:
-            raise AuthFailure("header") from None
-        if not isinstance(header, dict) or "crit" in header:
-            raise AuthFailure("header")
-        iss, jti = unverified.get("iss"), unverified.get("jti")
+        header, iss, jti = _read_header(token)
 
         def fail(check: str) -> AuthFailure:
             return AuthFailure(check, iss, jti)
 
+        alg, kid = self._check_header(header, fail)
+        client = self.clients.get(iss) if isinstance(iss, str) else None
+        if client is None:
+            raise fail("iss")
+        key = await self._client_key(client, header, alg, kid, fail)
+        claims = _verified_claims(token, key, alg, fail)
+        exp, now = self._check_claims(claims, audience, client, fail)
+        if not await self.replay.remember(client.iss, claims["jti"], float(exp) + self.skew, now):
+            raise fail("replay")
+        tenant = claims.get("tenant")
+        return VerifiedToken(
+            iss=client.iss,
+            jti=claims["jti"],
+            tenant=tenant if isinstance(tenant, str) else None,
+            expires_at=float(exp),
+            fhir_servers=client.fhir_servers,
+        )
+
+    def _check_header(self, header: dict[str, Any], fail: Callable[[str], AuthFailure]) -> tuple[str, str]:
+        """``alg`` in the allow-list, ``typ`` JWT and a ``kid``: (alg, kid)."""
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in self.algorithms:
             raise fail("alg")
@@ -133,9 +163,12 @@ class JwtVerifier:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise fail("kid")
-        client = self.clients.get(iss) if isinstance(iss, str) else None
-        if client is None:
-            raise fail("iss")
+        return alg, kid
+
+    async def _client_key(
+        self, client: TrustedClient, header: dict[str, Any], alg: str, kid: str, fail: Callable[[str], AuthFailure]
+    ) -> Any:
+        """The client's key for ``kid``, checked against the client's algorithms and ``jku`` list."""
         if client.algorithms is not None and alg not in client.algorithms:
             raise fail("alg")
         jku = header.get("jku")
@@ -144,31 +177,18 @@ class JwtVerifier:
         try:
             key = await self.keys.key(client, kid, jku if client.jku else None)
         except KeysUnavailable:
-            log.error("JWK Set of trusted client %s is unavailable", loggable(iss))
+            log.error("JWK Set of trusted client %s is unavailable", loggable(client.iss))
             raise fail("key") from None
         if key is None:
             raise fail("key")
         if (key.alg is not None and key.alg != alg) or KEY_TYPE_OF_ALG.get(alg[:2]) != key.kty:
             raise fail("alg")
-        try:
-            claims = jwt.decode(
-                token,
-                key.key,
-                algorithms=[alg],
-                options={
-                    "verify_signature": True,
-                    "verify_exp": False,  # checked below against the injected clock
-                    "verify_iat": False,
-                    "verify_nbf": False,
-                    "verify_aud": False,
-                    "verify_iss": False,
-                    "verify_sub": False,
-                    "verify_jti": False,
-                },
-            )
-        except Exception:  # whatever the library raises on a bad signature or key, the token is refused
-            raise fail("signature") from None
+        return key
 
+    def _check_claims(
+        self, claims: dict[str, Any], audience: str, client: TrustedClient, fail: Callable[[str], AuthFailure]
+    ) -> tuple[Any, float]:
+        """Claims present and well typed, times against the clock, audience and tenant: (``exp``, now)."""
         if any(name not in claims for name in REQUIRED_CLAIMS):
             raise fail("claims")
         exp, iat, nbf, aud = claims["exp"], claims["iat"], claims.get("nbf"), claims["aud"]
@@ -190,25 +210,48 @@ class JwtVerifier:
             raise fail("lifetime")
         if audience.rstrip("/") not in {a.rstrip("/") for a in audiences}:
             raise fail("aud")
-        tenant = claims.get("tenant")
-        if client.tenants is not None and tenant not in client.tenants:
+        if client.tenants is not None and claims.get("tenant") not in client.tenants:
             raise fail("tenant")
-        if not await self.replay.remember(client.iss, claims["jti"], float(exp) + self.skew, now):
-            raise fail("replay")
-        return VerifiedToken(
-            iss=client.iss,
-            jti=claims["jti"],
-            tenant=tenant if isinstance(tenant, str) else None,
-            expires_at=float(exp),
-            fhir_servers=client.fhir_servers,
+        return exp, now
+
+
+def _read_header(token: str) -> tuple[dict[str, Any], Any, Any]:
+    """The unverified header, ``iss`` and ``jti`` (for the checks and the log line)."""
+    try:
+        header = jwt.get_unverified_header(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise AuthFailure("header") from None
+    if not isinstance(header, dict) or "crit" in header:
+        raise AuthFailure("header")
+    return header, unverified.get("iss"), unverified.get("jti")
+
+
+def _verified_claims(token: str, key: Any, alg: str, fail: Callable[[str], AuthFailure]) -> dict[str, Any]:
+    """The claims once the signature verifies; the time and audience checks are ours (injected clock)."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.key,
+            algorithms=[alg],
+            options={
+                "verify_signature": True,
+                "verify_exp": False,  # checked in _check_claims against the injected clock
+                "verify_iat": False,
+                "verify_nbf": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_sub": False,
+                "verify_jti": False,
+            },
         )
-
-
-UNAUTHORIZED = "authentication failed"
+    except Exception:  # whatever the library raises on a bad signature or key, the token is refused
+        raise fail("signature") from None
+    return claims
 
 
 class BearerAuthenticator:
-    """``authenticate(request, audience_url)`` for ``cds.app.create_app``."""
+    """``authenticate(request, audience_url)`` for ``cds.app.create_app``: raises an ``AuthError``."""
 
     def __init__(self, verifier: JwtVerifier) -> None:
         self.verifier = verifier
@@ -220,7 +263,7 @@ class BearerAuthenticator:
         if scheme.lower() != "bearer" or not token:
             log.warning("JWT refused: check=missing path=%s", path)
             metrics.AUTH_FAILURES.inc()
-            raise HookError(401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+            raise MissingCredentials
         try:
             verified = await self.verifier.verify(token, audience)
         except AuthFailure as failure:
@@ -232,11 +275,11 @@ class BearerAuthenticator:
                 loggable(failure.jti),
                 path,
             )
-            raise HookError(401, UNAUTHORIZED, {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+            raise
         except ReplayStoreUnavailable as exc:
             log.error("JWT not checked: the replay store is unavailable (%s)", exc)
             metrics.AUTH_FAILURES.inc()
-            raise HookError(503, "authentication is temporarily unavailable", {"Retry-After": "5"}) from None
+            raise AuthUnavailable from None
         request.state.client_iss = verified.iss
         request.state.fhir_servers = verified.fhir_servers
         log.debug("JWT accepted: iss=%s jti=%s path=%s", loggable(verified.iss), loggable(verified.jti), path)

@@ -177,23 +177,14 @@ def run_rule_tests(
     return results
 
 
-def default_extractor(rules_dir: Path, warm: bool = True, terminology: Any = None) -> CaseExtractor | None:
-    """``cds.fhir.extract_facts`` bound to this rule set's terminology.
+def default_extractor(rules_dir: Path, warm: bool = True, terminology: Any = None) -> CaseExtractor:
+    """The FHIR layer's extractor (``cds.fhir.extractor.default_extractor``) for this rule set.
 
     ``terminology`` is the knowledge bundle's (``cds.knowledge``); without it, it is loaded from
-    ``rules_dir``. ``warm`` starts the report-text pipeline now; without it the pipeline starts on
-    the first report that needs it (so a case without reports never pays for it)."""
-    from cds.fhir import Terminology, extract_facts, warm_up
+    ``rules_dir``. Imported when called, so loading the rule engine does not load the FHIR layer."""
+    from cds.fhir.extractor import default_extractor as fhir_extractor
 
-    if terminology is None:
-        terminology = Terminology.load(rules_dir)
-    if warm:
-        warm_up(terminology)
-
-    def extract(context: dict[str, Any], prefetch: dict[str, Any], now: datetime) -> FactSet:
-        return extract_facts(context, prefetch, now, terminology)
-
-    return extract
+    return fhir_extractor(rules_dir, warm, terminology)
 
 
 def format_report(results: list[TestResult], backend: str, where: Callable[[str], str] | None = None) -> str:

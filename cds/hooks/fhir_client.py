@@ -264,5 +264,5 @@ class FhirClient:
 def _next_link(bundle: dict[str, Any]) -> str | None:
     for link in bundle.get("link") or []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            return link["url"]
+            return str(link["url"])
     return None

@@ -1,6 +1,7 @@
 """Answering one hook call: validate the request, complete the prefetch, evaluate.
 
-Shared by the HTTP route and ``cds evaluate`` so both apply the same checks.
+Shared by the HTTP route and ``cds evaluate`` so both apply the same checks. The pipeline is
+passed in (an ``Evaluator``, cds.hooks.evaluation): this module does not import ``cds.pipeline``.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from typing import Any
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from cds.engine.prepare import MAX_FACTS
 from cds.fhir.patient import foreign_patient_keys
 from cds.hooks.errors import HookError, describe_validation_error
-from cds.hooks.limits import MAX_FACTS, RequestLimits, count_resources, deeper_than
+from cds.hooks.evaluation import Evaluation, Evaluator, FactLimitExceeded
+from cds.hooks.limits import RequestLimits, count_resources, deeper_than
 from cds.hooks.models import CDSRequest, context_model_for
 from cds.hooks.prefetch import Fetcher, FhirServerRefused, PrefetchUnavailable, complete_prefetch
 from cds.hooks.services import ServiceDefinition
 from cds.observability import metrics
-from cds.pipeline import Evaluation, FactLimitExceeded, Pipeline
 
 
 def parse_hook_request(service: ServiceDefinition, payload: dict[str, Any]) -> CDSRequest:
@@ -43,7 +45,7 @@ def parse_hook_request(service: ServiceDefinition, payload: dict[str, Any]) -> C
 
 
 async def answer_hook(
-    pipeline: Pipeline,
+    pipeline: Evaluator,
     service: ServiceDefinition,
     payload: dict[str, Any],
     now: datetime,

@@ -157,6 +157,39 @@ async def complete_prefetch(
         raise FhirServerRefused(fhir_server_refusal)
 
     failures: dict[str, str] = {}
+    jobs = _fetch_jobs(to_page, missing, request, today, fetch, failures)
+    fetched: list[str] = []
+    if jobs:
+        for key, outcome in (await _run_jobs(jobs, fetch, max_requests)).items():
+            if isinstance(outcome, _Failed):
+                failures[key] = outcome.reason
+            else:
+                data[key] = outcome
+                fetched.append(key)
+
+    unavailable = [key for key in service.prefetch if key in failures and key not in service.optional_prefetch]
+    for key, reason in failures.items():
+        log.info("prefetch %r unavailable (%s): %s", key, "required" if key in unavailable else "optional", reason)
+    if unavailable:
+        reasons = "; ".join(f"{key}: {failures[key]}" for key in unavailable)
+        raise PrefetchUnavailable(unavailable, f"required prefetch data missing and not fetchable ({reasons})")
+    return PrefetchResult(data=data, fetched=tuple(fetched))
+
+
+@dataclass(frozen=True)
+class _Failed:
+    reason: str
+
+
+def _fetch_jobs(
+    to_page: dict[str, dict[str, Any]],
+    missing: dict[str, str],
+    request: CDSRequest,
+    today: date,
+    fetch: Fetcher | None,
+    failures: dict[str, str],
+) -> dict[str, Awaitable[Any]]:
+    """One fetch per key still to be completed or fetched; a key that cannot be goes to ``failures``."""
     jobs: dict[str, Awaitable[Any]] = {}
     for key, bundle in to_page.items():
         if request.fhirServer is None or not isinstance(fetch, PagingFetcher):
@@ -174,44 +207,39 @@ async def complete_prefetch(
             failures[key] = NOT_FILLABLE
             continue
         jobs[key] = fetch(query, request)
+    return jobs
 
+
+async def _run_jobs(jobs: dict[str, Awaitable[Any]], fetch: Fetcher | None, max_requests: int | None) -> dict[str, Any]:
+    """Each key's fetched data or ``_Failed``: all concurrently, under one budget of time and requests."""
     budget = fetch.total_timeout if isinstance(fetch, PagingFetcher) else DEFAULT_FETCH_BUDGET_SECONDS
-    fetched: list[str] = []
-    if jobs:
-        # The tasks copy this context, so they all draw on the one budget of this call.
-        if max_requests is None:
-            max_requests = getattr(getattr(fetch, "limits", None), "max_requests_per_call", None)
-        budget_token = current_budget.set(FetchBudget(max_requests)) if max_requests is not None else None
-        try:
-            tasks = {key: asyncio.ensure_future(job) for key, job in jobs.items()}
-        finally:
-            if budget_token is not None:
-                current_budget.reset(budget_token)
-        try:
-            _, pending = await asyncio.wait(tasks.values(), timeout=budget)
-        finally:
-            # Also when this hook call itself is cancelled (the request deadline): no fetch outlives it.
-            for task in tasks.values():
-                task.cancel()
-        if pending:
-            await asyncio.wait(pending)
-        for key, task in tasks.items():
-            if task in pending:
-                log.warning("prefetch %r: fhirServer did not answer within %g s", key, budget)
-                failures[key] = FETCH_TIMEOUT
-            elif (error := task.exception()) is not None:
-                failures[key] = _describe_failure(key, error)
-            else:
-                data[key] = task.result()
-                fetched.append(key)
-
-    unavailable = [key for key in service.prefetch if key in failures and key not in service.optional_prefetch]
-    for key, reason in failures.items():
-        log.info("prefetch %r unavailable (%s): %s", key, "required" if key in unavailable else "optional", reason)
-    if unavailable:
-        reasons = "; ".join(f"{key}: {failures[key]}" for key in unavailable)
-        raise PrefetchUnavailable(unavailable, f"required prefetch data missing and not fetchable ({reasons})")
-    return PrefetchResult(data=data, fetched=tuple(fetched))
+    # The tasks copy this context, so they all draw on the one budget of this call.
+    if max_requests is None:
+        max_requests = getattr(getattr(fetch, "limits", None), "max_requests_per_call", None)
+    budget_token = current_budget.set(FetchBudget(max_requests)) if max_requests is not None else None
+    try:
+        tasks = {key: asyncio.ensure_future(job) for key, job in jobs.items()}
+    finally:
+        if budget_token is not None:
+            current_budget.reset(budget_token)
+    try:
+        _, pending = await asyncio.wait(tasks.values(), timeout=budget)
+    finally:
+        # Also when this hook call itself is cancelled (the request deadline): no fetch outlives it.
+        for task in tasks.values():
+            task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    results: dict[str, Any] = {}
+    for key, task in tasks.items():
+        if task in pending:
+            log.warning("prefetch %r: fhirServer did not answer within %g s", key, budget)
+            results[key] = _Failed(FETCH_TIMEOUT)
+        elif (error := task.exception()) is not None:
+            results[key] = _Failed(_describe_failure(key, error))
+        else:
+            results[key] = task.result()
+    return results
 
 
 def _describe_failure(key: str, exc: BaseException) -> str:

@@ -4,6 +4,8 @@ With several worker processes, ``cds serve`` points ``PROMETHEUS_MULTIPROC_DIR``
 at a fresh directory before the workers start; every process then writes its
 samples there and ``/metrics`` aggregates them (prometheus-client's
 multiprocess mode), so a scrape that reaches any worker sees all of them.
+That variable is read from the environment, not through ``Settings``, because
+prometheus-client itself reads it there (it is not a setting of this service).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def exposition() -> tuple[bytes, str]:
     """The metrics text, aggregated across worker processes when there are several."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        _multiprocess.MultiProcessCollector(registry)
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in prometheus-client
         return generate_latest(registry), CONTENT_TYPE_LATEST
     from prometheus_client import REGISTRY
 
@@ -73,7 +75,7 @@ def exposition() -> tuple[bytes, str]:
 def mark_worker_exit(pid: int) -> None:
     """Tell multiprocess mode a worker is gone, so its live gauges stop counting."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        _multiprocess.mark_process_dead(pid)
+        _multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
 
 # Reading real EHR data (cds.fhir): counts only, no resource ids or codes of a patient.

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import make_url
 
 from cds.store.database import engine_url
-from cds.store.store import (
+from cds.store.records import (
     AuditRecord,
     FeedbackResult,
-    Store,
     StoreUnavailable,
     UnknownCard,
     audit_records,
     feedback_key,
 )
+from cds.store.store import Store
 
 if TYPE_CHECKING:
     from cds.settings import Settings

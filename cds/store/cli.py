@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 
-def add_feedback_commands(commands: argparse._SubParsersAction) -> None:
+def add_feedback_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     feedback = commands.add_parser("feedback", help="card feedback and audit")
     actions = feedback.add_subparsers(metavar="ACTION")
     report = actions.add_parser(

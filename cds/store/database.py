@@ -63,7 +63,7 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
         busy_ms = int(timeout_seconds * 1000)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record) -> None:
+        def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
             cursor = dbapi_connection.cursor()
             # WAL lets readers (reports, health) run while the service writes.
             cursor.execute("PRAGMA journal_mode=WAL")

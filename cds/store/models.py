@@ -9,8 +9,9 @@ they are what informaticists read to improve a rule (see docs in cds.store).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -79,7 +80,12 @@ class JwtReplay(Base):
     __table_args__ = (Index("ix_jwt_replay_expires_at", "expires_at"),)
 
 
-jwt_replay = JwtReplay.__table__
+def table_of(model: type[Base]) -> Table:
+    """A model's table, typed as the Table it is (declarative models type it as a FromClause)."""
+    return cast(Table, model.__table__)
+
+
+jwt_replay = table_of(JwtReplay)
 
 
 class CardState(Base):

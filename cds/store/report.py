@@ -45,25 +45,25 @@ def feedback_report(
         feedback = list(connection.execute(select(FeedbackRecord).order_by(FeedbackRecord.id)))
 
     per_card: dict[str, dict[str, Any]] = {}
-    for row in feedback:
-        card = cards.get(row.card_uuid)
+    for record in feedback:
+        card = cards.get(record.card_uuid)
         entry = per_card.setdefault(
-            row.card_uuid,
+            record.card_uuid,
             {
-                "card": row.card_uuid,
+                "card": record.card_uuid,
                 "service": card.service_id if card else None,
-                "rules": sorted(rules_of.get(row.card_uuid, [])),
+                "rules": sorted(rules_of.get(record.card_uuid, [])),
                 "accepted": 0,
                 "overridden": 0,
                 "reasons": Counter(),
                 "comments": [],
             },
         )
-        entry[row.outcome] += 1
-        if row.outcome == "overridden":
-            entry["reasons"][_reason_label(row, reason_displays, family_of.get(row.card_uuid, ""))] += 1
-            if row.override_comment:
-                entry["comments"].append(row.override_comment)
+        entry[record.outcome] += 1
+        if record.outcome == "overridden":
+            entry["reasons"][_reason_label(record, reason_displays, family_of.get(record.card_uuid, ""))] += 1
+            if record.override_comment:
+                entry["comments"].append(record.override_comment)
 
     per_family: dict[str, dict[str, Any]] = {}
     for card_uuid in cards:

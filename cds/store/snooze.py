@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
 from cds.hooks.models import Feedback
-from cds.store.models import CardAudit, CardSnooze, CardState
+from cds.store.models import CardAudit, CardSnooze, CardState, table_of
 from cds.store.store import Store
 
 
@@ -69,7 +69,7 @@ def record_snoozes(store: Store, items: Sequence[Feedback], policies: Policies) 
             if policy is None or state.patient_hash is None or reason not in policy[1]:
                 continue
             result = connection.execute(
-                insert(CardSnooze.__table__)
+                insert(table_of(CardSnooze))
                 .values(
                     patient_hash=state.patient_hash,
                     card_family=state.card_family,

@@ -17,29 +17,37 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import logging
-import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds.cards.snooze import card_state
 from cds.hooks.models import Feedback
 from cds.store.database import close_engine, create_store_engine, migrate
-from cds.store.models import CardAudit, CardRule, CardState, CardSuggestion, FeedbackRecord
+from cds.store.models import CardAudit, CardRule, CardState, CardSuggestion, FeedbackRecord, table_of
+from cds.store.records import (
+    FEEDBACK_ACCEPTED,
+    FEEDBACK_DUPLICATE,
+    FEEDBACK_OVER_LIMIT,
+    FEEDBACK_UNKNOWN_CARD,
+    FEEDBACK_UNKNOWN_SUGGESTION,
+    AuditRecord,
+    FeedbackResult,
+    StoreUnavailable,
+    feedback_key,
+)
+from cds.store.spool import AuditSpool
 
 log = logging.getLogger("cds.store")
 
@@ -53,174 +61,6 @@ def _count_error(operation: str) -> None:
     from cds.observability import metrics
 
     metrics.STORE_ERRORS.labels(operation).inc()
-
-
-class StoreUnavailable(Exception):
-    """The database cannot be reached or written now; the message names no data."""
-
-
-class UnknownCard(ValueError):
-    """Feedback names a card (or suggestion) this service did not issue; ``problems`` say which item."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    card_uuid: str
-    service_id: str
-    hook: str
-    hook_instance: str
-    ruleset_version: str
-    indicator: str
-    rule_ids: tuple[str, ...]
-    suggestion_uuids: tuple[str, ...]
-    patient_hash: str | None
-    issued_at: datetime
-    # For the snooze after an override (cds.store.snooze): the card's template, band and findings.
-    card_family: str | None = None
-    band: str | None = None
-    findings: tuple[str, ...] = ()
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, line: bytes) -> AuditRecord:
-        raw = orjson.loads(line)
-        raw["rule_ids"] = tuple(raw["rule_ids"])
-        raw["suggestion_uuids"] = tuple(raw["suggestion_uuids"])
-        raw["issued_at"] = datetime.fromisoformat(raw["issued_at"])
-        return cls(**raw)
-
-
-# Per-item feedback results (the response lists one per item, in order).
-FeedbackStatus = Literal["accepted", "duplicate", "unknown-card", "unknown-suggestion", "over-limit"]
-FEEDBACK_ACCEPTED: FeedbackStatus = "accepted"
-FEEDBACK_DUPLICATE: FeedbackStatus = "duplicate"
-FEEDBACK_UNKNOWN_CARD: FeedbackStatus = "unknown-card"
-FEEDBACK_UNKNOWN_SUGGESTION: FeedbackStatus = "unknown-suggestion"
-FEEDBACK_OVER_LIMIT: FeedbackStatus = "over-limit"
-
-
-@dataclass
-class FeedbackResult:
-    statuses: list[FeedbackStatus] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # one line per refused item, in order, naming its index
-
-    @property
-    def stored(self) -> int:
-        return self.statuses.count(FEEDBACK_ACCEPTED)
-
-    @property
-    def duplicates(self) -> int:
-        return self.statuses.count(FEEDBACK_DUPLICATE)
-
-
-def audit_records(
-    service_id: str,
-    hook: str,
-    hook_instance: str,
-    ruleset_version: str,
-    cards: Sequence[Any],
-    card_rules: Mapping[str, Sequence[str]],
-    patient_hash: str | None,
-    issued_at: datetime,
-) -> list[AuditRecord]:
-    """One record per card of a response (``cards`` are ``cds.hooks.models.Card``)."""
-    return [
-        AuditRecord(
-            card_uuid=str(card.uuid),
-            service_id=service_id,
-            hook=hook,
-            hook_instance=hook_instance,
-            ruleset_version=ruleset_version,
-            indicator=card.indicator,
-            rule_ids=tuple(dict.fromkeys(card_rules.get(str(card.uuid), ()))),
-            suggestion_uuids=tuple(str(s.uuid) for s in card.suggestions or ()),
-            patient_hash=patient_hash,
-            issued_at=issued_at,
-            **dict(zip(("card_family", "band", "findings"), card_state(card), strict=True)),
-        )
-        for card in cards
-    ]
-
-
-def feedback_key(service_id: str, item: Feedback) -> str:
-    """Identity of a feedback item: (service, card, outcome, instant).
-
-    A retry of the same decision is a duplicate however its other fields were re-serialised;
-    the instant is compared in UTC, so +02:00 and Z spellings agree.
-    """
-    canonical = {
-        "service": service_id,
-        "card": str(item.card),
-        "outcome": item.outcome,
-        "at": item.outcomeTimestamp.astimezone(UTC).isoformat(),
-    }
-    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-class AuditSpool:
-    """Audit records that could not reach the database, in append-only JSON-lines files.
-
-    One file per process (``spool-<pid>.jsonl``) in a shared folder; each append is
-    fsynced before the hook answers, so a kill -9 keeps it. Any process may replay
-    any file: an exclusive ``flock`` on the file serialises appends and replays.
-    """
-
-    def __init__(self, folder: Path, limit: int) -> None:
-        self.folder = folder
-        self.limit = limit
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.path = self.folder / f"spool-{os.getpid()}.jsonl"
-
-    def append(self, records: Sequence[AuditRecord]) -> bool:
-        """Durably append ``records``; False when the spool is full (nothing is written then)."""
-        with open(self.path, "ab") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                if self.count() + len(records) > self.limit:
-                    return False
-                handle.write(b"".join(r.to_json() + b"\n" for r in records))
-                handle.flush()
-                os.fsync(handle.fileno())
-                return True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def count(self) -> int:
-        total = 0
-        for path in self.folder.glob("spool-*.jsonl"):
-            try:
-                with open(path, "rb") as handle:
-                    total += sum(1 for line in handle if line.strip())
-            except OSError:
-                continue
-        return total
-
-    def replay(self, write: Any) -> None:
-        """Give every spooled record to ``write(records)``; a file is emptied only after ``write`` returned."""
-        for path in sorted(self.folder.glob("spool-*.jsonl")):
-            try:
-                handle = open(path, "r+b")
-            except OSError:
-                continue
-            with handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    records = [AuditRecord.from_json(line) for line in handle.read().splitlines() if line.strip()]
-                    if records:
-                        write(records)  # raises if the database refuses: the file is kept
-                    handle.truncate(0)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                finally:
-                    fcntl.flock(handle, fcntl.LOCK_UN)
-            if path != self.path:
-                path.unlink(missing_ok=True)  # an ended process's file, now empty
 
 
 class Store:
@@ -428,7 +268,7 @@ class Store:
         with self.engine.begin() as connection:
             for record in records:
                 connection.execute(
-                    insert(CardAudit.__table__)
+                    insert(table_of(CardAudit))
                     .values(
                         card_uuid=record.card_uuid,
                         service_id=record.service_id,
@@ -443,7 +283,7 @@ class Store:
                 )
                 if record.card_family is not None:
                     connection.execute(
-                        insert(CardState.__table__)
+                        insert(table_of(CardState))
                         .values(
                             card_uuid=record.card_uuid,
                             card_family=record.card_family,
@@ -454,13 +294,13 @@ class Store:
                     )
                 for rule_id in record.rule_ids:
                     connection.execute(
-                        insert(CardRule.__table__)
+                        insert(table_of(CardRule))
                         .values(card_uuid=record.card_uuid, rule_id=rule_id)
                         .on_conflict_do_nothing()
                     )
                 for suggestion in record.suggestion_uuids:
                     connection.execute(
-                        insert(CardSuggestion.__table__)
+                        insert(table_of(CardSuggestion))
                         .values(card_uuid=record.card_uuid, suggestion_uuid=suggestion)
                         .on_conflict_do_nothing()
                     )
@@ -544,7 +384,7 @@ class Store:
                     reason = item.overrideReason
                     coding = reason.reason if reason else None
                     inserted = connection.execute(
-                        insert(FeedbackRecord.__table__)
+                        insert(table_of(FeedbackRecord))
                         .values(
                             dedup_key=key,
                             card_uuid=card,

@@ -182,18 +182,18 @@ def test_a_database_outage_shows_the_card(database):
 
 
 def test_a_slow_lookup_is_cut_short_and_shows_the_card(database, monkeypatch):
-    import cds.app
+    import cds.web.snooze
 
     client = make_app(database, snooze_lookup_timeout_seconds=0.05)
     (card,) = call(client)["cards"]
     override(client, card, "already-discussed")
-    real = cds.app.active_snoozes
+    real = cds.web.snooze.active_snoozes
 
     def slow(*args):
         time.sleep(0.5)
         return real(*args)
 
-    monkeypatch.setattr(cds.app, "active_snoozes", slow)
+    monkeypatch.setattr(cds.web.snooze, "active_snoozes", slow)
     before = counter(metrics.SNOOZE_LOOKUPS, "timeout")
     assert [family(c) for c in call(client)["cards"]] == [family(card)]
     assert counter(metrics.SNOOZE_LOOKUPS, "timeout") == before + 1

@@ -1,0 +1,13 @@
+"""The web layer: wiring only (docs/adr/0012-layers-and-wire-errors.md).
+
+``cds.app.create_app`` builds a ``WebContext`` (settings, store, FHIR fetcher, authenticator, clock)
+and includes the routers:
+
+* ``middleware``  ``WireGuard``: request id, body limit and deadline, saturation, 500s, request log
+* ``problems``    JSON responses, request bodies, and the mapping of errors to OperationOutcomes
+* ``context``     ``WebContext`` and the dependencies the routes receive (``ContextDep``, ``PipelineDep``)
+* ``hooks``       discovery, the hook call (with its audit records) and feedback
+* ``snooze``      hiding cards a clinician snoozed, looked up alongside the evaluation
+* ``pages``       the pages behind the cards
+* ``health``      ``/healthz``, ``/readyz``, ``/metrics``
+"""
