@@ -32,6 +32,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("pages", ("cds.pages",)),
     ("store", ("cds.store",)),
     ("auth", ("cds.auth",)),
+    # The knowledge bundle (ADR 0011): the one loader of rules/, which reads every layer's files
+    # (value sets and findings vocabularies, rule language, services), so it sits above them all.
+    ("knowledge", ("cds.knowledge",)),
     # Orchestration: FHIR layer -> engine -> cards for one request; reload.
     ("pipeline", ("cds.pipeline",)),
     # Applications and authoring tools built on the pipeline and the engine: population screening,
