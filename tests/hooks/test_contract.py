@@ -47,10 +47,16 @@ def live_server(tmp_path_factory):
             stderr=log_file,
         )
     base = f"http://127.0.0.1:{port}"
-    wait_until_healthy(base, process, log_path, timeout=60)
-    yield base
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        wait_until_healthy(base, process, log_path, timeout=60)
+        yield base
+    finally:  # also when it never became healthy: no server left running behind the test
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
     server_log = log_path.read_text()
     assert '"event":"request"' in server_log, "the service logs one JSON event per request"
     LOG_SCANNER.scan(server_log, "live server log")

@@ -49,14 +49,15 @@ class DaskProcesses:
         self.workers: list[subprocess.Popen[bytes]] = []
 
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        log = open(self.tmp / f"dask-{len(self.workers)}-{time.monotonic_ns()}.log", "wb")  # noqa: SIM115
-        return subprocess.Popen(
-            [sys.executable, "-m", "dask", *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=os.environ.copy(),
-            start_new_session=True,
-        )
+        # the child keeps its own descriptor of the log; ours is closed at once
+        with open(self.tmp / f"dask-{len(self.workers)}-{time.monotonic_ns()}.log", "wb") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "dask", *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=os.environ.copy(),
+                start_new_session=True,
+            )
 
     def start(self, workers: int) -> None:
         port = self.address.rsplit(":", 1)[1]
