@@ -23,9 +23,11 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench,test]'
 	touch $(VENV)/.installed $(VENV)/.installed-test $@
 
+# mypy checks cds/ against the libraries the tests run with (Dask, pyarrow, ...), so the
+# check installs the test extra too: a missing library would change what mypy sees.
 $(VENV)/.installed-check: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[check]'
-	touch $(VENV)/.installed $@
+	$(BIN)/python -m pip install --quiet -e '.[check,test]'
+	touch $(VENV)/.installed $(VENV)/.installed-test $@
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
