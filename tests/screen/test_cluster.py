@@ -89,6 +89,7 @@ class DaskProcesses:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     process.kill()
+                    process.wait()  # reaped, so no zombie is left behind (and no ResourceWarning)
 
 
 @pytest.fixture()
