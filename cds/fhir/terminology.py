@@ -165,6 +165,10 @@ class Terminology:
     biopsy_terms: set[tuple[str, str]] = field(default_factory=set)
     _biopsy_lexicon: Any = None
     _text_cache: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # recognise() by (fact kinds, the concepts' codes and words): EHR drug and problem codings repeat
+    # heavily (1,036 MedicationRequests of ~20 drugs in the Synthea ESRD record), and recognising
+    # them was half of that record's fact extraction (issue 20). Bounded like the text cache.
+    _recognised: dict[Any, _Recognised] = field(default_factory=dict)
     rules_dir: Path | None = None
 
     # ----------------------------------------------------------------- loading
@@ -402,18 +406,33 @@ class Terminology:
         type) -> the value set the text layer found instead ("" when none): coverage telemetry
         for informaticists (``cds terminology gaps``), codes only, never text or patient data.
         """
+        signature = _signature(concepts)
+        key = (fact_kinds, signature)
+        known = self._recognised.get(key) if signature is not None else None
+        if known is None:
+            known = self._recognise(concepts, fact_kinds)
+            if signature is not None:
+                if len(self._recognised) >= 8192:
+                    self._recognised.clear()
+                self._recognised[key] = known
+        if gaps is not None:
+            for system, code in known.gap_codes:
+                gaps[(system, code, resource_type)] = known.text_match
+        return dict(known.matches), list(known.withheld)
+
+    def _recognise(self, concepts: list[Any], fact_kinds: tuple[str, ...]) -> _Recognised:
         codings = [c for concept in concepts for c in _codings_of(concept)]
         matches = self.match_codings(codings, fact_kinds)
         if matches:
-            return matches, []
+            return _Recognised(matches, (), (), "")
         found, withheld = self.match_text(concepts, fact_kinds) if self.synonyms else ({}, [])
-        if gaps is not None:
-            text_match = ",".join(sorted(found))
-            for coding in codings:
-                system, code = coding.get("system"), coding.get("code")
-                if isinstance(system, str) and isinstance(code, str) and system and code:
-                    gaps[(canonical_system(system) or system, code[:64], resource_type)] = text_match
-        return found, withheld
+        gap_codes = tuple(
+            (canonical_system(system) or system, code[:64])
+            for coding in codings
+            for system, code in [(coding.get("system"), coding.get("code"))]
+            if isinstance(system, str) and isinstance(code, str) and system and code
+        )
+        return _Recognised(found, tuple(withheld), gap_codes, ",".join(sorted(found)))
 
     def _text_mentions(self, text: str) -> tuple[Any, ...]:
         cached = self._text_cache.get(text)
@@ -468,6 +487,40 @@ def recognition_attrs(match: CodeMatch) -> dict[str, str]:
     if match.layer == "text":
         return {"recognised_by": "text", "recognised_text": match.phrase}
     return {"recognised_by": match.layer}
+
+
+@dataclass(frozen=True, slots=True)
+class _Recognised:
+    """What recognise() found for one set of concepts (callers get copies of the containers)."""
+
+    matches: dict[str, CodeMatch]
+    withheld: tuple[str, ...]
+    gap_codes: tuple[tuple[str, str], ...]  # (system, code) no code layer recognised
+    text_match: str  # the value sets the text layer found instead, comma-separated
+
+
+def _signature(concepts: Iterable[Any]) -> tuple[Any, ...] | None:
+    """The parts of ``concepts`` recognise() reads (text; each coding's system, code, display), or
+    None when one of them is not a plain string (then the result is not memoised)."""
+    signature: list[Any] = []
+    for concept in concepts:
+        if not isinstance(concept, Mapping):
+            signature.append(None)
+            continue
+        text = concept.get("text")
+        if text is not None and type(text) is not str:
+            return None
+        codings = concept.get("coding")
+        parts: list[tuple[Any, ...]] = []
+        for coding in codings if isinstance(codings, list) else ():
+            if not isinstance(coding, Mapping):
+                continue
+            part = (coding.get("system"), coding.get("code"), coding.get("display"))
+            if any(value is not None and type(value) is not str for value in part):
+                return None
+            parts.append(part)
+        signature.append((text, tuple(parts)))
+    return tuple(signature)
 
 
 def _codings_of(concept: Any) -> list[Mapping[str, Any]]:
