@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,11 +98,18 @@ def alembic_config() -> Config:
     return config
 
 
+# Alembic's command API sets module globals (alembic.context's proxy) for the length of a run, so
+# two threads of one process migrating at once (the audit writer retrying while a request or
+# another store migrates) break each other (KeyError: 'config'). One run at a time per process;
+# the file and advisory locks below order processes.
+_ALEMBIC_LOCK = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; several workers starting at once take turns."""
     config = alembic_config()
     database = engine.url.database if engine.dialect.name == "sqlite" else None
-    with _sqlite_migration_lock(database), engine.begin() as connection:
+    with _ALEMBIC_LOCK, _sqlite_migration_lock(database), engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
         config.attributes["connection"] = connection
