@@ -8,6 +8,7 @@ evaluation renders as "not recorded".
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -83,6 +84,37 @@ def plain_title(title: str, limit: int = FINDING_TITLE_LIMIT) -> str:
 def top_findings(items: tuple[EvidenceItem, ...], limit: int) -> list[EvidenceItem]:
     """The findings that move the estimate most, largest likelihood ratio (either way) first."""
     return sorted(items, key=lambda e: (-abs(math.log(e.likelihood_ratio)), e.rule_title))[:limit]
+
+
+FINDING_BULLET = re.compile(r"^- .+ \((?:strong|moderate|weak)(?:; .*)?\)$")
+WEAKER_BULLET = re.compile(r"^- (\d+) weaker \(on the page\)$")
+
+
+def collapse_weakest_finding(detail: str) -> str | None:
+    """The detail with the last finding bullet of its longest finding list moved to the page ("- N weaker (on
+    the page)"), or None when every list already shows a single finding. Only the renderer's own finding lists
+    (``_Context._finding_block``) are touched: never advice, never the closing."""
+    lines = detail.split("\n")
+    lists: list[list[int]] = []  # runs of consecutive finding bullets, by line index
+    for i, line in enumerate(lines):
+        if FINDING_BULLET.match(line):
+            if lists and lists[-1][-1] == i - 1:
+                lists[-1].append(i)
+            else:
+                lists.append([i])
+    candidates = [run for run in lists if len(run) > 1]
+    if not candidates:
+        return None
+    run = max(candidates, key=len)
+    last = run[-1]
+    after = lines[last + 1] if last + 1 < len(lines) else ""
+    weaker = WEAKER_BULLET.match(after)
+    if weaker:
+        lines[last + 1] = f"- {int(weaker.group(1)) + 1} weaker (on the page)"
+        del lines[last]
+    else:
+        lines[last] = "- 1 weaker (on the page)"
+    return "\n".join(lines)
 
 
 class _Context:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cds.cards.wording import band_rank
+from cds.cards.render import DETAIL_BUDGET, collapse_weakest_finding
+from cds.cards.wording import band_rank, short_name
 from cds.hooks.models import Card
 
 if TYPE_CHECKING:
@@ -49,18 +50,42 @@ def card_state(card: Card) -> tuple[str | None, str | None, tuple[str, ...]]:
     return None, None, ()
 
 
-def material_change(
+def change_phrasings(
     snooze: SnoozeLike, band: str | None, findings: Sequence[str], titles: Mapping[str, str]
-) -> str | None:
-    """What changed since the override, in words; None when nothing material did."""
-    changes = []
+) -> list[str]:
+    """What changed since the override, most specific first (the names of up to three new findings, then
+    their number), or [] when nothing material did. The card budget picks the first that fits."""
     new = [f for f in findings if f not in set(snooze.findings)]
-    if new:
-        names = ", ".join(titles.get(f, f) for f in new[:3])
-        changes.append(f"new finding{'s' if len(new) > 1 else ''}: {names}")
-    if band is not None and snooze.band is not None and band_rank(band) > band_rank(snooze.band):
-        changes.append(f"the estimate rose from {snooze.band} to {band}")
-    return "; ".join(changes) if changes else None
+    rose = band is not None and snooze.band is not None and band_rank(band) > band_rank(snooze.band)
+    if not new and not rose:
+        return []
+    band_words = [f"the estimate rose from {snooze.band} to {band}"] if rose else []
+    if not new:
+        return band_words
+    plural = "s" if len(new) > 1 else ""
+    names = ", ".join(short_name(titles.get(f, f)) for f in new[:3])
+    more = f" and {len(new) - 3} more" if len(new) > 3 else ""
+    named = "; ".join([f"new finding{plural}: {names}{more}", *band_words])
+    return [named, "; ".join([f"{len(new)} new finding{plural}", *band_words])]
+
+
+def shown_again(detail: str, dismissed: str, phrasings: Sequence[str], budget: int = DETAIL_BUDGET) -> str:
+    """The detail of a card that comes back, opening with what changed, within the card budget: the most
+    specific wording (the new findings by name) that fits once the weakest findings of the card's own lists
+    have moved to its page (they are there in full). Advice and the closing are never cut: a card whose advice
+    alone fills the budget comes back over it by the shortest note (what changed matters more than the last
+    characters)."""
+    notes = [f"**Shown again** (dismissed on {dismissed}): {change}." for change in phrasings]
+    notes.append(f"**Shown again:** {phrasings[-1]}.")  # the shortest: without the date
+    for note in notes:
+        fitted: str | None = detail
+        while fitted is not None and len(note) + 2 + len(fitted) > budget:
+            fitted = collapse_weakest_finding(fitted)
+        if fitted is not None:
+            return f"{note}\n\n{fitted}"
+    while (collapsed := collapse_weakest_finding(detail)) is not None:
+        detail = collapsed
+    return f"{notes[-1]}\n\n{detail}"
 
 
 def apply_snoozes(
@@ -74,11 +99,10 @@ def apply_snoozes(
         if snooze is None:
             kept.append(card)
             continue
-        change = material_change(snooze, band, findings, titles)
-        if change is None:
+        phrasings = change_phrasings(snooze, band, findings, titles)
+        if not phrasings:
             hidden.append({"template": family, "reason": snooze.reason_code, "until": snooze.until.isoformat()})
             continue
-        dismissed = snooze.snoozed_at.date().isoformat()
-        card.detail = f"**Shown again** (dismissed on {dismissed}): {change}.\n\n{card.detail or ''}".rstrip()
+        card.detail = shown_again(card.detail or "", snooze.snoozed_at.date().isoformat(), phrasings).rstrip()
         kept.append(card)
     return kept, hidden

@@ -285,3 +285,74 @@ def test_a_scan_is_recommended_only_while_it_could_rule_the_cause_out():
     (offered,) = risk["suggestions"]
     assert "isRecommended" not in offered or offered["isRecommended"] is not True
     assert "if negative (cannot rule it out)" in risk["detail"]
+
+
+FINDING_LINE = re.compile(r"^- (?:.+ \((?:strong|moderate|weak)(?:; .*)?\)|(\d+) weaker \(on the page\))$")
+
+
+def findings_listed(detail: str) -> int:
+    """How many findings a detail's lists account for: one per bullet, N per "N weaker (on the page)"."""
+    total = 0
+    for line in detail.split("\n"):
+        match = FINDING_LINE.match(line)
+        if match:
+            total += int(match.group(1)) if match.group(1) else 1
+    return total
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_a_card_shown_again_after_a_snooze_keeps_the_budget_and_all_its_advice(case):
+    """Issue 15: a snoozed card that comes back says what changed and still reads in ten seconds. Worst case:
+    every finding behind it is new and its band rose since the override. Only the weakest findings of its own
+    lists move to its page to make room (counted there); its advice and closing are never cut, so a card whose
+    advice alone fills the budget may exceed it by the shortest note, and only then."""
+    from types import SimpleNamespace
+
+    from cds.cards.snooze import apply_snoozes, card_state, snooze_policies
+    from cds.hooks.models import Card
+
+    rs = pipeline().ruleset
+    titles = {rid: rule.title for rid, rule in rs.rules.items()}
+    policies = snooze_policies(rs)
+    for wire in answered(case["file"])[1]:
+        card = Card.model_validate(wire)
+        family, card_band, findings = card_state(card)
+        rose = card_band in ("intermediate", "high")
+        if family not in policies or not (findings or rose):
+            continue  # nothing behind this card could be new
+        name = f"{case['id']}/{family}"
+        snooze = SimpleNamespace(
+            card_family=family,
+            reason_code="already-discussed",
+            band="low" if rose else None,
+            findings=(),
+            snoozed_at=NOW,
+            until=NOW,
+        )
+        (back,), hidden = apply_snoozes([card.model_copy(deep=True)], {family: snooze}, titles)
+        assert hidden == [], name
+        before, after = wire["detail"], back.detail
+        note, _, body = after.partition("\n\n")
+        assert note.startswith("**Shown again"), f"{name}: {after}"
+        assert ("new finding" in note) == bool(findings) and ("the estimate rose from low" in note) == rose, note
+        assert findings_listed(body) == findings_listed(before), f"{name}: findings lost:\n{after}"
+        kept = [line for line in before.split("\n") if not FINDING_LINE.match(line)]
+        assert [line for line in body.split("\n") if not FINDING_LINE.match(line)] == kept, f"{name}: advice cut"
+        if len(after) > DETAIL_LIMIT:
+            shortest = f"**Shown again:** {note.split(': ', 1)[1]}" if "dismissed" in note else note
+            assert note == shortest and all(
+                sum(1 for line in block.split("\n") if FINDING_LINE.match(line) and "weaker" not in line) <= 1
+                for block in body.split("\n\n")
+            ), f"{name}: {len(after)} characters while findings could still move to the page:\n{after}"
+
+
+def test_the_weakest_finding_moves_to_the_page_and_is_counted():
+    from cds.cards.render import collapse_weakest_finding
+
+    detail = "Advice.\n\nFor:\n- Retiform purpura (moderate)\n- Diabetes (weak)\n- 2 weaker (on the page)\n\n_Closing._"
+    once = collapse_weakest_finding(detail)
+    assert once == "Advice.\n\nFor:\n- Retiform purpura (moderate)\n- 3 weaker (on the page)\n\n_Closing._"
+    assert collapse_weakest_finding(once) is None  # one finding stays on the card
+    no_tail = collapse_weakest_finding("For:\n- A (strong)\n- B (weak; from the text 'b')")
+    assert no_tail == "For:\n- A (strong)\n- 1 weaker (on the page)"
+    assert collapse_weakest_finding("- Stop warfarin (if safe)\n- Check PTH") is None  # advice bullets untouched
