@@ -65,7 +65,7 @@ def attach_gap_recorder(store: Store) -> None:
 
     # Written only once the store has migrated its schema: Alembic's context is process-global, so the
     # recorder's thread never migrates itself (the hook path and `ensure_schema` do).
-    store.gap_recorder = GapRecorder(store.engine, GAPS, ready=lambda: store._migrated).start()
+    store.gap_recorder = GapRecorder(store.engine, GAPS, ready=lambda: store.migrated).start()
 
 
 def spool_dir(settings: Settings) -> Path | None:

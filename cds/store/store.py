@@ -124,6 +124,11 @@ class Store:
     def backend(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def migrated(self) -> bool:
+        """Whether this store's schema is known to be at head (read by threads that must not migrate)."""
+        return self._migrated
+
     # ------------------------------------------------------------------ schema
 
     def ensure_schema(self) -> bool:
