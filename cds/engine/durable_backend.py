@@ -37,10 +37,13 @@ import contextlib
 import itertools
 import json
 import math
+import re
 import threading
 import weakref
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from cds.engine import ir
 from cds.engine.prepare import PreparedFact, derived_fact
@@ -63,6 +66,9 @@ _RETIRED_HANDLES: list[int] = []
 RULESET_COUNTS = {"created": 0, "deleted": 0}
 
 Matches = dict[int, set[tuple[str, ...]]]
+# A number in exponent notation in orjson's output (or a string that looks like one: then the
+# fixed-point writer runs needlessly, which is only slower).
+_EXPONENT = re.compile(rb"[0-9][eE][-+]?[0-9]")
 
 
 class DurableError(RuntimeError):
@@ -186,10 +192,14 @@ class DurableExecutor:
         return {**fact.attrs, "kind": fact.kind, "id": fact.engine_id, "sid": sid}
 
     def _assert(self, batch: list[dict[str, Any]]) -> int:
-        # Python writes floats below 1e-4 in exponent notation (prepare keeps them below 1e12, so no
-        # large exponents); only then is the slower fixed-point writer needed.
-        needs_fixed = any(type(v) is float and v != 0 and -1e-4 < v < 1e-4 for fact in batch for v in fact.values())
-        text = dumps(batch) if needs_fixed else json.dumps(batch, ensure_ascii=False)
+        # orjson writes the batch in one C call; it writes some floats in exponent notation (e.g.
+        # 5e-324; prepare keeps numbers below 1e12 and rounds them to 6 decimals, so in practice
+        # none), and only then is the slower fixed-point writer needed.
+        try:
+            encoded: bytes | None = orjson.dumps(batch)
+        except TypeError:  # a value orjson does not write (e.g. a lone surrogate): the plain writer
+            encoded = None
+        text = dumps(batch) if encoded is None or _EXPONENT.search(encoded) else encoded.decode("utf-8")
         code, state = _dr.assert_facts(self._handle, text)
         if code == 2:
             raise DurableError("durable-rules reported a fact as already observed (code 2)")
@@ -202,7 +212,7 @@ class DurableExecutor:
         message = result[1] if result else None
         try:
             while message:
-                for rule_name, bound in json.loads(message).items():
+                for rule_name, bound in orjson.loads(message).items():
                     rule = self._rules.get(rule_name)
                     if rule is not None:
                         ids = tuple(bound[f"p{i}"]["id"] for i in range(len(rule.patterns)))
