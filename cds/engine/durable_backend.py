@@ -123,6 +123,19 @@ def compile_to_durable(compiled: ir.CompiledRules) -> dict[str, Any]:
     return definition
 
 
+def tested_attributes(compiled: ir.CompiledRules) -> dict[str, frozenset[str]]:
+    """Fact kind -> the attributes any rule's test or join reads on facts of that kind."""
+    tested: dict[str, set[str]] = {}
+    for rule in compiled.rules:
+        for pattern in rule.patterns:
+            names = tested.setdefault(pattern.kind, set())
+            for test in pattern.tests:
+                names.add(test.attr)
+                if test.op == "join":
+                    tested.setdefault(rule.patterns[test.join_pattern].kind, set()).add(test.join_attr)
+    return {kind: frozenset(names) for kind, names in tested.items()}
+
+
 def _condition(test: ir.Test) -> dict[str, Any]:
     op, attr = test.op, test.attr
     if op == "eq":
@@ -147,6 +160,7 @@ class DurableExecutor:
             raise DurableError("durable_rules_engine cannot be imported")
         self.compiled = compiled
         self._rules = {f"r{r.index}": r for r in compiled.rules}
+        self._tested = tested_attributes(compiled)
         definition = dumps(compile_to_durable(compiled))
         with _LOCK:
             _free_retired()
@@ -187,9 +201,13 @@ class DurableExecutor:
                     _dr.delete_state(self._handle, sid)
         return matches
 
-    @staticmethod
-    def _wire(fact: PreparedFact, sid: str) -> dict[str, Any]:
-        return {**fact.attrs, "kind": fact.kind, "id": fact.engine_id, "sid": sid}
+    def _wire(self, fact: PreparedFact, sid: str) -> dict[str, Any]:
+        # Only the attributes some rule tests or joins on: the engine parses and indexes every
+        # property it is sent, and matching reads nothing else (about half the batch's JSON).
+        tested = self._tested.get(fact.kind, frozenset())
+        wired: dict[str, Any] = {name: value for name, value in fact.attrs.items() if name in tested}
+        wired.update(kind=fact.kind, id=fact.engine_id, sid=sid)
+        return wired
 
     def _assert(self, batch: list[dict[str, Any]]) -> int:
         # orjson writes the batch in one C call; it writes some floats in exponent notation (e.g.

@@ -157,8 +157,20 @@ def prepare_facts(factset: FactSet, compiled: ir.CompiledRules) -> tuple[list[Pr
         seen.add(fact.id)
         attrs: dict[str, Scalar] = {}
         for name, value in fact.attrs.items():
-            if _typed_as(fields.get(name), value):
-                attrs[name] = round(value, DECIMALS) if isinstance(value, float) else value
+            expected = fields.get(name)
+            # The common exact types first (the same checks as _typed_as, ~300 attributes a request).
+            if type(value) is str:
+                ok = expected == "str" and 0 < len(value) <= MAX_TEXT
+            elif type(value) is float:
+                ok = expected == "number" and math.isfinite(value) and abs(value) < MAX_ABS_NUMBER
+                if ok:
+                    value = round(value, DECIMALS)
+            else:
+                ok = _typed_as(expected, value)
+                if ok and isinstance(value, float):
+                    value = round(value, DECIMALS)
+            if ok:
+                attrs[name] = value
             else:
                 warnings.append(f"fact {fact.id}: attribute {name!r} unknown or of the wrong type, ignored")
         for membership in plan.memberships_by_kind.get(fact.kind, ()):
@@ -169,6 +181,12 @@ def prepare_facts(factset: FactSet, compiled: ir.CompiledRules) -> tuple[list[Pr
             continue
         prepared.append(PreparedFact(f"f{len(prepared)}", fact.id, fact.kind, attrs))
     _anchor_on_lesion_onset(prepared, compiled.lesion_concepts)
+    _add_absences(prepared, plan)
+    return prepared, warnings
+
+
+def _add_absences(prepared: list[PreparedFact], plan: _Plan) -> None:
+    """An absence fact for every declared absence no fact of its kind satisfies."""
     by_kind: dict[str, list[PreparedFact]] = {}
     for prepared_fact in prepared:
         by_kind.setdefault(prepared_fact.kind, []).append(prepared_fact)
@@ -177,7 +195,6 @@ def prepare_facts(factset: FactSet, compiled: ir.CompiledRules) -> tuple[list[Pr
             absent = PreparedFact(f"f{len(prepared)}", f"absent:{absence.key}", ir.ABSENCE_KIND, {"key": absence.key})
             prepared.append(absent)
             by_kind.setdefault(absent.kind, []).append(absent)
-    return prepared, warnings
 
 
 def _anchor_on_lesion_onset(prepared: list[PreparedFact], lesion_concepts: frozenset[str]) -> None:

@@ -170,6 +170,7 @@ class Terminology:
     # heavily (1,036 MedicationRequests of ~20 drugs in the Synthea ESRD record), and recognising
     # them was half of that record's fact extraction (issue 20). Bounded like the text cache.
     _recognised: dict[Any, _Recognised] = field(default_factory=dict)
+    _matched: dict[tuple[Any, Any], tuple[CodeMatch, ...]] = field(default_factory=dict)  # match() memo
     rules_dir: Path | None = None
 
     # ----------------------------------------------------------------- loading
@@ -269,6 +270,7 @@ class Terminology:
 
     def _add_code(self, vs_id: str, system: str, code: str, confidence: str) -> None:
         self.codes.add(vs_id, system, code, confidence)
+        self._matched.clear()  # a code added after a look-up (while loading) must not be missed
 
     def _load_analytes(self, path: Path) -> None:
         doc = _read_yaml(path)
@@ -353,8 +355,22 @@ class Terminology:
     # ----------------------------------------------------------------- look-ups
 
     def match(self, system: str | None, code: str | None) -> list[CodeMatch]:
-        """Every value set the coding belongs to (empty when none)."""
-        return self.codes.match(system, code)
+        """Every value set the coding belongs to (empty when none).
+
+        Memoised by (system, code) as sent: the same codes recur within a record and across calls,
+        and a match scans the value sets' prefixes. A non-string system or code matches nothing, so
+        keys that compare equal across types (1 and True) cannot mix up two different answers."""
+        key = (system, code)
+        try:
+            found = self._matched.get(key)
+        except TypeError:  # an unhashable value where a string belongs: it matches nothing anyway
+            return self.codes.match(system, code)
+        if found is None:
+            found = tuple(self.codes.match(system, code))
+            if len(self._matched) >= 8192:
+                self._matched.clear()
+            self._matched[key] = found
+        return list(found)
 
     def match_codings(self, codings: Iterable[Mapping[str, Any]], fact_kinds: tuple[str, ...]) -> dict[str, CodeMatch]:
         """Value set id -> best match, over all codings, limited to value sets of ``fact_kinds``."""
