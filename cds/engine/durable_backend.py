@@ -123,7 +123,7 @@ def compile_to_durable(compiled: ir.CompiledRules) -> dict[str, Any]:
     return definition
 
 
-def tested_attributes(compiled: ir.CompiledRules) -> dict[str, frozenset[str]]:
+def attributes_read(compiled: ir.CompiledRules) -> dict[str, frozenset[str]]:
     """Fact kind -> the attributes any rule's test or join reads on facts of that kind."""
     tested: dict[str, set[str]] = {}
     for rule in compiled.rules:
@@ -160,7 +160,7 @@ class DurableExecutor:
             raise DurableError("durable_rules_engine cannot be imported")
         self.compiled = compiled
         self._rules = {f"r{r.index}": r for r in compiled.rules}
-        self._tested = tested_attributes(compiled)
+        self._tested = attributes_read(compiled)
         definition = dumps(compile_to_durable(compiled))
         with _LOCK:
             _free_retired()

@@ -66,7 +66,7 @@ def _typed_as(expected: str | None, value: object) -> bool:
 Predicate = Callable[[Mapping[str, Scalar]], bool]
 
 
-def test_predicate(test: ir.Test) -> Predicate:
+def predicate_of(test: ir.Test) -> Predicate:
     """``passes(test, attrs)`` as one closure (no join): the operator is chosen once per rule set,
     not once per fact and test."""
     attr, value, values = test.attr, test.value, test.values
@@ -92,7 +92,7 @@ def test_predicate(test: ir.Test) -> Predicate:
 
 def alpha_predicate(tests: Iterable[ir.Test]) -> Predicate:
     """``alpha_match(tests, attrs)`` as one closure: every non-join test, in order."""
-    predicates = tuple(test_predicate(t) for t in tests if t.op != "join")
+    predicates = tuple(predicate_of(t) for t in tests if t.op != "join")
     if not predicates:
         return lambda attrs: True
     if len(predicates) == 1:
