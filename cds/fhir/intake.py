@@ -423,11 +423,12 @@ def summarise(exc: ValidationError, limit: int = 3) -> str:
 
 
 def iter_codings(concept: Any) -> Iterator[Mapping[str, Any]]:
-    if isinstance(concept, Mapping):
+    # dict before the Mapping ABC: parsed JSON is dicts, and this runs for every coded element.
+    if isinstance(concept, (dict, Mapping)):
         codings = concept.get("coding")
         if isinstance(codings, list):
             for coding in codings:
-                if isinstance(coding, Mapping):
+                if isinstance(coding, (dict, Mapping)):
                     yield coding
 
 

@@ -376,7 +376,7 @@ class Terminology:
         """Value set id -> best match, over all codings, limited to value sets of ``fact_kinds``."""
         best: dict[str, CodeMatch] = {}
         for coding in codings:
-            if not isinstance(coding, Mapping):
+            if not isinstance(coding, (dict, Mapping)):
                 continue
             for match in self.match(coding.get("system"), coding.get("code")):
                 if self.valuesets[match.valueset].fact_kind not in fact_kinds:
@@ -557,15 +557,15 @@ def _signature(concepts: Iterable[Any]) -> tuple[Any, ...] | None:
 
 
 def _codings_of(concept: Any) -> list[Mapping[str, Any]]:
-    codings = concept.get("coding") if isinstance(concept, Mapping) else None
-    return [c for c in codings if isinstance(c, Mapping)] if isinstance(codings, list) else []
+    codings = concept.get("coding") if isinstance(concept, (dict, Mapping)) else None
+    return [c for c in codings if isinstance(c, (dict, Mapping))] if isinstance(codings, list) else []
 
 
 def _concept_texts(concepts: Iterable[Any]) -> list[str]:
     """CodeableConcept.text and every coding.display, each once."""
     texts: list[str] = []
     for concept in concepts:
-        if not isinstance(concept, Mapping):
+        if not isinstance(concept, (dict, Mapping)):
             continue
         if isinstance(concept.get("text"), str):
             texts.append(concept["text"])
