@@ -186,11 +186,7 @@ class Intake:
         if full_url:
             self.index[full_url] = resource  # type: ignore[assignment]
         if rtype in HANDLED_TYPES:
-            group = self.by_type.get(rtype)
-            if group is None:
-                self.by_type[rtype] = [resource]  # type: ignore[list-item]
-            else:
-                group.append(resource)  # type: ignore[arg-type]
+            self.by_type.setdefault(rtype, []).append(resource)  # type: ignore[arg-type]
             if rtype == "Patient":
                 self._patient_keys.extend((k, resource) for k in (key, full_url) if k)  # type: ignore[misc]
         else:
@@ -210,9 +206,8 @@ class Intake:
         if not isinstance(patient_id, str) or not patient_id:
             return frozenset()
         accepted = {f"Patient/{patient_id}", f"urn:uuid:{patient_id}", *also_accept}
-        # The index keys (Type/id, fullUrl) that name this patient's Patient resource: from the keys
-        # recorded as Patients were added rather than by scanning the whole index (2,500 keys for a
-        # Synthea record); a key since taken by another resource no longer counts, as in the index.
+        # The index keys naming this patient's Patient: recorded as Patients were added, not found by scanning
+        # the index (2,500 keys for a Synthea record); a key since taken by another resource does not count.
         accepted.update(url for url, r in self._patient_keys if self.index.get(url) is r and r.get("id") == patient_id)
         frozen = frozenset(accepted)
         for rtype, resources in list(self.by_type.items()):
