@@ -37,10 +37,13 @@ import contextlib
 import itertools
 import json
 import math
+import re
 import threading
 import weakref
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from cds.engine import ir
 from cds.engine.prepare import PreparedFact, derived_fact
@@ -63,6 +66,9 @@ _RETIRED_HANDLES: list[int] = []
 RULESET_COUNTS = {"created": 0, "deleted": 0}
 
 Matches = dict[int, set[tuple[str, ...]]]
+# A number in exponent notation in orjson's output (or a string that looks like one: then the
+# fixed-point writer runs needlessly, which is only slower).
+_EXPONENT = re.compile(rb"[0-9][eE][-+]?[0-9]")
 
 
 class DurableError(RuntimeError):
@@ -117,6 +123,19 @@ def compile_to_durable(compiled: ir.CompiledRules) -> dict[str, Any]:
     return definition
 
 
+def attributes_read(compiled: ir.CompiledRules) -> dict[str, frozenset[str]]:
+    """Fact kind -> the attributes any rule's test or join reads on facts of that kind."""
+    tested: dict[str, set[str]] = {}
+    for rule in compiled.rules:
+        for pattern in rule.patterns:
+            names = tested.setdefault(pattern.kind, set())
+            for test in pattern.tests:
+                names.add(test.attr)
+                if test.op == "join":
+                    tested.setdefault(rule.patterns[test.join_pattern].kind, set()).add(test.join_attr)
+    return {kind: frozenset(names) for kind, names in tested.items()}
+
+
 def _condition(test: ir.Test) -> dict[str, Any]:
     op, attr = test.op, test.attr
     if op == "eq":
@@ -141,6 +160,7 @@ class DurableExecutor:
             raise DurableError("durable_rules_engine cannot be imported")
         self.compiled = compiled
         self._rules = {f"r{r.index}": r for r in compiled.rules}
+        self._tested = attributes_read(compiled)
         definition = dumps(compile_to_durable(compiled))
         with _LOCK:
             _free_retired()
@@ -181,15 +201,23 @@ class DurableExecutor:
                     _dr.delete_state(self._handle, sid)
         return matches
 
-    @staticmethod
-    def _wire(fact: PreparedFact, sid: str) -> dict[str, Any]:
-        return {**fact.attrs, "kind": fact.kind, "id": fact.engine_id, "sid": sid}
+    def _wire(self, fact: PreparedFact, sid: str) -> dict[str, Any]:
+        # Only the attributes some rule tests or joins on: the engine parses and indexes every
+        # property it is sent, and matching reads nothing else (about half the batch's JSON).
+        tested = self._tested.get(fact.kind, frozenset())
+        wired: dict[str, Any] = {name: value for name, value in fact.attrs.items() if name in tested}
+        wired.update(kind=fact.kind, id=fact.engine_id, sid=sid)
+        return wired
 
     def _assert(self, batch: list[dict[str, Any]]) -> int:
-        # Python writes floats below 1e-4 in exponent notation (prepare keeps them below 1e12, so no
-        # large exponents); only then is the slower fixed-point writer needed.
-        needs_fixed = any(type(v) is float and v != 0 and -1e-4 < v < 1e-4 for fact in batch for v in fact.values())
-        text = dumps(batch) if needs_fixed else json.dumps(batch, ensure_ascii=False)
+        # orjson writes the batch in one C call; it writes some floats in exponent notation (e.g.
+        # 5e-324; prepare keeps numbers below 1e12 and rounds them to 6 decimals, so in practice
+        # none), and only then is the slower fixed-point writer needed.
+        try:
+            encoded: bytes | None = orjson.dumps(batch)
+        except TypeError:  # a value orjson does not write (e.g. a lone surrogate): the plain writer
+            encoded = None
+        text = dumps(batch) if encoded is None or _EXPONENT.search(encoded) else encoded.decode("utf-8")
         code, state = _dr.assert_facts(self._handle, text)
         if code == 2:
             raise DurableError("durable-rules reported a fact as already observed (code 2)")
@@ -202,7 +230,7 @@ class DurableExecutor:
         message = result[1] if result else None
         try:
             while message:
-                for rule_name, bound in json.loads(message).items():
+                for rule_name, bound in orjson.loads(message).items():
                     rule = self._rules.get(rule_name)
                     if rule is not None:
                         ids = tuple(bound[f"p{i}"]["id"] for i in range(len(rule.patterns)))

@@ -11,7 +11,7 @@ and every fact gets a short engine id ``f<n>`` (no two can collide).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from cds.concepts import canonical_system, normalise_code
@@ -45,7 +45,10 @@ DECIMALS = 6
 
 
 def _typed(kind: str, name: str, value: object) -> bool:
-    expected = FACT_FIELDS[kind].get(name)
+    return _typed_as(FACT_FIELDS[kind].get(name), value)
+
+
+def _typed_as(expected: str | None, value: object) -> bool:
     if expected == "number":
         return (
             isinstance(value, (int, float))
@@ -60,19 +63,92 @@ def _typed(kind: str, name: str, value: object) -> bool:
     return False
 
 
+Predicate = Callable[[Mapping[str, Scalar]], bool]
+
+
+def predicate_of(test: ir.Test) -> Predicate:
+    """``passes(test, attrs)`` as one closure (no join): the operator is chosen once per rule set,
+    not once per fact and test."""
+    attr, value, values = test.attr, test.value, test.values
+    op = test.op
+    if op == "eq":
+        return lambda attrs: (v := attrs.get(attr)) is not None and v == value
+    if op == "ne":
+        return lambda attrs: (v := attrs.get(attr)) is not None and v != value
+    if op == "lt":
+        return lambda attrs: (v := attrs.get(attr)) is not None and v < value  # type: ignore[operator]
+    if op == "le":
+        return lambda attrs: (v := attrs.get(attr)) is not None and v <= value  # type: ignore[operator]
+    if op == "gt":
+        return lambda attrs: (v := attrs.get(attr)) is not None and v > value  # type: ignore[operator]
+    if op == "ge":
+        return lambda attrs: (v := attrs.get(attr)) is not None and v >= value  # type: ignore[operator]
+    if op == "any_of":
+        return lambda attrs: (v := attrs.get(attr)) is not None and v in values
+    if op == "member":
+        return lambda attrs: attrs.get(attr) is True
+    raise ValueError(f"no predicate for operator {op}")
+
+
+def alpha_predicate(tests: Iterable[ir.Test]) -> Predicate:
+    """``alpha_match(tests, attrs)`` as one closure: every non-join test, in order."""
+    predicates = tuple(predicate_of(t) for t in tests if t.op != "join")
+    if not predicates:
+        return lambda attrs: True
+    if len(predicates) == 1:
+        return predicates[0]
+
+    def check(attrs: Mapping[str, Scalar]) -> bool:
+        for predicate in predicates:  # noqa: SIM110 - a loop: all() of a generator costs more per fact
+            if not predicate(attrs):
+                return False
+        return True
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What prepare_facts needs of a rule set, computed once per CompiledRules (see ``_plan``)."""
+
+    memberships_by_kind: dict[str, tuple[ir.Membership, ...]]
+    absences: tuple[tuple[ir.Absence, Predicate], ...]
+
+
+# id(CompiledRules) -> (the rules, their plan). The rules are kept so that the id stays theirs; a
+# rule set is compiled once per load or reload, so the few entries are dropped wholesale when full.
+_PLANS: dict[int, tuple[ir.CompiledRules, _Plan]] = {}
+
+
+def _plan(compiled: ir.CompiledRules) -> _Plan:
+    entry = _PLANS.get(id(compiled))
+    if entry is not None and entry[0] is compiled:
+        return entry[1]
+    by_kind: dict[str, list[ir.Membership]] = {}
+    for membership in compiled.memberships:
+        by_kind.setdefault(membership.kind, []).append(membership)
+    plan = _Plan(
+        {kind: tuple(items) for kind, items in by_kind.items()},
+        tuple((absence, alpha_predicate(absence.tests)) for absence in compiled.absences),
+    )
+    if len(_PLANS) >= 16:
+        _PLANS.clear()
+    _PLANS[id(compiled)] = (compiled, plan)
+    return plan
+
+
 def prepare_facts(factset: FactSet, compiled: ir.CompiledRules) -> tuple[list[PreparedFact], list[str]]:
     """Input facts checked and numbered, plus membership attributes and absence facts."""
     warnings: list[str] = []
     prepared: list[PreparedFact] = []
     seen: set[str] = set()
-    memberships_by_kind: dict[str, list[ir.Membership]] = {}
-    for membership in compiled.memberships:
-        memberships_by_kind.setdefault(membership.kind, []).append(membership)
+    plan = _plan(compiled)
     for fact in factset.facts:
         if len(prepared) >= MAX_FACTS:
             warnings.append(f"more than {MAX_FACTS} facts: the rest were not evaluated")
             break
-        if fact.kind not in FACT_FIELDS:
+        fields = FACT_FIELDS.get(fact.kind)
+        if fields is None:
             warnings.append(f"fact {fact.id}: unknown kind {fact.kind!r}, ignored")
             continue
         if fact.id in seen:
@@ -81,11 +157,23 @@ def prepare_facts(factset: FactSet, compiled: ir.CompiledRules) -> tuple[list[Pr
         seen.add(fact.id)
         attrs: dict[str, Scalar] = {}
         for name, value in fact.attrs.items():
-            if _typed(fact.kind, name, value):
-                attrs[name] = round(value, DECIMALS) if isinstance(value, float) else value
+            expected = fields.get(name)
+            # The common exact types first (the same checks as _typed_as, ~300 attributes a request).
+            if type(value) is str:
+                ok = expected == "str" and 0 < len(value) <= MAX_TEXT
+            elif type(value) is float:
+                ok = expected == "number" and math.isfinite(value) and abs(value) < MAX_ABS_NUMBER
+                if ok:
+                    value = round(value, DECIMALS)
+            else:
+                ok = _typed_as(expected, value)
+                if ok and isinstance(value, float):
+                    value = round(value, DECIMALS)
+            if ok:
+                attrs[name] = value
             else:
                 warnings.append(f"fact {fact.id}: attribute {name!r} unknown or of the wrong type, ignored")
-        for membership in memberships_by_kind.get(fact.kind, ()):
+        for membership in plan.memberships_by_kind.get(fact.kind, ()):
             if _in_valueset(attrs, compiled.valueset_codes.get(membership.valueset)):
                 attrs[membership.attr] = True
         if len(attrs) > MAX_ATTRS_PER_FACT:
@@ -93,12 +181,20 @@ def prepare_facts(factset: FactSet, compiled: ir.CompiledRules) -> tuple[list[Pr
             continue
         prepared.append(PreparedFact(f"f{len(prepared)}", fact.id, fact.kind, attrs))
     _anchor_on_lesion_onset(prepared, compiled.lesion_concepts)
-    for absence in compiled.absences:
-        if not any(f.kind == absence.kind and alpha_match(absence.tests, f.attrs) for f in prepared):
-            prepared.append(
-                PreparedFact(f"f{len(prepared)}", f"absent:{absence.key}", ir.ABSENCE_KIND, {"key": absence.key})
-            )
+    _add_absences(prepared, plan)
     return prepared, warnings
+
+
+def _add_absences(prepared: list[PreparedFact], plan: _Plan) -> None:
+    """An absence fact for every declared absence no fact of its kind satisfies."""
+    by_kind: dict[str, list[PreparedFact]] = {}
+    for prepared_fact in prepared:
+        by_kind.setdefault(prepared_fact.kind, []).append(prepared_fact)
+    for absence, holds in plan.absences:
+        if not any(holds(f.attrs) for f in by_kind.get(absence.kind, ())):
+            absent = PreparedFact(f"f{len(prepared)}", f"absent:{absence.key}", ir.ABSENCE_KIND, {"key": absence.key})
+            prepared.append(absent)
+            by_kind.setdefault(absent.kind, []).append(absent)
 
 
 def _anchor_on_lesion_onset(prepared: list[PreparedFact], lesion_concepts: frozenset[str]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from cds.engine import ir
-from cds.engine.prepare import PreparedFact, derived_fact, passes
+from cds.engine.prepare import Predicate, PreparedFact, alpha_predicate, derived_fact, passes
 
 Matches = dict[int, set[tuple[str, ...]]]  # rule index -> tuples of engine fact ids
 
@@ -21,6 +21,8 @@ class ReferenceExecutor:
 
     def __init__(self, compiled: ir.CompiledRules) -> None:
         self.compiled = compiled
+        # Each pattern's alpha tests as one predicate, and its joins, once per rule set.
+        self._plans = tuple(_rule_plan(rule) for rule in compiled.rules)
 
     def close(self) -> None:
         """Nothing to release: the interpreter holds no engine state between evaluations."""
@@ -30,8 +32,8 @@ class ReferenceExecutor:
         for fact in facts:
             by_kind.setdefault(fact.kind, []).append(fact)
         matches: Matches = {}
-        for rule in self.compiled.rules:
-            found = match_rule(rule, by_kind)
+        for rule, plan in zip(self.compiled.rules, self._plans, strict=True):
+            found = _match_planned(plan, by_kind)
             if found:
                 matches[rule.index] = found
                 if rule.derive is not None:
@@ -39,18 +41,34 @@ class ReferenceExecutor:
         return matches
 
 
+# Per pattern: (fact kind, alpha predicate, join tests).
+_PatternPlan = tuple[str, Predicate, tuple[ir.Test, ...]]
+
+
+def _rule_plan(rule: ir.CompiledRule) -> tuple[_PatternPlan, ...]:
+    return tuple(
+        (pattern.kind, alpha_predicate(pattern.tests), tuple(t for t in pattern.tests if t.op == "join"))
+        for pattern in rule.patterns
+    )
+
+
 def match_rule(rule: ir.CompiledRule, by_kind: Mapping[str, list[PreparedFact]]) -> set[tuple[str, ...]]:
+    """Every combination of facts (engine ids, one per pattern) that passes all of ``rule``'s tests."""
+    return _match_planned(_rule_plan(rule), by_kind)
+
+
+def _match_planned(plan: tuple[_PatternPlan, ...], by_kind: Mapping[str, list[PreparedFact]]) -> set[tuple[str, ...]]:
     # Alpha filter first, then extend partial matches pattern by pattern (joins look back only).
     candidates = []
-    for pattern in rule.patterns:
-        alpha = [t for t in pattern.tests if t.op != "join"]
-        passing = [f for f in by_kind.get(pattern.kind, ()) if all(passes(t, f.attrs) for t in alpha)]
+    for kind, alpha, _ in plan:
+        passing = [f for f in by_kind.get(kind, ()) if alpha(f.attrs)]
         if not passing:
             return set()
         candidates.append(passing)
+    if len(plan) == 1 and not plan[0][2]:  # one pattern: nothing to join
+        return {(f.engine_id,) for f in candidates[0]}
     partial: list[tuple[PreparedFact, ...]] = [()]
-    for pattern, passing in zip(rule.patterns, candidates, strict=True):
-        joins = [t for t in pattern.tests if t.op == "join"]
+    for (_, _, joins), passing in zip(plan, candidates, strict=True):
         extended = []
         for bound in partial:
             bound_attrs = tuple(f.attrs for f in bound)

@@ -127,6 +127,7 @@ class Intake:
     # Resources about another patient than context.patientId, dropped: resource type -> count.
     foreign: dict[str, int] = field(default_factory=dict)
     _validated: dict[int, str | None] = field(default_factory=dict)  # id(resource) -> error summary
+    _patient_keys: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # index keys of Patients
 
     # ------------------------------------------------------------ collection
 
@@ -146,23 +147,34 @@ class Intake:
 
     def _add(self, resource: Mapping[str, Any], full_url: str | None, seen: set[str], depth: int) -> None:
         rtype = resource.get("resourceType")
-        if rtype == "Bundle":
-            if depth >= MAX_BUNDLE_DEPTH:
-                self.warnings.append(FactWarning("Bundle", _rid(resource), "nested too deeply; ignored"))
-                return
-            entries = resource.get("entry")
-            if not isinstance(entries, list):
-                return
-            for entry in entries:
-                # dict, not Mapping: parsed JSON is dicts, and the ABC check costs ~0.5 µs per call here.
-                if not isinstance(entry, dict):
-                    continue
-                inner = entry.get("resource")
-                if isinstance(inner, dict) and isinstance(inner.get("resourceType"), str):
-                    url = entry.get("fullUrl")
-                    self._add(inner, url if isinstance(url, str) else None, seen, depth + 1)
+        if rtype != "Bundle":
+            if isinstance(rtype, str):
+                self._add_one(resource, rtype, full_url, seen)
             return
-        if not isinstance(rtype, str) or rtype == "OperationOutcome":
+        if depth >= MAX_BUNDLE_DEPTH:
+            self.warnings.append(FactWarning("Bundle", _rid(resource), "nested too deeply; ignored"))
+            return
+        entries = resource.get("entry")
+        if not isinstance(entries, list):
+            return
+        for entry in entries:
+            # dict, not Mapping: parsed JSON is dicts, and the ABC check costs ~0.5 µs per call here.
+            if not isinstance(entry, dict):
+                continue
+            inner = entry.get("resource")
+            if not isinstance(inner, dict):
+                continue
+            inner_type = inner.get("resourceType")
+            if not isinstance(inner_type, str):
+                continue
+            url = entry.get("fullUrl")
+            if inner_type == "Bundle":
+                self._add(inner, url if isinstance(url, str) else None, seen, depth + 1)
+            else:  # the leaf inline: a Synthea record is ~1,250 entries of one Bundle
+                self._add_one(inner, inner_type, url if isinstance(url, str) else None, seen)
+
+    def _add_one(self, resource: Mapping[str, Any], rtype: str, full_url: str | None, seen: set[str]) -> None:
+        if rtype == "OperationOutcome":
             return
         rid = resource.get("id")
         key = f"{rtype}/{rid}" if isinstance(rid, str) else None
@@ -175,6 +187,8 @@ class Intake:
             self.index[full_url] = resource  # type: ignore[assignment]
         if rtype in HANDLED_TYPES:
             self.by_type.setdefault(rtype, []).append(resource)  # type: ignore[arg-type]
+            if rtype == "Patient":
+                self._patient_keys.extend((k, resource) for k in (key, full_url) if k)  # type: ignore[misc]
         else:
             self.skipped_types[rtype] = self.skipped_types.get(rtype, 0) + 1
 
@@ -192,9 +206,9 @@ class Intake:
         if not isinstance(patient_id, str) or not patient_id:
             return frozenset()
         accepted = {f"Patient/{patient_id}", f"urn:uuid:{patient_id}", *also_accept}
-        accepted.update(
-            url for url, r in self.index.items() if r.get("resourceType") == "Patient" and r.get("id") == patient_id
-        )
+        # The index keys naming this patient's Patient: recorded as Patients were added, not found by scanning
+        # the index (2,500 keys for a Synthea record); a key since taken by another resource does not count.
+        accepted.update(url for url, r in self._patient_keys if self.index.get(url) is r and r.get("id") == patient_id)
         frozen = frozenset(accepted)
         for rtype, resources in list(self.by_type.items()):
             kept = [r for r in resources if _about(r, patient_id, frozen)]
@@ -301,7 +315,7 @@ def _about(resource: Mapping[str, Any], patient_id: str, accepted: frozenset[str
     named = False
     for element in ("subject", "patient"):
         ref = resource.get(element)
-        if isinstance(ref, Mapping):
+        if isinstance(ref, (dict, Mapping)):  # dict first: the ABC check is slow
             target = ref.get("reference")
             if not isinstance(target, str):
                 continue
@@ -404,11 +418,12 @@ def summarise(exc: ValidationError, limit: int = 3) -> str:
 
 
 def iter_codings(concept: Any) -> Iterator[Mapping[str, Any]]:
-    if isinstance(concept, Mapping):
+    # dict before the Mapping ABC: parsed JSON is dicts, and this runs for every coded element.
+    if isinstance(concept, (dict, Mapping)):
         codings = concept.get("coding")
         if isinstance(codings, list):
             for coding in codings:
-                if isinstance(coding, Mapping):
+                if isinstance(coding, (dict, Mapping)):
                     yield coding
 
 

@@ -88,7 +88,7 @@ def _effective(obs: Mapping[str, Any]) -> str | None:
     when = obs.get("effectiveDateTime") or obs.get("effectiveInstant")
     if when is None:
         period = obs.get("effectivePeriod")
-        if isinstance(period, Mapping):
+        if isinstance(period, (dict, Mapping)):
             when = period.get("end") or period.get("start")
     if when is None:
         when = obs.get("issued")

@@ -11,6 +11,9 @@ from cds.fhir.dates import parse_date
 from cds.fhir.intake import Intake, iter_codings, reference_key
 from cds.fhir.terminology import CodeMatch, Terminology, canonical_system, recognition_attrs
 
+# isinstance(x, (dict, Mapping)): dict first, as parsed JSON is dicts and the ABC check costs ~0.3 µs; this
+# module reads every medication resource of a record (1,036 for the Synthea ESRD patient).
+
 # Request and statement statuses, plus an administration under way ("in-progress"). Not counted:
 # stopped, cancelled, entered-in-error, not-taken, not-done, intended, draft, unknown.
 COUNTED_STATUSES = frozenset({"active", "on-hold", "completed", "in-progress"})
@@ -27,7 +30,7 @@ def medication_codings(resource: Mapping[str, Any], intake: Intake) -> Iterator[
         return
     yield from iter_codings(medication.get("code"))
     for ingredient in medication.get("ingredient") or ():
-        if isinstance(ingredient, Mapping):
+        if isinstance(ingredient, (dict, Mapping)):
             yield from iter_codings(ingredient.get("itemCodeableConcept"))
 
 
@@ -41,16 +44,16 @@ def medication_concepts(resource: Mapping[str, Any], intake: Intake) -> list[Any
     if medication is None or medication.get("resourceType") != "Medication":
         reference = resource.get("medicationReference")
         # A reference's display ("Coumadin 5 mg tablet") still names the drug for the text layer.
-        display = reference.get("display") if isinstance(reference, Mapping) else None
+        display = reference.get("display") if isinstance(reference, (dict, Mapping)) else None
         return [{"text": display}] if isinstance(display, str) else []
     concepts = [medication.get("code")]
     for ingredient in medication.get("ingredient") or ():
-        if isinstance(ingredient, Mapping):
+        if isinstance(ingredient, (dict, Mapping)):
             concepts.append(ingredient.get("itemCodeableConcept"))
             item = intake.resolve(ingredient.get("itemReference"), medication)
             if item is not None and item.get("resourceType") in ("Medication", "Substance"):
                 concepts.append(item.get("code"))
-    return [c for c in concepts if isinstance(c, Mapping)]
+    return [c for c in concepts if isinstance(c, (dict, Mapping))]
 
 
 def drug_classes(resource: Mapping[str, Any], term: Terminology, intake: Intake) -> dict[str, CodeMatch]:
@@ -66,7 +69,7 @@ def drug_classes(resource: Mapping[str, Any], term: Terminology, intake: Intake)
 def referenced_medication_valid(resource: Mapping[str, Any], intake: Intake) -> bool:
     """A Medication outside the resource (not contained) is a fact source too: validate it."""
     reference = resource.get("medicationReference")
-    if not isinstance(reference, Mapping) or str(reference.get("reference", "")).startswith("#"):
+    if not isinstance(reference, (dict, Mapping)) or str(reference.get("reference", "")).startswith("#"):
         return True  # contained resources were validated with their container
     medication = intake.resolve(reference, resource)
     return medication is None or intake.validate_full(medication)
@@ -80,24 +83,24 @@ def _period(resource: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """
     if resource.get("resourceType") in ("MedicationStatement", "MedicationAdministration"):
         period = resource.get("effectivePeriod")
-        if isinstance(period, Mapping):
+        if isinstance(period, (dict, Mapping)):
             return _str(period.get("start")), _str(period.get("end"))
         return _str(resource.get("effectiveDateTime")) or _str(resource.get("dateAsserted")), None
     starts: list[str] = []
     ends: list[str] = []
     dosages = resource.get("dosageInstruction")
     for dosage in dosages if isinstance(dosages, list) else ():
-        timing = dosage.get("timing") if isinstance(dosage, Mapping) else None
-        repeat = timing.get("repeat") if isinstance(timing, Mapping) else None
-        bounds = repeat.get("boundsPeriod") if isinstance(repeat, Mapping) else None
-        if isinstance(bounds, Mapping):
+        timing = dosage.get("timing") if isinstance(dosage, (dict, Mapping)) else None
+        repeat = timing.get("repeat") if isinstance(timing, (dict, Mapping)) else None
+        bounds = repeat.get("boundsPeriod") if isinstance(repeat, (dict, Mapping)) else None
+        if isinstance(bounds, (dict, Mapping)):
             if _str(bounds.get("start")):
                 starts.append(bounds["start"])
             if _str(bounds.get("end")):
                 ends.append(bounds["end"])
     dispense = resource.get("dispenseRequest")
-    validity = dispense.get("validityPeriod") if isinstance(dispense, Mapping) else None
-    if isinstance(validity, Mapping):
+    validity = dispense.get("validityPeriod") if isinstance(dispense, (dict, Mapping)) else None
+    if isinstance(validity, (dict, Mapping)):
         if not starts and _str(validity.get("start")):
             starts.append(validity["start"])
         if not ends and _str(validity.get("end")):
@@ -116,11 +119,11 @@ def _route(resource: Mapping[str, Any]) -> str | None:
         if resource.get("resourceType") == "MedicationRequest"
         else resource.get("dosage")
     )
-    if isinstance(dosages, Mapping):  # MedicationAdministration.dosage is one element, not a list
+    if isinstance(dosages, (dict, Mapping)):  # MedicationAdministration.dosage is one element, not a list
         dosages = [dosages]
     for dosage in dosages if isinstance(dosages, list) else ():
-        route = dosage.get("route") if isinstance(dosage, Mapping) else None
-        if isinstance(route, Mapping):
+        route = dosage.get("route") if isinstance(dosage, (dict, Mapping)) else None
+        if isinstance(route, (dict, Mapping)):
             text = route.get("text")
             if isinstance(text, str):
                 return text.lower()

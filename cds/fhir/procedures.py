@@ -24,7 +24,7 @@ def performed(resource: Mapping[str, Any]) -> tuple[date | None, str]:
     """The day a procedure was performed (period end, else start) and a sort key."""
     raw = resource.get("performedDateTime")
     period = resource.get("performedPeriod")
-    if raw is None and isinstance(period, Mapping):
+    if raw is None and isinstance(period, (dict, Mapping)):
         raw = period.get("end") or period.get("start")
     if not isinstance(raw, str):
         return None, ""
@@ -95,7 +95,7 @@ def procedure_facts(
             attrs["code"] = code
             attrs["system"] = system
         outcome = resource.get("outcome")
-        if isinstance(outcome, Mapping):
+        if isinstance(outcome, (dict, Mapping)):
             text = outcome.get("text") or next(
                 (c.get("display") for c in iter_codings(outcome) if c.get("display")), None
             )

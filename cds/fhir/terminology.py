@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import yaml
 
 # Code systems, their aliases and the code matcher live in cds.concepts (shared with cds.findings);
@@ -169,6 +170,7 @@ class Terminology:
     # heavily (1,036 MedicationRequests of ~20 drugs in the Synthea ESRD record), and recognising
     # them was half of that record's fact extraction (issue 20). Bounded like the text cache.
     _recognised: dict[Any, _Recognised] = field(default_factory=dict)
+    _matched: dict[tuple[Any, Any], tuple[CodeMatch, ...]] = field(default_factory=dict)  # match() memo
     rules_dir: Path | None = None
 
     # ----------------------------------------------------------------- loading
@@ -268,6 +270,7 @@ class Terminology:
 
     def _add_code(self, vs_id: str, system: str, code: str, confidence: str) -> None:
         self.codes.add(vs_id, system, code, confidence)
+        self._matched.clear()  # a code added after a look-up (while loading) must not be missed
 
     def _load_analytes(self, path: Path) -> None:
         doc = _read_yaml(path)
@@ -352,14 +355,28 @@ class Terminology:
     # ----------------------------------------------------------------- look-ups
 
     def match(self, system: str | None, code: str | None) -> list[CodeMatch]:
-        """Every value set the coding belongs to (empty when none)."""
-        return self.codes.match(system, code)
+        """Every value set the coding belongs to (empty when none).
+
+        Memoised by (system, code) as sent: the same codes recur within a record and across calls,
+        and a match scans the value sets' prefixes. A non-string system or code matches nothing, so
+        keys that compare equal across types (1 and True) cannot mix up two different answers."""
+        key = (system, code)
+        try:
+            found = self._matched.get(key)
+        except TypeError:  # an unhashable value where a string belongs: it matches nothing anyway
+            return self.codes.match(system, code)
+        if found is None:
+            found = tuple(self.codes.match(system, code))
+            if len(self._matched) >= 8192:
+                self._matched.clear()
+            self._matched[key] = found
+        return list(found)
 
     def match_codings(self, codings: Iterable[Mapping[str, Any]], fact_kinds: tuple[str, ...]) -> dict[str, CodeMatch]:
         """Value set id -> best match, over all codings, limited to value sets of ``fact_kinds``."""
         best: dict[str, CodeMatch] = {}
         for coding in codings:
-            if not isinstance(coding, Mapping):
+            if not isinstance(coding, (dict, Mapping)):
                 continue
             for match in self.match(coding.get("system"), coding.get("code")):
                 if self.valuesets[match.valueset].fact_kind not in fact_kinds:
@@ -406,12 +423,19 @@ class Terminology:
         type) -> the value set the text layer found instead ("" when none): coverage telemetry
         for informaticists (``cds terminology gaps``), codes only, never text or patient data.
         """
-        signature = _signature(concepts)
-        key = (fact_kinds, signature)
-        known = self._recognised.get(key) if signature is not None else None
+        # The memo's key is the concepts' JSON (one C call; equal JSON, equal answer). It is only
+        # filled when _signature finds every part recognise() reads to be a plain string, and a long
+        # key (a pasted note as a drug's text) is not kept, so the memo stays small. JSON with a null
+        # is not used: orjson writes NaN and infinities as null too, so null would not be one value.
+        try:
+            encoded = orjson.dumps(concepts)
+        except TypeError:  # not plain JSON data (e.g. a Mapping that is not a dict)
+            encoded = b"null"
+        key: Any = None if b"null" in encoded else (fact_kinds, encoded)
+        known = self._recognised.get(key) if key is not None else None
         if known is None:
             known = self._recognise(concepts, fact_kinds)
-            if signature is not None:
+            if key is not None and len(key[1]) <= _MEMO_KEY_BYTES and _signature(concepts) is not None:
                 if len(self._recognised) >= 8192:
                     self._recognised.clear()
                 self._recognised[key] = known
@@ -499,12 +523,17 @@ class _Recognised:
     text_match: str  # the value sets the text layer found instead, comma-separated
 
 
+_MEMO_KEY_BYTES = 4096
+
+
 def _signature(concepts: Iterable[Any]) -> tuple[Any, ...] | None:
     """The parts of ``concepts`` recognise() reads (text; each coding's system, code, display), or
-    None when one of them is not a plain string (then the result is not memoised)."""
+    None when one of them is not a plain string (then the result is not memoised).
+
+    Checks ``dict`` before the ``Mapping`` ABC (parsed JSON is dicts; the ABC check costs ~0.3 µs)."""
     signature: list[Any] = []
     for concept in concepts:
-        if not isinstance(concept, Mapping):
+        if not isinstance(concept, (dict, Mapping)):
             signature.append(None)
             continue
         text = concept.get("text")
@@ -513,26 +542,30 @@ def _signature(concepts: Iterable[Any]) -> tuple[Any, ...] | None:
         codings = concept.get("coding")
         parts: list[tuple[Any, ...]] = []
         for coding in codings if isinstance(codings, list) else ():
-            if not isinstance(coding, Mapping):
+            if not isinstance(coding, (dict, Mapping)):
                 continue
-            part = (coding.get("system"), coding.get("code"), coding.get("display"))
-            if any(value is not None and type(value) is not str for value in part):
+            system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
+            if (
+                (system is not None and type(system) is not str)
+                or (code is not None and type(code) is not str)
+                or (display is not None and type(display) is not str)
+            ):
                 return None
-            parts.append(part)
+            parts.append((system, code, display))
         signature.append((text, tuple(parts)))
     return tuple(signature)
 
 
 def _codings_of(concept: Any) -> list[Mapping[str, Any]]:
-    codings = concept.get("coding") if isinstance(concept, Mapping) else None
-    return [c for c in codings if isinstance(c, Mapping)] if isinstance(codings, list) else []
+    codings = concept.get("coding") if isinstance(concept, (dict, Mapping)) else None
+    return [c for c in codings if isinstance(c, (dict, Mapping))] if isinstance(codings, list) else []
 
 
 def _concept_texts(concepts: Iterable[Any]) -> list[str]:
     """CodeableConcept.text and every coding.display, each once."""
     texts: list[str] = []
     for concept in concepts:
-        if not isinstance(concept, Mapping):
+        if not isinstance(concept, (dict, Mapping)):
             continue
         if isinstance(concept.get("text"), str):
             texts.append(concept["text"])
