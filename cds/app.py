@@ -19,6 +19,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from cds import __version__
 from cds.auth import SqlReplayStore, build_authenticator
+from cds.engine.verdicts import configured_record
 from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.prefetch import Fetcher
 from cds.pipeline import Pipeline, watch_rules
@@ -54,7 +55,9 @@ def create_app(
 ) -> FastAPI:
     """The service; ``pipeline``, ``fetch``, ``authenticate``, ``clock`` and ``store`` replace what
     ``settings`` would build (tests, benchmarks)."""
-    pipeline = pipeline or Pipeline.load(settings.rules_dir, settings.hook_namespace, engine=settings.engine)
+    pipeline = pipeline or Pipeline.load(
+        settings.rules_dir, settings.hook_namespace, engine=settings.engine, verdicts=configured_record(settings)
+    )
     fhir_client = fhir_client_for(settings) if fetch is None else None
     active_store = store if store is not None else open_store(settings)
     if authenticate is None and settings.auth_required:

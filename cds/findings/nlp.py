@@ -4,8 +4,12 @@ report text with it."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 import threading
 import time
+import types
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +19,30 @@ from typing import Any
 from cds.findings.knowledge import FindingsKnowledge
 
 COLD_START: dict[str, float] = {}  # seconds: "import" and "build", filled on first use
+
+
+class _DeferredModule(types.ModuleType):
+    """Stands in for a module that is imported but not used: the real one is imported on the first
+    attribute read, and then answers every read (also through this object, which importers kept)."""
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _defer_unused_imports() -> None:
+    """medspaCy 1.3 imports QuickUMLS at its top (``medspacy.util``), and QuickUMLS imports NLTK, which
+    imports its corpus readers: ~0.3 s of CPU, 80% of importing medspaCy, for a component this
+    service never adds (QuickUMLS calls NLTK only to read stop words when it is built). NLTK is
+    stood in for until something reads from it (docs/adr/0014-cold-start.md)."""
+    for name in ("nltk",):
+        if name not in sys.modules and importlib.util.find_spec(name) is not None:
+            sys.modules[name] = _DeferredModule(name)
+
+
+# Before anything imports medspaCy: cds.findings.lexicon imports it as well, after this module.
+_defer_unused_imports()
 
 
 class TextExtractionUnavailable(RuntimeError):
