@@ -60,8 +60,9 @@ from cds.knowledge import load_bundle
 from cds.pipeline import _rule_test_failures, rules_fingerprint
 verdicts = configured_record(settings)
 on_disk = rules_fingerprint(rules_dir) if verdicts is not None else None
-bundle = load_bundle(rules_dir, settings.hook_namespace).raise_for_errors()  # what cds.pipeline._build does, step by step
-services, result = bundle.services, bundle
+# what cds.pipeline._build does, step by step
+bundle = load_bundle(rules_dir, settings.hook_namespace).raise_for_errors()
+services = bundle.services
 mark("knowledge bundle (YAML, checks, compile; terminology, findings, services)")
 engine = LoadedEngine(bundle.ruleset, settings.engine)
 mark("serving engine (" + engine.backend + ")")
