@@ -25,20 +25,41 @@ class _DeferredModule(types.ModuleType):
     """Stands in for a module that is imported but not used: the real one is imported on the first
     attribute read, and then answers every read (also through this object, which importers kept)."""
 
+    def __init__(self, name: str, package: bool) -> None:
+        super().__init__(name)
+        self.package = package
+
     def __getattr__(self, name: str) -> Any:
+        if name == "__path__" and not self.package:
+            # `from m import x` asks a module whether it is a package first; answering would import it
+            raise AttributeError(name)
         if sys.modules.get(self.__name__) is self:
             del sys.modules[self.__name__]
         return getattr(importlib.import_module(self.__name__), name)
 
 
+def _spacy_info(*args: Any, **kwargs: Any) -> Any:
+    """``spacy.info`` when ``spacy.cli.info`` was stood in for at import: the real one, imported now."""
+    if isinstance(sys.modules.get("spacy.cli.info"), _DeferredModule):
+        del sys.modules["spacy.cli.info"]
+    return importlib.import_module("spacy.cli.info").info(*args, **kwargs)
+
+
 def _defer_unused_imports() -> None:
-    """medspaCy 1.3 imports QuickUMLS at its top (``medspacy.util``), and QuickUMLS imports NLTK, which
-    imports its corpus readers: ~0.3 s of CPU, 80% of importing medspaCy, for a component this
-    service never adds (QuickUMLS calls NLTK only to read stop words when it is built). NLTK is
-    stood in for until something reads from it (docs/adr/0014-cold-start.md)."""
-    for name in ("nltk",):
-        if name not in sys.modules and importlib.util.find_spec(name) is not None:
-            sys.modules[name] = _DeferredModule(name)
+    """Two imports that the report-text pipeline never uses, stood in for until something reads them
+    (docs/adr/0014-cold-start.md):
+
+    * medspaCy 1.3 imports QuickUMLS at its top (``medspacy.util``), and QuickUMLS imports NLTK and
+      its corpus readers: ~0.3 s of CPU, 80% of importing medspaCy, for a component this service
+      never adds (QuickUMLS calls NLTK only to read stop words when it is built);
+    * ``import spacy`` runs ``from .cli.info import info``, which imports spaCy's whole command line
+      (typer, requests, jinja2, the training loop): ~0.1 s. ``spacy.info`` stays callable."""
+    if "nltk" not in sys.modules and importlib.util.find_spec("nltk") is not None:
+        sys.modules["nltk"] = _DeferredModule("nltk", package=True)
+    if "spacy" not in sys.modules and "spacy.cli.info" not in sys.modules:
+        stand_in = _DeferredModule("spacy.cli.info", package=False)
+        stand_in.info = _spacy_info  # type: ignore[attr-defined]
+        sys.modules["spacy.cli.info"] = stand_in
 
 
 # Before anything imports medspaCy: cds.findings.lexicon imports it as well, after this module.

@@ -37,7 +37,7 @@ def test_later_pipelines_share_the_vocabulary_and_the_tokenizer():
     assert first.vocab is second.vocab and first.tokenizer is second.tokenizer
 
 
-def test_building_the_text_pipelines_does_not_import_nltk():
+def test_building_the_text_pipelines_imports_neither_nltk_nor_spacys_command_line():
     probe = (
         "import sys\n"
         "from pathlib import Path\n"
@@ -46,11 +46,14 @@ def test_building_the_text_pipelines_does_not_import_nltk():
         "warm_up(load_bundle(Path('rules')).raise_for_errors().terminology)\n"
         "import medspacy, quickumls\n"
         "print(sorted(m for m in sys.modules if m == 'nltk' or m.startswith('nltk.')))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('spacy.cli', 'typer', 'requests', 'weasel'))))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=300
     ).stdout
-    assert out.strip().splitlines()[-1] == "['nltk']"  # only the stand-in (cds.findings.nlp)
+    nltk, command_line = out.strip().splitlines()[-2:]
+    assert nltk == "['nltk']"  # only the stand-in (cds.findings.nlp)
+    assert command_line == "['spacy.cli.info']"  # only the stand-in
 
 
 def test_nltk_still_works_when_something_uses_it():
@@ -64,3 +67,17 @@ def test_nltk_still_works_when_something_uses_it():
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=300
     ).stdout
     assert out.strip() == "True ['a', '-', 'b'] module"
+
+
+def test_spacys_info_and_command_line_still_work():
+    probe = (
+        "import cds.findings.nlp, spacy\n"
+        "print(sorted(spacy.info(silent=True))[:2])\n"
+        "from spacy.cli.info import info_cli\n"
+        "import spacy.cli\n"
+        "print(callable(info_cli), callable(spacy.cli.setup_cli))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    assert out.strip().splitlines() == ["['location', 'pipelines']", "True True"]
