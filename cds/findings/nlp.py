@@ -46,16 +46,19 @@ def _spacy_info(*args: Any, **kwargs: Any) -> Any:
 
 
 def _defer_unused_imports() -> None:
-    """Two imports that the report-text pipeline never uses, stood in for until something reads them
+    """Imports that the report-text pipeline never uses, stood in for until something reads them
     (docs/adr/0014-cold-start.md):
 
     * medspaCy 1.3 imports QuickUMLS at its top (``medspacy.util``), and QuickUMLS imports NLTK and
       its corpus readers: ~0.3 s of CPU, 80% of importing medspaCy, for a component this service
       never adds (QuickUMLS calls NLTK only to read stop words when it is built);
     * ``import spacy`` runs ``from .cli.info import info``, which imports spaCy's whole command line
-      (typer, requests, jinja2, the training loop): ~0.1 s. ``spacy.info`` stays callable."""
-    if "nltk" not in sys.modules and importlib.util.find_spec("nltk") is not None:
-        sys.modules["nltk"] = _DeferredModule("nltk", package=True)
+      (typer, requests, jinja2, the training loop): ~0.1 s. ``spacy.info`` stays callable;
+    * ``spacy.util`` imports langcodes (its tables compile ~50 regular expressions) for language-name
+      matching, which ``spacy.blank("en")`` does not do."""
+    for name in ("nltk", "langcodes"):
+        if name not in sys.modules and importlib.util.find_spec(name) is not None:
+            sys.modules[name] = _DeferredModule(name, package=True)
     if "spacy" not in sys.modules and "spacy.cli.info" not in sys.modules:
         stand_in = _DeferredModule("spacy.cli.info", package=False)
         stand_in.info = _spacy_info  # type: ignore[attr-defined]

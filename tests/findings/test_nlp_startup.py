@@ -45,28 +45,30 @@ def test_building_the_text_pipelines_imports_neither_nltk_nor_spacys_command_lin
         "from cds.fhir import warm_up\n"
         "warm_up(load_bundle(Path('rules')).raise_for_errors().terminology)\n"
         "import medspacy, quickumls\n"
-        "print(sorted(m for m in sys.modules if m == 'nltk' or m.startswith('nltk.')))\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('nltk', 'langcodes'))))\n"
         "print(sorted(m for m in sys.modules if m.startswith(('spacy.cli', 'typer', 'requests', 'weasel'))))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=300
     ).stdout
     nltk, command_line = out.strip().splitlines()[-2:]
-    assert nltk == "['nltk']"  # only the stand-in (cds.findings.nlp)
+    assert nltk == "['langcodes', 'nltk']"  # only the stand-ins (cds.findings.nlp)
     assert command_line == "['spacy.cli.info']"  # only the stand-in
 
 
-def test_nltk_still_works_when_something_uses_it():
+def test_nltk_and_langcodes_still_work_when_something_uses_them():
     probe = (
         "import sys, cds.findings.nlp, medspacy\n"
         "import nltk\n"
         "from nltk.tokenize import wordpunct_tokenize\n"
         "print(nltk.__version__ != '', wordpunct_tokenize('a-b'), type(sys.modules['nltk']).__name__)\n"
+        "from spacy.util import find_matching_language\n"
+        "print(find_matching_language('en-US'), type(sys.modules['langcodes']).__name__)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=300
     ).stdout
-    assert out.strip() == "True ['a', '-', 'b'] module"
+    assert out.strip().splitlines() == ["True ['a', '-', 'b'] module", "en module"]
 
 
 def test_spacys_info_and_command_line_still_work():
