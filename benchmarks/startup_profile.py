@@ -2,14 +2,17 @@
 
     .venv/bin/python -m benchmarks.startup_profile              # 3 fresh interpreters
     .venv/bin/python -m benchmarks.startup_profile --repeat 5
+    .venv/bin/python -m benchmarks.startup_profile --run-rule-tests   # the first start after a change
 
 Each round starts a fresh interpreter that does what `cds serve` does before its first answer,
-in the same order, timing each step: import the command line, import the web app (FastAPI, the
-store's SQLAlchemy and Alembic, JWT), load the settings, load the services and the rule set,
-bind the serving engine, load the terminology, start the report-text pipeline (import medspaCy,
-then build its pipelines), run the rule tests (the start-up gate), open the store (migrations),
-build the app, and answer the source case in-process (a bone-scan report). The phases of
-``cds.pipeline._build`` are called one by one here, so that each gets its own line.
+in the same order, timing each step: pause the garbage collector, import the command line, import
+the web app (FastAPI, the store's SQLAlchemy, JWT), load the settings, load the knowledge bundle
+(services, rule set, terminology, findings vocabularies), bind the serving engine, start the
+report-text pipeline (import medspaCy, then build its pipelines), the rule-test gate (by default a
+pass recorded by the warm-up round, as at a restart; ``--run-rule-tests`` runs them every round),
+open the store (the warm-up round's database, at the newest revision), build the app, and answer
+the source case in-process (a bone-scan report). The phases of ``cds.pipeline._build`` are called
+one by one here, so that each gets its own line (docs/adr/0014-cold-start.md).
 
 Reported per phase: median wall and CPU seconds (CPU is steadier on a shared machine) and the
 share of the total CPU, beside `python -c pass` run in the same rounds, and the load average.
@@ -31,6 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCE_CASE = REPO / "fhir_examples" / "requests" / "source-case.patient-view.json"
 
 CHILD = r"""
+import gc
+gc.disable()  # as `cds serve` does before its imports; the app's start-up resumes it (ADR 0014)
 import json, os, resource, sys, tempfile, time
 from pathlib import Path
 
@@ -84,7 +89,7 @@ pipeline = Pipeline(rules_dir, _Loaded(tuple(services), bundle.ruleset, engine, 
 from cds.store import open_store
 store = open_store(settings)
 mark("open the store (migrations)")
-app = cds.app.create_app(settings, pipeline=pipeline, store=store)
+app = cds.app.create_app(settings, pipeline=pipeline, store=store, resume_collector=True)
 mark("create the app")
 from starlette.testclient import TestClient
 with TestClient(app) as client:
@@ -149,11 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cds-startup-") as tmp:
         verdicts = None if args.run_rule_tests else Path(tmp) / "verdicts"
         run_child(args.rules.resolve(), Path(tmp), verdicts)  # warm-up, not counted: bytecode and file caches
-        for index in range(args.repeat):
+        for _ in range(args.repeat):
             baseline.append(interpreter_seconds())
-            round_dir = Path(tmp) / str(index)
-            round_dir.mkdir()
-            rounds.append(run_child(args.rules.resolve(), round_dir, verdicts))
+            # the database the warm-up created, as at a restart (a new one would also run Alembic)
+            rounds.append(run_child(args.rules.resolve(), Path(tmp), verdicts))
     names = [name for name, _, _ in rounds[0]["marks"]]
     wall = {n: statistics.median(r["marks"][i][1] for r in rounds) for i, n in enumerate(names)}
     cpu = {n: statistics.median(r["marks"][i][2] for r in rounds) for i, n in enumerate(names)}
