@@ -27,10 +27,10 @@ class _DeferredModule(types.ModuleType):
 
     def __init__(self, name: str, package: bool) -> None:
         super().__init__(name)
-        self.package = package
+        self._cds_is_package = package  # a name no stood-in module has: reads of it are not forwarded
 
     def __getattr__(self, name: str) -> Any:
-        if name == "__path__" and not self.package:
+        if name == "__path__" and not self._cds_is_package:
             # `from m import x` asks a module whether it is a package first; answering would import it
             raise AttributeError(name)
         if sys.modules.get(self.__name__) is self:
