@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,6 +60,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _cold_starts(source: cases.Case, repeats: int, rules_dir: Path) -> list[Result]:
+    """``cold-start/1w``: a restart, the rule-test pass recorded by an earlier start of the same rules,
+    code and libraries (or by `cds rules test`; docs/adr/0014-cold-start.md); and
+    ``cold-start/1w-after-change``: the first start after a change, which runs the rule tests (and records
+    the pass the restarts use). Each in a fresh verdict directory, never the user's cache."""
+    saved = os.environ.get("CDS_RULE_TEST_VERDICTS_DIR")
+    with tempfile.TemporaryDirectory(prefix="cds-bench-verdicts-") as verdicts:
+        os.environ["CDS_RULE_TEST_VERDICTS_DIR"] = verdicts  # the servers' environment (http.cds_env)
+        try:
+            first = [
+                replace(r, name="cold-start/1w-after-change", note=f"{r.note}; rule tests run")
+                for r in http_bench.cold_start(source, 1, rules_dir)
+            ]
+            restarts = http_bench.cold_start(source, repeats, rules_dir)
+        finally:
+            if saved is None:
+                os.environ.pop("CDS_RULE_TEST_VERDICTS_DIR", None)
+            else:
+                os.environ["CDS_RULE_TEST_VERDICTS_DIR"] = saved
+    return [*restarts, *first]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         results += http_bench.run(plan)
     if "startup" in groups:
         say("cold start")
-        results += http_bench.cold_start(source, args.cold_starts or (1 if quick else 3), rules_dir)
+        results += _cold_starts(source, args.cold_starts or (1 if quick else 3), rules_dir)
 
     if "screen" in groups:
         say("population screening on Dask")

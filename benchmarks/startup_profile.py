@@ -2,14 +2,17 @@
 
     .venv/bin/python -m benchmarks.startup_profile              # 3 fresh interpreters
     .venv/bin/python -m benchmarks.startup_profile --repeat 5
+    .venv/bin/python -m benchmarks.startup_profile --run-rule-tests   # the first start after a change
 
 Each round starts a fresh interpreter that does what `cds serve` does before its first answer,
-in the same order, timing each step: import the command line, import the web app (FastAPI, the
-store's SQLAlchemy and Alembic, JWT), load the settings, load the services and the rule set,
-bind the serving engine, load the terminology, start the report-text pipeline (import medspaCy,
-then build its pipelines), run the rule tests (the start-up gate), open the store (migrations),
-build the app, and answer the source case in-process (a bone-scan report). The phases of
-``cds.pipeline._build`` are called one by one here, so that each gets its own line.
+in the same order, timing each step: pause the garbage collector, import the command line, import
+the web app (FastAPI, the store's SQLAlchemy, JWT), load the settings, load the knowledge bundle
+(services, rule set, terminology, findings vocabularies), bind the serving engine, start the
+report-text pipeline (import medspaCy, then build its pipelines), the rule-test gate (by default a
+pass recorded by the warm-up round, as at a restart; ``--run-rule-tests`` runs them every round),
+open the store (the warm-up round's database, at the newest revision), build the app, and answer
+the source case in-process (a bone-scan report). The phases of ``cds.pipeline._build`` are called
+one by one here, so that each gets its own line (docs/adr/0014-cold-start.md).
 
 Reported per phase: median wall and CPU seconds (CPU is steadier on a shared machine) and the
 share of the total CPU, beside `python -c pass` run in the same rounds, and the load average.
@@ -31,6 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCE_CASE = REPO / "fhir_examples" / "requests" / "source-case.patient-view.json"
 
 CHILD = r"""
+import gc
+gc.disable()  # as `cds serve` does before its imports; the app's start-up resumes it (ADR 0014)
 import json, os, resource, sys, tempfile, time
 from pathlib import Path
 
@@ -54,35 +59,37 @@ mark("import cds.app (FastAPI, store, auth)")
 from cds.settings import load_settings
 settings = load_settings(None, rules_dir=rules_dir)
 mark("settings")
-from cds.engine.loader import load_ruleset
-from cds.engine.ruletests import run_rule_tests
 from cds.engine.runner import LoadedEngine
-from cds.hooks.services import load_services
-services = load_services(rules_dir / "services.yaml", settings.hook_namespace)
-result = load_ruleset(rules_dir, [s.id for s in services])
-mark("services and rule set (YAML, checks, compile)")
-engine = LoadedEngine(result.ruleset, settings.engine)
+from cds.engine.verdicts import configured_record
+from cds.knowledge import load_bundle
+from cds.pipeline import _rule_test_failures, rules_fingerprint
+verdicts = configured_record(settings)
+on_disk = rules_fingerprint(rules_dir) if verdicts is not None else None
+# what cds.pipeline._build does, step by step
+bundle = load_bundle(rules_dir, settings.hook_namespace).raise_for_errors()
+services = bundle.services
+mark("knowledge bundle (YAML, checks, compile; terminology, findings, services)")
+engine = LoadedEngine(bundle.ruleset, settings.engine)
 mark("serving engine (" + engine.backend + ")")
-from cds.fhir import Terminology, extract_facts, warm_up
-terminology = Terminology.load(rules_dir)  # what default_extractor(rules_dir) does, step by step
-mark("terminology (value sets, lexicon, findings)")
-import medspacy
+from cds.fhir import extract_facts, warm_up
+terminology = bundle.terminology
+import cds.findings.nlp, medspacy
 mark("import medspaCy and spaCy")
 warm_up(terminology)
 mark("build the text pipelines")
 
 def extractor(context, prefetch, now):
     return extract_facts(context, prefetch, now, terminology)
-failed = [r.id for r in run_rule_tests(engine, extractor) if not r.passed and not r.skipped]
-mark("rule tests (start-up gate)")
+failed = _rule_test_failures(bundle.ruleset, rules_dir, engine, extractor, verdicts, on_disk)
+mark("rule tests (start-up gate" + (", pass recorded" if verdicts is not None else ", run") + ")")
 from cds.pipeline import Pipeline, _Loaded
 from datetime import UTC, datetime
-pipeline = Pipeline(rules_dir, _Loaded(tuple(services), result.ruleset, engine, extractor,
-                    datetime.now(UTC).isoformat()), settings.hook_namespace, settings.engine)
+pipeline = Pipeline(rules_dir, _Loaded(tuple(services), bundle.ruleset, engine, extractor,
+                    datetime.now(UTC).isoformat(), bundle), settings.hook_namespace, settings.engine)
 from cds.store import open_store
 store = open_store(settings)
 mark("open the store (migrations)")
-app = cds.app.create_app(settings, pipeline=pipeline, store=store)
+app = cds.app.create_app(settings, pipeline=pipeline, store=store, resume_collector=True)
 mark("create the app")
 from starlette.testclient import TestClient
 with TestClient(app) as client:
@@ -94,7 +101,7 @@ print(json.dumps({"marks": marks, "status": answer.status_code, "failed": failed
 """
 
 
-def run_child(rules: Path, tmp: Path) -> dict:
+def run_child(rules: Path, tmp: Path, verdicts: Path | None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(
         PYTHONPATH=str(REPO),
@@ -103,6 +110,12 @@ def run_child(rules: Path, tmp: Path) -> dict:
         CDS_DATABASE_URL=f"sqlite:///{tmp / 'cds.sqlite3'}",
         CDS_LOG_LEVEL="WARNING",
     )
+    # A recorded rule-test pass (docs/adr/0014-cold-start.md): the warm-up round records it, as an
+    # earlier start or `cds rules test` would; without one, every round runs the tests.
+    if verdicts is None:
+        env["CDS_RULE_TEST_VERDICTS"] = "false"
+    else:
+        env["CDS_RULE_TEST_VERDICTS_DIR"] = str(verdicts)
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", CHILD, str(rules), str(SOURCE_CASE)],
@@ -131,15 +144,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.startup_profile", description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rules", type=Path, default=REPO / "rules")
+    parser.add_argument(
+        "--run-rule-tests",
+        action="store_true",
+        help="run the rule tests in every round (the first start after a change), not a recorded pass",
+    )
     args = parser.parse_args(argv)
     rounds, baseline = [], []
     with tempfile.TemporaryDirectory(prefix="cds-startup-") as tmp:
-        run_child(args.rules.resolve(), Path(tmp))  # warm-up, not counted: bytecode and file caches
-        for index in range(args.repeat):
+        verdicts = None if args.run_rule_tests else Path(tmp) / "verdicts"
+        run_child(args.rules.resolve(), Path(tmp), verdicts)  # warm-up, not counted: bytecode and file caches
+        for _ in range(args.repeat):
             baseline.append(interpreter_seconds())
-            round_dir = Path(tmp) / str(index)
-            round_dir.mkdir()
-            rounds.append(run_child(args.rules.resolve(), round_dir))
+            # the database the warm-up created, as at a restart (a new one would also run Alembic)
+            rounds.append(run_child(args.rules.resolve(), Path(tmp), verdicts))
     names = [name for name, _, _ in rounds[0]["marks"]]
     wall = {n: statistics.median(r["marks"][i][1] for r in rounds) for i, n in enumerate(names)}
     cpu = {n: statistics.median(r["marks"][i][2] for r in rounds) for i, n in enumerate(names)}

@@ -5,15 +5,20 @@ builds the same app. ``CDS_CONFIG_FILE`` is read here directly, not through ``Se
 because it names where the settings come from.
 """
 
+import gc
 import os
 from pathlib import Path
 
-from cds.app import create_app
-from cds.observability.logs import configure_logging
-from cds.settings import load_settings
+# No cyclic-collector passes while the worker imports and builds the app; its start-up resumes them
+# (cds.app.create_app's resume_collector, docs/adr/0014-cold-start.md).
+gc.disable()
+
+from cds.app import create_app  # noqa: E402
+from cds.observability.logs import configure_logging  # noqa: E402
+from cds.settings import load_settings  # noqa: E402
 
 _config = os.environ.get("CDS_CONFIG_FILE")
 settings = load_settings(Path(_config) if _config else None)
 settings.check()
 configure_logging(settings.log_level)
-app = create_app(settings)
+app = create_app(settings, resume_collector=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import signal
 import sys
@@ -152,6 +153,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers, rules_dir=args.rules)
     settings.check()
+    if settings.workers == 1:
+        # The app is built in this process: no collector passes while it starts (cds.app, ADR 0014). With
+        # several workers this process only supervises, and each worker pauses its own (cds.asgi).
+        gc.disable()
     configure_logging(settings.log_level)
     if not settings.auth_required:
         print(
@@ -213,7 +218,7 @@ def _app_from(settings: Settings) -> Any:
     from cds.app import create_app  # imported here so `cds --help` stays fast
     from cds.pipeline import install_reload_signal
 
-    app = create_app(settings)
+    app = create_app(settings, resume_collector=True)  # paused in run_serve
     install_reload_signal(app.state.pipeline)  # SIGHUP reloads the rules (validated and tested first)
     return app
 

@@ -30,6 +30,7 @@ from cds.engine.loader import RuleSet
 from cds.engine.prepare import MAX_FACTS
 from cds.engine.ruletests import run_rule_tests
 from cds.engine.runner import LoadedEngine
+from cds.engine.verdicts import VerdictRecord, verdict_key
 from cds.facts import FactSet, FactWarning
 from cds.fhir.extractor import Extractor, default_extractor
 from cds.hooks.evaluation import Evaluation, FactLimitExceeded
@@ -63,8 +64,16 @@ class _Loaded:
 
 
 def _build(
-    rules_dir: Path, hook_namespace: str, engine_choice: str, run_tests: bool = True, warm: bool = True
+    rules_dir: Path,
+    hook_namespace: str,
+    engine_choice: str,
+    run_tests: bool = True,
+    warm: bool = True,
+    verdicts: VerdictRecord | None = None,
 ) -> _Loaded:
+    # The rule-test verdict is keyed by the files on disk: it is used or recorded only when they did
+    # not change while this version was loaded and tested (an edit mid-way gives the next reload).
+    on_disk = rules_fingerprint(rules_dir) if verdicts is not None and run_tests else None
     # One loader for everything under rules/ (cds.knowledge): every file kind's errors, file:line:col.
     loaded = load_bundle(rules_dir, hook_namespace)
     if loaded.bundle is None or loaded.errors:
@@ -76,19 +85,40 @@ def _build(
     except Exception as exc:  # e.g. durable refuses the compiled set, or CDS_ENGINE=durable without it
         raise RulesetLoadError([f"engine {engine_choice}: {exc}"]) from exc
     extractor = default_extractor(rules_dir, warm=warm, terminology=bundle.terminology)
-    failures = (
-        [
-            f"{_test_location(ruleset, rules_dir, r.id)}: rule test {r.id}: {failure}"
-            for r in run_rule_tests(engine, extractor)
-            if not r.passed and not r.skipped
-            for failure in r.failures
-        ]
-        if run_tests
-        else []
-    )
+    failures = _rule_test_failures(ruleset, rules_dir, engine, extractor, verdicts, on_disk) if run_tests else []
     if failures:
         raise RulesetLoadError(failures)
     return _Loaded(services, ruleset, engine, extractor, datetime.now(UTC).isoformat(timespec="seconds"), bundle)
+
+
+def _rule_test_failures(
+    ruleset: RuleSet,
+    rules_dir: Path,
+    engine: LoadedEngine,
+    extractor: Extractor | None,
+    verdicts: VerdictRecord | None,
+    on_disk: tuple[tuple[str, int, int], ...] | None = None,
+) -> list[str]:
+    """The start-up gate: every failing rule test on the serving backend, one line each.
+
+    With ``verdicts``, a pass recorded for exactly these rules, cases, code, libraries and backend
+    stands for running them again (cds.engine.verdicts); a failure is never recorded."""
+    key = None
+    if verdicts is not None and on_disk is not None and on_disk == rules_fingerprint(rules_dir):
+        key = verdict_key(ruleset, engine.backend, extractor is not None)
+    if verdicts is not None and key is not None and verdicts.passed(key):
+        log.info("rule tests: pass recorded for these inputs (%s, %s); not run again", ruleset.version, key[:12])
+        return []
+    results = run_rule_tests(engine, extractor)
+    failures = [
+        f"{_test_location(ruleset, rules_dir, r.id)}: rule test {r.id}: {failure}"
+        for r in results
+        if not r.passed and not r.skipped
+        for failure in r.failures
+    ]
+    if not failures and verdicts is not None and key is not None and on_disk == rules_fingerprint(rules_dir):
+        verdicts.record_pass(key, len(results), engine.backend, ruleset.version)
+    return failures
 
 
 def _test_location(ruleset: RuleSet, rules_dir: Path, test_id: str) -> str:
@@ -114,8 +144,16 @@ def _configured_engine() -> str:
 
 
 class Pipeline:
-    def __init__(self, rules_dir: Path, loaded: _Loaded, hook_namespace: str, engine_choice: str) -> None:
+    def __init__(
+        self,
+        rules_dir: Path,
+        loaded: _Loaded,
+        hook_namespace: str,
+        engine_choice: str,
+        verdicts: VerdictRecord | None = None,
+    ) -> None:
         self.rules_dir = rules_dir
+        self.verdicts = verdicts
         self.hook_namespace = hook_namespace
         self.engine_choice = engine_choice
         self._loaded = loaded
@@ -131,17 +169,20 @@ class Pipeline:
         engine: str | None = None,
         run_tests: bool = True,
         warm: bool = True,
+        verdicts: VerdictRecord | None = None,
     ) -> Pipeline:
         """Load services and rules; raises ``RulesetLoadError`` (a ServiceDefinitionError) with file:line errors.
 
         ``run_tests=False`` skips the rule-test gate and ``warm=False`` the eager start of the report-text
         pipeline: for ``cds evaluate`` and the studio, which show what the rules on disk do, tested or not.
-        The service always gates and warms."""
+        The service always gates and warms. ``verdicts``: where rule-test passes are recorded, so that the
+        same rules, code and libraries are not tested again at the next start or reload (cds.engine.verdicts)."""
         choice = engine or _configured_engine()
         if choice not in ("auto", "durable", "reference"):
             raise RulesetLoadError([f"CDS_ENGINE={choice!r}: expected auto, durable or reference"])
         rules_dir = Path(rules_dir)
-        return cls(rules_dir, _build(rules_dir, hook_namespace, choice, run_tests, warm), hook_namespace, choice)
+        loaded = _build(rules_dir, hook_namespace, choice, run_tests, warm, verdicts)
+        return cls(rules_dir, loaded, hook_namespace, choice, verdicts)
 
     # -------------------------------------------------------------- the public surface of the web layer
     @property
@@ -213,7 +254,7 @@ class Pipeline:
         with self._reload_lock:
             at = datetime.now(UTC).isoformat(timespec="seconds")
             try:
-                new = _build(self.rules_dir, self.hook_namespace, self.engine_choice)
+                new = _build(self.rules_dir, self.hook_namespace, self.engine_choice, verdicts=self.verdicts)
             except Exception as exc:
                 lines = exc.lines if isinstance(exc, RulesetLoadError) else [f"{type(exc).__name__}: {exc}"]
                 self.load_errors = lines

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # Hot reload: every worker checks rules/ for changes this often (0 turns the watch off;
     # SIGHUP still reloads a single-process server).
     rules_watch_seconds: float = Field(default=5.0, ge=0)
+    # The start-up rule-test gate (ADR 0014): a pass is recorded in this directory under the digest of the
+    # rules, the code and the libraries, and a start or reload with the same inputs does not run the tests
+    # again (a failure is never recorded). Off: run them every time. Default: $XDG_CACHE_HOME/cds/rule-test-verdicts.
+    rule_test_verdicts: bool = True
+    rule_test_verdicts_dir: Path | None = None
     # Feedback and audit store (cds.store): connect/lock timeout, audit records kept while the database is down,
     # and the secret key of the patient-id HMAC in the audit (required in production).
     database_timeout_seconds: float = Field(default=2.0, gt=0, le=60)

@@ -216,6 +216,7 @@ def run_test(args: argparse.Namespace) -> int:
         finally:
             engine.close()
         print(format_report(results, engine.backend, where))
+        _record_pass(rs, engine.backend, extractor is not None, results, only is None)
         if args.verbose:
             for r in results:
                 if r.outcome is not None:
@@ -226,6 +227,22 @@ def run_test(args: argparse.Namespace) -> int:
         print("FAIL: no rule test ran", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _record_pass(ruleset: Any, backend: str, with_extractor: bool, results: list[Any], whole: bool) -> None:
+    """A full run that passed on a backend is recorded for the service's start-up gate (ADR 0014), so that
+    `cds rules test && cds serve` (or a build step) does not test the same inputs twice."""
+    from cds.engine.verdicts import configured_record, verdict_key
+    from cds.settings import Settings
+
+    if not whole or any(not r.passed and not r.skipped for r in results):
+        return
+    try:
+        record = configured_record(Settings())
+    except Exception:  # an invalid setting is `cds serve`'s error to report, not this command's
+        return
+    if record is not None:
+        record.record_pass(verdict_key(ruleset, backend, with_extractor), len(results), backend, ruleset.version)
 
 
 def run_schema(args: argparse.Namespace) -> int:

@@ -204,6 +204,7 @@ def _read_terminology(
             except (OSError, yaml.YAMLError) as exc:
                 out.add((display(path), 0, 0), "E006", f"cannot read value sets: {exc}")
                 continue
+            written_at = _id_positions(text)
             for entry in raw.get("valuesets", []) if isinstance(raw, dict) else []:
                 if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
                     continue
@@ -226,7 +227,7 @@ def _read_terminology(
                     frozenset(exact),
                     tuple(prefixes),
                     used_by,
-                    _id_position(text, display(path), entry["id"]),
+                    _at(display(path), written_at.get(entry["id"])),
                 )
     else:
         out.add((display(folder), 0, 0), "N201", "rules/valuesets/ not found: value-set references are not checked")
@@ -244,10 +245,21 @@ def _read_terminology(
     return valuesets, analytes
 
 
-def _id_position(text: str, name: str, ident: str) -> tuple[str, int, int] | None:
-    """Where ``id: <ident>`` is written in ``text`` (the value-set files are read without positions)."""
-    match = re.search(rf"^([ \t]*-?[ \t]*)id:[ \t]*['\"]?{re.escape(ident)}['\"]?[ \t]*$", text, re.MULTILINE)
-    if match is None:
-        return None
-    line = text.count("\n", 0, match.start()) + 1
-    return name, line, len(match.group(1)) + 1
+# An ``id: <ident>`` line, the id quoted or not; the lazy group stops before a closing quote and blanks.
+_ID_LINE = re.compile(r"^([ \t]*-?[ \t]*)id:[ \t]*['\"]?(.*?)['\"]?[ \t]*$", re.MULTILINE)
+
+
+def _id_positions(text: str) -> dict[str, tuple[int, int]]:
+    """Where each ``id: <ident>`` is first written in ``text`` (the value-set files are read without
+    positions): one pass per file, where a search per id compiled a pattern per value set at every start."""
+    found: dict[str, tuple[int, int]] = {}
+    line, last = 1, 0
+    for match in _ID_LINE.finditer(text):
+        line += text.count("\n", last, match.start())
+        last = match.start()
+        found.setdefault(match.group(2), (line, len(match.group(1)) + 1))
+    return found
+
+
+def _at(name: str, position: tuple[int, int] | None) -> tuple[str, int, int] | None:
+    return None if position is None else (name, *position)

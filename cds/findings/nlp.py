@@ -4,8 +4,12 @@ report text with it."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 import threading
 import time
+import types
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +19,54 @@ from typing import Any
 from cds.findings.knowledge import FindingsKnowledge
 
 COLD_START: dict[str, float] = {}  # seconds: "import" and "build", filled on first use
+
+
+class _DeferredModule(types.ModuleType):
+    """Stands in for a module that is imported but not used: the real one is imported on the first
+    attribute read, and then answers every read (also through this object, which importers kept)."""
+
+    def __init__(self, name: str, package: bool) -> None:
+        super().__init__(name)
+        self._cds_is_package = package  # a name no stood-in module has: reads of it are not forwarded
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "__path__" and not self._cds_is_package:
+            # `from m import x` asks a module whether it is a package first; answering would import it
+            raise AttributeError(name)
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+def _spacy_info(*args: Any, **kwargs: Any) -> Any:
+    """``spacy.info`` when ``spacy.cli.info`` was stood in for at import: the real one, imported now."""
+    if isinstance(sys.modules.get("spacy.cli.info"), _DeferredModule):
+        del sys.modules["spacy.cli.info"]
+    return importlib.import_module("spacy.cli.info").info(*args, **kwargs)
+
+
+def _defer_unused_imports() -> None:
+    """Imports that the report-text pipeline never uses, stood in for until something reads them
+    (docs/adr/0014-cold-start.md):
+
+    * medspaCy 1.3 imports QuickUMLS at its top (``medspacy.util``), and QuickUMLS imports NLTK and
+      its corpus readers: ~0.3 s of CPU, 80% of importing medspaCy, for a component this service
+      never adds (QuickUMLS calls NLTK only to read stop words when it is built);
+    * ``import spacy`` runs ``from .cli.info import info``, which imports spaCy's whole command line
+      (typer, requests, jinja2, the training loop): ~0.1 s. ``spacy.info`` stays callable;
+    * ``spacy.util`` imports langcodes (its tables compile ~50 regular expressions) for language-name
+      matching, which ``spacy.blank("en")`` does not do."""
+    for name in ("nltk", "langcodes"):
+        if name not in sys.modules and importlib.util.find_spec(name) is not None:
+            sys.modules[name] = _DeferredModule(name, package=True)
+    if "spacy" not in sys.modules and "spacy.cli.info" not in sys.modules:
+        stand_in = _DeferredModule("spacy.cli.info", package=False)
+        stand_in.info = _spacy_info  # type: ignore[attr-defined]
+        sys.modules["spacy.cli.info"] = stand_in
+
+
+# Before anything imports medspaCy: cds.findings.lexicon imports it as well, after this module.
+_defer_unused_imports()
 
 
 class TextExtractionUnavailable(RuntimeError):
@@ -71,19 +123,42 @@ def blank_pipeline() -> Any:
 
     Building spaCy's English tokenizer and then medspaCy's (each adds some 2,700 special cases)
     cost ~0.25 s of CPU a pipeline (benchmarks/startup_profile.py); the second and later
-    pipelines now take ~0.02 s. Neither tokenizer depends on the rules."""
+    pipelines now take ~0.02 s. Only medspaCy's is built: the first pipeline gets it from the
+    tokenizer factory registered here, instead of spaCy's default one being built and replaced
+    (~0.1 s of a cold start). Neither tokenizer depends on the rules."""
     import spacy
-    from medspacy.custom_tokenizer import create_medspacy_tokenizer
 
+    config = {"nlp": {"tokenizer": {"@tokenizers": _SHARED_TOKENIZER}}}
     with _BLANK_LOCK:
         if not _BLANK:
-            base = spacy.blank("en")
-            base.tokenizer = create_medspacy_tokenizer(base)
-            shared = base.tokenizer
-            spacy.util.registry.tokenizers.register(_SHARED_TOKENIZER, func=lambda: lambda _nlp: shared)
-            _BLANK.append(base)
-        vocab = _BLANK[0].vocab
-    return spacy.blank("en", vocab=vocab, config={"nlp": {"tokenizer": {"@tokenizers": _SHARED_TOKENIZER}}})
+            shared: list[Any] = []
+
+            def shared_tokenizer(nlp: Any) -> Any:
+                if not shared:  # the first pipeline's vocabulary; every later one is given the same
+                    shared.append(_medspacy_tokenizer(nlp))
+                return shared[0]
+
+            spacy.util.registry.tokenizers.register(_SHARED_TOKENIZER, func=lambda: shared_tokenizer)
+            first = spacy.blank("en", config=config)
+            _BLANK.append(first.vocab)
+            return first
+        vocab = _BLANK[0]
+    return spacy.blank("en", vocab=vocab, config=config)
+
+
+def _medspacy_tokenizer(nlp: Any) -> Any:
+    """``medspacy.custom_tokenizer.create_medspacy_tokenizer`` for a pipeline under construction.
+
+    It reads the language defaults, the vocabulary and the default tokenizer's ``token_match`` (which
+    is ``Defaults.token_match``); the pipeline has no tokenizer yet, so it is given those three."""
+    from types import SimpleNamespace
+
+    from medspacy.custom_tokenizer import create_medspacy_tokenizer
+
+    defaults = type(nlp).Defaults
+    return create_medspacy_tokenizer(
+        SimpleNamespace(vocab=nlp.vocab, Defaults=defaults, tokenizer=SimpleNamespace(token_match=defaults.token_match))
+    )
 
 
 @contextmanager

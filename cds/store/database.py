@@ -8,14 +8,21 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, StaticPool
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The newest revision under migrations/versions (tests/store/test_store.py checks it against Alembic's
+# own head). A database already there is not handed to Alembic at start: importing Alembic and
+# running its command API cost ~0.15 s of CPU of every cold start (docs/adr/0014-cold-start.md).
+HEAD_REVISION = "0003_terminology_gaps"
 # Serialises migrations when several workers start at once on one PostgreSQL database.
 _MIGRATION_LOCK_ID = 0x63647331
 
@@ -93,6 +100,8 @@ def close_engine(engine: Engine) -> None:
 
 def alembic_config() -> Config:
     """Alembic configuration from inside the package, so migrations run from an installed wheel."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -105,8 +114,22 @@ def alembic_config() -> Config:
 _ALEMBIC_LOCK = threading.Lock()
 
 
+def at_head(engine: Engine) -> bool:
+    """True when the database's Alembic revision is ``HEAD_REVISION`` (one query; False on any doubt)."""
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).fetchall()
+    except SQLAlchemyError:  # no table yet (a new database), or unreachable: Alembic decides
+        return False
+    return [tuple(row) for row in rows] == [(HEAD_REVISION,)]
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision; several workers starting at once take turns."""
+    if at_head(engine):
+        return
+    from alembic import command
+
     config = alembic_config()
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     with _ALEMBIC_LOCK, _sqlite_migration_lock(database), engine.begin() as connection:
