@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import resource
 import socket
@@ -707,19 +708,31 @@ def _cds(plan: HttpPlan, workers: int, tmp: Path) -> list[Result]:
 
 
 def _jwt(plan: HttpPlan, tmp: Path) -> list[Result]:
-    names = [f"http/cds-jwt/1w/c{c}/{plan.source.name}" for c in (1, 8)]
+    """A signed ES384 JWT per request; with 2 workers the replay store is the shared database (ADR 0015)."""
     if not stages.has_module("cds.auth"):
-        return [Result.unavailable("http", n, "JWT verification (cds.auth) is not on this checkout") for n in names]
+        return [
+            Result.unavailable("http", f"http/cds-jwt/{w}w/c{c}/{plan.source.name}", "cds.auth is not on this checkout")
+            for w in plan.workers
+            for c in (1, 8)
+        ]
     client = make_jwt_client(tmp)
-    port = free_port()
-    # The JWT's aud is checked against the URL the EHR calls, which the service must be told.
-    env = {**client.env, "CDS_EXTERNAL_BASE_URL": f"http://{LOOPBACK}:{port}"}
-    try:
-        with running(lambda: start_cds("cds-jwt", 1, tmp, plan.rules_dir, env, port=port)) as server:
-            headers = client.headers_for(f"{server.base_url}{HOOK_PATH}")
-            return _scenarios(plan, server, "http", "cds-jwt", large=False, headers=headers, concurrencies=(8,))
-    except RuntimeError as exc:
-        return [Result.failed("http", n, str(exc)[:600]) for n in names]
+    out: list[Result] = []
+    for workers in plan.workers:
+        port = free_port()
+        # The JWT's aud is checked against the URL the EHR calls, which the service must be told.
+        env = {**client.env, "CDS_EXTERNAL_BASE_URL": f"http://{LOOPBACK}:{port}"}
+        try:
+            with running(
+                functools.partial(start_cds, "cds-jwt", workers, tmp, plan.rules_dir, env, port=port)
+            ) as server:
+                headers = client.headers_for(f"{server.base_url}{HOOK_PATH}")
+                out += _scenarios(plan, server, "http", "cds-jwt", large=False, headers=headers, concurrencies=(8,))
+        except RuntimeError as exc:
+            out += [
+                Result.failed("http", f"http/cds-jwt/{workers}w/c{c}/{plan.source.name}", str(exc)[:600])
+                for c in (1, 8)
+            ]
+    return out
 
 
 def _fetch(plan: HttpPlan, tmp: Path) -> list[Result]:
