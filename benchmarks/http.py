@@ -15,6 +15,7 @@ import functools
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -563,9 +564,62 @@ def run(plan: HttpPlan) -> list[Result]:
         for workers in plan.workers:
             results.extend(_empty_baseline(plan, workers, tmp))
             results.extend(_cds(plan, workers, tmp))
+        if set(plan.workers) >= {1, 2}:
+            results.extend(_scaling(plan, tmp))
         results.extend(_jwt(plan, tmp))
         results.extend(_fetch(plan, tmp))
     return results
+
+
+SCALING_NAME = "http/cds/scaling-2w-over-1w/c8/{case}"
+
+
+def _scaling(plan: HttpPlan, tmp: Path, concurrency: int = 8) -> list[Result]:
+    """2 workers against 1 worker in alternating rounds of the same load, both servers up side by side.
+
+    The 1-worker and 2-worker figures of the main runs are taken minutes apart, and on a shared
+    machine the load of other jobs changes in between by more than the effect measured; alternating
+    rounds and the median of the per-round ratios cancel most of that (ADR 0015).
+    """
+    name = SCALING_NAME.format(case=plan.source.name)
+    rounds = 3 if plan.quick else 5
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    requests = errors = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            servers = []
+            for workers in (1, 2):
+                folder = tmp / f"scaling-{workers}w"  # a database file of its own
+                folder.mkdir(exist_ok=True)
+                start = functools.partial(start_cds, "cds-scaling", workers, folder, plan.rules_dir)
+                servers.append(stack.enter_context(running(start)))
+            for _ in range(rounds):
+                for server in servers:
+                    outcome = drive(server, plan.source.body, plan.load(concurrency))
+                    completed = len(outcome.latencies) + outcome.failures
+                    requests, errors = requests + completed, errors + outcome.errors
+                    rates[server.workers].append(completed / outcome.elapsed if outcome.elapsed else 0.0)
+    except RuntimeError as exc:
+        return [Result.failed("http", name, str(exc)[:600])]
+    ratios = [two / one for one, two in zip(rates[1], rates[2], strict=True) if one > 0]
+    if not ratios:
+        return [Result.failed("http", name, "no request completed on the 1-worker server")]
+    return [
+        Result(
+            "http",
+            name,
+            params={"concurrency": concurrency, "case": plan.source.name, "rounds": rounds},
+            requests=requests,
+            errors=errors,
+            values={
+                "ratio_median": statistics.median(ratios),
+                "rps_1w_median": statistics.median(rates[1]),
+                "rps_2w_median": statistics.median(rates[2]),
+            },
+            note=f"{rounds} alternating rounds of {plan.throughput_seconds:g} s per server; per-round ratios "
+            + ", ".join(f"{r:.2f}" for r in ratios),
+        )
+    ]
 
 
 def _scenarios(

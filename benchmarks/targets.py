@@ -178,6 +178,18 @@ def _screening(found: dict[str, Result]) -> list[TargetCheck]:
 
 
 def _worker_scaling(found: dict[str, Result]) -> TargetCheck:
+    alternating = found.get("http/cds/scaling-2w-over-1w/c8/source-case")
+    if alternating is not None and "ratio_median" in alternating.values:
+        return _check(
+            "worker-scaling",
+            "2 workers against 1 worker, 8 clients, source case, throughput",
+            ">= 1.5 x",
+            alternating.values["ratio_median"],
+            "x",
+            lambda v: v >= 1.5,
+            f"{alternating.name}: median of the per-round ratios, {alternating.values['rps_2w_median']:.1f} / "
+            f"{alternating.values['rps_1w_median']:.1f} req/s ({alternating.note}; {alternating.errors} errors)",
+        )
     two, one = found.get("http/cds/2w/c8/source-case"), found.get("http/cds/1w/c8/source-case")
     ratio = None
     if two and one and two.throughput_rps and one.throughput_rps:

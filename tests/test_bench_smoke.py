@@ -268,6 +268,23 @@ def test_throughput_runs_last_a_fixed_time_also_in_the_quick_run():
     assert quick.load(8).warmup >= 8  # every connection is open and warm before the clock starts
 
 
+def test_worker_scaling_prefers_the_alternating_rounds_to_runs_taken_minutes_apart():
+    results = [
+        _ok("http/cds/2w/c8/source-case", 15.0, throughput_rps=100.0, requests=500),
+        _ok("http/cds/1w/c8/source-case", 30.0, throughput_rps=40.0, requests=200),  # a quieter minute: 2.5x
+    ]
+    assert {c.id: c for c in targets.issue_targets(results)}["worker-scaling"].measured == pytest.approx(2.5)
+    alternating = Result(
+        "http",
+        "http/cds/scaling-2w-over-1w/c8/source-case",
+        requests=2000,
+        values={"ratio_median": 1.3, "rps_1w_median": 70.0, "rps_2w_median": 91.0},
+        note="per-round ratios 1.20, 1.30, 1.42",
+    )
+    check = {c.id: c for c in targets.issue_targets([*results, alternating])}["worker-scaling"]
+    assert check.measured == pytest.approx(1.3) and check.met is False and "1.20, 1.30, 1.42" in check.basis
+
+
 def test_the_throughput_target_says_what_two_cores_can_give():
     result = _ok(
         "http/cds/2w/c8/source-case",
