@@ -13,7 +13,7 @@ import sys
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from cds.serving import reuseport_supported, run_workers
+from cds.serving import BOUNDED_HTTPTOOLS, reuseport_supported, run_workers
 
 app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=20,
+        http=BOUNDED_HTTPTOOLS,  # the HTTP parser `cds serve` uses by default
+        h11_max_incomplete_event_size=64 * 1024,
     )
     if args.workers == 1:
         uvicorn.run(app, **options)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
+import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,6 +132,38 @@ class Server:
         with contextlib.suppress(OSError):
             return self.log_path.read_text(errors="replace")[-1500:]
         return ""
+
+
+def connection_owners(port: int, client_ports: list[int], pids: list[int]) -> dict[int, int]:
+    """Which of ``pids`` holds the server end of each loopback connection from ``client_ports`` to ``port``.
+
+    The server end of a connection is the established socket whose local port is ``port`` and whose
+    remote port is the client's; /proc/net/tcp gives its inode and /proc/<pid>/fd the process that
+    has it open. This is how the benchmark shows the spread of requests over workers (ADR 0013).
+    """
+    inode_of: dict[int, int] = {}
+    wanted = set(client_ports)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table, encoding="ascii") as rows:
+            next(rows, None)
+            for row in rows:
+                fields = row.split()
+                if len(fields) < 10 or fields[3] != "01":  # 01 = ESTABLISHED
+                    continue
+                local, remote = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16)
+                if local == port and remote in wanted:
+                    inode_of[int(fields[9])] = remote
+    owners: dict[int, int] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        client_port = inode_of.get(int(target[8:-1]))
+                        if client_port is not None:
+                            owners[client_port] = pid
+    return owners
 
 
 def listening_sockets(port: int) -> int:
@@ -254,6 +289,11 @@ class LoadOutcome:
     statuses: dict[int, int] = field(default_factory=dict)
     failures: int = 0  # transport errors
     elapsed: float = 0.0
+    client_cpu_s: float = 0.0  # CPU of the load generator's process during the timed part
+    # Per virtual user: requests completed in the timed part, and the worker process that held its
+    # connection when the clock started (None when not looked up: one worker, or no /proc).
+    per_user: list[int] = field(default_factory=list)
+    user_worker: list[int | None] = field(default_factory=list)
 
     @property
     def errors(self) -> int:
@@ -277,6 +317,13 @@ class RawConnection:
         self.port = port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+
+    @property
+    def local_port(self) -> int | None:
+        if self.writer is None or self.writer.is_closing():
+            return None
+        sockname = self.writer.get_extra_info("sockname")
+        return int(sockname[1]) if sockname else None
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
         if self.writer is None or self.writer.is_closing():
@@ -308,12 +355,12 @@ class RawConnection:
 
 async def _drive(server: Server, body: bytes, load: Load, headers: HeaderFactory | None, client: str) -> LoadOutcome:
     """``load.concurrency`` virtual users, each with its own connection, until the count or the time is up."""
-    outcome = LoadOutcome()
+    outcome = LoadOutcome(per_user=[0] * load.concurrency)
     base_headers = {"Content-Type": "application/json"}
     issued = 0
     deadline = 0.0
 
-    async def user(post: Callable[[str, bytes, dict[str, str]], Any], warmup: int) -> None:
+    async def user(index: int, post: Callable[[str, bytes, dict[str, str]], Any], warmup: int) -> None:
         nonlocal issued, ready
         for _ in range(warmup):
             with contextlib.suppress(OSError, ConnectionError, asyncio.IncompleteReadError, httpx.HTTPError):
@@ -333,12 +380,14 @@ async def _drive(server: Server, body: bytes, load: Load, headers: HeaderFactory
                 continue
             outcome.latencies.append(time.perf_counter() - began)
             outcome.statuses[status] = outcome.statuses.get(status, 0) + 1
+            outcome.per_user[index] += 1
 
     ready = 0
     all_ready, started = asyncio.Event(), asyncio.Event()
     warmup_each = max(1, load.warmup // load.concurrency) if load.warmup else 0
     async with contextlib.AsyncExitStack() as stack:
         posts = []
+        connections: list[RawConnection] = []
         for _ in range(load.concurrency):
             if client == "httpx":
                 limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
@@ -349,15 +398,33 @@ async def _drive(server: Server, body: bytes, load: Load, headers: HeaderFactory
             else:
                 connection = RawConnection(server.port)
                 stack.push_async_callback(connection.close)
+                connections.append(connection)
                 posts.append(connection.post)
-        tasks = [asyncio.create_task(user(post, warmup_each)) for post in posts]
+        tasks = [asyncio.create_task(user(i, post, warmup_each)) for i, post in enumerate(posts)]
         await all_ready.wait()  # everyone has warmed up (and connected): the clock starts for all at once
+        outcome.user_worker = _user_workers(server, connections) if load.warmup else []
+        cpu_before = _own_cpu_seconds()
         begin = time.perf_counter()
         deadline = begin + load.max_seconds
         started.set()
         await asyncio.gather(*tasks)
         outcome.elapsed = time.perf_counter() - begin
+        outcome.client_cpu_s = _own_cpu_seconds() - cpu_before
     return outcome
+
+
+def _own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _user_workers(server: Server, connections: list[RawConnection]) -> list[int | None]:
+    """The worker holding each warmed-up connection (several workers only; the raw client only)."""
+    if server.workers < 2 or not connections:
+        return []
+    ports = [c.local_port for c in connections]
+    owners = connection_owners(server.port, [p for p in ports if p is not None], server.worker_pids())
+    return [owners.get(p) if p is not None else None for p in ports]
 
 
 def _httpx_post(session: httpx.AsyncClient) -> Callable[[str, bytes, dict[str, str]], Any]:
@@ -375,7 +442,14 @@ def drive(
     return asyncio.run(_drive(server, body, load, headers, client))
 
 
-def result_of(family: str, name: str, outcome: LoadOutcome, params: dict[str, Any], note: str = "") -> Result:
+def result_of(
+    family: str,
+    name: str,
+    outcome: LoadOutcome,
+    params: dict[str, Any],
+    note: str = "",
+    values: dict[str, float] | None = None,
+) -> Result:
     if not outcome.latencies:
         return Result.failed(
             family,
@@ -385,6 +459,10 @@ def result_of(family: str, name: str, outcome: LoadOutcome, params: dict[str, An
         )
     completed = len(outcome.latencies) + outcome.failures
     status_note = ", ".join(f"{n}x{s}" for s, n in sorted(outcome.statuses.items()))
+    values = dict(values or {})
+    values["seconds"] = round(outcome.elapsed, 3)
+    if completed:
+        values["client_cpu_ms_per_request"] = 1000.0 * outcome.client_cpu_s / completed
     return Result(
         family,
         name,
@@ -393,6 +471,7 @@ def result_of(family: str, name: str, outcome: LoadOutcome, params: dict[str, An
         throughput_rps=completed / outcome.elapsed if outcome.elapsed else None,
         requests=completed,
         errors=outcome.errors,
+        values=values,
         note="; ".join(x for x in (note, f"statuses {status_note}") if x),
     )
 
@@ -454,12 +533,28 @@ class HttpPlan:
     workers: tuple[int, ...] = (1, 2)
 
     def load(self, concurrency: int, large: bool = False) -> Load:
-        seconds = 3.0 if not large else 4.0
-        if self.quick:
-            seconds /= 8
+        """Latency runs (one client) are bounded by count and time; throughput runs by time alone.
+
+        A throughput figure is requests over a fixed duration after every connection has warmed up:
+        at about 50 requests/s, the quick run's former 0.4 s held some 30 requests, too few for a rate
+        to mean anything (issue 20). The request cap only bounds a runaway run.
+        """
         if concurrency == 1:
+            seconds = 3.0 if not large else 4.0
+            if self.quick:
+                seconds /= 8
             return Load(1, 60 if large else 500, seconds, warmup=2 if large else 10)
-        return Load(concurrency, 4_000, seconds, warmup=concurrency)
+        return Load(concurrency, THROUGHPUT_MAX_REQUESTS, self.throughput_seconds, warmup=4 * concurrency)
+
+    @property
+    def throughput_seconds(self) -> float:
+        return QUICK_THROUGHPUT_SECONDS if self.quick else THROUGHPUT_SECONDS
+
+
+# Fixed durations of a throughput run (after warm-up), also in --quick: long enough for a stable rate.
+THROUGHPUT_SECONDS = 10.0
+QUICK_THROUGHPUT_SECONDS = 5.0
+THROUGHPUT_MAX_REQUESTS = 500_000
 
 
 def run(plan: HttpPlan) -> list[Result]:
@@ -469,9 +564,62 @@ def run(plan: HttpPlan) -> list[Result]:
         for workers in plan.workers:
             results.extend(_empty_baseline(plan, workers, tmp))
             results.extend(_cds(plan, workers, tmp))
+        if set(plan.workers) >= {1, 2}:
+            results.extend(_scaling(plan, tmp))
         results.extend(_jwt(plan, tmp))
         results.extend(_fetch(plan, tmp))
     return results
+
+
+SCALING_NAME = "http/cds/scaling-2w-over-1w/c8/{case}"
+
+
+def _scaling(plan: HttpPlan, tmp: Path, concurrency: int = 8) -> list[Result]:
+    """2 workers against 1 worker in alternating rounds of the same load, both servers up side by side.
+
+    The 1-worker and 2-worker figures of the main runs are taken minutes apart, and on a shared
+    machine the load of other jobs changes in between by more than the effect measured; alternating
+    rounds and the median of the per-round ratios cancel most of that (ADR 0015).
+    """
+    name = SCALING_NAME.format(case=plan.source.name)
+    rounds = 3 if plan.quick else 5
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    requests = errors = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            servers = []
+            for workers in (1, 2):
+                folder = tmp / f"scaling-{workers}w"  # a database file of its own
+                folder.mkdir(exist_ok=True)
+                start = functools.partial(start_cds, "cds-scaling", workers, folder, plan.rules_dir)
+                servers.append(stack.enter_context(running(start)))
+            for _ in range(rounds):
+                for server in servers:
+                    outcome = drive(server, plan.source.body, plan.load(concurrency))
+                    completed = len(outcome.latencies) + outcome.failures
+                    requests, errors = requests + completed, errors + outcome.errors
+                    rates[server.workers].append(completed / outcome.elapsed if outcome.elapsed else 0.0)
+    except RuntimeError as exc:
+        return [Result.failed("http", name, str(exc)[:600])]
+    ratios = [two / one for one, two in zip(rates[1], rates[2], strict=True) if one > 0]
+    if not ratios:
+        return [Result.failed("http", name, "no request completed on the 1-worker server")]
+    return [
+        Result(
+            "http",
+            name,
+            params={"concurrency": concurrency, "case": plan.source.name, "rounds": rounds},
+            requests=requests,
+            errors=errors,
+            values={
+                "ratio_median": statistics.median(ratios),
+                "rps_1w_median": statistics.median(rates[1]),
+                "rps_2w_median": statistics.median(rates[2]),
+            },
+            note=f"{rounds} alternating rounds of {plan.throughput_seconds:g} s per server; per-round ratios "
+            + ", ".join(f"{r:.2f}" for r in ratios),
+        )
+    ]
 
 
 def _scenarios(
@@ -492,12 +640,17 @@ def _scenarios(
             "case": plan.source.name,
             "client": "raw",
         }
-        cpu_before = server.cpu_seconds() if server.workers > 1 else {}
+        cpu_before = server.cpu_seconds()
         outcome = drive(server, plan.source.body, plan.load(concurrency), headers)
-        note = _cpu_split(cpu_before, server.cpu_seconds()) if cpu_before else ""
+        note, values = _server_share(outcome, cpu_before, server.cpu_seconds(), server.workers)
         out.append(
             result_of(
-                family, f"http/{label}/{server.workers}w/c{concurrency}/{plan.source.name}", outcome, params, note
+                family,
+                f"http/{label}/{server.workers}w/c{concurrency}/{plan.source.name}",
+                outcome,
+                params,
+                note,
+                values,
             )
         )
     if large:
@@ -516,10 +669,47 @@ def _scenarios(
     return out
 
 
-def _cpu_split(before: dict[int, float], after: dict[int, float]) -> str:
-    """How the load spread over the workers: each worker's CPU seconds during the run (issue 20)."""
-    spent = sorted((after[pid] - before.get(pid, 0.0) for pid in after), reverse=True)
-    return "worker CPU s " + " / ".join(f"{s:.2f}" for s in spent)
+def _server_share(
+    outcome: LoadOutcome, before: dict[int, float], after: dict[int, float], workers: int
+) -> tuple[str, dict[str, float]]:
+    """The server's CPU per request and, with several workers, how requests and CPU spread over them.
+
+    Each worker's CPU seconds come from /proc/<pid>/stat; the requests of each worker are the
+    requests of the connections it held (``connection_owners``), so the spread is shown two ways.
+    """
+    completed = len(outcome.latencies) + outcome.failures
+    spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    values: dict[str, float] = {}
+    if completed and spent:
+        values["server_cpu_ms_per_request"] = 1000.0 * sum(spent.values()) / completed
+    if workers < 2:
+        return "", values
+    order = sorted(spent, key=spent.__getitem__, reverse=True)
+    parts = ["worker CPU s " + " / ".join(f"{spent[pid]:.2f}" for pid in order)]
+    if outcome.user_worker:
+        requests = dict.fromkeys(order, 0)
+        connections = dict.fromkeys(order, 0)
+        unknown = 0
+        for pid, count in zip(outcome.user_worker, outcome.per_user, strict=True):
+            if pid in requests:
+                requests[pid] += count
+                connections[pid] += 1
+            else:
+                unknown += count
+        parts.append(
+            "requests per worker "
+            + " / ".join(str(requests[pid]) for pid in order)
+            + " (connections "
+            + " / ".join(str(connections[pid]) for pid in order)
+            + ")"
+            + (f", {unknown} on connections not traced" if unknown else "")
+        )
+        if completed:
+            values["busiest_worker_request_share"] = max(requests.values()) / completed
+    total = sum(spent.values())
+    if total > 0:
+        values["busiest_worker_cpu_share"] = spent[order[0]] / total
+    return "; ".join(parts), values
 
 
 def _empty_baseline(plan: HttpPlan, workers: int, tmp: Path) -> list[Result]:
@@ -572,19 +762,31 @@ def _cds(plan: HttpPlan, workers: int, tmp: Path) -> list[Result]:
 
 
 def _jwt(plan: HttpPlan, tmp: Path) -> list[Result]:
-    names = [f"http/cds-jwt/1w/c{c}/{plan.source.name}" for c in (1, 8)]
+    """A signed ES384 JWT per request; with 2 workers the replay store is the shared database (ADR 0015)."""
     if not stages.has_module("cds.auth"):
-        return [Result.unavailable("http", n, "JWT verification (cds.auth) is not on this checkout") for n in names]
+        return [
+            Result.unavailable("http", f"http/cds-jwt/{w}w/c{c}/{plan.source.name}", "cds.auth is not on this checkout")
+            for w in plan.workers
+            for c in (1, 8)
+        ]
     client = make_jwt_client(tmp)
-    port = free_port()
-    # The JWT's aud is checked against the URL the EHR calls, which the service must be told.
-    env = {**client.env, "CDS_EXTERNAL_BASE_URL": f"http://{LOOPBACK}:{port}"}
-    try:
-        with running(lambda: start_cds("cds-jwt", 1, tmp, plan.rules_dir, env, port=port)) as server:
-            headers = client.headers_for(f"{server.base_url}{HOOK_PATH}")
-            return _scenarios(plan, server, "http", "cds-jwt", large=False, headers=headers, concurrencies=(8,))
-    except RuntimeError as exc:
-        return [Result.failed("http", n, str(exc)[:600]) for n in names]
+    out: list[Result] = []
+    for workers in plan.workers:
+        port = free_port()
+        # The JWT's aud is checked against the URL the EHR calls, which the service must be told.
+        env = {**client.env, "CDS_EXTERNAL_BASE_URL": f"http://{LOOPBACK}:{port}"}
+        try:
+            with running(
+                functools.partial(start_cds, "cds-jwt", workers, tmp, plan.rules_dir, env, port=port)
+            ) as server:
+                headers = client.headers_for(f"{server.base_url}{HOOK_PATH}")
+                out += _scenarios(plan, server, "http", "cds-jwt", large=False, headers=headers, concurrencies=(8,))
+        except RuntimeError as exc:
+            out += [
+                Result.failed("http", f"http/cds-jwt/{workers}w/c{c}/{plan.source.name}", str(exc)[:600])
+                for c in (1, 8)
+            ]
+    return out
 
 
 def _fetch(plan: HttpPlan, tmp: Path) -> list[Result]:

@@ -150,6 +150,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from cds.observability.logs import configure_logging
+    from cds.serving import BOUNDED_HTTPTOOLS
 
     settings = _settings(args, host=args.host, port=args.port, workers=args.workers, rules_dir=args.rules)
     settings.check()
@@ -184,9 +185,10 @@ def run_serve(args: argparse.Namespace) -> int:
         # only starts answering once its imports are done: uvicorn's 5 s killed starting workers in a
         # loop on a loaded 2-core machine (ADR 0013).
         timeout_worker_healthcheck=30,
-        # h11 bounds the request line and headers (httptools has no limit: a 64 MB header held a
-        # worker's event loop for 21 s); idle keep-alive connections and open connections are bounded.
-        http=settings.http_protocol,
+        # The request line and headers are bounded by max_header_bytes with either parser (uvicorn's own
+        # httptools protocol has no bound: a 64 MB header held a worker's event loop for 21 s, hence
+        # cds.serving's bounded subclass, ADR 0015); idle keep-alive and open connections are bounded.
+        http=BOUNDED_HTTPTOOLS if settings.http_protocol == "httptools" else "h11",
         h11_max_incomplete_event_size=settings.max_header_bytes,
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,

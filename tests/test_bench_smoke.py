@@ -246,8 +246,56 @@ def test_two_worker_server_listens_on_one_socket_per_worker_and_the_profile_driv
     with http.running(lambda: http.start_empty(2, tmp_path)) as server:
         listening = http.listening_sockets(server.port)
         assert listening == (2 if reuseport_supported() else 1)
-        assert len(server.worker_pids()) == 2 and all(s >= 0 for s in server.cpu_seconds().values())
+        workers = server.worker_pids()
+        assert len(workers) == 2 and all(s >= 0 for s in server.cpu_seconds().values())
+        # The benchmark traces each connection to the worker that holds it, to show the spread.
+        cpu_before = server.cpu_seconds()
+        outcome = http.drive(server, cases.source_case().body, http.Load(8, 80, 10.0, warmup=8))
+        assert outcome.errors == 0 and sum(outcome.per_user) == 80 == len(outcome.latencies)
+        assert len(outcome.user_worker) == 8 and set(outcome.user_worker) <= set(workers)
+        assert outcome.client_cpu_s > 0
+        note, values = http._server_share(outcome, cpu_before, server.cpu_seconds(), 2)
+        assert "requests per worker" in note and "not traced" not in note
+        assert 0.5 <= values["busiest_worker_request_share"] <= 1.0 and values["server_cpu_ms_per_request"] > 0
     assert asyncio.run(profile.asgi_request(app, cases.source_case().body)()) == 200
+
+
+def test_throughput_runs_last_a_fixed_time_also_in_the_quick_run():
+    """A rate from a fraction of a second (about 30 requests at the service's speed) is noise (issue 20)."""
+    quick = http.HttpPlan(cases.source_case(), (), quick=True)
+    assert quick.load(8).max_seconds >= 5.0 and quick.load(8).max_requests >= 100_000
+    assert http.HttpPlan(cases.source_case(), ()).load(32).max_seconds >= quick.load(32).max_seconds
+    assert quick.load(8).warmup >= 8  # every connection is open and warm before the clock starts
+
+
+def test_worker_scaling_prefers_the_alternating_rounds_to_runs_taken_minutes_apart():
+    results = [
+        _ok("http/cds/2w/c8/source-case", 15.0, throughput_rps=100.0, requests=500),
+        _ok("http/cds/1w/c8/source-case", 30.0, throughput_rps=40.0, requests=200),  # a quieter minute: 2.5x
+    ]
+    assert {c.id: c for c in targets.issue_targets(results)}["worker-scaling"].measured == pytest.approx(2.5)
+    alternating = Result(
+        "http",
+        "http/cds/scaling-2w-over-1w/c8/source-case",
+        requests=2000,
+        values={"ratio_median": 1.3, "rps_1w_median": 70.0, "rps_2w_median": 91.0},
+        note="per-round ratios 1.20, 1.30, 1.42",
+    )
+    check = {c.id: c for c in targets.issue_targets([*results, alternating])}["worker-scaling"]
+    assert check.measured == pytest.approx(1.3) and check.met is False and "1.20, 1.30, 1.42" in check.basis
+
+
+def test_the_throughput_target_says_what_two_cores_can_give():
+    result = _ok(
+        "http/cds/2w/c8/source-case",
+        15.0,
+        throughput_rps=120.0,
+        requests=600,
+        values={"seconds": 5.0, "server_cpu_ms_per_request": 9.5, "client_cpu_ms_per_request": 0.5},
+    )
+    check = {c.id: c for c in targets.issue_targets([result])}["throughput-2w-c8"]
+    assert check.met is False and "0 errors in 600 requests over 5.0 s" in check.basis
+    assert "2 cores can give at most 200 req/s" in check.basis
 
 
 def test_report_can_be_rendered_again_from_its_json(quick_run):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool, StaticPool
+from sqlalchemy.exc import InvalidatePoolError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool, StaticPool
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -25,6 +27,19 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 HEAD_REVISION = "0003_terminology_gaps"
 # Serialises migrations when several workers start at once on one PostgreSQL database.
 _MIGRATION_LOCK_ID = 0x63647331
+# Kept SQLite connections per engine: the thread pool's concurrent store calls (audit rows, snooze
+# writes, feedback, the JWT replay store) rarely need more; overflow connections are opened and closed.
+SQLITE_POOL_SIZE = 8
+SQLITE_POOL_OVERFLOW = 32
+_FILE_IDENTITY = "cds_sqlite_file_identity"
+
+
+def sqlite_file_identity(path: Path | str) -> tuple[int, int]:
+    """(device, inode) of the regular file at ``path``; OSError when there is none (moved, deleted, a directory)."""
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise OSError(f"not a regular file: {path}")
+    return info.st_dev, info.st_ino
 
 
 def engine_url(url: str) -> str:
@@ -58,11 +73,17 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
             keeper.execute("SELECT count(*) FROM sqlite_master").fetchall()  # opens the WAL index it keeps
         except sqlite3.Error:
             keeper = None  # unusable now (e.g. a directory in its place): the store reports itself unavailable
-        # No pool: SQLite connections are cheap, and a pooled one would keep writing to a database file
-        # that was moved or deleted (acknowledging feedback that is then lost) instead of failing.
+        # Pooled connections, each checked at checkout against the file now at the path: a new connection
+        # costs ~0.5-1 ms before its first statement (the pragmas below, the schema read), paid by every
+        # hook answer's audit row when connections were not kept (ADR 0015). A connection whose file was
+        # moved, replaced or deleted is discarded and a new one opened (mode=rw: that fails when the file
+        # is gone), so feedback is never acknowledged into a file that is no longer the database.
         engine = create_engine(
             url,  # for the dialect and the migration lock's path; connections come from the creator
-            poolclass=NullPool,
+            poolclass=QueuePool,
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=SQLITE_POOL_OVERFLOW,
+            pool_timeout=timeout_seconds,
             creator=lambda: sqlite3.connect(
                 f"{path.as_uri()}?mode=rw", uri=True, timeout=timeout_seconds, check_same_thread=False
             ),
@@ -71,7 +92,11 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
         busy_ms = int(timeout_seconds * 1000)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
+            try:
+                record.info[_FILE_IDENTITY] = sqlite_file_identity(path)
+            except OSError:
+                record.info[_FILE_IDENTITY] = None  # gone already: its checkout fails
             cursor = dbapi_connection.cursor()
             # WAL lets readers (reports, health) run while the service writes.
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -82,6 +107,17 @@ def create_store_engine(url: str, timeout_seconds: float = 2.0) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
             cursor.close()
+
+        @event.listens_for(engine, "checkout")
+        def _same_file(_dbapi: sqlite3.Connection, record: ConnectionPoolEntry, _proxy: object) -> None:
+            try:
+                current = sqlite_file_identity(path)
+            except OSError:
+                current = None
+            if current is None or record.info.get(_FILE_IDENTITY) != current:
+                # The pool discards its connections (all opened the old file) and opens a new one, which
+                # fails if the file is gone.
+                raise InvalidatePoolError("the SQLite database file at the path is not the one this connection opened")
 
         return engine
     connect_args = (
