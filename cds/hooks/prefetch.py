@@ -119,6 +119,31 @@ class PrefetchResult:
     fetched: tuple[str, ...] = ()  # keys the service fetched itself
 
 
+def _split_sent(
+    service: ServiceDefinition, request: CDSRequest
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, str]]:
+    """The service's prefetch keys: complete as sent, sent but with more pages, and missing (key -> template)."""
+    sent = request.prefetch or {}
+    data: dict[str, Any] = {}
+    to_page: dict[str, dict[str, Any]] = {}
+    missing: dict[str, str] = {}
+    for key, template in service.prefetch.items():
+        if key not in sent or is_operation_outcome(sent[key]):
+            missing[key] = template
+        elif has_next_page(sent[key]):
+            to_page[key] = sent[key]
+        else:
+            data[key] = sent[key]
+    return data, to_page, missing
+
+
+def sent_prefetch(service: ServiceDefinition, request: CDSRequest) -> PrefetchResult | None:
+    """What ``complete_prefetch`` returns when the request sent every key complete (nothing to fetch,
+    no await needed: the HTTP route then stays in one worker thread); None when something must be fetched."""
+    data, to_page, missing = _split_sent(service, request)
+    return PrefetchResult(data=data) if not missing and not to_page else None
+
+
 async def complete_prefetch(
     service: ServiceDefinition,
     request: CDSRequest,
@@ -140,17 +165,7 @@ async def complete_prefetch(
     of the whole call. A 412's reasons are categories (``FETCH_*``); the details
     go to the log.
     """
-    sent = request.prefetch or {}
-    data: dict[str, Any] = {}
-    to_page: dict[str, dict[str, Any]] = {}
-    missing: dict[str, str] = {}
-    for key, template in service.prefetch.items():
-        if key not in sent or is_operation_outcome(sent[key]):
-            missing[key] = template
-        elif has_next_page(sent[key]):
-            to_page[key] = sent[key]
-        else:
-            data[key] = sent[key]
+    data, to_page, missing = _split_sent(service, request)
     if not missing and not to_page:
         return PrefetchResult(data=data)
     if fhir_server_refusal is not None and request.fhirServer is not None:
