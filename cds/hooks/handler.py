@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,14 @@ from cds.hooks.errors import HookError, describe_validation_error
 from cds.hooks.evaluation import Evaluation, Evaluator, FactLimitExceeded
 from cds.hooks.limits import RequestLimits, count_resources, deeper_than
 from cds.hooks.models import CDSRequest, context_model_for
-from cds.hooks.prefetch import Fetcher, FhirServerRefused, PrefetchResult, PrefetchUnavailable, complete_prefetch
+from cds.hooks.prefetch import (
+    Fetcher,
+    FhirServerRefused,
+    PrefetchResult,
+    PrefetchUnavailable,
+    complete_prefetch,
+    complete_without_fetching,
+)
 from cds.hooks.services import ServiceDefinition
 from cds.observability import metrics
 
@@ -96,6 +104,38 @@ def evaluate_prefetched(
     return evaluation
 
 
+def _refusal(request: CDSRequest, fhir_server_policy: Callable[[str], str | None] | None) -> str | None:
+    if request.fhirServer is not None and fhir_server_policy is not None:
+        return fhir_server_policy(request.fhirServer)
+    return None
+
+
+@contextmanager
+def _prefetch_errors() -> Iterator[None]:
+    """The prefetch's errors as HookErrors, and its time as the ``prefetch`` stage."""
+    started = time.perf_counter()
+    try:
+        yield
+    except FhirServerRefused as exc:
+        raise HookError(403, f"prefetch data must be fetched, and {exc}") from None
+    except PrefetchUnavailable as exc:
+        raise HookError(412, exc.reason) from None
+    finally:
+        metrics.STAGE_LATENCY.labels("prefetch").observe(time.perf_counter() - started)
+
+
+def prefetch_without_fetching(
+    service: ServiceDefinition,
+    request: CDSRequest,
+    now: datetime,
+    fetch: Fetcher | None,
+    fhir_server_policy: Callable[[str], str | None] | None,
+) -> PrefetchResult | None:
+    """``prefetch_for`` when nothing needs awaiting (``complete_without_fetching``); None when it does."""
+    with _prefetch_errors():
+        return complete_without_fetching(service, request, now.date(), fetch, _refusal(request, fhir_server_policy))
+
+
 async def prefetch_for(
     service: ServiceDefinition,
     request: CDSRequest,
@@ -104,18 +144,8 @@ async def prefetch_for(
     fhir_server_policy: Callable[[str], str | None] | None,
 ) -> PrefetchResult:
     """``complete_prefetch`` with this caller's fhirServer policy, its errors as HookErrors, and its metric."""
-    refusal = None
-    if request.fhirServer is not None and fhir_server_policy is not None:
-        refusal = fhir_server_policy(request.fhirServer)
-    started = time.perf_counter()
-    try:
-        return await complete_prefetch(service, request, now.date(), fetch, refusal)
-    except FhirServerRefused as exc:
-        raise HookError(403, f"prefetch data must be fetched, and {exc}") from None
-    except PrefetchUnavailable as exc:
-        raise HookError(412, exc.reason) from None
-    finally:
-        metrics.STAGE_LATENCY.labels("prefetch").observe(time.perf_counter() - started)
+    with _prefetch_errors():
+        return await complete_prefetch(service, request, now.date(), fetch, _refusal(request, fhir_server_policy))
 
 
 async def answer_hook(

@@ -137,11 +137,27 @@ def _split_sent(
     return data, to_page, missing
 
 
-def sent_prefetch(service: ServiceDefinition, request: CDSRequest) -> PrefetchResult | None:
-    """What ``complete_prefetch`` returns when the request sent every key complete (nothing to fetch,
-    no await needed: the HTTP route then stays in one worker thread); None when something must be fetched."""
+def complete_without_fetching(
+    service: ServiceDefinition,
+    request: CDSRequest,
+    today: date,
+    fetch: Fetcher | None = None,
+    fhir_server_refusal: str | None = None,
+) -> PrefetchResult | None:
+    """What ``complete_prefetch`` answers (or raises) when it has nothing to await: every key sent
+    complete, or nowhere to fetch the rest from (no fhirServer, no fetcher). None when something
+    will be fetched. Synchronous, so the HTTP route can stay in its one worker thread."""
     data, to_page, missing = _split_sent(service, request)
-    return PrefetchResult(data=data) if not missing and not to_page else None
+    if not missing and not to_page:
+        return PrefetchResult(data=data)
+    if fhir_server_refusal is not None and request.fhirServer is not None:
+        raise FhirServerRefused(fhir_server_refusal)
+    if request.fhirServer is not None and fetch is not None:
+        return None
+    failures: dict[str, str] = {}
+    jobs = _fetch_jobs(to_page, missing, request, today, fetch, failures)
+    assert not jobs  # nothing is fetched without both a fhirServer and a fetcher
+    return _concluded(service, data, failures, [])
 
 
 async def complete_prefetch(
@@ -182,6 +198,13 @@ async def complete_prefetch(
                 data[key] = outcome
                 fetched.append(key)
 
+    return _concluded(service, data, failures, fetched)
+
+
+def _concluded(
+    service: ServiceDefinition, data: dict[str, Any], failures: dict[str, str], fetched: list[str]
+) -> PrefetchResult:
+    """The completed prefetch, or PrefetchUnavailable when a required key failed (optional ones are left out)."""
     unavailable = [key for key in service.prefetch if key in failures and key not in service.optional_prefetch]
     for key, reason in failures.items():
         log.info("prefetch %r unavailable (%s): %s", key, "required" if key in unavailable else "optional", reason)

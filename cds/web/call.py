@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,10 +29,10 @@ from starlette.concurrency import run_in_threadpool
 
 from cds.hooks.errors import HookError
 from cds.hooks.evaluation import Evaluation
-from cds.hooks.handler import check_hook_request, evaluate_prefetched
+from cds.hooks.handler import check_hook_request, evaluate_prefetched, prefetch_without_fetching
 from cds.hooks.limits import RequestLimits
 from cds.hooks.models import CDSRequest
-from cds.hooks.prefetch import PrefetchResult, sent_prefetch
+from cds.hooks.prefetch import PrefetchResult
 from cds.hooks.services import ServiceDefinition, find_service
 from cds.observability import metrics
 from cds.pipeline import Pipeline
@@ -119,6 +118,7 @@ class HookCall:
     fields: dict[str, Any]
     limits: RequestLimits
     pages_base_url: str
+    fhir_server_policy: Callable[[str], str | None]
     payload: dict[str, Any] | None = None
     hand_off: HandOff | None = None  # the current hop's, set on the event loop before the hop
 
@@ -139,9 +139,7 @@ class HookCall:
         assert service is not None  # the route checked the id
         self.fields.update(service=self.service_id, hook=service.hook, ruleset=current.version, engine=current.backend)
         request = check_hook_request(service, payload, self.limits, self.body)
-        started = time.perf_counter()
-        prefetched = sent_prefetch(service, request)
-        metrics.STAGE_LATENCY.labels("prefetch").observe(time.perf_counter() - started)
+        prefetched = prefetch_without_fetching(service, request, self.now, self.context.fetch, self.fhir_server_policy)
         if prefetched is None:
             return NeedsFetch(service, request)
         return self.finish(service, request, prefetched)

@@ -68,6 +68,7 @@ async def call_service(request: Request) -> Response:
         log_fields(request),
         RequestLimits.from_settings(settings),
         context.audience(request, ""),
+        fhir_server_policy,
     )
     try:
         async with asyncio.timeout(settings.request_deadline_seconds):
