@@ -84,10 +84,10 @@ def _brackets_outside_strings(text: bytes) -> bytes:
     keeps the alternation, so only the rare strings that hold a bracket are left to split out.
     UTF-8 never puts these ASCII bytes inside a multi-byte character.
     """
-    if b"\\" in text:
-        text = text.replace(b"\\", b"")
-    if b'"' in text:
-        text = text.replace(b'"', b"")
+    if b"\\\\" in text:
+        text = text.replace(b"\\\\", b"")
+    if b'\\"' in text:
+        text = text.replace(b'\\"', b"")
     structure = text.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
     if b'"' in structure:
         structure = b"".join(structure.split(b'"')[::2])
