@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cds.hooks.limits import _deeper_than_walk, deeper_than
 from tests.conftest import REPO
@@ -44,3 +46,33 @@ def test_a_real_request_is_within_the_default_limit_and_over_a_tiny_one() -> Non
     assert deeper_than(payload, 100) is False and _deeper_than_walk(payload, 100) is False
     for limit in range(3, 12):
         assert deeper_than(payload, limit) is _deeper_than_walk(payload, limit)
+
+
+# The hook route passes the request's own bytes (issue 20): any spelling of the same JSON (whitespace,
+# escapes a serialiser may or may not use, non-ASCII text) must give the same answer as the exact walk.
+_TRICKY_TEXT = st.text(alphabet=st.sampled_from(list('[]{}"\\/:, \n\tab\u00e9\u2028\U0001f600')), max_size=12)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | _TRICKY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TRICKY_TEXT, inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@given(value=_JSON, limit=st.integers(1, 12), indent=st.sampled_from([None, 0, 2]), ascii_only=st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_the_request_bytes_decide_like_the_walk(
+    value: object, limit: int, indent: int | None, ascii_only: bool
+) -> None:
+    text = json.dumps(value, indent=indent, ensure_ascii=ascii_only).encode()
+    assert json.loads(text) == value  # hypothesis' dictionaries have no duplicate keys
+    expected = _deeper_than_walk(value, limit)
+    assert deeper_than(value, limit, text) is expected
+    assert deeper_than(value, limit) is expected  # serialised again, as for fetched data
+
+
+@pytest.mark.parametrize("text", TRICKY_STRINGS)
+def test_escaped_quotes_and_backslashes_in_the_request_bytes(text: str) -> None:
+    value = _nest(9, {"div": text, "list": [text, {"t": text}]})
+    for spelling in (json.dumps(value), json.dumps(value, ensure_ascii=False), json.dumps(value, indent=1)):
+        for limit in (8, 9, 10, 11, 12):
+            assert deeper_than(value, limit, spelling.encode()) is _deeper_than_walk(value, limit)

@@ -42,23 +42,26 @@ class RequestLimits:
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'{}[]"')
 
 
-def deeper_than(value: Any, limit: int) -> bool:
+def deeper_than(value: Any, limit: int, text: bytes | None = None) -> bool:
     """True when JSON ``value`` nests more than ``limit`` levels (no recursion to exhaust).
 
-    It took a third of a seed-like request and more than parsing the 1.6 MB Synthea ESRD request
-    (issue 20), so the common case is decided on the serialised form in C-level byte operations:
-    drop the escapes, the strings and everything but brackets, then strip innermost ``{}``/``[]``
-    pairs pass by pass. Each pass removes at least one and at most two levels, so ``p`` passes
-    mean a depth between ``p`` and ``2p``; only when that range straddles ``limit`` (or the value
-    does not serialise) does the exact walk decide.
+    ``text`` is the JSON text ``value`` was parsed from (the request body), when there is one: it is
+    read instead of serialising ``value`` again (on the 1.6 MB Synthea ESRD request that second
+    serialisation cost more than parsing, issue 20). A text with a duplicate key may nest deeper
+    than the value parsed from it (the last key wins); such a text is judged by what it says.
+
+    The common case is decided on the serialised form in C-level byte operations: drop the escapes,
+    keep only brackets and quotes, drop the strings, then strip innermost ``{}``/``[]`` pairs pass by
+    pass. Each pass removes at least one and at most two levels, so ``p`` passes mean a depth between
+    ``p`` and ``2p``; only when that range straddles ``limit`` (or the text is not valid JSON, or
+    ``value`` does not serialise) does the exact walk decide.
     """
-    try:
-        text = orjson.dumps(value)
-    except (TypeError, orjson.JSONEncodeError):  # not plain JSON, or deeper than orjson writes (255)
-        return _deeper_than_walk(value, limit)
-    if b"\\" in text:  # escapes live only in strings: an escaped backslash, then an escaped quote
-        text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
-    structure = b"".join(text.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
+    if text is None:
+        try:
+            text = orjson.dumps(value)
+        except (TypeError, orjson.JSONEncodeError):  # not plain JSON, or deeper than orjson writes (255)
+            return _deeper_than_walk(value, limit)
+    structure = _brackets_outside_strings(text)
     passes = 0
     while structure:
         passes += 1
@@ -69,6 +72,26 @@ def deeper_than(value: Any, limit: int) -> bool:
             return _deeper_than_walk(value, limit)
         structure = shorter
     return False if 2 * passes <= limit else _deeper_than_walk(value, limit)
+
+
+def _brackets_outside_strings(text: bytes) -> bytes:
+    """The ``{}[]`` bytes of JSON ``text`` that are not inside a string, in order.
+
+    Escapes live only in strings: an escaped backslash, then an escaped quote, read left to right as
+    a JSON reader does. Then every quote left delimits a string and they alternate open, close. Two
+    adjacent quotes (once all but brackets and quotes are gone) are a string without brackets, or the
+    end of one string and the start of the next with no bracket between them; dropping such a pair
+    keeps the alternation, so only the rare strings that hold a bracket are left to split out.
+    UTF-8 never puts these ASCII bytes inside a multi-byte character.
+    """
+    if b"\\\\" in text:
+        text = text.replace(b"\\\\", b"")
+    if b'\\"' in text:
+        text = text.replace(b'\\"', b"")
+    structure = text.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in structure:
+        structure = b"".join(structure.split(b'"')[::2])
+    return structure
 
 
 def _deeper_than_walk(value: Any, limit: int) -> bool:
@@ -93,12 +116,13 @@ def count_resources(value: Any) -> int:
     stack = [value]
     while stack:
         item = stack.pop()
-        if not isinstance(item, Mapping) or not isinstance(item.get("resourceType"), str):
+        # type() first: parsed JSON holds dicts, and an abstract Mapping check costs far more (issue 20).
+        if not (type(item) is dict or isinstance(item, Mapping)) or not isinstance(item.get("resourceType"), str):
             continue
         if item["resourceType"] == "Bundle":
             entries = item.get("entry")
             for entry in entries if isinstance(entries, list) else ():
-                if isinstance(entry, Mapping):
+                if type(entry) is dict or isinstance(entry, Mapping):
                     stack.append(entry.get("resource"))
         else:
             count += 1

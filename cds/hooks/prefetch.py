@@ -119,6 +119,47 @@ class PrefetchResult:
     fetched: tuple[str, ...] = ()  # keys the service fetched itself
 
 
+def _split_sent(
+    service: ServiceDefinition, request: CDSRequest
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, str]]:
+    """The service's prefetch keys: complete as sent, sent but with more pages, and missing (key -> template)."""
+    sent = request.prefetch or {}
+    data: dict[str, Any] = {}
+    to_page: dict[str, dict[str, Any]] = {}
+    missing: dict[str, str] = {}
+    for key, template in service.prefetch.items():
+        if key not in sent or is_operation_outcome(sent[key]):
+            missing[key] = template
+        elif has_next_page(sent[key]):
+            to_page[key] = sent[key]
+        else:
+            data[key] = sent[key]
+    return data, to_page, missing
+
+
+def complete_without_fetching(
+    service: ServiceDefinition,
+    request: CDSRequest,
+    today: date,
+    fetch: Fetcher | None = None,
+    fhir_server_refusal: str | None = None,
+) -> PrefetchResult | None:
+    """What ``complete_prefetch`` answers (or raises) when it has nothing to await: every key sent
+    complete, or nowhere to fetch the rest from (no fhirServer, no fetcher). None when something
+    will be fetched. Synchronous, so the HTTP route can stay in its one worker thread."""
+    data, to_page, missing = _split_sent(service, request)
+    if not missing and not to_page:
+        return PrefetchResult(data=data)
+    if fhir_server_refusal is not None and request.fhirServer is not None:
+        raise FhirServerRefused(fhir_server_refusal)
+    if request.fhirServer is not None and fetch is not None:
+        return None
+    failures: dict[str, str] = {}
+    jobs = _fetch_jobs(to_page, missing, request, today, fetch, failures)
+    assert not jobs  # nothing is fetched without both a fhirServer and a fetcher
+    return _concluded(service, data, failures, [])
+
+
 async def complete_prefetch(
     service: ServiceDefinition,
     request: CDSRequest,
@@ -140,17 +181,7 @@ async def complete_prefetch(
     of the whole call. A 412's reasons are categories (``FETCH_*``); the details
     go to the log.
     """
-    sent = request.prefetch or {}
-    data: dict[str, Any] = {}
-    to_page: dict[str, dict[str, Any]] = {}
-    missing: dict[str, str] = {}
-    for key, template in service.prefetch.items():
-        if key not in sent or is_operation_outcome(sent[key]):
-            missing[key] = template
-        elif has_next_page(sent[key]):
-            to_page[key] = sent[key]
-        else:
-            data[key] = sent[key]
+    data, to_page, missing = _split_sent(service, request)
     if not missing and not to_page:
         return PrefetchResult(data=data)
     if fhir_server_refusal is not None and request.fhirServer is not None:
@@ -167,6 +198,13 @@ async def complete_prefetch(
                 data[key] = outcome
                 fetched.append(key)
 
+    return _concluded(service, data, failures, fetched)
+
+
+def _concluded(
+    service: ServiceDefinition, data: dict[str, Any], failures: dict[str, str], fetched: list[str]
+) -> PrefetchResult:
+    """The completed prefetch, or PrefetchUnavailable when a required key failed (optional ones are left out)."""
     unavailable = [key for key in service.prefetch if key in failures and key not in service.optional_prefetch]
     for key, reason in failures.items():
         log.info("prefetch %r unavailable (%s): %s", key, "required" if key in unavailable else "optional", reason)

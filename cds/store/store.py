@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -32,6 +33,7 @@ import orjson
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.dml import Insert
 
 from cds.hooks.models import Feedback
 from cds.store.database import close_engine, create_store_engine, migrate
@@ -53,6 +55,19 @@ log = logging.getLogger("cds.store")
 
 MIGRATION_RETRY_SECONDS = 5.0
 AUDIT_RETRY_SECONDS = 5.0  # while records are queued, the writer tries again this often
+
+
+@functools.cache
+def _audit_inserts(backend: str) -> tuple[Insert, Insert, Insert, Insert]:
+    """The audit's four idempotent inserts (card_audit, card_state, card_rule, card_suggestion), built once:
+    a replayed spool or a retried write inserts nothing twice."""
+    insert = postgresql.insert if backend == "postgresql" else sqlite.insert
+    return (
+        insert(table_of(CardAudit)).on_conflict_do_nothing(index_elements=["card_uuid"]),
+        insert(table_of(CardState)).on_conflict_do_nothing(),
+        insert(table_of(CardRule)).on_conflict_do_nothing(),
+        insert(table_of(CardSuggestion)).on_conflict_do_nothing(),
+    )
 
 
 def _count_error(operation: str) -> None:
@@ -269,46 +284,43 @@ class Store:
                 self.flush()
 
     def _write_audit(self, records: list[AuditRecord]) -> None:
-        insert = postgresql.insert if self.backend == "postgresql" else sqlite.insert
-        with self.engine.begin() as connection:
-            for record in records:
-                connection.execute(
-                    insert(table_of(CardAudit))
-                    .values(
-                        card_uuid=record.card_uuid,
-                        service_id=record.service_id,
-                        hook=record.hook,
-                        hook_instance=record.hook_instance,
-                        ruleset_version=record.ruleset_version,
-                        indicator=record.indicator,
-                        patient_hash=record.patient_hash,
-                        issued_at=record.issued_at,
-                    )
-                    .on_conflict_do_nothing(index_elements=["card_uuid"])
+        """One transaction, one executemany per table. A statement per row rebuilt and re-keyed for
+        SQLAlchemy's cache each time cost more than the database's work (issue 20)."""
+        audits: list[dict[str, Any]] = []
+        states: list[dict[str, Any]] = []
+        rules: list[dict[str, Any]] = []
+        suggestions: list[dict[str, Any]] = []
+        for record in records:
+            audits.append(
+                {
+                    "card_uuid": record.card_uuid,
+                    "service_id": record.service_id,
+                    "hook": record.hook,
+                    "hook_instance": record.hook_instance,
+                    "ruleset_version": record.ruleset_version,
+                    "indicator": record.indicator,
+                    "patient_hash": record.patient_hash,
+                    "issued_at": record.issued_at,
+                }
+            )
+            if record.card_family is not None:
+                states.append(
+                    {
+                        "card_uuid": record.card_uuid,
+                        "card_family": record.card_family,
+                        "band": record.band,
+                        "findings": orjson.dumps(list(record.findings)).decode(),
+                    }
                 )
-                if record.card_family is not None:
-                    connection.execute(
-                        insert(table_of(CardState))
-                        .values(
-                            card_uuid=record.card_uuid,
-                            card_family=record.card_family,
-                            band=record.band,
-                            findings=orjson.dumps(list(record.findings)).decode(),
-                        )
-                        .on_conflict_do_nothing()
-                    )
-                for rule_id in record.rule_ids:
-                    connection.execute(
-                        insert(table_of(CardRule))
-                        .values(card_uuid=record.card_uuid, rule_id=rule_id)
-                        .on_conflict_do_nothing()
-                    )
-                for suggestion in record.suggestion_uuids:
-                    connection.execute(
-                        insert(table_of(CardSuggestion))
-                        .values(card_uuid=record.card_uuid, suggestion_uuid=suggestion)
-                        .on_conflict_do_nothing()
-                    )
+            rules += ({"card_uuid": record.card_uuid, "rule_id": rule_id} for rule_id in record.rule_ids)
+            suggestions += (
+                {"card_uuid": record.card_uuid, "suggestion_uuid": suggestion} for suggestion in record.suggestion_uuids
+            )
+        statements = _audit_inserts(self.backend)
+        with self.engine.begin() as connection:  # card_audit first: the others refer to it
+            for statement, rows in zip(statements, (audits, states, rules, suggestions), strict=True):
+                if rows:
+                    connection.execute(statement, rows)
 
     # ------------------------------------------------------------------ feedback
 

@@ -6,8 +6,9 @@ and includes the routers:
 * ``middleware``  ``WireGuard``: request id, body limit and deadline, saturation, 500s, request log
 * ``problems``    JSON responses, request bodies, and the mapping of errors to OperationOutcomes
 * ``context``     ``WebContext`` and the dependencies the routes receive (``ContextDep``, ``PipelineDep``)
-* ``hooks``       discovery, the hook call (with its audit records) and feedback
-* ``snooze``      hiding cards a clinician snoozed, looked up alongside the evaluation
+* ``hooks``       discovery, the hook call and feedback
+* ``call``        one hook call in one worker thread: parse, checks, evaluation, snooze lookup, audit
+* ``snooze``      hiding cards a clinician snoozed, looked up right after the evaluation
 * ``pages``       the pages behind the cards
 * ``health``      ``/healthz``, ``/readyz``, ``/metrics``
 """

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,18 +13,18 @@ from starlette.responses import Response
 
 from cds.hooks import fhir_servers
 from cds.hooks.errors import HookError, describe_validation_error
-from cds.hooks.evaluation import Evaluation
-from cds.hooks.handler import answer_hook
+from cds.hooks.handler import prefetch_for
 from cds.hooks.limits import RequestLimits
 from cds.hooks.models import DiscoveryResponse, FeedbackItemResult, FeedbackRequest, FeedbackResponse
-from cds.hooks.services import ServiceDefinition, find_service
+from cds.hooks.services import find_service
 from cds.observability import metrics
 from cds.pipeline import Pipeline
-from cds.store import StoreUnavailable, audit_records
+from cds.store import StoreUnavailable
 from cds.store.snooze import record_snoozes
+from cds.web.call import HookCall, NeedsFetch
 from cds.web.context import ContextDep, PipelineDep, WebContext
 from cds.web.middleware import RETRY_AFTER_SECONDS, log
-from cds.web.problems import json_response, log_fields, read_json_object
+from cds.web.problems import json_response, log_fields, read_json_body, read_json_object
 
 router = APIRouter()
 
@@ -42,43 +41,16 @@ def _known_service(current: Pipeline, service_id: str) -> None:
         raise HookError(404, f"no CDS service with id {service_id!r}")
 
 
-@router.post("/cds-services/{service_id}")
-async def call_service(service_id: str, request: Request, context: ContextDep, current: PipelineDep) -> Response:
+async def call_service(request: Request) -> Response:
+    """POST /cds-services/{service_id}: a plain Starlette endpoint, because FastAPI's dependency
+    solving cost more per call than the route's own work on the event loop (issue 20). The CPU- and
+    store-bound work runs in one worker thread (cds.web.call)."""
+    service_id: str = request.path_params["service_id"]
+    context: WebContext = request.app.state.context
+    current: Pipeline = request.app.state.pipeline  # read per call: a reload or a test may replace it
     await context.check_caller(request, f"/cds-services/{service_id}")
     _known_service(current, service_id)
-    payload = await read_json_object(request)
-    # One id may serve several hooks (CDS Hooks 2.0.1 §Discovery): the request's hook picks the entry.
-    service = find_service(current.services, service_id, payload.get("hook"))
-    assert service is not None
-    fields = log_fields(request)
-    fields.update(service=service_id, hook=service.hook, ruleset=current.version, engine=current.backend)
-    now = context.clock()
-    snooze_lookup = context.snooze.start_lookup(current, service.id, payload, now)  # alongside the evaluation
-    evaluation = await _evaluate(request, context, current, service, payload, now)
-    hidden = await context.snooze.hide(current, evaluation, snooze_lookup)
-    response = evaluation.response.to_wire()
-    if hidden:
-        response.setdefault("extension", {})[f"{current.hook_namespace}.snoozed"] = hidden
-    if evaluation.trace is not None:
-        response.setdefault("extension", {})[context.settings.trace_extension_key] = evaluation.trace
-    fields["cards"] = len(response["cards"])
-    if response["cards"]:
-        metrics.CARDS_RAISED.labels(service.id).inc(len(response["cards"]))
-    answer = json_response(response)
-    if evaluation.response.cards:
-        await _write_audit(context, current, service_id, service, payload, evaluation, now)
-    return answer
-
-
-async def _evaluate(
-    request: Request,
-    context: WebContext,
-    current: Pipeline,
-    service: ServiceDefinition,
-    payload: dict[str, Any],
-    now: datetime,
-) -> Evaluation:
-    """``answer_hook`` under the request deadline, with this caller's fhirServer policy."""
+    body = await read_json_body(request)
     settings = context.settings
     declared = tuple(getattr(request.state, "fhir_servers", ()))
 
@@ -87,19 +59,25 @@ async def _evaluate(
             url, auth_required=settings.auth_required, profile=settings.profile, allowed=declared
         )
 
+    call = HookCall(
+        context,
+        current,
+        service_id,
+        body,
+        context.clock(),
+        log_fields(request),
+        RequestLimits.from_settings(settings),
+        context.audience(request, ""),
+        fhir_server_policy,
+    )
     try:
         async with asyncio.timeout(settings.request_deadline_seconds):
-            return await answer_hook(
-                current,
-                service,
-                payload,
-                now,
-                context.fetch,
-                settings.trace_extension_key,
-                fhir_server_policy,
-                RequestLimits.from_settings(settings),
-                pages_base_url=context.audience(request, ""),
-            )
+            answer = await call.run_in_thread(call.start)
+            if isinstance(answer, NeedsFetch):
+                prefetched = await prefetch_for(
+                    answer.service, answer.request, call.now, context.fetch, fhir_server_policy
+                )
+                answer = await call.run_in_thread(call.finish, answer.service, answer.request, prefetched)
     except TimeoutError:
         metrics.DEADLINE_EXCEEDED.inc()
         raise HookError(
@@ -107,31 +85,11 @@ async def _evaluate(
             f"no answer within the {settings.request_deadline_seconds:g} s deadline",
             {"Retry-After": RETRY_AFTER_SECONDS},
         ) from None
+    assert isinstance(answer, bytes)  # only a call the loop took over is Abandoned, and the loop answered it
+    return Response(answer, media_type="application/json")
 
 
-async def _write_audit(
-    context: WebContext,
-    current: Pipeline,
-    service_id: str,
-    service: ServiceDefinition,
-    payload: dict[str, Any],
-    evaluation: Evaluation,
-    now: datetime,
-) -> None:
-    """answer_hook validated hookInstance and context.patientId. Write-ahead (ADR 0008): the records
-    are in the database (or the durable spool) before the EHR sees the card, so feedback for it is
-    never refused by another worker and a kill -9 cannot lose them."""
-    records = audit_records(
-        service_id,  # the id the EHR called: its feedback comes to that id's feedback route
-        service.hook,
-        str(payload["hookInstance"]),
-        current.version,
-        evaluation.response.cards,
-        evaluation.card_rules,
-        context.store.patient_hash(payload["context"].get("patientId")),
-        now,
-    )
-    await run_in_threadpool(context.store.record_issued, records)
+router.add_route("/cds-services/{service_id}", call_service, methods=["POST"])
 
 
 @router.post("/cds-services/{service_id}/feedback")

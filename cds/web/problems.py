@@ -36,12 +36,17 @@ def log_fields(request: Request) -> dict[str, Any]:
     return fields
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 415/400/422 HookError."""
+async def read_json_body(request: Request) -> bytes:
+    """The request body, unparsed, or a 415 HookError (the hook route parses it in its worker thread)."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type not in JSON_MEDIA_TYPES:
         raise HookError(415, "Content-Type must be application/json")
-    body = await request.body()
+    return await request.body()
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 415/400/422 HookError."""
+    body = await read_json_body(request)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
