@@ -17,7 +17,9 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet 'uv>=0.4,<1' || $(BIN)/python -m pip install --quiet --upgrade pip
 
 # `$(INSTALL) ARGS`: uv when the bootstrap above installed it, else pip (decided when the line runs).
-INSTALL = sh -c 'if [ -x "$$0/uv" ]; then exec "$$0/uv" pip install --quiet --python "$$0/python" "$$@"; \
+# --compile-bytecode as pip does: otherwise the first import compiles each module and a dependency's
+# SyntaxWarning (an invalid escape in medspaCy's stack) fails the tests, where warnings are errors.
+INSTALL = sh -c 'if [ -x "$$0/uv" ]; then exec "$$0/uv" pip install --quiet --compile-bytecode --python "$$0/python" "$$@"; \
   else exec "$$0/python" -m pip install --quiet "$$@"; fi' $(BIN)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
