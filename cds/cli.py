@@ -244,7 +244,10 @@ def run_openapi(args: argparse.Namespace) -> int:
 
 def run_studio(args: argparse.Namespace) -> int:
     """The playground: never in the production profile, never on a non-loopback address."""
-    if os.environ.get("CDS_PROFILE", "").strip().lower() == "production":
+    # Only a profile someone chose refuses it: Settings' default profile is production, and the
+    # studio is a tool for the author's own machine.
+    settings = _settings(args, rules_dir=args.rules)
+    if settings.profile == "production" and "profile" in settings.model_fields_set:
         print(
             "cds studio: refused in the production profile (CDS_PROFILE=production): it has no authentication",
             file=sys.stderr,
@@ -252,10 +255,9 @@ def run_studio(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     import uvicorn
 
-    from cds.settings import DEFAULT_RULES_DIR
     from cds.studio.app import create_studio_app
 
-    rules_dir = args.rules or Path(os.environ.get("CDS_RULES_DIR", DEFAULT_RULES_DIR))
+    rules_dir = settings.rules_dir
     app = create_studio_app(rules_dir)
     print(
         f"cds studio: http://127.0.0.1:{args.port}/ (rules: {rules_dir}; loopback only, no authentication)",

@@ -261,6 +261,13 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise SettingsError(_describe_validation_error(exc)) from exc
 
 
+def rules_dir_setting(explicit: Path | None = None) -> Path:
+    """A command's rules directory: its ``--rules`` when given, else ``CDS_RULES_DIR`` read through
+    ``Settings`` (else ``rules/`` of the source tree). Every command that reads rules/ uses this, so
+    the variable has one reading and one error message."""
+    return explicit if explicit is not None else load_settings().rules_dir
+
+
 def _describe_validation_error(exc: ValueError) -> str:
     errors = getattr(exc, "errors", None)
     if not callable(errors):

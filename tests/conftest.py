@@ -73,6 +73,37 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+# ---------------------------------------------------------------- the shipped rules, loaded once
+
+_SHIPPED_PIPELINES: dict = {}
+
+
+def shipped_pipeline(engine: str | None = None):
+    """The shipped rules/ as the service loads them (``Pipeline.load``, rule-test gate included), loaded
+    once per test process and shared by the tests that only answer requests with them: an app built
+    from settings alone loads and gates the same rules again (2-5 s each on this machine). Tests of
+    loading, of the gate and of reload load their own (usually from a copy of rules/)."""
+    from cds.pipeline import Pipeline
+    from cds.settings import Settings
+
+    choice = engine or Settings().engine  # as Pipeline.load chooses (CDS_ENGINE)
+    if choice not in _SHIPPED_PIPELINES:
+        _SHIPPED_PIPELINES[choice] = Pipeline.load(RULES_DIR, engine=choice)
+    return _SHIPPED_PIPELINES[choice]
+
+
+def shipped_app(settings, **replaced):
+    """``create_app(settings)`` answering with ``shipped_pipeline()``: ``settings`` must name the shipped
+    rules (any other rules directory is a test of its own and gets its own pipeline)."""
+    from cds.app import create_app
+
+    assert Path(settings.rules_dir).resolve() == RULES_DIR, "shipped_app serves the shipped rules only"
+    assert settings.hook_namespace == "org.calciphylaxis-cds", "shipped_pipeline has the default namespace"
+    return create_app(
+        settings, pipeline=replaced.pop("pipeline", None) or shipped_pipeline(settings.engine), **replaced
+    )
+
+
 # ---------------------------------------------------------------- the live rule tests, run once
 
 

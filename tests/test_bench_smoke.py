@@ -303,31 +303,3 @@ def test_report_can_be_rendered_again_from_its_json(quick_run):
     text = quick_run["doc"].read_text()
     block = report.render(again, "performance.png" if quick_run["plot"].exists() else None)
     assert block.strip() in text
-
-
-@pytest.mark.slow
-def test_the_snooze_benchmark_runs_and_compares_like_with_like():
-    """benchmarks/bench_snooze.py, tiny: three loopback servers; the snoozed one sends no card, the others one."""
-    import tempfile
-    from pathlib import Path
-
-    from benchmarks import bench_snooze
-
-    with tempfile.TemporaryDirectory() as folder:
-        out = Path(folder) / "snooze.json"
-        status = bench_snooze.main(
-            [
-                *("--rounds", "1", "--requests", "3", "--snoozes", "100", "--lookups", "20"),
-                *("--max-ratio", "100", "--max-lookup-ms", "1000", "--json", str(out)),
-            ]
-        )
-        assert status == 0
-        results = json.loads(out.read_text())
-    assert (
-        results["off"]["cards"] == 1
-        and results["on, not snoozed"]["cards"] == 1
-        and results["on, snoozed"]["cards"] == 0
-    )
-    assert results["off"]["ratio_to_off"] == 1.0 and results["on, snoozed"]["n"] == 3
-    assert results["off"]["paired_ratio"] == 1.0 and results["on, not snoozed"]["paired_ratio"] > 0
-    assert results["lookup"]["snoozed"]["n"] == 20 and results["lookup"]["not snoozed"]["median_ms"] > 0

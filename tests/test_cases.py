@@ -18,11 +18,10 @@ import yaml
 from fastapi.testclient import TestClient
 from fhir.resources.R4B import get_fhir_model_class
 
-from cds.app import create_app
 from cds.hooks.models import CDSRequest, context_model_for
 from cds.hooks.services import load_services
 from cds.settings import Settings
-from tests.conftest import REPO, RULES_DIR
+from tests.conftest import REPO, RULES_DIR, shipped_app
 
 EXAMPLES = REPO / "fhir_examples"
 REQUESTS = EXAMPLES / "requests"
@@ -265,7 +264,7 @@ def test_reports_are_radiology_prose_with_sections(entry):
 @pytest.fixture(scope="module")
 def client() -> TestClient:
     settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, hook_namespace=HOOK_NAMESPACE)
-    return TestClient(create_app(settings))
+    return TestClient(shipped_app(settings))
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=IDS)

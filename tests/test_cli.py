@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from cds.cli import main, request_from_bundle
-from cds.pipeline import Pipeline
-from tests.conftest import REPO, RULES_DIR, shared_data
+from tests.conftest import REPO, RULES_DIR, shared_data, shipped_pipeline
 
 SOURCE_CASE = REPO / "fhir_examples" / "requests" / "source-case.patient-view.json"
 
@@ -51,7 +50,7 @@ def test_evaluate_missing_file(capsys):
 
 def test_a_synthea_bundle_becomes_a_request_for_the_service():
     bundle = json.loads(shared_data("synthea", "esrd-dialysis-patient.bundle.json").read_text())
-    service = Pipeline.load(RULES_DIR).service("calciphylaxis-risk")
+    service = shipped_pipeline().service("calciphylaxis-risk")
     request = request_from_bundle(bundle, service)
     assert request["hook"] == "patient-view"
     assert request["prefetch"]["patient"]["resourceType"] == "Patient"

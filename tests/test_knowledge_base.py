@@ -16,8 +16,7 @@ from cds.engine import durable_backend
 from cds.engine.loader import load_or_raise, load_ruleset
 from cds.engine.report import markdown_report
 from cds.hooks.models import CDSRequest
-from cds.pipeline import Pipeline
-from tests.conftest import REPO, RULES_DIR
+from tests.conftest import REPO, RULES_DIR, shipped_pipeline
 from tests.engine.helpers import copy_live_rules as copy_rules
 from tests.test_cases import KNOWN_HYPOTHESES  # the hypothesis ids of issues 5 and 6, listed once
 
@@ -134,7 +133,7 @@ def test_report_shows_every_hypothesis_weight_and_tag():
 
 @pytest.fixture(scope="module")
 def pipeline():
-    return Pipeline.load(RULES_DIR, NAMESPACE, engine="reference")
+    return shipped_pipeline("reference")
 
 
 def _respond(pipeline, name):

@@ -17,7 +17,7 @@ from cds.app import create_app
 from cds.observability.logs import JsonFormatter, scrub
 from cds.pipeline import Pipeline
 from cds.settings import Settings, SettingsError, load_settings
-from tests.conftest import REPO, RULES_DIR
+from tests.conftest import REPO, RULES_DIR, shipped_app
 
 SOURCE_CASE = json.loads((REPO / "fhir_examples" / "requests" / "source-case.patient-view.json").read_text())
 HOOK = "/cds-services/calciphylaxis-risk"
@@ -37,7 +37,7 @@ def sample(client: TestClient, name: str, **labels) -> float:
 
 
 def test_metrics_move_with_traffic(tmp_path):
-    client = TestClient(create_app(settings(database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}")))
+    client = TestClient(shipped_app(settings(database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}")))
     latency = (
         "cds_request_duration_seconds_count",
         {"route": "/cds-services/{id}", "service": "calciphylaxis-risk", "status": "200"},
@@ -88,7 +88,7 @@ def test_one_structured_event_per_request_with_the_request_id():
     request_log = logging.getLogger("cds.request")
     request_log.addHandler(handler)
     try:
-        response = TestClient(create_app(settings())).post(HOOK, json=SOURCE_CASE)
+        response = TestClient(shipped_app(settings())).post(HOOK, json=SOURCE_CASE)
     finally:
         request_log.removeHandler(handler)
     events = [json.loads(line) for line in stream.getvalue().splitlines()]
@@ -119,7 +119,7 @@ class BlockingPipeline(Pipeline):
 
 
 def test_saturated_service_answers_503_fast():
-    pipeline = BlockingPipeline.load(RULES_DIR)
+    pipeline = BlockingPipeline.load(RULES_DIR, run_tests=False)  # the gate is not what this tests
     pipeline.release = threading.Event()
     with TestClient(create_app(settings(max_concurrent_requests=1), pipeline=pipeline)) as client:
         first: dict = {}
@@ -143,7 +143,7 @@ def test_a_hook_call_over_the_deadline_is_503():
             time.sleep(1.0)
             return super().evaluate(*args, **kwargs)
 
-    pipeline = SlowPipeline.load(RULES_DIR)
+    pipeline = SlowPipeline.load(RULES_DIR, run_tests=False)
     client = TestClient(create_app(settings(request_deadline_seconds=0.2), pipeline=pipeline))
     started = time.perf_counter()
     response = client.post(HOOK, json=SOURCE_CASE)
@@ -152,7 +152,7 @@ def test_a_hook_call_over_the_deadline_is_503():
 
 
 def test_readyz_follows_the_rule_set_state():
-    pipeline = Pipeline.load(RULES_DIR)
+    pipeline = Pipeline.load(RULES_DIR, run_tests=False)  # its own: the test marks it unready
     client = TestClient(create_app(settings(), pipeline=pipeline))
     assert client.get("/readyz").status_code == 200
     pipeline.load_errors.append("rules/x.yaml:3:5: E001 unknown key")

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cds.settings import DEFAULT_RULES_DIR
+from cds.settings import rules_dir_setting
 
 if TYPE_CHECKING:
     from cds.engine.loader import LoadResult, RuleSet
@@ -119,7 +118,7 @@ def add_rules_commands(commands: Any) -> None:
 
 
 def _rules_dir(args: argparse.Namespace) -> Path:
-    return args.rules or Path(os.environ.get("CDS_RULES_DIR", DEFAULT_RULES_DIR))
+    return rules_dir_setting(args.rules)
 
 
 def _load(args: argparse.Namespace) -> LoadResult:

@@ -93,9 +93,9 @@ def run_gaps(args: argparse.Namespace) -> int:
         return run_stored_gaps(args)
     from cds.fhir import Terminology, extract_facts
     from cds.fhir.gaps import GAPS
-    from cds.settings import DEFAULT_RULES_DIR
+    from cds.settings import rules_dir_setting
 
-    rules_dir = args.rules or Path(__import__("os").environ.get("CDS_RULES_DIR") or DEFAULT_RULES_DIR)
+    rules_dir = rules_dir_setting(args.rules)
     term = Terminology.load(rules_dir)
     GAPS.clear()
     now = datetime.now(UTC)

@@ -89,9 +89,9 @@ def run_screen(args: argparse.Namespace) -> int:
     from cds.screen.report import write_report
     from cds.screen.run import Progress, ScreenError, screen
     from cds.screen.worklist import private_dir, ranked, run_record, write_private, write_run_record, write_worklist
-    from cds.settings import load_settings
+    from cds.settings import rules_dir_setting
 
-    rules = args.rules or load_settings(None).rules_dir
+    rules = rules_dir_setting(args.rules)
     now = None
     if args.now:
         try:

@@ -10,10 +10,9 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from cds.app import create_app
 from cds.settings import Settings, SettingsError
 from tests.auth.conftest import BASE, ISS, NOW, claims, sign
-from tests.conftest import RULES_DIR, shared_data
+from tests.conftest import RULES_DIR, shared_data, shipped_app
 
 ENDPOINTS = {
     "discovery": ("GET", "/cds-services"),
@@ -30,7 +29,7 @@ def app_client(clients_file, **settings) -> TestClient:
         "trusted_clients_file": clients_file,
         "database_url": "sqlite://",
     }
-    return TestClient(create_app(Settings(**{**base, **settings}), clock=lambda: NOW))
+    return TestClient(shipped_app(Settings(**{**base, **settings}), clock=lambda: NOW))
 
 
 def request_body(endpoint: str) -> dict | None:
@@ -126,7 +125,7 @@ def test_other_schemes_and_junk_headers_are_refused(clients_file):
 
 def test_no_trusted_clients_refuses_every_call(keys):
     client = TestClient(
-        create_app(
+        shipped_app(
             Settings(profile="production", rules_dir=RULES_DIR, external_base_url=BASE, database_url="sqlite://"),
             clock=lambda: NOW,
         )
@@ -153,7 +152,7 @@ def test_the_sandbox_token_is_checked_by_the_app(tmp_path):
         trusted_clients_file=clients,
         database_url="sqlite://",
     )
-    client = TestClient(create_app(settings, clock=lambda: datetime.fromtimestamp(sent_at + 5, UTC)))
+    client = TestClient(shipped_app(settings, clock=lambda: datetime.fromtimestamp(sent_at + 5, UTC)))
     response = client.post(
         "/cds-services/calciphylaxis-order-sign", json=capture["body"], headers={"Authorization": f"Bearer {token}"}
     )
@@ -186,7 +185,7 @@ def test_an_unavailable_replay_store_fails_closed_with_503(keys, clients_file):
     ring.load_file(clients[ISS])
     verifier = JwtVerifier(clients, ring, replay=MemoryReplayStore(max_entries=1), clock=lambda: NOW)
     settings = Settings(profile="production", rules_dir=RULES_DIR, external_base_url=BASE, database_url="sqlite://")
-    client = TestClient(create_app(settings, authenticate=BearerAuthenticator(verifier), clock=lambda: NOW))
+    client = TestClient(shipped_app(settings, authenticate=BearerAuthenticator(verifier), clock=lambda: NOW))
     assert call(client, "discovery", sign(keys, claims(aud=f"{BASE}/cds-services"))).status_code == 200
     # The store is full of live jtis: the next token cannot be checked for replay, so it is not let in.
     response = call(client, "discovery", sign(keys, claims(aud=f"{BASE}/cds-services")))

@@ -13,12 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from cds.app import create_app
 from cds.auth import AuthFailure
 from cds.settings import Settings, SettingsError, load_settings
 from tests.auth.conftest import BASE, ISS, NOW, SERVICE_URL, claims, sign
 from tests.auth.test_verify import verifier_for
-from tests.conftest import REPO, RULES_DIR
+from tests.conftest import REPO, RULES_DIR, shipped_app
 from tests.serving import start_service
 
 SOURCE_CASE = json.loads((REPO / "fhir_examples" / "requests" / "source-case.patient-view.json").read_text())
@@ -153,7 +152,7 @@ def metrics_app(clients_file, **settings) -> TestClient:
         "database_url": "sqlite://",
         "audit_hmac_key": "k",
     }
-    return TestClient(create_app(Settings(**{**base, **settings}), clock=lambda: NOW))
+    return TestClient(shipped_app(Settings(**{**base, **settings}), clock=lambda: NOW))
 
 
 def test_metrics_need_their_own_token_in_production(clients_file):

@@ -15,7 +15,7 @@ import yaml
 from cds.cards.wording import BANDS, DISCLAIMER, band, band_word, fit_summary, is_internal, percent, short_name
 from cds.hooks.models import CDSRequest
 from cds.pipeline import Pipeline
-from tests.conftest import REPO, RULES_DIR
+from tests.conftest import REPO, shipped_pipeline
 
 CASES = yaml.safe_load((REPO / "fhir_examples" / "cases.yaml").read_text(encoding="utf-8"))["cases"]
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # fhir_examples/README.md: today = 2026-11-21
@@ -36,7 +36,7 @@ DRUG_WORDS = {
 
 @cache
 def pipeline() -> Pipeline:
-    return Pipeline.load(RULES_DIR, engine="reference")
+    return shipped_pipeline("reference")
 
 
 @cache

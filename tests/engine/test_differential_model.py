@@ -30,8 +30,7 @@ from cds.engine.model import EvidenceGroup, Hypothesis, Population
 from cds.engine.prepare import facts_from_dicts
 from cds.engine.runner import LoadedEngine
 from cds.hooks.models import CDSRequest
-from cds.pipeline import Pipeline
-from tests.conftest import REPO, RULES_DIR
+from tests.conftest import REPO, RULES_DIR, shipped_pipeline
 
 RULESET = load_or_raise(RULES_DIR)
 CASES_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # fhir_examples/README.md
@@ -178,7 +177,7 @@ def test_every_number_keeps_its_reference_and_tag_and_has_an_interval():
 # ---- what the cards say ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pipeline():
-    return Pipeline.load(RULES_DIR, NAMESPACE, engine="reference")
+    return shipped_pipeline("reference")
 
 
 def _respond(pipeline, raw: dict, service: str = "calciphylaxis-risk"):

@@ -11,10 +11,9 @@ import json
 
 from fastapi.testclient import TestClient
 
-from cds.app import create_app
 from cds.cards.drafts import merge_into_draft
 from cds.settings import Settings
-from tests.conftest import REPO, RULES_DIR, shared_data
+from tests.conftest import REPO, RULES_DIR, shared_data, shipped_app
 
 BONE_SCAN_REQUEST = REPO / "fhir_examples" / "requests" / "order-bone-scan-suspected.order-sign.json"
 
@@ -45,7 +44,7 @@ def updates(response: dict) -> list[dict]:
 
 def answer(body: dict) -> dict:
     settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url="sqlite://")
-    response = TestClient(create_app(settings)).post("/cds-services/calciphylaxis-order-sign", json=body)
+    response = TestClient(shipped_app(settings)).post("/cds-services/calciphylaxis-order-sign", json=body)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -112,7 +111,7 @@ def test_a_selection_that_names_no_draft_order_is_an_error_not_silence():
     """Issue 16 item 6: the review's OS3 got 200 with no cards."""
     body = json.loads((REPO / "fhir_examples" / "requests" / "order-warfarin-suspected.order-select.json").read_text())
     settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url="sqlite://")
-    client = TestClient(create_app(settings))
+    client = TestClient(shipped_app(settings))
     assert client.post("/cds-services/calciphylaxis-order-select", json=body).status_code == 200
     body["context"]["selections"] = ["MedicationRequest/not-in-draftOrders"]
     response = client.post("/cds-services/calciphylaxis-order-select", json=body)
@@ -126,7 +125,7 @@ def test_order_select_and_order_sign_share_one_service_id_so_the_ehr_replaces_st
     settings = Settings(
         profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url=f"sqlite:///{tmp_path / 'cds.sqlite3'}"
     )
-    client = TestClient(create_app(settings))
+    client = TestClient(shipped_app(settings))
     entries = [(s["id"], s["hook"]) for s in client.get("/cds-services").json()["services"]]
     assert ("calciphylaxis-order-select", "order-select") in entries
     assert ("calciphylaxis-order-select", "order-sign") in entries

@@ -12,9 +12,8 @@ import httpx
 import pytest
 import uvicorn
 
-from cds.app import create_app
 from cds.settings import Settings
-from tests.conftest import RULES_DIR
+from tests.conftest import RULES_DIR, shipped_app
 from tests.serving import free_port
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -36,7 +35,7 @@ def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     database = tmp_path_factory.mktemp("pages") / "cds.sqlite3"
     settings = Settings(rules_dir=RULES_DIR, database_url=f"sqlite:///{database}", profile="demo", auth_required=False)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(shipped_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

@@ -7,9 +7,8 @@ import time
 
 from fastapi.testclient import TestClient
 
-from cds.app import create_app
 from cds.settings import Settings
-from tests.conftest import RULES_DIR, shared_data
+from tests.conftest import RULES_DIR, shared_data, shipped_app
 from tests.prefetch.conftest import SANDBOX_PATIENT_ID
 from tests.prefetch.helpers import access_token, tag
 
@@ -18,7 +17,7 @@ ORDER_SIGN = "/cds-services/calciphylaxis-order-sign"
 
 def client(**settings) -> TestClient:
     base = {"profile": "demo", "auth_required": False, "rules_dir": RULES_DIR, "database_url": "sqlite://"}
-    return TestClient(create_app(Settings(**{**base, **settings})))
+    return TestClient(shipped_app(Settings(**{**base, **settings})))
 
 
 def sandbox_order_sign() -> dict:

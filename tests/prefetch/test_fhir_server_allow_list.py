@@ -20,12 +20,11 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from cds.app import create_app
 from cds.hooks.fhir_client import FetchLimits, FhirClient, FhirFetchError
 from cds.hooks.fhir_servers import is_under, refusal
 from cds.settings import Settings
 from tests.auth.conftest import ISS, Keys
-from tests.conftest import RULES_DIR, shared_data
+from tests.conftest import RULES_DIR, shared_data, shipped_app
 from tests.prefetch.conftest import SANDBOX_PATIENT_ID
 from tests.prefetch.helpers import access_token, cds_request, tag
 from tests.serving import start_service
@@ -154,7 +153,7 @@ def test_auth_off_fetches_only_from_loopback_and_never_connects_elsewhere():
 
     fetcher = FhirClient(FetchLimits(), transport=httpx.MockTransport(handler))
     settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url="sqlite://")
-    client = TestClient(create_app(settings, fetch=fetcher))
+    client = TestClient(shipped_app(settings, fetch=fetcher))
     for target in [
         "http://169.254.169.254/latest/meta-data",
         "http://[fd00:ec2::254]/latest",
@@ -173,7 +172,7 @@ def test_a_complete_prefetch_is_answered_whatever_the_fhir_server_because_nothin
     body = json.loads((RULES_DIR.parent / "fhir_examples/requests/source-case.patient-view.json").read_text())
     assert body["fhirServer"] == DECLARED
     settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url="sqlite://")
-    response = TestClient(create_app(settings)).post("/cds-services/calciphylaxis-risk", json=body)
+    response = TestClient(shipped_app(settings)).post("/cds-services/calciphylaxis-risk", json=body)
     assert response.status_code == 200 and response.json()["cards"]
 
 
@@ -246,7 +245,7 @@ def test_endless_next_links_are_capped_per_hook_call(fhir):
     t = tag()
     settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, database_url="sqlite://")
     body = sandbox_patient_view(fhir.base("endless", t), access_token())
-    response = TestClient(create_app(settings)).post("/cds-services/calciphylaxis-risk", json=body)
+    response = TestClient(shipped_app(settings)).post("/cds-services/calciphylaxis-risk", json=body)
     assert response.status_code == 412
     assert len(fhir.requests(t)) <= settings.fhir_max_requests_per_call
     diagnostics = response.json()["issue"][0]["diagnostics"]

@@ -10,9 +10,8 @@ from typing import Any
 import orjson
 from fastapi.testclient import TestClient
 
-from cds.app import create_app
 from cds.settings import Settings
-from tests.conftest import REPO, RULES_DIR
+from tests.conftest import REPO, RULES_DIR, shipped_app
 
 REQUESTS = REPO / "fhir_examples" / "requests"
 NAMESPACE = "org.calciphylaxis-cds"
@@ -21,7 +20,7 @@ NOTICES = f"{NAMESPACE}.notices"
 
 @cache
 def client() -> TestClient:
-    app = create_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR))
+    app = shipped_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR))
     return TestClient(app, raise_server_exceptions=False)
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from cds.app import create_app
 from cds.hooks.limits import count_resources, deeper_than
 from cds.settings import Settings
-from tests.conftest import RULES_DIR
+from tests.conftest import RULES_DIR, shipped_app
 from tests.realdata.helpers import deep, example, post
 
 SOURCE = "source-case.patient-view.json"
@@ -56,7 +55,7 @@ def _padded(extra_conditions: int) -> dict:
 
 def test_too_many_facts_is_422_naming_the_setting() -> None:
     client = TestClient(
-        create_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, max_facts=200)),
+        shipped_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, max_facts=200)),
         raise_server_exceptions=False,
     )
     response = client.post("/cds-services/calciphylaxis-risk", json=_padded(300))
@@ -67,7 +66,7 @@ def test_too_many_facts_is_422_naming_the_setting() -> None:
 
 def test_too_many_resources_is_413() -> None:
     client = TestClient(
-        create_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, max_resources=100)),
+        shipped_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, max_resources=100)),
         raise_server_exceptions=False,
     )
     response = client.post("/cds-services/calciphylaxis-risk", json=_padded(150))

@@ -14,8 +14,7 @@ from cds.fhir import extract_facts
 from cds.hooks.errors import HookError
 from cds.hooks.handler import answer_hook
 from cds.observability import metrics
-from cds.pipeline import Pipeline
-from tests.conftest import RULES_DIR, shared_data
+from tests.conftest import shared_data, shipped_pipeline
 from tests.realdata.helpers import deep, example, post, summaries
 
 CONTROL = "control-esrd-no-skin-findings.patient-view.json"
@@ -67,7 +66,7 @@ def test_fetched_pages_about_another_patient_are_dropped() -> None:
     """A FHIR server answering for the wrong patient (mock transport: nothing is sent anywhere)."""
     source = example(SOURCE)
     control = example(CONTROL)
-    pipeline = Pipeline.load(RULES_DIR)
+    pipeline = shipped_pipeline()
     service = pipeline.service("calciphylaxis-risk")
     body = deep(control)
     body["fhirServer"] = "http://127.0.0.1:9/fhir"
@@ -113,7 +112,7 @@ def test_draft_orders_about_another_patient_are_dropped(terminology) -> None:
 
 
 def test_hook_error_for_foreign_patient_names_no_one() -> None:
-    pipeline = Pipeline.load(RULES_DIR)
+    pipeline = shipped_pipeline()
     body = example(SOURCE)
     body["prefetch"]["patient"]["id"] = "p-other"
     with pytest.raises(HookError) as raised:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cds.screen.evaluate import comparable_card
-from tests.conftest import RULES_DIR
+from tests.conftest import shipped_pipeline
 
 pytest.importorskip("dask.distributed", reason="cds screen needs dask[distributed] (test extra)")
 
@@ -33,9 +33,7 @@ def dask_client() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def pipeline() -> Any:
-    from cds.pipeline import Pipeline
-
-    return Pipeline.load(RULES_DIR)
+    return shipped_pipeline()
 
 
 def service_answer(pipeline: Any, request: dict[str, Any], now: datetime) -> list[dict[str, Any]]:

@@ -12,14 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select, text
 
-from cds.app import create_app
 from cds.cli import main as cds_main
 from cds.fhir.gaps import GAPS, GapCounter
 from cds.settings import Settings
 from cds.store.database import create_store_engine, migrate
 from cds.store.gaps import GapRecorder, record_gaps, stored_gaps
 from cds.store.models import TerminologyGap
-from tests.conftest import RULES_DIR
+from tests.conftest import RULES_DIR, shipped_app
 
 SCT = "http://snomed.info/sct"
 LOCAL = "http://hospital.example.org/fhir/CodeSystem/problem-list"
@@ -123,7 +122,7 @@ def test_the_service_stores_what_it_could_not_recognise_without_patient_data(dat
         audit_spool_dir=tmp_path / "spool",
     )
     GAPS.clear()
-    with TestClient(create_app(settings)) as client:
+    with TestClient(shipped_app(settings)) as client:
         for _ in range(2):
             response = client.post("/cds-services/calciphylaxis-risk", json=_request(PATIENT))
             assert response.status_code == 200, response.text

@@ -19,7 +19,7 @@ from cds.observability import metrics
 from cds.pipeline import Pipeline
 from cds.settings import Settings
 from cds.store.database import create_store_engine
-from tests.conftest import REPO, RULES_DIR
+from tests.conftest import REPO, RULES_DIR, shipped_pipeline
 
 SOURCE_CASE = json.loads((REPO / "fhir_examples" / "requests" / "source-case.patient-view.json").read_text())
 HOOK = "/cds-services/calciphylaxis-risk"
@@ -48,7 +48,7 @@ WARFARIN = {
 
 @functools.cache
 def pipeline() -> Pipeline:
-    return Pipeline.load(RULES_DIR)
+    return shipped_pipeline()
 
 
 def make_app(database, **settings) -> TestClient:
