@@ -163,8 +163,9 @@ def run(rules_dir: Path, quick: bool, now: Any, say: Any = print) -> list[Result
             results.append(on_dask(rules_dir, exports[big], big, workers, now, baseline.throughput_rps))
         say(f"screen: {sizes[0]:,} patients on 2 workers (memory against population size)")
         small = on_dask(rules_dir, exports[sizes[0]], sizes[0], 2, now, baseline.throughput_rps)
+        largest_on_two = results[-1]  # the 2-worker run of the larger population, appended above
         results.append(small)
-        results.append(memory_trend([small, results[-1]]))
+        results.append(memory_trend([small, largest_on_two]))
     return results
 
 
