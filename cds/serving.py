@@ -117,13 +117,14 @@ def _bounded_httptools_protocol() -> type:
     """
     import logging
 
+    import orjson
     from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
     log = logging.getLogger("cds.serving")
-    body = b"Request header fields too large"
+    body = orjson.dumps(HEAD_TOO_LARGE_OUTCOME)
 
     class HeadTooLarge(Exception):
-        pass
+        """Raised from the parser's callback to stop parsing a head over the bound."""
 
     class BoundedHttpToolsProtocol(HttpToolsProtocol):
         def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
@@ -174,7 +175,9 @@ def _bounded_httptools_protocol() -> type:
             log.warning("request line and headers over %d bytes: answered 431 and closed", self._head_limit)
             self.transport.write(
                 STATUS_LINE[431]
-                + b"content-type: text/plain; charset=utf-8\r\ncontent-length: "
+                + b"content-type: "
+                + b"application/fhir+json"
+                + b"\r\ncontent-length: "
                 + str(len(body)).encode("ascii")
                 + b"\r\nconnection: close\r\n\r\n"
                 + body
@@ -187,3 +190,10 @@ def _bounded_httptools_protocol() -> type:
 
 
 DEFAULT_HEAD_LIMIT = 64 * 1024  # h11's default bound, used when the config gives none
+# Errors on the wire are OperationOutcome JSON, this one too, though it is answered before the app runs.
+# Written out here because serving sits below the wire layer; tests/test_serving_http.py checks that it
+# is what cds.hooks.errors.operation_outcome gives for the same status and message.
+HEAD_TOO_LARGE_OUTCOME = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "too-long", "diagnostics": "the request line and headers are too large"}],
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cds.hooks.errors import operation_outcome
 from cds.serving import BOUNDED_HTTPTOOLS
 
 LIMIT = 8 * 1024
@@ -77,6 +79,11 @@ def test_headers_over_the_bound_get_431_and_the_connection_is_closed(port):
     for chunks in ([big], [big[i : i + 1024] for i in range(0, len(big), 1024)]):
         answers = exchange(port, chunks)
         assert len(answers) == 1 and answers[0].startswith(b"HTTP/1.1 431 "), answers
+        head, _, body = answers[0].partition(b"\r\n\r\n")
+        assert b"content-type: application/fhir+json" in head.lower()
+        outcome = json.loads(body)
+        assert outcome == operation_outcome(431, ["the request line and headers are too large"], None)
+        assert outcome["issue"][0]["code"] == "too-long"
 
 
 def test_bodies_and_headers_under_the_bound_are_served(port):

@@ -43,6 +43,7 @@ ISSUE_TYPE_BY_STATUS = {
     415: "not-supported",
     422: "invalid",
     429: "throttled",
+    431: "too-long",
     500: "exception",
     503: "transient",
     504: "timeout",
