@@ -13,6 +13,16 @@ from cds.findings.nlp import blank_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 
+
+def fresh_interpreter(probe: str) -> list[str]:
+    """The lines ``probe`` prints in a new interpreter: what a process imports depends on what ran before."""
+    return (
+        subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=300)
+        .stdout.strip()
+        .splitlines()
+    )
+
+
 TEXTS = [
     "Patient c/o chf+cp, 1.5 mg daily. Tc-99m MDP bone scan: see http://example.org/x?y=1.",
     "IMPRESSION:\n1. Heterogeneous soft-tissue uptake in the L thigh (e.g. calcinosis); Dr. Smith's note.\n",
@@ -48,10 +58,7 @@ def test_building_the_text_pipelines_imports_neither_nltk_nor_spacys_command_lin
         "print(sorted(m for m in sys.modules if m.startswith(('nltk', 'langcodes'))))\n"
         "print(sorted(m for m in sys.modules if m.startswith(('spacy.cli', 'typer', 'requests', 'weasel'))))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=300
-    ).stdout
-    nltk, command_line = out.strip().splitlines()[-2:]
+    nltk, command_line = fresh_interpreter(probe)[-2:]
     assert nltk == "['langcodes', 'nltk']"  # only the stand-ins (cds.findings.nlp)
     assert command_line == "['spacy.cli.info']"  # only the stand-in
 
@@ -65,10 +72,7 @@ def test_nltk_and_langcodes_still_work_when_something_uses_them():
         "from spacy.util import find_matching_language\n"
         "print(find_matching_language('en-US'), type(sys.modules['langcodes']).__name__)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=300
-    ).stdout
-    assert out.strip().splitlines() == ["True ['a', '-', 'b'] module", "en module"]
+    assert fresh_interpreter(probe) == ["True ['a', '-', 'b'] module", "en module"]
 
 
 def test_spacys_info_and_command_line_still_work():
@@ -79,7 +83,4 @@ def test_spacys_info_and_command_line_still_work():
         "import spacy.cli\n"
         "print(callable(info_cli), callable(spacy.cli.setup_cli))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, timeout=300
-    ).stdout
-    assert out.strip().splitlines() == ["['location', 'pipelines']", "True True"]
+    assert fresh_interpreter(probe) == ["['location', 'pipelines']", "True True"]
