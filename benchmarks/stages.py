@@ -10,7 +10,7 @@ entry point changed). The public entry points come from notes/contracts.md:
 The engine, differential and card stages have no public entry point of their
 own in the contract; ``engine_stages`` reaches them through the engine
 package's current modules (``cds.engine.runner.LoadedEngine``,
-``cds.engine.differential.weigh``, ``cds.cards.render.render_cards``) and says
+``cds.engine.weighing.weigh``, ``cds.cards.render.render_cards``) and says
 "not available" when those move. PER-STAGE TIMINGS PLUG IN HERE: if
 ``Evaluation`` gains a ``timings`` mapping (stage -> seconds), ``evaluation_timings``
 picks it up and the in-process benchmark reports it per stage.
@@ -165,7 +165,7 @@ def engine_stages(pipeline: Any, factset: Any, case: PreparedCase, backend: str)
         why = f"engine.evaluate failed: {type(exc).__name__}: {exc}"
         return {"engine": Stage(None, why), "differential": unavailable(why), "cards": unavailable(why)}
     try:
-        from cds.engine.differential import weigh
+        from cds.engine.weighing import weigh
 
         derived = {f.attrs["name"] for f in outcome.derived}
         evidence = list(outcome.evidence)
@@ -175,7 +175,7 @@ def engine_stages(pipeline: Any, factset: Any, case: PreparedCase, backend: str)
         weigh(*args)
         stages["differential"] = Stage(lambda: weigh(*args))
     except _PROBE_ERRORS as exc:
-        stages["differential"] = unavailable(f"cds.engine.differential.weigh is not usable here ({exc})")
+        stages["differential"] = unavailable(f"cds.engine.weighing.weigh is not usable here ({exc})")
     try:
         from cds.cards.render import render_cards
 

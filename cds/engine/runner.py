@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cds.engine import ir
-from cds.engine.differential import Differential, EvidenceItem, weigh
+from cds.engine.differential import Differential, EvidenceItem
 from cds.engine.loader import RuleSet
 from cds.engine.prepare import PreparedFact, derived_fact, prepare_facts
 from cds.engine.reference import ReferenceExecutor
+from cds.engine.weighing import weigh
 from cds.facts import FactSet
 
 log = logging.getLogger("cds.engine")

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from cds.engine.differential import Differential, EvidenceItem, weigh
+from cds.engine.differential import Differential, EvidenceItem
 from cds.engine.ruletests import TestResult, default_extractor, run_rule_tests
 from cds.engine.runner import LoadedEngine
+from cds.engine.weighing import weigh
 
 
 def _posterior(engine: LoadedEngine, result: TestResult, evidence: list[EvidenceItem], hypothesis: str) -> float:

@@ -23,12 +23,12 @@ from cds.engine.differential import (
     judgement_range,
     lr_interval_from_counts,
     percent,
-    weigh,
 )
 from cds.engine.loader import load_or_raise
 from cds.engine.model import EvidenceGroup, Hypothesis, Population
 from cds.engine.prepare import facts_from_dicts
 from cds.engine.runner import LoadedEngine
+from cds.engine.weighing import weigh
 from cds.hooks.models import CDSRequest
 from tests.conftest import REPO, RULES_DIR, shipped_pipeline
 
