@@ -25,7 +25,9 @@ What this module does, and why:
   asserted the others and their actions are taken synchronously below (the
   stock ``Host`` would have deferred them to a background thread).
 * Derived facts are asserted into the same session after the actions that
-  produce them, until no new ones appear.
+  produce them, until no new ones appear; only those some pattern can match
+  (``derived_facts_read``), which saves a round when the last ones are read
+  only in Python (population selectors).
 * Retired rulesets (after a hot reload) are deleted only once no evaluation can
   still hold them: their handles are queued by a finaliser and freed under the
   lock at the next evaluation or reload.
@@ -46,7 +48,7 @@ from typing import Any
 import orjson
 
 from cds.engine import ir
-from cds.engine.prepare import PreparedFact, derived_fact
+from cds.engine.prepare import PreparedFact, alpha_predicate, derived_fact
 
 try:  # the C extension; absent on Python 3.13 or where it did not build
     import durable_rules_engine as _dr
@@ -136,6 +138,18 @@ def attributes_read(compiled: ir.CompiledRules) -> dict[str, frozenset[str]]:
     return {kind: frozenset(names) for kind, names in tested.items()}
 
 
+def derived_facts_read(compiled: ir.CompiledRules) -> frozenset[int]:
+    """The rules whose derived fact some pattern can match (its kind and every non-join test pass on the fact's
+    constant attributes). The others (e.g. population selectors, read in Python after matching) are not asserted:
+    a fact no pattern's own tests accept can match no rule, so the matches are the same."""
+    patterns = [alpha_predicate(p.tests) for r in compiled.rules for p in r.patterns if p.kind == "derived"]
+    return frozenset(
+        rule.index
+        for rule in compiled.rules
+        if rule.derive is not None and any(accepts(derived_fact(rule).attrs) for accepts in patterns)
+    )
+
+
 def _condition(test: ir.Test) -> dict[str, Any]:
     op, attr = test.op, test.attr
     if op == "eq":
@@ -161,6 +175,7 @@ class DurableExecutor:
         self.compiled = compiled
         self._rules = {f"r{r.index}": r for r in compiled.rules}
         self._tested = attributes_read(compiled)
+        self._derived_read = derived_facts_read(compiled)
         definition = dumps(compile_to_durable(compiled))
         with _LOCK:
             _free_retired()
@@ -193,6 +208,8 @@ class DurableExecutor:
                         rule = self.compiled.rules[index]
                         if rule.derive is not None and index not in derived_done:
                             derived_done.add(index)
+                            if index not in self._derived_read:
+                                continue  # no pattern can match it: asserting it costs a round for nothing
                             fact = derived_fact(rule)
                             by_engine_id[fact.engine_id] = fact
                             batch.append(self._wire(fact, sid))
