@@ -26,14 +26,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Any
 
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
-from pydantic import ConfigDict, StrictFloat, StrictInt, StringConstraints, TypeAdapter, ValidationError
-from typing_extensions import TypedDict
+from pydantic import TypeAdapter, ValidationError
 
 from cds.facts import FactWarning
+from cds.fhir.lean_schemas import LEAN_OBSERVATION, LEAN_PROCEDURE
 
 # Resource types some extraction reads. Everything else is only indexed.
 HANDLED_TYPES = frozenset(
@@ -211,7 +211,10 @@ class Intake:
         accepted.update(url for url, r in self._patient_keys if self.index.get(url) is r and r.get("id") == patient_id)
         frozen = frozenset(accepted)
         for rtype, resources in list(self.by_type.items()):
-            kept = [r for r in resources if _about(r, patient_id, frozen)]
+            if rtype == "Patient":
+                kept = [r for r in resources if _about(r, patient_id, frozen)]
+            else:  # _about's first test inline (a subject naming the patient): ~1,300 resources in a Synthea record
+                kept = [r for r in resources if _subject_accepted(r, frozen) or _about(r, patient_id, frozen)]
             if len(kept) != len(resources):
                 self.foreign[rtype] = self.foreign.get(rtype, 0) + len(resources) - len(kept)
                 self.by_type[rtype] = kept
@@ -284,10 +287,10 @@ class Intake:
         return self._validated[key] is None
 
     def validate_observation_lean(self, resource: Mapping[str, Any]) -> bool:
-        return self._validate_lean(resource, _LEAN_OBSERVATION)
+        return self._validate_lean(resource, LEAN_OBSERVATION)
 
     def validate_procedure_lean(self, resource: Mapping[str, Any]) -> bool:
-        return self._validate_lean(resource, _LEAN_PROCEDURE)
+        return self._validate_lean(resource, LEAN_PROCEDURE)
 
     def _validate_lean(self, resource: Mapping[str, Any], schema: TypeAdapter[Any]) -> bool:
         key = id(resource)
@@ -326,6 +329,15 @@ def _about(resource: Mapping[str, Any], patient_id: str, accepted: frozenset[str
             if len(path) >= 2 and path[-2] == "Patient" and path[-1] == patient_id:
                 return True
     return not named
+
+
+def _subject_accepted(resource: Mapping[str, Any], accepted: frozenset[str]) -> bool:
+    """The common case of ``_about`` for a resource that is not a Patient: its subject is an accepted reference."""
+    subject = resource.get("subject")
+    if type(subject) is not dict:
+        return False
+    target = subject.get("reference")
+    return type(target) is str and target in accepted
 
 
 def _rid(resource: Mapping[str, Any]) -> str:
@@ -425,80 +437,3 @@ def iter_codings(concept: Any) -> Iterator[Mapping[str, Any]]:
             for coding in codings:
                 if isinstance(coding, (dict, Mapping)):
                     yield coding
-
-
-# ---------------------------------------------------------------- lean schema
-# The R4 rules for the Observation elements the lab extraction reads (FHIR R4
-# datatypes: dateTime/instant regexes, code, decimal, Quantity.comparator and
-# Observation.status value sets). Elements it does not read are not checked
-# here; see the module docstring for when the full model runs.
-
-_DATE_TIME = (
-    r"^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])"
-    r"(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?)?)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)?)?)?$"
-)
-_DateTime = Annotated[str, StringConstraints(pattern=_DATE_TIME)]
-_String = Annotated[str, StringConstraints(min_length=1, pattern=r"[\S]")]
-_Code = Annotated[str, StringConstraints(pattern=r"^[^\s]+( [^\s]+)*$")]
-_Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9\-\.]{1,64}$")]
-
-
-def lean_schemas(extra: Literal["ignore", "allow"] = "ignore") -> tuple[TypeAdapter[Any], TypeAdapter[Any]]:
-    """The lean Observation and Procedure schemas. Elements they do not declare are ignored, not copied into
-    the validated output that nobody reads (a third of the time per Observation; what they reject is the same
-    with ``"allow"``: tests/fhir/test_lean_schemas.py)."""
-
-    class _Coding(TypedDict, total=False):
-        __pydantic_config__ = ConfigDict(extra=extra)  # type: ignore[misc]
-        system: _String
-        code: _Code
-        display: _String
-
-    class _CodeableConcept(TypedDict, total=False):
-        __pydantic_config__ = ConfigDict(extra=extra)  # type: ignore[misc]
-        coding: list[_Coding]
-        text: _String
-
-    class _Quantity(TypedDict, total=False):
-        __pydantic_config__ = ConfigDict(extra=extra)  # type: ignore[misc]
-        value: StrictInt | StrictFloat
-        comparator: Literal["<", "<=", ">=", ">"]
-        unit: _String
-        system: _String
-        code: _Code
-
-    class _Period(TypedDict, total=False):
-        __pydantic_config__ = ConfigDict(extra=extra)  # type: ignore[misc]
-        start: _DateTime
-        end: _DateTime
-
-    class _LeanObservation(TypedDict):
-        __pydantic_config__ = ConfigDict(extra=extra)  # type: ignore[misc]
-        resourceType: Literal["Observation"]
-        id: NotRequired[_Id]
-        status: Literal[
-            "registered", "preliminary", "final", "amended", "corrected", "cancelled", "entered-in-error", "unknown"
-        ]
-        code: _CodeableConcept
-        effectiveDateTime: NotRequired[_DateTime]
-        effectivePeriod: NotRequired[_Period]
-        effectiveInstant: NotRequired[_DateTime]
-        issued: NotRequired[_DateTime]
-        valueQuantity: NotRequired[_Quantity]
-        dataAbsentReason: NotRequired[_CodeableConcept]
-
-    class _LeanProcedure(TypedDict):
-        __pydantic_config__ = ConfigDict(extra=extra)  # type: ignore[misc]
-        resourceType: Literal["Procedure"]
-        id: NotRequired[_Id]
-        status: Literal[
-            "preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error", "unknown"
-        ]
-        code: NotRequired[_CodeableConcept]
-        performedDateTime: NotRequired[_DateTime]
-        performedPeriod: NotRequired[_Period]
-
-    return TypeAdapter(_LeanObservation), TypeAdapter(_LeanProcedure)
-
-
-_LEAN_OBSERVATION, _LEAN_PROCEDURE = lean_schemas()

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from benchmarks.synthetic import make_request, resources_in
-from cds.fhir.intake import _LEAN_OBSERVATION, _LEAN_PROCEDURE, lean_schemas
+from cds.fhir.lean_schemas import LEAN_OBSERVATION, LEAN_PROCEDURE, lean_schemas
 from tests.conftest import REPO, SHARED_DATA
 
 ALLOW_OBSERVATION, ALLOW_PROCEDURE = lean_schemas("allow")
@@ -54,8 +54,8 @@ REALISTIC = _realistic()
 
 def _pair(resource: dict[str, Any]) -> tuple[TypeAdapter[Any], TypeAdapter[Any]]:
     if resource.get("resourceType") == "Procedure":
-        return _LEAN_PROCEDURE, ALLOW_PROCEDURE
-    return _LEAN_OBSERVATION, ALLOW_OBSERVATION
+        return LEAN_PROCEDURE, ALLOW_PROCEDURE
+    return LEAN_OBSERVATION, ALLOW_OBSERVATION
 
 
 def test_realistic_resources_get_the_same_verdict_and_errors():
@@ -126,8 +126,8 @@ def test_malformed_resources_get_the_same_verdict_and_errors(data):
     assert _errors(lean, resource) == _errors(allow, resource)
 
 
-@pytest.mark.parametrize("schema", [_LEAN_OBSERVATION, _LEAN_PROCEDURE])
+@pytest.mark.parametrize("schema", [LEAN_OBSERVATION, LEAN_PROCEDURE])
 def test_a_non_object_is_rejected_alike(schema):
-    allow = ALLOW_OBSERVATION if schema is _LEAN_OBSERVATION else ALLOW_PROCEDURE
+    allow = ALLOW_OBSERVATION if schema is LEAN_OBSERVATION else ALLOW_PROCEDURE
     for value in (None, [], "Observation", 3):
         assert _errors(schema, value) == _errors(allow, value) is not None
