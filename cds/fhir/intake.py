@@ -297,7 +297,9 @@ class Intake:
         if key in self._validated:  # already seen (full or lean): do not warn twice
             return self._validated[key] is None
         try:
-            schema.validate_python(resource)
+            # The core validator itself: TypeAdapter.validate_python only forwards its defaults to it, at ~0.3 us
+            # a call on ~8,700 Observations of a 10,000-resource record.
+            schema.validator.validate_python(resource)
         except ValidationError as exc:
             self._validated[key] = summarise(exc)
             # The lean schema holds only elements the extraction reads: this result cannot be read.

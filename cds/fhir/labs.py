@@ -45,6 +45,7 @@ def read_observations(
     loinc_map = term.loinc_to_analyte
     analytes = term.analytes
     series: dict[str, list[LabValue]] = {}
+    validate_lean = intake.validate_observation_lean
     for obs in observations:
         # Pre-filter on the raw dict: only a LOINC code of a declared analyte can make a fact.
         code_cc = obs.get("code")
@@ -63,7 +64,7 @@ def read_observations(
                         break
         if analyte_id is None:
             continue
-        if not intake.validate_observation_lean(obs):
+        if not validate_lean(obs):
             continue
         if obs["status"] not in COUNTED_STATUSES:
             continue
