@@ -142,6 +142,12 @@ def _weigh_plan(
     return plan
 
 
+def forget_weighed() -> None:
+    """Drop every kept differential, so that the next weighing of any evidence is a first one (benchmarks)."""
+    for _, _, plan in list(_PLANS.values()):
+        plan.weighed.clear()
+
+
 def _prior_of(hyp: Hypothesis, pid: str) -> tuple[float, str]:
     for prior in hyp.priors:
         if prior.population == pid:
