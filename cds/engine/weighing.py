@@ -30,7 +30,7 @@ from cds.engine.differential import (
 from cds.engine.model import EvidenceGroup, Hypothesis, Population
 
 # Differentials kept per rule set and population, by their evidence (see _WeighPlan.weighed).
-WEIGHED_MEMO_SIZE = 1024
+WEIGHED_MEMO_SIZE = 256  # about 8 KB each (tracemalloc, synthetic-100): 2 MB at most per plan
 
 
 def _grouped(
