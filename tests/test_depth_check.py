@@ -7,12 +7,13 @@ cases below put them where a byte-level reading would go wrong if it ignored str
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds.hooks.limits import _deeper_than_walk, deeper_than
+from cds.hooks.limits import _FEW_ESCAPES, _deeper_than_walk, _without_escapes, deeper_than
 from tests.conftest import REPO
 
 
@@ -76,3 +77,32 @@ def test_escaped_quotes_and_backslashes_in_the_request_bytes(text: str) -> None:
     for spelling in (json.dumps(value), json.dumps(value, ensure_ascii=False), json.dumps(value, indent=1)):
         for limit in (8, 9, 10, 11, 12):
             assert deeper_than(value, limit, spelling.encode()) is _deeper_than_walk(value, limit)
+
+
+# The escapes are cut out one find at a time up to a count, then by one regular expression (issue 20):
+# both ways must drop exactly the escape sequences a JSON reader would, read left to right.
+@given(
+    text=st.binary(max_size=400) | st.text(alphabet=st.sampled_from(list('\\"[]{}ab')), max_size=300).map(str.encode)
+)
+@settings(max_examples=400, deadline=None)
+def test_escapes_are_dropped_left_to_right_either_way(text: bytes) -> None:
+    assert _without_escapes(text) == re.sub(rb"\\.?", b"", text, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("escapes", [0, 1, _FEW_ESCAPES - 1, _FEW_ESCAPES, _FEW_ESCAPES + 1, 10 * _FEW_ESCAPES])
+@pytest.mark.parametrize("limit", [9, 10, 11, 19, 20, 21])
+def test_many_escaped_quotes_and_brackets_inside_strings(escapes: int, limit: int) -> None:
+    tricky = '\\"[{' * escapes + "\\\\" + '"]]]}}'
+    value = _nest(10, {"div": tricky, "list": [tricky, {"t": "[" * escapes}], "n": _nest(10)})
+    for spelling in (json.dumps(value), json.dumps(value, ensure_ascii=False), json.dumps(value, indent=1)):
+        assert deeper_than(value, limit, spelling.encode()) is _deeper_than_walk(value, limit)
+
+
+@given(value=_JSON, limit=st.integers(1, 12), escapes=st.integers(0, 3 * _FEW_ESCAPES))
+@settings(max_examples=200, deadline=None)
+def test_a_long_run_of_escapes_before_the_structure_decides_like_the_walk(
+    value: object, limit: int, escapes: int
+) -> None:
+    padded = {"pad": '"\\[' * escapes, "value": value}
+    text = json.dumps(padded).encode()
+    assert deeper_than(padded, limit, text) is _deeper_than_walk(padded, limit)
