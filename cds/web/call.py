@@ -131,6 +131,8 @@ class HookCall:
     fhir_server_policy: Callable[[str], str | None]
     payload: dict[str, Any] | None = None
     hand_off: HandOff | None = None  # the current hop's, set on the event loop before the hop
+    # Kept until the answer is sent, so that it is freed after, not before (cds.web.collector).
+    evaluation: Evaluation | None = None
 
     # ------------------------------------------------------------------ in the worker thread
 
@@ -168,6 +170,7 @@ class HookCall:
             self.limits,
             self.pages_base_url,
         )
+        self.evaluation = evaluation
         gate = context.snooze
         query = gate.query_for(current, service.id, self.payload)
         snoozes = None
