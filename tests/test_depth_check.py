@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds.hooks.limits import _FEW_ESCAPES, _deeper_than_walk, _without_escapes, deeper_than
+from cds.hooks.limits import _FEW_ESCAPES, _deeper_than_walk, _without_escapes, count_resources, deeper_than
 from tests.conftest import REPO
 
 
@@ -106,3 +108,49 @@ def test_a_long_run_of_escapes_before_the_structure_decides_like_the_walk(
     padded = {"pad": '"\\[' * escapes, "value": value}
     text = json.dumps(padded).encode()
     assert deeper_than(padded, limit, text) is _deeper_than_walk(padded, limit)
+
+
+def _count_reference(value: object) -> int:
+    """count_resources as it was before its fast path for the usual Bundle entry (issue 20)."""
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, Mapping) or not isinstance(item.get("resourceType"), str):
+            continue
+        if item["resourceType"] == "Bundle":
+            entries = item.get("entry")
+            for entry in entries if isinstance(entries, list) else ():
+                if isinstance(entry, Mapping):
+                    stack.append(entry.get("resource"))
+        else:
+            count += 1
+    return count
+
+
+_KIND = st.sampled_from(["Observation", "Bundle", "Patient", 7, None])
+_RESOURCE = st.recursive(
+    st.fixed_dictionaries({"resourceType": _KIND}) | st.none() | st.integers() | st.just("Bundle"),
+    lambda inner: (
+        st.fixed_dictionaries(
+            {"resourceType": st.just("Bundle")},
+            optional={
+                "entry": st.lists(
+                    st.fixed_dictionaries({}, optional={"resource": inner})
+                    | inner
+                    | inner.filter(lambda v: isinstance(v, dict)).map(MappingProxyType),
+                    max_size=4,
+                )
+                | st.integers()
+            },
+        )
+        | st.fixed_dictionaries({"resourceType": _KIND}).map(MappingProxyType)
+    ),
+    max_leaves=30,
+)
+
+
+@given(value=_RESOURCE)
+@settings(max_examples=400, deadline=None)
+def test_count_resources_counts_like_before_its_fast_path(value: object) -> None:
+    assert count_resources(value) == _count_reference(value)

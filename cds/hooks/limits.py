@@ -149,11 +149,18 @@ def count_resources(value: Any) -> int:
         # type() first: parsed JSON holds dicts, and an abstract Mapping check costs far more (issue 20).
         if not (type(item) is dict or isinstance(item, Mapping)) or not isinstance(item.get("resourceType"), str):
             continue
-        if item["resourceType"] == "Bundle":
-            entries = item.get("entry")
-            for entry in entries if isinstance(entries, list) else ():
-                if type(entry) is dict or isinstance(entry, Mapping):
-                    stack.append(entry.get("resource"))
-        else:
+        if item["resourceType"] != "Bundle":
             count += 1
+            continue
+        entries = item.get("entry")
+        for entry in entries if isinstance(entries, list) else ():
+            if type(entry) is dict:
+                resource = entry.get("resource")
+                # The usual entry, decided here: a parsed resource that is not a Bundle (no push and pop).
+                if type(resource) is dict and type(kind := resource.get("resourceType")) is str and kind != "Bundle":
+                    count += 1
+                else:
+                    stack.append(resource)
+            elif isinstance(entry, Mapping):
+                stack.append(entry.get("resource"))
     return count
