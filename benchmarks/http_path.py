@@ -25,6 +25,7 @@ import functools
 import gc
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -140,8 +141,11 @@ def in_process(case: cases.Case, requests: int) -> list[tuple[str, float]]:
 _TOTALS = ("whole request (all threads)", "event loop thread")
 
 
-def over_http(case: cases.Case, rounds: int, per_round: int) -> list[tuple[str, float, float]]:
-    """Latency median and server CPU per request, the service beside the empty route, alternating rounds."""
+def over_http(
+    case: cases.Case, rounds: int, per_round: int, before: Path | None = None
+) -> list[tuple[str, float, float]]:
+    """Latency median and server CPU per request, the service beside the empty route (and, with ``before``,
+    beside the same service served from another checkout, e.g. main), in rounds that alternate their order."""
     from benchmarks import http
 
     async def drive(server: http.Server) -> tuple[float, float]:
@@ -161,16 +165,28 @@ def over_http(case: cases.Case, rounds: int, per_round: int) -> list[tuple[str, 
         await connection.close()
         return statistics.median(latencies), cpu
 
-    samples: dict[str, list[tuple[float, float]]] = {"empty route": [], "service": []}
-    with (
-        tempfile.TemporaryDirectory(prefix="cds-http-path-") as tmp,
-        http.running(lambda: http.start_empty(1, Path(tmp))) as empty,
-        http.running(lambda: http.start_cds("cds", 1, Path(tmp), cases.REPO / "rules")) as service,
-    ):
+    def start_before(tmp: Path) -> http.Server:
+        assert before is not None
+        port = http.free_port()
+        env = {**http.cds_env(tmp, before / "rules"), "PYTHONPATH": str(before)}
+        command = [sys.executable, "-m", "cds.cli", "serve", "--host", http.LOOPBACK, "--port", str(port)]
+        return http._start("before", 1, command, port, env, tmp, None)
+
+    samples: dict[str, list[tuple[float, float]]] = {}
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cds-http-path-")))
+        servers = [
+            ("empty route", stack.enter_context(http.running(lambda: http.start_empty(1, tmp)))),
+            ("service", stack.enter_context(http.running(lambda: http.start_cds("cds", 1, tmp, cases.REPO / "rules")))),
+        ]
+        if before is not None:
+            (tmp / "before").mkdir()
+            servers.append(
+                (f"service at {before}", stack.enter_context(http.running(lambda: start_before(tmp / "before"))))
+            )
         for index in range(rounds):
-            pair = [("empty route", empty), ("service", service)]
-            for name, server in pair if index % 2 == 0 else pair[::-1]:
-                samples[name].append(asyncio.run(drive(server)))
+            for name, server in servers if index % 2 == 0 else servers[::-1]:
+                samples.setdefault(name, []).append(asyncio.run(drive(server)))
     return [
         (name, statistics.median(s[0] for s in values) * 1e3, statistics.median(s[1] for s in values) * 1e3)
         for name, values in samples.items()
@@ -184,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http", action="store_true", help="also over a socket, beside the empty route")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--per-round", type=int, default=20)
+    parser.add_argument("--before", type=Path, help="--http: also serve this checkout (e.g. main's worktree)")
     args = parser.parse_args(argv)
     for name in args.case or ["synthetic-100"]:
         case = pick_case(name)
@@ -195,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.http:
             print("\n| over HTTP, 1 worker, 1 client | latency median ms | server CPU ms per request |")
             print("|---|---:|---:|")
-            for server, latency, cpu in over_http(case, args.rounds, args.per_round):
+            for server, latency, cpu in over_http(case, args.rounds, args.per_round, args.before):
                 print(f"| {server} | {latency:.2f} | {cpu:.2f} |")
         print(f"load after {os.getloadavg()}")
     return 0
