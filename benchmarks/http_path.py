@@ -169,7 +169,10 @@ def over_http(
         assert before is not None
         port = http.free_port()
         env = {**http.cds_env(tmp, before / "rules"), "PYTHONPATH": str(before)}
-        command = [sys.executable, "-m", "cds.cli", "serve", "--host", http.LOOPBACK, "--port", str(port)]
+        # Not ``-m cds.cli``: the server starts in this checkout, and ``-m`` puts the working directory
+        # first on sys.path, so the other checkout's ``cds`` would never be imported.
+        run = f"import sys; sys.path.insert(0, {str(before)!r}); from cds.cli import main; sys.exit(main())"
+        command = [sys.executable, "-c", run, "serve", "--host", http.LOOPBACK, "--port", str(port)]
         return http._start("before", 1, command, port, env, tmp, None)
 
     samples: dict[str, list[tuple[float, float]]] = {}
