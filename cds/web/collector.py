@@ -4,10 +4,10 @@ Why (docs/adr/0016-the-http-path-of-one-request.md): a hook call builds its requ
 (the parsed JSON, then facts, outcome and cards) and drops it at the end; almost none of it is cyclic, so
 reference counting frees it and the cyclic collector finds nothing. Yet every 700 allocations the collector
 scans the young objects, and every hundred scans all objects not frozen at start, the live request
-included: on the 1.6 MB Synthea ESRD request that was about a quarter of the request's CPU time, on the
+included: on the 1.6 MB Synthea ESRD request that was about a fifth of the request's CPU time, on the
 10,000-resource request more (issue 20). ``CollectorPause`` turns it off from the start of a call until its
 objects are freed, which is after its answer has been sent (``HookResponse``): freeing the parsed JSON of a
-large request costs a third of parsing it, and the caller need not wait for that.
+large request costs about two thirds of parsing it, and the caller need not wait for that.
 
 The pause is shared: the collector is off while at least one call holds it, and on again once none does
 (unless it was off before the first). So that calls that overlap without end (a busy worker) cannot keep it
