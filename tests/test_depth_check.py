@@ -7,12 +7,23 @@ cases below put them where a byte-level reading would go wrong if it ignored str
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cds.hooks.limits import _deeper_than_walk, deeper_than
+from cds.hooks.limits import (
+    _FEW_ESCAPES,
+    _NOT_STRUCTURE,
+    _ONE_KIND_OF_BRACKET,
+    _deeper_than_walk,
+    _escape_free_structure,
+    count_resources,
+    deeper_than,
+)
 from tests.conftest import REPO
 
 
@@ -76,3 +87,81 @@ def test_escaped_quotes_and_backslashes_in_the_request_bytes(text: str) -> None:
     for spelling in (json.dumps(value), json.dumps(value, ensure_ascii=False), json.dumps(value, indent=1)):
         for limit in (8, 9, 10, 11, 12):
             assert deeper_than(value, limit, spelling.encode()) is _deeper_than_walk(value, limit)
+
+
+# The escapes are dropped one find at a time up to a count, then by one regular expression on the text
+# (issue 20): both ways must drop exactly the escape sequences a JSON reader would, read left to right.
+@given(
+    text=st.binary(max_size=400)
+    | st.text(alphabet=st.sampled_from(list('\\"[]{}ab')), max_size=300).map(str.encode)
+    | st.text(alphabet=st.sampled_from(list('\\"[]{}abn')), max_size=60).map(str.encode)
+)
+@settings(max_examples=600, deadline=None)
+def test_escapes_are_dropped_left_to_right_either_way(text: bytes) -> None:
+    expected = re.sub(rb"\\.?", b"", text, flags=re.DOTALL).translate(_ONE_KIND_OF_BRACKET, _NOT_STRUCTURE)
+    assert _escape_free_structure(text) == expected
+
+
+@pytest.mark.parametrize("escapes", [0, 1, _FEW_ESCAPES - 1, _FEW_ESCAPES, _FEW_ESCAPES + 1, 10 * _FEW_ESCAPES])
+@pytest.mark.parametrize("limit", [9, 10, 11, 19, 20, 21])
+def test_many_escaped_quotes_and_brackets_inside_strings(escapes: int, limit: int) -> None:
+    tricky = '\\"[{' * escapes + "\\\\" + '"]]]}}'
+    value = _nest(10, {"div": tricky, "list": [tricky, {"t": "[" * escapes}], "n": _nest(10)})
+    for spelling in (json.dumps(value), json.dumps(value, ensure_ascii=False), json.dumps(value, indent=1)):
+        assert deeper_than(value, limit, spelling.encode()) is _deeper_than_walk(value, limit)
+
+
+@given(value=_JSON, limit=st.integers(1, 12), escapes=st.integers(0, 3 * _FEW_ESCAPES))
+@settings(max_examples=200, deadline=None)
+def test_a_long_run_of_escapes_before_the_structure_decides_like_the_walk(
+    value: object, limit: int, escapes: int
+) -> None:
+    padded = {"pad": '"\\[' * escapes, "value": value}
+    text = json.dumps(padded).encode()
+    assert deeper_than(padded, limit, text) is _deeper_than_walk(padded, limit)
+
+
+def _count_reference(value: object) -> int:
+    """count_resources as it was before its fast path for the usual Bundle entry (issue 20)."""
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, Mapping) or not isinstance(item.get("resourceType"), str):
+            continue
+        if item["resourceType"] == "Bundle":
+            entries = item.get("entry")
+            for entry in entries if isinstance(entries, list) else ():
+                if isinstance(entry, Mapping):
+                    stack.append(entry.get("resource"))
+        else:
+            count += 1
+    return count
+
+
+_KIND = st.sampled_from(["Observation", "Bundle", "Patient", 7, None])
+_RESOURCE = st.recursive(
+    st.fixed_dictionaries({"resourceType": _KIND}) | st.none() | st.integers() | st.just("Bundle"),
+    lambda inner: (
+        st.fixed_dictionaries(
+            {"resourceType": st.just("Bundle")},
+            optional={
+                "entry": st.lists(
+                    st.fixed_dictionaries({}, optional={"resource": inner})
+                    | inner
+                    | inner.filter(lambda v: isinstance(v, dict)).map(MappingProxyType),
+                    max_size=4,
+                )
+                | st.integers()
+            },
+        )
+        | st.fixed_dictionaries({"resourceType": _KIND}).map(MappingProxyType)
+    ),
+    max_leaves=30,
+)
+
+
+@given(value=_RESOURCE)
+@settings(max_examples=400, deadline=None)
+def test_count_resources_counts_like_before_its_fast_path(value: object) -> None:
+    assert count_resources(value) == _count_reference(value)

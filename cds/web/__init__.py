@@ -8,6 +8,7 @@ and includes the routers:
 * ``context``     ``WebContext`` and the dependencies the routes receive (``ContextDep``, ``PipelineDep``)
 * ``hooks``       discovery, the hook call and feedback
 * ``call``        one hook call in one worker thread: parse, checks, evaluation, snooze lookup, audit
+* ``collector``   the cyclic collector paused during a hook call; the call freed after its answer
 * ``snooze``      hiding cards a clinician snoozed, looked up right after the evaluation
 * ``pages``       the pages behind the cards
 * ``health``      ``/healthz``, ``/readyz``, ``/metrics``

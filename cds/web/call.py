@@ -131,6 +131,8 @@ class HookCall:
     fhir_server_policy: Callable[[str], str | None]
     payload: dict[str, Any] | None = None
     hand_off: HandOff | None = None  # the current hop's, set on the event loop before the hop
+    # Kept until the answer is sent, so that it is freed after, not before (cds.web.collector).
+    evaluation: Evaluation | None = None
 
     # ------------------------------------------------------------------ in the worker thread
 
@@ -168,6 +170,7 @@ class HookCall:
             self.limits,
             self.pages_base_url,
         )
+        self.evaluation = evaluation
         gate = context.snooze
         query = gate.query_for(current, service.id, self.payload)
         snoozes = None
@@ -220,7 +223,7 @@ class HookCall:
         """``step`` in the worker thread; if the snooze lookup outlives its timeout, the loop takes over."""
         hand_off = self.hand_off = HandOff(asyncio.get_running_loop(), self.context.snooze.timeout_seconds)
         # The request's context variables (its id in log lines) go with it, as run_in_threadpool would carry them.
-        run = functools.partial(contextvars.copy_context().run, step, *args)
+        run = _Once(functools.partial(contextvars.copy_context().run, step, *args))
         work: asyncio.Future[Answer] = asyncio.get_running_loop().run_in_executor(_hook_threads(), run)
         work.add_done_callback(_retrieve)
         try:
@@ -242,6 +245,22 @@ class HookCall:
         service = find_service(self.current.services, self.service_id, (self.payload or {}).get("hook"))
         assert service is not None
         return await run_in_threadpool(self.render, service, evaluation, [])
+
+
+class _Once:
+    """A step for the executor that lets go of it (and so of the call) once it has run.
+
+    The executor's worker drops its work item only after the result is handed to the event loop, which
+    may by then have sent the answer; the call's objects must not outlive the answer in that work item
+    (they are freed after the answer, with the collector still paused: cds.web.collector)."""
+
+    def __init__(self, step: Callable[[], Answer]) -> None:
+        self._step: Callable[[], Answer] | None = step
+
+    def __call__(self) -> Answer:
+        step, self._step = self._step, None
+        assert step is not None, "a step runs once"
+        return step()
 
 
 @functools.cache

@@ -22,6 +22,7 @@ from cds.pipeline import Pipeline
 from cds.store import StoreUnavailable
 from cds.store.snooze import record_snoozes
 from cds.web.call import HookCall, NeedsFetch
+from cds.web.collector import COLLECTOR_PAUSE, HookResponse
 from cds.web.context import ContextDep, PipelineDep, WebContext
 from cds.web.middleware import RETRY_AFTER_SECONDS, log
 from cds.web.problems import json_response, log_fields, read_json_body, read_json_object
@@ -59,6 +60,7 @@ async def call_service(request: Request) -> Response:
             url, auth_required=settings.auth_required, profile=settings.profile, allowed=declared
         )
 
+    release_collector = COLLECTOR_PAUSE.hold()
     call = HookCall(
         context,
         current,
@@ -74,19 +76,27 @@ async def call_service(request: Request) -> Response:
         async with asyncio.timeout(settings.request_deadline_seconds):
             answer = await call.run_in_thread(call.start)
             if isinstance(answer, NeedsFetch):
+                release_collector()  # not paused while waiting on the network
                 prefetched = await prefetch_for(
                     answer.service, answer.request, call.now, context.fetch, fhir_server_policy
                 )
+                release_collector = COLLECTOR_PAUSE.hold()
                 answer = await call.run_in_thread(call.finish, answer.service, answer.request, prefetched)
     except TimeoutError:
+        release_collector()
         metrics.DEADLINE_EXCEEDED.inc()
         raise HookError(
             503,
             f"no answer within the {settings.request_deadline_seconds:g} s deadline",
             {"Retry-After": RETRY_AFTER_SECONDS},
         ) from None
+    except BaseException:
+        release_collector()
+        raise
     assert isinstance(answer, bytes)  # only a call the loop took over is Abandoned, and the loop answered it
-    return Response(answer, media_type="application/json")
+    # The call's objects (the parsed request, its evaluation) are freed after the answer is sent, then the
+    # collector runs again (cds.web.collector).
+    return HookResponse(answer, call, release_collector)
 
 
 router.add_route("/cds-services/{service_id}", call_service, methods=["POST"])
