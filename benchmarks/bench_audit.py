@@ -143,9 +143,7 @@ def concurrent(args: argparse.Namespace) -> int:
             for mode in ("single", "group") if round_no % 2 == 0 else ("group", "single"):
                 queue = context.Queue()
                 procs = [
-                    context.Process(
-                        target=_hammer, args=(url, mode, args.threads, args.seconds, args.work_ms, queue)
-                    )
+                    context.Process(target=_hammer, args=(url, mode, args.threads, args.seconds, args.work_ms, queue))
                     for _ in range(args.processes)
                 ]
                 for proc in procs:

@@ -251,10 +251,7 @@ def _hook_threads() -> ThreadPoolExecutor:
     Not ``run_in_threadpool``: with its anyio task and worker around the same function, a seed-like call
     in process measured wall time well above its CPU time on the loaded 2-core machine (13-32 ms wall for
     12-16 ms CPU), where a plain executor future kept the two equal (9-14 ms for 9-13 ms)."""
-    import os, sys
-    if os.environ.get("XP_SWITCH"):
-        sys.setswitchinterval(float(os.environ["XP_SWITCH"]))
-    return ThreadPoolExecutor(max_workers=int(os.environ.get("XP_THREADS", "40")), thread_name_prefix="cds-hook")
+    return ThreadPoolExecutor(max_workers=40, thread_name_prefix="cds-hook")
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

@@ -42,7 +42,7 @@ def run_together(target, count: int) -> list[BaseException | None]:
     def call(index: int) -> None:
         try:
             target(index)
-        except BaseException as exc:  # noqa: BLE001 -- the test inspects it
+        except BaseException as exc:  # the test inspects it
             outcomes[index] = exc
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(count)]
