@@ -98,6 +98,10 @@ def _hammer(url: str, mode: str, threads: int, seconds: float, work_ms: float, o
     """One worker process: ``threads`` callers, each working then committing its record, for ``seconds``."""
     import threading
 
+    if ":" in mode:  # e.g. "group:0.001": the interpreter's switch interval for this process
+        mode, interval = mode.split(":")
+        sys.setswitchinterval(float(interval))
+
     from cds.store import Store
 
     store = Store.open(url, b"bench-key-0123456789abcdef012345")
@@ -133,14 +137,14 @@ def concurrent(args: argparse.Namespace) -> int:
     import os
 
     context = multiprocessing.get_context("spawn")
-    rows: dict[str, list[tuple[float, float, float, float]]] = {"single": [], "group": []}
+    rows: dict[str, list[tuple[float, float, float, float]]] = {mode: [] for mode in args.modes.split(",")}
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'cds.sqlite3'}"
         from cds.store import Store
 
         Store.open(url, b"bench-key-0123456789abcdef012345").close()  # migrated once, before the workers
         for round_no in range(args.rounds):
-            for mode in ("single", "group") if round_no % 2 == 0 else ("group", "single"):
+            for mode in list(rows) if round_no % 2 == 0 else reversed(rows):
                 queue = context.Queue()
                 procs = [
                     context.Process(target=_hammer, args=(url, mode, args.threads, args.seconds, args.work_ms, queue))
@@ -155,14 +159,14 @@ def concurrent(args: argparse.Namespace) -> int:
                 failures = sum(r[4] for r in results)
                 if failures:
                     print(f"{mode}: {failures} audit writes failed (spooled)")
-                rows[mode].append(
-                    (
-                        answers / args.seconds,
-                        1000 * sum(r[1] for r in results) / answers,
-                        sum(r[2] for r in results) / answers if mode == "group" else 1.0,
-                        1000 * statistics.median(r[3] for r in results),
-                    )
+                row = (
+                    answers / args.seconds,
+                    1000 * sum(r[1] for r in results) / answers,
+                    sum(r[2] for r in results) / answers if mode.startswith("group") else 1.0,
+                    1000 * statistics.median(r[3] for r in results),
                 )
+                rows[mode].append(row)
+                print(f"round {round_no} {mode}: " + ", ".join(f"{v:.2f}" for v in row), file=sys.stderr)
     print(
         f"{args.processes} process(es) x {args.threads} threads, {args.work_ms:g} ms of work per answer, "
         f"{args.rounds} alternating rounds of {args.seconds:g} s, load average {os.getloadavg()[0]:.1f}"
@@ -184,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--work-ms", type=float, default=3.0)
+    parser.add_argument(
+        "--modes", default="single,group", help="single, group; 'group:0.001' also sets sys.setswitchinterval"
+    )
     args = parser.parse_args(argv)
     if args.concurrent:
         return concurrent(args)

@@ -128,6 +128,44 @@ def test_a_failed_group_commit_raises_to_every_caller_in_it_and_the_next_group_i
     assert write.committed == {0, 4}
 
 
+@pytest.mark.parametrize("follow_on", [0, 3])
+def test_groups_that_form_during_a_commit_are_written_in_turn_or_handed_to_one_of_their_callers(follow_on: int):
+    write = BlockedFirstWrite()
+    commits = GroupCommit(write, max_follow_on=follow_on)
+    writers: list[str] = []
+    returned: dict[int, bool] = {}
+
+    def recording(items: list[int]) -> None:
+        write(items)
+        writers.append(threading.current_thread().name)
+
+    commits._write = recording
+
+    def caller(index: int) -> None:
+        commits.commit([index])
+        returned[index] = index in write.committed
+
+    threads = [threading.Thread(target=caller, args=(i,), name=f"caller-{i}") for i in range(CALLERS)]
+    threads[0].start()
+    while not commits._committing:
+        threading.Event().wait(0.001)
+    for thread in threads[1:]:
+        thread.start()
+    while len(commits._open.items if commits._open else ()) < CALLERS - 1:
+        threading.Event().wait(0.001)
+    write.release.set()
+    for thread in threads:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    assert returned == dict.fromkeys(range(CALLERS), True)
+    assert len(write.calls) == 2 and sorted(write.calls[1]) == list(range(1, CALLERS))
+    if follow_on:
+        assert writers == ["caller-0", "caller-0"]  # the first caller wrote the group that formed meanwhile
+    else:
+        assert writers[0] == "caller-0" and writers[1] != "caller-0"  # handed over to one of its own callers
+    assert not commits._committing and commits._open is None
+
+
 def audit_rows(url: str) -> tuple[set[str], int]:
     engine = create_engine(engine_url(url))
     try:
