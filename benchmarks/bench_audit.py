@@ -13,6 +13,14 @@ Each round times ``--calls`` source-case hook calls through the whole ASGI app
 (no socket) on each, alternating which goes first. Reports the medians of the
 per-call latency and their ratio; the target is a ratio of at most 1.25, and the
 write-ahead median within the 500 ms CDS Hooks budget by a wide margin.
+
+    .venv/bin/python -m benchmarks.bench_audit --concurrent [--processes 2] [--threads 8] [--rounds 4]
+
+Group commit under concurrency (ADR 0015): ``--processes`` worker processes on one SQLite file, each
+with ``--threads`` threads that do ``--work-ms`` of Python work (holding the GIL, like an evaluation)
+and then commit one card's audit records write-ahead, for ``--seconds``; ``group`` (now: callers at the
+same time share a transaction) against ``single`` (before: one transaction per caller), alternating
+rounds. Reports answers/s, process CPU per answer, transactions per answer and the median wait.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -63,11 +72,128 @@ def time_calls(client: TestClient, calls: int) -> list[float]:
     return seconds
 
 
+def _audit_record(n: int) -> Any:
+    from datetime import UTC, datetime
+
+    from cds.store.records import AuditRecord
+
+    return AuditRecord(
+        card_uuid=str(uuid.uuid4()),
+        service_id="calciphylaxis-risk",
+        hook="patient-view",
+        hook_instance=str(uuid.uuid4()),
+        ruleset_version="bench",
+        indicator="warning",
+        rule_ids=tuple(f"rule-{i}" for i in range(4)),
+        suggestion_uuids=(str(uuid.uuid4()), str(uuid.uuid4())),
+        patient_hash=f"{n:064x}",
+        issued_at=datetime.now(UTC),
+        card_family="calciphylaxis-risk",
+        band="high",
+        findings=("rule-0", "rule-1"),
+    )
+
+
+def _hammer(url: str, mode: str, threads: int, seconds: float, work_ms: float, out: Any) -> None:
+    """One worker process: ``threads`` callers, each working then committing its record, for ``seconds``."""
+    import threading
+
+    if ":" in mode:  # e.g. "group:0.001": the interpreter's switch interval for this process
+        mode, interval = mode.split(":")
+        sys.setswitchinterval(float(interval))
+
+    from cds.store import Store
+
+    store = Store.open(url, b"bench-key-0123456789abcdef012345")
+    if mode == "single":
+        store.audit_commits.commit = store._write_audit  # type: ignore[method-assign]  # before: one each
+    waits: list[float] = []
+    deadline = time.perf_counter() + seconds
+    cpu_before = time.process_time()
+
+    def caller(index: int) -> None:
+        n = 0
+        while time.perf_counter() < deadline:
+            spin_until = time.thread_time() + work_ms / 1000  # CPU of this thread, as an evaluation would use
+            while time.thread_time() < spin_until:
+                pass
+            started = time.perf_counter()
+            store.record_issued([_audit_record(index * 1_000_000 + n)])
+            waits.append(time.perf_counter() - started)
+            n += 1
+
+    workers = [threading.Thread(target=caller, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    cpu = time.process_time() - cpu_before
+    out.put((len(waits), cpu, store.audit_commits.groups, statistics.median(waits), store.audit_failures))
+    store.close()
+
+
+def concurrent(args: argparse.Namespace) -> int:
+    import multiprocessing
+    import os
+
+    context = multiprocessing.get_context("spawn")
+    rows: dict[str, list[tuple[float, float, float, float]]] = {mode: [] for mode in args.modes.split(",")}
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'cds.sqlite3'}"
+        from cds.store import Store
+
+        Store.open(url, b"bench-key-0123456789abcdef012345").close()  # migrated once, before the workers
+        for round_no in range(args.rounds):
+            for mode in list(rows) if round_no % 2 == 0 else reversed(rows):
+                queue = context.Queue()
+                procs = [
+                    context.Process(target=_hammer, args=(url, mode, args.threads, args.seconds, args.work_ms, queue))
+                    for _ in range(args.processes)
+                ]
+                for proc in procs:
+                    proc.start()
+                results = [queue.get(timeout=args.seconds + 60) for _ in procs]
+                for proc in procs:
+                    proc.join()
+                answers = sum(r[0] for r in results)
+                failures = sum(r[4] for r in results)
+                if failures:
+                    print(f"{mode}: {failures} audit writes failed (spooled)")
+                row = (
+                    answers / args.seconds,
+                    1000 * sum(r[1] for r in results) / answers,
+                    sum(r[2] for r in results) / answers if mode.startswith("group") else 1.0,
+                    1000 * statistics.median(r[3] for r in results),
+                )
+                rows[mode].append(row)
+                print(f"round {round_no} {mode}: " + ", ".join(f"{v:.2f}" for v in row), file=sys.stderr)
+    print(
+        f"{args.processes} process(es) x {args.threads} threads, {args.work_ms:g} ms of work per answer, "
+        f"{args.rounds} alternating rounds of {args.seconds:g} s, load average {os.getloadavg()[0]:.1f}"
+    )
+    print("| audit commit | answers/s | CPU ms per answer | transactions per answer | median wait ms |")
+    print("|---|---:|---:|---:|---:|")
+    for mode, values in rows.items():
+        medians = [statistics.median(v[i] for v in values) for i in range(4)]
+        print(f"| {mode} | {medians[0]:.0f} | {medians[1]:.2f} | {medians[2]:.2f} | {medians[3]:.2f} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--concurrent", action="store_true", help="group commit against one commit per caller")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--work-ms", type=float, default=3.0)
+    parser.add_argument(
+        "--modes", default="single,group", help="single, group; 'group:0.001' also sets sys.setswitchinterval"
+    )
     args = parser.parse_args(argv)
+    if args.concurrent:
+        return concurrent(args)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "bg").mkdir()

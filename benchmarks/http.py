@@ -106,6 +106,24 @@ class Server:
                 out[pid] = (int(fields[11]) + int(fields[12])) / ticks
         return out
 
+    def context_switches(self) -> tuple[int, int]:
+        """Voluntary and involuntary context switches of every thread of the worker processes so far.
+
+        A voluntary switch is a thread going to sleep (waiting for the GIL, a lock, a socket, SQLite's busy
+        handler); an involuntary one is the kernel taking the core away. Per request they show hand-offs
+        that CPU time alone does not (ADR 0015)."""
+        voluntary = involuntary = 0
+        for pid in self.worker_pids():
+            with contextlib.suppress(OSError):
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/status", encoding="ascii") as f:
+                        for line in f:
+                            if line.startswith("voluntary_ctxt_switches:"):
+                                voluntary += int(line.split()[1])
+                            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                                involuntary += int(line.split()[1])
+        return voluntary, involuntary
+
     def wait_listening(self, timeout: float = 60.0) -> int:
         """With SO_REUSEPORT each worker listens on its own socket: wait until all of them do (ADR 0013).
 
@@ -584,6 +602,7 @@ def _scaling(plan: HttpPlan, tmp: Path, concurrency: int = 8) -> list[Result]:
     name = SCALING_NAME.format(case=plan.source.name)
     rounds = 3 if plan.quick else 5
     rates: dict[int, list[float]] = {1: [], 2: []}
+    cpu_ms: dict[int, list[float]] = {1: [], 2: []}  # server CPU per request, per round
     requests = errors = 0
     try:
         with contextlib.ExitStack() as stack:
@@ -595,8 +614,12 @@ def _scaling(plan: HttpPlan, tmp: Path, concurrency: int = 8) -> list[Result]:
                 servers.append(stack.enter_context(running(start)))
             for _ in range(rounds):
                 for server in servers:
+                    cpu_before = sum(server.cpu_seconds().values())
                     outcome = drive(server, plan.source.body, plan.load(concurrency))
                     completed = len(outcome.latencies) + outcome.failures
+                    if completed:
+                        spent = sum(server.cpu_seconds().values()) - cpu_before
+                        cpu_ms[server.workers].append(1000.0 * spent / completed)
                     requests, errors = requests + completed, errors + outcome.errors
                     rates[server.workers].append(completed / outcome.elapsed if outcome.elapsed else 0.0)
     except RuntimeError as exc:
@@ -615,6 +638,7 @@ def _scaling(plan: HttpPlan, tmp: Path, concurrency: int = 8) -> list[Result]:
                 "ratio_median": statistics.median(ratios),
                 "rps_1w_median": statistics.median(rates[1]),
                 "rps_2w_median": statistics.median(rates[2]),
+                **{f"server_cpu_ms_per_request_{w}w_median": statistics.median(cpu_ms[w]) for w in (1, 2) if cpu_ms[w]},
             },
             note=f"{rounds} alternating rounds of {plan.throughput_seconds:g} s per server; per-round ratios "
             + ", ".join(f"{r:.2f}" for r in ratios),
@@ -640,9 +664,14 @@ def _scenarios(
             "case": plan.source.name,
             "client": "raw",
         }
-        cpu_before = server.cpu_seconds()
+        cpu_before, switches_before = server.cpu_seconds(), server.context_switches()
         outcome = drive(server, plan.source.body, plan.load(concurrency), headers)
         note, values = _server_share(outcome, cpu_before, server.cpu_seconds(), server.workers)
+        completed = len(outcome.latencies) + outcome.failures
+        if completed:
+            switches_after = server.context_switches()
+            values["server_voluntary_switches_per_request"] = (switches_after[0] - switches_before[0]) / completed
+            values["server_involuntary_switches_per_request"] = (switches_after[1] - switches_before[1]) / completed
         out.append(
             result_of(
                 family,

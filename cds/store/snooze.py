@@ -10,18 +10,13 @@ read on the hook path.
 
 from __future__ import annotations
 
-import os
-import stat
-import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import Connection, bindparam, create_engine, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.pool import StaticPool
 
 from cds.hooks.models import Feedback
 from cds.store.models import CardAudit, CardSnooze, CardState, table_of
@@ -87,55 +82,6 @@ def record_snoozes(store: Store, items: Sequence[Feedback], policies: Policies) 
     return added
 
 
-class _SqliteReader:
-    """One long-lived connection to a SQLite store file for the hook path's lookups.
-
-    The store opens a connection per write (NullPool), so each lookup would pay for a connect and,
-    worse, could be the last connection to close and so run SQLite's WAL checkpoint in the middle of a
-    hook call (measured: several milliseconds). One kept connection avoids both. It is reopened when the
-    file at the path is no longer the one it opened (moved, replaced), so a missing store still fails the
-    lookup (and the card is shown) instead of reading a file that is gone."""
-
-    def __init__(self, path: str, timeout_seconds: float) -> None:
-        self.identity = self.file_identity(path)
-        self.engine = create_engine(
-            f"sqlite:///{path}",
-            poolclass=StaticPool,
-            connect_args={"check_same_thread": False, "timeout": timeout_seconds},
-        )
-        self.lock = threading.Lock()  # one connection: one lookup at a time (each takes well under a ms)
-
-    @staticmethod
-    def file_identity(path: str) -> tuple[int, int]:
-        info = os.stat(path)  # FileNotFoundError is an OSError: the caller shows the card
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError("the store's database file is missing")
-        return info.st_dev, info.st_ino
-
-
-LOOKUP_BUSY_SECONDS = 0.5  # the caller's own timeout is shorter; this only bounds a locked file
-_readers_lock = threading.Lock()
-
-
-@contextmanager
-def _lookup_connection(store: Store) -> Iterator[Connection]:
-    database = store.engine.url.database if store.backend == "sqlite" else None
-    if not database or database == ":memory:":
-        with store.engine.connect() as connection:
-            yield connection
-        return
-    identity = _SqliteReader.file_identity(database)
-    with _readers_lock:
-        reader: _SqliteReader | None = getattr(store, "_snooze_reader", None)
-        if reader is None or reader.identity != identity:
-            if reader is not None:
-                reader.engine.dispose()
-            reader = _SqliteReader(database, LOOKUP_BUSY_SECONDS)
-            store._snooze_reader = reader  # type: ignore[attr-defined]  # lives and dies with the store
-    with reader.lock, reader.engine.connect() as connection:
-        yield connection
-
-
 _snoozes = table_of(CardSnooze)
 # Built once: constructing the ORM select per call (coercions, cache key) cost ~1 ms of a ~1.4 ms lookup,
 # ten times the query itself (benchmarks/feature_cost.py, issue 15's "under 1 ms"). The bound parameters
@@ -162,7 +108,10 @@ def active_snoozes(store: Store, patient_hash: str, families: Collection[str], n
     """The newest snooze in force for each of these card families of the patient."""
     store._ready()
     found: dict[str, Snooze] = {}
-    with _lookup_connection(store) as connection:
+    # The store's own pooled connections: on SQLite each checkout is checked against the file now at the
+    # path (cds.store.database), so a moved or replaced file fails the lookup and the card is shown. A
+    # single kept reader behind a lock, as before, made concurrent hook threads queue for it (ADR 0015).
+    with store.engine.connect() as connection:
         rows = connection.execute(
             ACTIVE_SNOOZES, {"patient_hash": patient_hash, "families": sorted(families), "now": now}
         )

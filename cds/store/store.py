@@ -37,6 +37,7 @@ from sqlalchemy.sql.dml import Insert
 
 from cds.hooks.models import Feedback
 from cds.store.database import close_engine, create_store_engine, migrate
+from cds.store.group_commit import GroupCommit
 from cds.store.models import CardAudit, CardRule, CardState, CardSuggestion, FeedbackRecord, table_of
 from cds.store.records import (
     FEEDBACK_ACCEPTED,
@@ -110,6 +111,8 @@ class Store:
         self._stopping = False
         self._writing = 0  # records taken from the queue by a write in progress
         self.gap_recorder: Any = None  # cds.store.gaps.GapRecorder, when open_store attached one
+        # Hook answers audited at the same time share one transaction (group commit, ADR 0015).
+        self.audit_commits: GroupCommit[AuditRecord] = GroupCommit(self._write_audit)
 
     @classmethod
     def open(
@@ -178,12 +181,14 @@ class Store:
 
         Called before the hook's answer is sent. It never raises: if neither the database nor
         the spool takes the records they are queued in memory (as ``submit``) and counted.
+        Callers at the same time are committed together (``GroupCommit``): each returns once the
+        transaction holding its records committed; if it failed, each spools its own records.
         """
         if not records:
             return
         try:
             self._ready()
-            self._write_audit(list(records))
+            self.audit_commits.commit(list(records))
             return
         except (SQLAlchemyError, StoreUnavailable, OSError) as exc:
             self.audit_failures += 1
