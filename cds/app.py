@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+import cds.deferred_imports  # noqa: F401  (before httpx is imported: ADR 0014)
 from cds import __version__
 from cds.auth import SqlReplayStore, build_authenticator
 from cds.engine.verdicts import configured_record
