@@ -16,7 +16,6 @@ in words rather than key paths.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import pickle
 import re
@@ -300,20 +299,22 @@ def _text_key(kind: str, text: str | bytes) -> str:
     return hashlib.sha256(kind.encode() + b"\0" + raw).hexdigest()
 
 
-def _is_plain(value: Any) -> bool:
-    """True when JSON gives ``value`` back with the same types and values (orjson: 64-bit integers)."""
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return True
-    if kind is int:
-        return bool(-(2**63) <= value < 2**64)
-    if kind is float:
-        return math.isfinite(value)
-    if kind is list:
-        return all(_is_plain(item) for item in value)
-    if kind is dict:
-        return all(type(key) is str and _is_plain(item) for key, item in value.items())
-    return False
+def _refuse(value: Any) -> Any:
+    raise TypeError(type(value).__name__)
+
+
+def _as_json(plain: Any) -> bytes | None:
+    """``plain`` as JSON if JSON gives it back exactly, else None. orjson refuses what it cannot write
+    (a set, bytes, a non-string key, an integer beyond 64 bits, a lone surrogate; dates are sent to
+    ``_refuse``); what it would write differently (a tuple as a list, NaN or infinity as null) reads
+    back unequal. orjson keeps int, float and bool apart, so equality is exactness here."""
+    try:
+        encoded = orjson.dumps(
+            plain, default=_refuse, option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+        )
+    except (orjson.JSONEncodeError, TypeError):
+        return None
+    return encoded if orjson.loads(encoded) == plain else None
 
 
 def _positioned_to_plain(doc: PositionedYaml) -> dict[str, Any]:
@@ -390,11 +391,8 @@ class ParseCache:
 
     def put(self, kind: str, text: str | bytes, plain: Any) -> None:
         """Keep a fresh parse result for ``save`` (only when JSON gives it back exactly)."""
-        if not _is_plain(plain):
-            return
-        try:
-            encoded = orjson.dumps(plain)
-        except orjson.JSONEncodeError:  # e.g. a lone surrogate in a string
+        encoded = _as_json(plain)
+        if encoded is None:
             return
         with self._lock:
             self._used[_text_key(kind, text)] = encoded

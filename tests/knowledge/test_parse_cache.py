@@ -156,14 +156,33 @@ def test_a_broken_file_with_a_warm_cache_fails_with_its_place(rules, tmp_path):
 
 
 def test_a_result_json_cannot_give_back_is_parsed_every_time(tmp_path):
-    texts = ["when: 2024-01-31\n", "1: one\n", "x: .inf\n", "big: 123456789012345678901234567890\n"]
+    texts = [
+        "when: 2024-01-31\n",
+        "1: one\n",
+        "x: .inf\n",
+        "x: .nan\n",
+        "big: 123456789012345678901234567890\n",
+        "s: !!set {a, b}\n",
+        "b: !!binary aGVsbG8=\n",
+        "o: !!omap [a: 1, b: 2]\n",
+    ]
     for text in texts:
         with cached_parses(RULES_DIR, tmp_path):
-            first = load_yaml(text)
+            first, first_doc = load_yaml(text), load_positioned(text)
         yamlio._PARSED.clear()
         with cached_parses(RULES_DIR, tmp_path) as cache:
             assert repr(load_yaml(text)) == repr(first)
         assert cache is not None and cache.hits == 0, text
+        with cached_parses(RULES_DIR, tmp_path):  # (the positioned reading builds a !!set as a mapping: kept)
+            again = load_positioned(text)
+        assert repr(again.data) == repr(first_doc.data) and again.positions == first_doc.positions, text
+    # the positive control: a plain text of the same shape is kept
+    with cached_parses(RULES_DIR, tmp_path):
+        load_yaml("when: '2024-01-31'\n")
+    yamlio._PARSED.clear()
+    with cached_parses(RULES_DIR, tmp_path) as cache:
+        assert load_yaml("when: '2024-01-31'\n") == {"when": "2024-01-31"}
+    assert cache is not None and cache.hits == 1
 
 
 def test_a_file_someone_else_may_write_is_not_trusted(rules, tmp_path):
