@@ -7,7 +7,9 @@
 Each round starts a fresh interpreter that does what `cds serve` does before its first answer,
 in the same order, timing each step: pause the garbage collector, import the command line, import
 the web app (FastAPI, the store's SQLAlchemy, JWT), load the settings, load the knowledge bundle
-(services, rule set, terminology, findings vocabularies), bind the serving engine, start the
+(services, rule set, terminology, findings vocabularies; inside the YAML parse cache as
+``create_app`` does, kept by the warm-up round, or parsed every round with
+``--without-parse-cache``), bind the serving engine, start the
 report-text pipeline (import medspaCy, then build its pipelines), the rule-test gate (by default a
 pass recorded by the warm-up round, as at a restart; ``--run-rule-tests`` runs them every round),
 open the store (the warm-up round's database, at the newest revision), build the app, and answer
