@@ -100,7 +100,10 @@ def load_positioned(text: str) -> PositionedYaml:
     if disk is not None:
         cached = disk.get("positioned", text)
         if cached is not _MISSING:
-            return _positioned_from_plain(cached)
+            try:
+                return _positioned_from_plain(cached)
+            except (KeyError, TypeError, ValueError):
+                pass  # not the shape this code writes: parse
     result = _parse_positioned(text)
     if disk is not None:
         disk.put("positioned", text, _positioned_to_plain(result))

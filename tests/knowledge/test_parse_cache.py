@@ -206,3 +206,16 @@ def test_the_cache_lives_beside_the_verdicts_and_can_be_turned_off(tmp_path):
     assert parse_cache_directory(Settings(rule_test_verdicts_dir=tmp_path)) == tmp_path / "parsed-rules"
     assert parse_cache_directory(Settings(rules_parse_cache_dir=tmp_path / "p")) == tmp_path / "p"
     assert parse_cache_directory(Settings(rules_parse_cache=False)) is None
+
+
+def test_an_entry_of_another_shape_means_parse(tmp_path):
+    text = "a: 1\n"
+    with cached_parses(RULES_DIR, tmp_path):
+        expected = load_positioned(text)
+    (stored,) = tmp_path.glob("*.jsonl")
+    header, *entries = stored.read_bytes().split(b"\n")
+    entries = [e.split(b"\t")[0] + b'\t{"data": {"a": 2}}' for e in entries if e]
+    stored.write_bytes(b"\n".join([header, *entries]) + b"\n")
+    with cached_parses(RULES_DIR, tmp_path):
+        again = load_positioned(text)
+    assert again.data == expected.data == {"a": 1} and again.positions == expected.positions
