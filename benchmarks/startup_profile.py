@@ -7,7 +7,9 @@
 Each round starts a fresh interpreter that does what `cds serve` does before its first answer,
 in the same order, timing each step: pause the garbage collector, import the command line, import
 the web app (FastAPI, the store's SQLAlchemy, JWT), load the settings, load the knowledge bundle
-(services, rule set, terminology, findings vocabularies), bind the serving engine, start the
+(services, rule set, terminology, findings vocabularies; inside the YAML parse cache as
+``create_app`` does, kept by the warm-up round, or parsed every round with
+``--without-parse-cache``), bind the serving engine, start the
 report-text pipeline (import medspaCy, then build its pipelines), the rule-test gate (by default a
 pass recorded by the warm-up round, as at a restart; ``--run-rule-tests`` runs them every round),
 open the store (the warm-up round's database, at the newest revision), build the app, and answer
@@ -61,14 +63,18 @@ settings = load_settings(None, rules_dir=rules_dir)
 mark("settings")
 from cds.engine.runner import LoadedEngine
 from cds.engine.verdicts import configured_record
-from cds.knowledge import load_bundle
+from cds.knowledge import load_bundle, parse_cache_directory
 from cds.pipeline import _rule_test_failures, rules_fingerprint
+from cds.yamlio import cached_parses
 verdicts = configured_record(settings)
 on_disk = rules_fingerprint(rules_dir) if verdicts is not None else None
-# what cds.pipeline._build does, step by step
-bundle = load_bundle(rules_dir, settings.hook_namespace).raise_for_errors()
+# what cds.pipeline._build does, step by step (create_app runs it inside the parse cache)
+with cached_parses(rules_dir, parse_cache_directory(settings)) as parse_cache:
+    bundle = load_bundle(rules_dir, settings.hook_namespace).raise_for_errors()
+parses = "no parse cache" if parse_cache is None else f"{parse_cache.hits} parses cached, {parse_cache.misses} parsed"
 services = bundle.services
 mark("knowledge bundle (YAML, checks, compile; terminology, findings, services)")
+marks[-1] = (marks[-1][0][:-1] + "; " + parses + ")",) + marks[-1][1:]
 engine = LoadedEngine(bundle.ruleset, settings.engine)
 mark("serving engine (" + engine.backend + ")")
 from cds.fhir import extract_facts, warm_up
@@ -101,7 +107,7 @@ print(json.dumps({"marks": marks, "status": answer.status_code, "failed": failed
 """
 
 
-def run_child(rules: Path, tmp: Path, verdicts: Path | None) -> dict:
+def run_child(rules: Path, tmp: Path, verdicts: Path | None, parse_cache: Path | None) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(
         PYTHONPATH=str(REPO),
@@ -116,6 +122,11 @@ def run_child(rules: Path, tmp: Path, verdicts: Path | None) -> dict:
         env["CDS_RULE_TEST_VERDICTS"] = "false"
     else:
         env["CDS_RULE_TEST_VERDICTS_DIR"] = str(verdicts)
+    # The YAML parse results of rules/ (ADR 0014): kept by the warm-up round, as by an earlier start.
+    if parse_cache is None:
+        env["CDS_RULES_PARSE_CACHE"] = "false"
+    else:
+        env["CDS_RULES_PARSE_CACHE_DIR"] = str(parse_cache)
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", CHILD, str(rules), str(SOURCE_CASE)],
@@ -149,15 +160,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the rule tests in every round (the first start after a change), not a recorded pass",
     )
+    parser.add_argument(
+        "--without-parse-cache",
+        action="store_true",
+        help="parse the YAML under rules/ in every round (no parse results kept between starts)",
+    )
     args = parser.parse_args(argv)
     rounds, baseline = [], []
     with tempfile.TemporaryDirectory(prefix="cds-startup-") as tmp:
         verdicts = None if args.run_rule_tests else Path(tmp) / "verdicts"
-        run_child(args.rules.resolve(), Path(tmp), verdicts)  # warm-up, not counted: bytecode and file caches
+        parse_cache = None if args.without_parse_cache else Path(tmp) / "parsed-rules"
+        # warm-up, not counted: bytecode and file caches, the rule-test pass and the parse results
+        run_child(args.rules.resolve(), Path(tmp), verdicts, parse_cache)
         for _ in range(args.repeat):
             baseline.append(interpreter_seconds())
             # the database the warm-up created, as at a restart (a new one would also run Alembic)
-            rounds.append(run_child(args.rules.resolve(), Path(tmp), verdicts))
+            rounds.append(run_child(args.rules.resolve(), Path(tmp), verdicts, parse_cache))
     names = [name for name, _, _ in rounds[0]["marks"]]
     wall = {n: statistics.median(r["marks"][i][1] for r in rounds) for i, n in enumerate(names)}
     cpu = {n: statistics.median(r["marks"][i][2] for r in rounds) for i, n in enumerate(names)}

@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
+import cds.deferred_imports  # noqa: F401  (before httpx is imported: ADR 0014)
 from cds import __version__
 from cds.auth import SqlReplayStore, build_authenticator
 from cds.engine.verdicts import configured_record
 from cds.hooks.fhir_client import FetchLimits, FhirClient
 from cds.hooks.prefetch import Fetcher
+from cds.knowledge import parse_cache_directory
 from cds.pipeline import Pipeline, watch_rules
 from cds.settings import Settings
 from cds.store import Store, open_store
@@ -30,6 +32,7 @@ from cds.web.context import Authenticator, WebContext
 from cds.web.middleware import REQUEST_ID_HEADER, WireGuard
 from cds.web.problems import install_error_handlers
 from cds.web.snooze import SnoozeGate
+from cds.yamlio import cached_parses
 
 __all__ = ["Authenticator", "create_app"]
 
@@ -61,9 +64,15 @@ def create_app(
     as the process (modules, the rule set, the spaCy pipelines) and almost no garbage: the collector's
     passes over that growing heap took ~0.5 s of ~2.5 s of CPU to the first answer (ADR 0014). The
     little garbage the start leaves (~11,000 objects) is frozen with the rest."""
-    pipeline = pipeline or Pipeline.load(
-        settings.rules_dir, settings.hook_namespace, engine=settings.engine, verdicts=configured_record(settings)
-    )
+    if pipeline is None:
+        # the rules' YAML parse results of the last start with exactly these files (ADR 0014)
+        with cached_parses(settings.rules_dir, parse_cache_directory(settings)):
+            pipeline = Pipeline.load(
+                settings.rules_dir,
+                settings.hook_namespace,
+                engine=settings.engine,
+                verdicts=configured_record(settings),
+            )
     fhir_client = fhir_client_for(settings) if fetch is None else None
     active_store = store if store is not None else open_store(settings)
     if authenticate is None and settings.auth_required:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from cds.fhir.terminology import Terminology
     from cds.findings.knowledge import FindingsKnowledge
     from cds.hooks.services import ServiceDefinition
+    from cds.settings import Settings
 
 DEFAULT_NAMESPACE = "org.calciphylaxis-cds"
 
@@ -100,6 +101,17 @@ def load_bundle(rules_dir: Path, hook_namespace: str = DEFAULT_NAMESPACE) -> Bun
         return BundleResult(None, diagnostics, consequences)
     bundle = KnowledgeBundle(rules_dir, result.ruleset, terminology, findings, services, diagnostics)
     return BundleResult(bundle, diagnostics, consequences)
+
+
+def parse_cache_directory(settings: Settings) -> Path | None:
+    """Where the YAML parse results of ``rules/`` are kept between starts (``cds.yamlio.cached_parses``):
+    ``CDS_RULES_PARSE_CACHE_DIR``, else ``parsed-rules/`` in the rule-test verdict directory; None when
+    ``CDS_RULES_PARSE_CACHE`` is off (docs/adr/0014-cold-start.md)."""
+    from cds.engine.verdicts import default_directory
+
+    if not settings.rules_parse_cache:
+        return None
+    return settings.rules_parse_cache_dir or (settings.rule_test_verdicts_dir or default_directory()) / "parsed-rules"
 
 
 def load_bundle_or_raise(rules_dir: Path, hook_namespace: str = DEFAULT_NAMESPACE) -> KnowledgeBundle:

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     # again (a failure is never recorded). Off: run them every time. Default: $XDG_CACHE_HOME/cds/rule-test-verdicts.
     rule_test_verdicts: bool = True
     rule_test_verdicts_dir: Path | None = None
+    # The YAML parse results of rules/ kept for the next start (ADR 0014), keyed by the exact bytes of every
+    # file under rules/ and the parser's code and versions. Off: parse at every start. Default: the
+    # subdirectory parsed-rules/ of the rule-test verdict directory.
+    rules_parse_cache: bool = True
+    rules_parse_cache_dir: Path | None = None
     # Feedback and audit store (cds.store): connect/lock timeout, audit records kept while the database is down,
     # and the secret key of the patient-id HMAC in the audit (required in production).
     database_timeout_seconds: float = Field(default=2.0, gt=0, le=60)

@@ -70,3 +70,26 @@ def test_a_store_at_the_newest_revision_opens_without_alembic(tmp_path):
 
     assert imported() == ["alembic"]  # a new database: Alembic creates the schema
     assert imported() == []  # at the newest revision: one query, no Alembic
+
+
+def test_serve_loads_no_websocket_protocol(monkeypatch):
+    """No route takes a WebSocket, so `cds serve` asks uvicorn for none (its default imports websockets)."""
+    import signal
+
+    import uvicorn
+
+    import cds.cli
+    import cds.observability.logs
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
+    monkeypatch.setattr(cds.cli, "_app_from", lambda settings: object())
+    # what a real start changes in the process: restored after this test
+    monkeypatch.setattr(gc, "disable", lambda: None)
+    monkeypatch.setattr(signal, "signal", lambda *args: None)
+    monkeypatch.setattr(cds.observability.logs, "configure_logging", lambda level: None)
+    for name, value in {"CDS_PROFILE": "demo", "CDS_AUTH_REQUIRED": "false", "CDS_RULES_DIR": str(RULES_DIR)}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CDS_WORKERS", "1")
+    assert cds.cli.main(["serve", "--host", "127.0.0.1", "--port", "8099", "--workers", "1"]) == 0
+    assert seen["ws"] == "none" and seen["port"] == 8099

@@ -150,3 +150,34 @@ def test_every_command_registered_elsewhere_is_found_when_asked_for_alone():
             assert name in full
             alone = build_parser([name]).format_help()
             assert name in alone, f"`cds {name}` would not find its command"
+
+
+HTTPX_PROBE = """
+import json, sys
+import cds.app
+before = sorted(m for m in ("rich", "pygments", "httpx._main") if type(sys.modules.get(m)).__name__ == "module")
+import httpx
+from httpx._main import print_help  # any other read imports the real command line
+after = sorted(m for m in ("rich", "pygments") if m in sys.modules)
+print(json.dumps({"before": before, "after": after, "help": callable(print_help)}))
+httpx.main(["--help"])
+"""
+
+
+def test_the_app_does_not_import_httpx_command_line_until_it_is_used():
+    """httpx imports its command-line client (rich, pygments) at its top; the service stands in for it
+    (cds.deferred_imports): the app never loads it, and httpx.main still runs the real one."""
+    result = subprocess.run(
+        [sys.executable, "-c", HTTPX_PROBE],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.splitlines()[0])
+    assert report["before"] == [] and report["help"]
+    assert report["after"] == ["pygments", "rich"]  # the positive control: the real module did load
+    assert "Usage" in result.stdout  # the real command line answered --help
