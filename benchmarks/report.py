@@ -179,7 +179,7 @@ FAMILY_NOTES = {
     "raw asyncio client, to show what the client costs.",
     "in-process": "`parse` = orjson + request validation; `facts` = `cds.fhir.extract_facts`; `engine` = "
     "`LoadedEngine.evaluate` (fact preparation, matching, evidence, differential, card intents) per backend; "
-    "`differential` = `cds.engine.differential.weigh`; `cards` = `cds.cards.render.render_cards`; `pipeline` = "
+    "`differential` = `cds.engine.weighing.weigh`; `cards` = `cds.cards.render.render_cards`; `pipeline` = "
     "`Pipeline.evaluate` (facts + engine + cards); `request` = orjson.loads + `answer_hook` (validation, prefetch "
     "completion, `Pipeline.evaluate` in the thread pool) in one event loop: everything but the socket.",
     "rule-packs": "The real rules grown to N with clones of the evidence-only rules (new ids), rule tests left out; "
