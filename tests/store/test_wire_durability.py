@@ -116,7 +116,7 @@ def test_kill_9_during_a_burst_loses_no_answered_card(tmp_path):
         stop.set()
     assert len(answered) > 20, "the burst must have answered cards before the kill"
 
-    restarted = start_service(tmp_path, {}, name="restarted")
+    restarted = start_service(tmp_path, {"CDS_REQUEST_DEADLINE_SECONDS": "30"}, name="restarted")
     try:
         with loopback_client(timeout=30) as client:
             refused = [
