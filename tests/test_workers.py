@@ -94,7 +94,7 @@ def test_metrics_aggregate_across_two_workers(two_workers):
     base = two_workers.base
     log_start = len(two_workers.log())
     sent = 0
-    with loopback_client(base_url=base, timeout=10, limits=httpx.Limits(max_keepalive_connections=0)) as client:
+    with loopback_client(base_url=base, timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
         before = hook_count(client.get("/metrics").text)
 
         # Concurrent, fresh connections; which worker accepts each is the kernel's choice, so
