@@ -35,7 +35,15 @@ def loopback_client(**options: Any) -> httpx.Client:
     return httpx.Client(verify=_tls_context(), trust_env=False, **options)
 
 
-def wait_until_healthy(base: str, process: subprocess.Popen, log_path: Path, timeout: float = 45) -> None:
+# How long a server may take to answer /healthz: a bound for a server that hangs, not a speed test. A
+# `cds serve` start costs about 3.5 s of CPU per worker, and at the load of a parallel suite on a
+# shared 2-core machine (load average 18-22) one took 30-37 s of wall time (measured): 60 s failed.
+READY_TIMEOUT_SECONDS = 180.0
+
+
+def wait_until_healthy(
+    base: str, process: subprocess.Popen, log_path: Path, timeout: float = READY_TIMEOUT_SECONDS
+) -> None:
     """Return once GET /healthz answers 200; fail with the server's log if it exits or times out."""
     deadline = time.monotonic() + timeout
     with loopback_client(timeout=2) as client:
@@ -62,7 +70,7 @@ class Service:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout: float = 30) -> int:
+    def stop(self, timeout: float = 60) -> int:
         if self.process.poll() is None:
             self.process.terminate()
         return self.process.wait(timeout=timeout)
@@ -72,7 +80,9 @@ class Service:
         self.process.wait(timeout=30)
 
 
-def start_service(tmp_path: Path, env: dict[str, str], name: str = "server", timeout: float = 60) -> Service:
+def start_service(
+    tmp_path: Path, env: dict[str, str], name: str = "server", timeout: float = READY_TIMEOUT_SECONDS
+) -> Service:
     """Run `cds serve` from this checkout on a free loopback port with ``env`` over a demo default."""
     import os
     import sys

@@ -126,7 +126,7 @@ def test_the_image_layout_starts_and_is_ready(tmp_path):
     process = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(base, process, log_path, timeout=90)
+        wait_until_healthy(base, process, log_path)
         with loopback_client(base_url=base, timeout=5) as client:
             deadline = time.monotonic() + 60
             while (ready := client.get("/readyz")).status_code != 200 and time.monotonic() < deadline:

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from cds.serving import reuseport_supported
 from tests.conftest import LOG_SCANNER, REPO, RULES_DIR
-from tests.serving import loopback_client, start_service
+from tests.serving import READY_TIMEOUT_SECONDS, loopback_client, start_service
 
 pytestmark = pytest.mark.slow
 
@@ -53,7 +53,7 @@ def serving_pids(log_text: str) -> set[int]:
     return {event["pid"] for event in request_events(log_text)}
 
 
-def wait_for_workers(service, count: int, timeout: float = 120) -> None:
+def wait_for_workers(service, count: int, timeout: float = READY_TIMEOUT_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while len(re.findall(r'"Application startup complete.","pid":(\d+)', service.log())) < count:
         assert time.monotonic() < deadline and service.process.poll() is None, service.log()[-3000:]
@@ -76,7 +76,6 @@ def two_workers(tmp_path_factory):
             # cds serve makes its own multiprocess metrics folder for its workers (empty is unset).
             "PROMETHEUS_MULTIPROC_DIR": "",
         },
-        timeout=120,  # two workers start side by side on 2 cores
     )
     try:
         wait_for_workers(service, 2)  # /healthz answers as soon as the first worker listens
