@@ -52,6 +52,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak-seconds", type=float, default=None, help="time cap of the memory soak")
     parser.add_argument("--reloads", type=int, default=None, help="rule reloads of the memory run (100; quick: 10)")
     parser.add_argument("--cold-starts", type=int, default=None)
+    # A smoke run of the harness (tests/test_bench_smoke.py): every measurement runs, a few times each;
+    # its figures say nothing about speed.
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="exactly this many timed repetitions of each in-process, findings and rule-pack measurement"
+        " (after one warm-up), instead of the time budget",
+    )
+    parser.add_argument(
+        "--feature-calls", type=int, default=None, help="calls per feature-cost measurement (400; quick: 60)"
+    )
+    parser.add_argument("--memory-warmup", type=int, default=None, help="warm-up requests of the memory soak (200)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
     parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT)
@@ -99,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         if quick
         else Budget(min_reps=5, max_reps=1000, max_seconds=0.6)
     )
+    if args.reps is not None:
+        budget = Budget(min_reps=args.reps, max_reps=args.reps, max_seconds=0.0, warmup=1)
     now = DEFAULT_NOW
     rules_dir = args.rules.resolve()
     results: list[Result] = []
@@ -139,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         results += inprocess.run(pipeline, rules_dir, all_cases, now, budget)
         say("feature costs on the seed-like request")
         seed = next((c for c in synthetic if c.resources == 100), source)
-        results += feature_cost.run(pipeline, rules_dir, seed, now, 60 if quick else 400)
+        feature_calls = args.feature_calls or (60 if quick else 400)
+        results += feature_cost.run(pipeline, rules_dir, seed, now, feature_calls)
     if "findings" in groups:
         say("report-text extraction")
         results += findings_bench.run([source, *synthetic[:1]], now, rules_dir, budget)
@@ -159,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 soak_requests,
                 soak_seconds,
                 args.reloads or (10 if quick else 100),
-                warmup=20 if quick else 200,
+                warmup=args.memory_warmup if args.memory_warmup is not None else (20 if quick else 200),
             )
     if "http" in groups:
         say("HTTP on loopback")

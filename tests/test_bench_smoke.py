@@ -139,35 +139,26 @@ def test_report_rewrites_only_its_own_block(tmp_path):
 # ------------------------------------------------------------------ the harness, end to end
 
 
+SOAK_REQUESTS = 10
+RELOADS = 1
+
+
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
+    """Every measurement of the in-process groups (in-process, baseline, feature cost, findings, rule
+    packs, memory) run a few times each: the report's shape and the schema hold for any number of
+    repetitions, so the smoke run takes the fewest that give each kind of result (three: the median
+    and percentiles of a sample; one warm-up), not the time budget of a quick run."""
     out = tmp_path_factory.mktemp("bench")
     paths = {"json": out / "latest.json", "doc": out / "performance.md", "plot": out / "performance.png"}
     code = run.main(
         [
             "--quick",
-            "--sizes",
-            "100",
-            "--rule-counts",
-            "10",
-            "--no-synthea",
-            "--only",
-            "in-process",
-            "findings",
-            "rule-packs",
-            "memory",
-            "--soak-requests",
-            "30",
-            "--soak-seconds",
-            "10",
-            "--reloads",
-            "2",
-            "--json",
-            str(paths["json"]),
-            "--doc",
-            str(paths["doc"]),
-            "--plot",
-            str(paths["plot"]),
+            *("--reps", "3", "--feature-calls", "10", "--memory-warmup", "2"),
+            *("--sizes", "100", "--rule-counts", "10", "--no-synthea"),
+            *("--only", "in-process", "findings", "rule-packs", "memory"),
+            *("--soak-requests", str(SOAK_REQUESTS), "--soak-seconds", "60", "--reloads", str(RELOADS)),
+            *("--json", str(paths["json"]), "--doc", str(paths["doc"]), "--plot", str(paths["plot"])),
         ]
     )
     assert code == 0
@@ -184,8 +175,8 @@ def test_quick_run_writes_results_of_the_documented_schema(quick_run):
         assert names[name]["latency"]["n"] >= 3
     assert names["pipeline/source-case"]["params"]["cards"] >= 0
     assert {"in-process", "baseline", "rule-packs", "findings", "memory"} <= {r["family"] for r in data["results"]}
-    assert names["rss/after-requests"]["status"] == "ok" and names["rss/after-requests"]["requests"] == 30
-    assert names["rss/after-reloads"]["requests"] == 2
+    assert names["rss/after-requests"]["status"] == "ok" and names["rss/after-requests"]["requests"] == SOAK_REQUESTS
+    assert names["rss/after-reloads"]["requests"] == RELOADS
     assert data["environment"]["cpu_count"] >= 1 and data["environment"]["engine_backend"]
     # The cost of each feature on the seed-like request, measured in the same run (benchmarks/feature_cost.py).
     for feature in ("text-recognition", "bands", "patient-binding", "snooze-lookup"):

@@ -20,11 +20,10 @@ import time
 import tomllib
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.serving import free_port, wait_until_healthy
+from tests.serving import free_port, loopback_client, wait_until_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -127,12 +126,13 @@ def test_the_image_layout_starts_and_is_ready(tmp_path):
     process = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=log, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(base, process, log_path, timeout=90)
-        deadline = time.monotonic() + 60
-        while (ready := httpx.get(f"{base}/readyz", timeout=5)).status_code != 200 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert ready.status_code == 200, ready.text
-        services = httpx.get(f"{base}/cds-services", timeout=5).json()["services"]
+        wait_until_healthy(base, process, log_path)
+        with loopback_client(base_url=base, timeout=5) as client:
+            deadline = time.monotonic() + 60
+            while (ready := client.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ready.status_code == 200, ready.text
+            services = client.get("/cds-services").json()["services"]
         assert services
         assert b"E028" not in log_path.read_bytes()
     finally:

@@ -7,7 +7,6 @@ import json
 import time
 import uuid
 
-import httpx
 import jwt
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +17,7 @@ from cds.settings import Settings, SettingsError, load_settings
 from tests.auth.conftest import BASE, ISS, NOW, SERVICE_URL, claims, sign
 from tests.auth.test_verify import verifier_for
 from tests.conftest import REPO, RULES_DIR, shipped_app
-from tests.serving import start_service
+from tests.serving import loopback_client, start_service
 
 SOURCE_CASE = json.loads((REPO / "fhir_examples" / "requests" / "source-case.patient-view.json").read_text())
 
@@ -94,7 +93,7 @@ def test_two_workers_accept_a_token_once_and_list_settings_are_comma_separated(t
             token = real_time_token(keys, f"{BASE}/cds-services/calciphylaxis-risk")
             statuses = []
             for _ in range(8):
-                with httpx.Client() as client:  # a new connection each time, so both workers see it
+                with loopback_client() as client:  # a new connection each time, so both workers see it
                     statuses.append(
                         client.post(
                             f"{service.base}/cds-services/calciphylaxis-risk",
@@ -105,10 +104,11 @@ def test_two_workers_accept_a_token_once_and_list_settings_are_comma_separated(t
                     )
             accepted.append(statuses.count(200))
             assert set(statuses) <= {200, 401}, statuses
-        preflight = httpx.options(
-            f"{service.base}/cds-services",
-            headers={"Origin": "http://localhost:8080", "Access-Control-Request-Method": "GET"},
-        )
+        with loopback_client(timeout=30) as client:
+            preflight = client.options(
+                f"{service.base}/cds-services",
+                headers={"Origin": "http://localhost:8080", "Access-Control-Request-Method": "GET"},
+            )
     finally:
         service.stop()
     assert accepted == [1, 1, 1]

@@ -20,7 +20,10 @@ NOTICES = f"{NAMESPACE}.notices"
 
 @cache
 def client() -> TestClient:
-    app = shipped_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR))
+    # Default settings but the request deadline: these tests post whole Synthea records (up to 3 MB)
+    # and thousands of padded resources, which a loaded CI machine answers after the default 3 s (a
+    # 503 that says nothing about the answer under test); the deadline has tests of its own.
+    app = shipped_app(Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, request_deadline_seconds=60))
     return TestClient(app, raise_server_exceptions=False)
 
 

@@ -100,6 +100,15 @@ def test_count_resources_counts_bundle_entries() -> None:
 @pytest.mark.slow
 def test_padding_past_the_engines_cap_is_422_with_default_settings() -> None:
     """The review's reproduction: thousands of extra coded Conditions used to drop labs and imaging
-    facts silently (200, zero cards); with the default settings the answer is now a 422."""
-    response = post("calciphylaxis-risk", _padded(5200))
+    facts silently (200, zero cards); with the default settings the answer is now a 422.
+
+    Default settings for every limit; only the request deadline is raised, so that a loaded machine
+    (5,200 Conditions to read) answers with the limit's 422 and not the deadline's 503."""
+    settings = Settings(profile="demo", auth_required=False, rules_dir=RULES_DIR, request_deadline_seconds=60)
+    limits = ("max_facts", "max_resources", "max_json_depth", "max_body_bytes")
+    assert {name: getattr(settings, name) for name in limits} == {
+        name: Settings.model_fields[name].default for name in limits
+    }
+    client = TestClient(shipped_app(settings), raise_server_exceptions=False)
+    response = client.post("/cds-services/calciphylaxis-risk", json=_padded(5200))
     assert "CDS_MAX_FACTS" in _outcome(response, 422)
