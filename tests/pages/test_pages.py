@@ -10,14 +10,12 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import orjson
-import yaml
 
-from cds.engine.loader import load_or_raise
 from cds.pages import Pages, card_preview
-from tests.conftest import REPO, RULES_DIR
+from tests.conftest import REPO, shipped_cases, shipped_ruleset
 
-RULESET = load_or_raise(RULES_DIR)
-CASES = yaml.safe_load((REPO / "fhir_examples" / "cases.yaml").read_text(encoding="utf-8"))["cases"]
+RULESET = shipped_ruleset()
+CASES = shipped_cases()
 PHONE_WIDTH = 400
 # The CDS Hooks sandbox on a 1440 x 900 screen shows cards in a column of about half the width
 # (../shared/reviews/sandbox-client.md: 1,643 px tall "at the sandbox's default half width", 1.8 screens).
