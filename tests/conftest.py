@@ -67,6 +67,29 @@ def pytest_collection_modifyitems(session, config, items):
     )
 
 
+# Packages whose modules share a session fixture that is dear to start, run on one xdist worker as
+# one unit: tests/screen's local Dask cluster (two worker processes that each import the service and
+# load the rules) was started once on each worker when loadscope spread the package's modules.
+ONE_WORKER_PACKAGES = ("tests/screen/",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` with the packages above kept together; any other mode is xdist's own."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PackageAwareLoadScope(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            for package in ONE_WORKER_PACKAGES:
+                if nodeid.startswith(package):
+                    return package
+            return super()._split_scope(nodeid)
+
+    return PackageAwareLoadScope(config, log)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error):
     """Under pytest-xdist (`make test`), the controller gathers what each worker's scan found."""
