@@ -73,6 +73,11 @@ def pytest_collection_modifyitems(session, config, items):
 ONE_WORKER_PACKAGES = ("tests/screen/",)
 
 
+def one_worker_package(nodeid: str) -> str | None:
+    """The package of ONE_WORKER_PACKAGES that ``nodeid`` belongs to, if any (its xdist scope then)."""
+    return next((package for package in ONE_WORKER_PACKAGES if nodeid.startswith(package)), None)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """``--dist loadscope`` with the packages above kept together; any other mode is xdist's own."""
@@ -82,10 +87,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class PackageAwareLoadScope(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            for package in ONE_WORKER_PACKAGES:
-                if nodeid.startswith(package):
-                    return package
-            return super()._split_scope(nodeid)
+            return one_worker_package(nodeid) or super()._split_scope(nodeid)
 
     return PackageAwareLoadScope(config, log)
 
