@@ -55,12 +55,15 @@ run: install
 
 # The whole suite, spread over every core by pytest-xdist; a module's tests stay on one worker
 # (--dist loadscope), so module-scoped fixtures and in-module order hold as in a serial run.
+# --no-loadscope-reorder: modules go out in the order tests/conftest.py sorts them (the slow ones
+# first); xdist's own order (most tests first) sent one-test modules of a minute or more last.
+XDIST = -n auto --dist loadscope --no-loadscope-reorder
 test: install-test
-	$(BIN)/python -m pytest -n auto --dist loadscope
+	$(BIN)/python -m pytest $(XDIST)
 
 # While editing: everything except the tests marked slow (make test and CI run those too).
 test-quick: install-test
-	$(BIN)/python -m pytest -n auto --dist loadscope -m "not slow"
+	$(BIN)/python -m pytest $(XDIST) -m "not slow"
 
 # The gates CI runs before `make test`: formatting, lint (pyproject [tool.ruff]) and types
 # (pyproject [tool.mypy]: cds/, strict on the engine and the wire). Every rules/ file against

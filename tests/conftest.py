@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -45,11 +47,49 @@ def pytest_sessionstart(session):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Modules with a test marked slow run first (each module's tests keep their order). Under
-    pytest-xdist (`make test`) the long ones then start at once on every worker instead of
-    arriving last and leaving one worker running alone."""
-    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
+    """Modules with a test marked slow run first, then the modules with more tests before those
+    with fewer (each module's tests keep their order). Under pytest-xdist (`make test`, with
+    --no-loadscope-reorder so that xdist keeps this order instead of sorting by test count alone)
+    the long ones start at once on every worker instead of arriving last and leaving one worker
+    running alone: a one-test module of 70 s sorted last by count set the tail of the run."""
+    module = {id(item): item.nodeid.split("::")[0] for item in items}
+    slow = {module[id(item)] for item in items if item.get_closest_marker("slow")}
+    size: dict[str, int] = {}
+    for item in items:
+        size[module[id(item)]] = size.get(module[id(item)], 0) + 1
+    first_seen = {name: index for index, name in enumerate(dict.fromkeys(module[id(item)] for item in items))}
+    items.sort(
+        key=lambda item: (
+            module[id(item)] not in slow,
+            -size[module[id(item)]],
+            first_seen[module[id(item)]],
+        )
+    )
+
+
+# Packages whose modules share a session fixture that is dear to start, run on one xdist worker as
+# one unit: tests/screen's local Dask cluster (two worker processes that each import the service and
+# load the rules) was started once on each worker when loadscope spread the package's modules.
+ONE_WORKER_PACKAGES = ("tests/screen/",)
+
+
+def one_worker_package(nodeid: str) -> str | None:
+    """The package of ONE_WORKER_PACKAGES that ``nodeid`` belongs to, if any (its xdist scope then)."""
+    return next((package for package in ONE_WORKER_PACKAGES if nodeid.startswith(package)), None)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadscope`` with the packages above kept together; any other mode is xdist's own."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class PackageAwareLoadScope(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return one_worker_package(nodeid) or super()._split_scope(nodeid)
+
+    return PackageAwareLoadScope(config, log)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -74,6 +114,31 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 # ---------------------------------------------------------------- the shipped rules, loaded once
+
+
+@functools.cache
+def _case_manifest() -> list[dict]:
+    import yaml
+
+    # libyaml's parser when PyYAML has it: the same data, about 4x faster on this 170 KB file than
+    # the pure-Python one, and several modules read it while being collected (on every xdist worker).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load((REPO / "fhir_examples" / "cases.yaml").read_text(encoding="utf-8"), Loader=loader)["cases"]
+
+
+def shipped_cases() -> list[dict]:
+    """The cases of fhir_examples/cases.yaml, parsed once per test process; each caller gets its own copy."""
+    return copy.deepcopy(_case_manifest())
+
+
+@functools.cache
+def shipped_ruleset():
+    """``load_or_raise(RULES_DIR)`` once per test process, for the modules that only read the shipped
+    rule set (a frozen ``RuleSet``); 1-3 s each, at collection time when a module loads it at import."""
+    from cds.engine.loader import load_or_raise
+
+    return load_or_raise(RULES_DIR)
+
 
 _SHIPPED_PIPELINES: dict = {}
 

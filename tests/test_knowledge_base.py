@@ -9,20 +9,19 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 
 from cds.cli import main
 from cds.engine import durable_backend
-from cds.engine.loader import load_or_raise, load_ruleset
+from cds.engine.loader import load_ruleset
 from cds.engine.report import markdown_report
 from cds.hooks.models import CDSRequest
-from tests.conftest import REPO, RULES_DIR, shipped_pipeline
+from tests.conftest import REPO, RULES_DIR, shipped_cases, shipped_pipeline, shipped_ruleset
 from tests.engine.helpers import copy_live_rules as copy_rules
 from tests.test_cases import KNOWN_HYPOTHESES  # the hypothesis ids of issues 5 and 6, listed once
 
-RULESET = load_or_raise(RULES_DIR)
+RULESET = shipped_ruleset()
 ENGINES = ["reference"] + (["durable"] if durable_backend.AVAILABLE else [])
-MANIFEST = yaml.safe_load((REPO / "fhir_examples" / "cases.yaml").read_text(encoding="utf-8"))["cases"]
+MANIFEST = shipped_cases()
 CASES_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # fhir_examples/README.md: today = 2026-11-21
 NAMESPACE = "org.calciphylaxis-cds"
 

@@ -10,14 +10,13 @@ from functools import cache
 
 import orjson
 import pytest
-import yaml
 
 from cds.cards.wording import BANDS, DISCLAIMER, band, band_word, fit_summary, is_internal, percent, short_name
 from cds.hooks.models import CDSRequest
 from cds.pipeline import Pipeline
-from tests.conftest import REPO, shipped_pipeline
+from tests.conftest import REPO, shipped_cases, shipped_pipeline
 
-CASES = yaml.safe_load((REPO / "fhir_examples" / "cases.yaml").read_text(encoding="utf-8"))["cases"]
+CASES = shipped_cases()
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # fhir_examples/README.md: today = 2026-11-21
 SUMMARY_LIMIT = 139  # CDS Hooks 2.0: "<140-character summary"
 DETAIL_LIMIT = 600

@@ -24,15 +24,14 @@ from cds.engine.differential import (
     lr_interval_from_counts,
     percent,
 )
-from cds.engine.loader import load_or_raise
 from cds.engine.model import EvidenceGroup, Hypothesis, Population
 from cds.engine.prepare import facts_from_dicts
 from cds.engine.runner import LoadedEngine
 from cds.engine.weighing import weigh
 from cds.hooks.models import CDSRequest
-from tests.conftest import REPO, RULES_DIR, shipped_pipeline
+from tests.conftest import REPO, shipped_pipeline, shipped_ruleset
 
-RULESET = load_or_raise(RULES_DIR)
+RULESET = shipped_ruleset()
 CASES_NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)  # fhir_examples/README.md
 NAMESPACE = "org.calciphylaxis-cds"
 NSTI = REPO / "fhir_examples" / "requests" / "ddx-necrotizing-soft-tissue-infection.patient-view.json"

@@ -16,11 +16,28 @@ from tests.conftest import REPO, RULES_DIR
 from tests.engine.helpers import copy_live_rules
 
 
-@pytest.mark.slow
-def test_the_migration_keeps_every_test_passing_covers_every_rule_and_is_idempotent(tmp_path):
-    rules = copy_live_rules(tmp_path)
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory):
+    """A copy of rules/ before and after one migration run; the tests copy it again before changing it
+    (planning a migration evaluates every case: seconds that the two slow tests paid each)."""
+    rules = copy_live_rules(tmp_path_factory.mktemp("migrated"))
     before = load_or_raise(rules)
     migrate_tests.apply(rules, migrate_tests.plan(rules))
+    return rules, before
+
+
+def _copy_of(rules, tmp_path):
+    """``rules`` copied to tmp_path/rules with fhir_examples linked beside it, as copy_live_rules does."""
+    target = tmp_path / "rules"
+    shutil.copytree(rules, target, symlinks=True)
+    (tmp_path / "fhir_examples").symlink_to(REPO / "fhir_examples", target_is_directory=True)
+    return target
+
+
+@pytest.mark.slow
+def test_the_migration_keeps_every_test_passing_covers_every_rule_and_is_idempotent(migrated, tmp_path):
+    rules, before = migrated
+    rules = _copy_of(rules, tmp_path)  # the second run below writes its modelines into its tree
     result = load_ruleset(rules)
     assert result.ruleset is not None, [str(d) for d in result.errors]
     codes = {d.code for d in result.diagnostics}
@@ -83,11 +100,10 @@ def test_case_copies_beside_the_tests_match_the_generated_cases():
 
 
 @pytest.mark.slow
-def test_a_rerun_after_a_merge_takes_the_old_layout_copy_of_a_test_and_regenerates_silent_cases(tmp_path):
+def test_a_rerun_after_a_merge_takes_the_old_layout_copy_of_a_test_and_regenerates_silent_cases(migrated, tmp_path):
     # After merging a branch that edited rules/tests/*.yaml (the old layout), a test id exists twice:
     # the migrated copy and the edited one. The re-run keeps the edited one and moves it into place.
-    rules = copy_live_rules(tmp_path)
-    migrate_tests.apply(rules, migrate_tests.plan(rules))
+    rules = _copy_of(migrated[0], tmp_path)
     ruleset = load_or_raise(rules)
     test = next(t for t in ruleset.tests if t.facts is not None and not (t.description or "").startswith("Generated"))
     legacy = rules / "tests" / "edited-on-another-branch.yaml"

@@ -9,10 +9,10 @@ from cds.engine import durable_backend
 from cds.engine.loader import load_or_raise
 from cds.engine.ruletests import check, run_rule_tests
 from cds.engine.runner import LoadedEngine
-from tests.conftest import RULES_DIR
+from tests.conftest import RULES_DIR, shipped_ruleset
 from tests.engine.helpers import SAMPLE_RULES, copy_rules
 
-RULESET = load_or_raise(RULES_DIR)
+RULESET = shipped_ruleset()
 ENGINES = ["reference"] + (["durable"] if durable_backend.AVAILABLE else [])
 
 

@@ -17,6 +17,7 @@ from cds.screen.run import screen
 from tests.conftest import RULES_DIR, shared_data
 
 NOW = synth.DEFAULT_NOW
+PATIENTS = 80
 
 
 def _rows(result):
@@ -33,8 +34,11 @@ def _drop_from_manifest(export, resource_type):
 def populations(tmp_path_factory):
     inline = tmp_path_factory.mktemp("inline")
     referenced = tmp_path_factory.mktemp("referenced")
-    synth.write_population(inline, 160, seed=23, patients_per_file=60)
-    summary = synth.write_population(referenced, 160, seed=23, patients_per_file=60, medication_resources=True)
+    # 80 patients in 3 files (160 in 3 before): the join is per order, so any population with orders of
+    # several drugs over more than one file shows it; these 80 hold every drug of the generator's
+    # formulary (the >= 4 Medications below) and patients whose answer depends on their order.
+    synth.write_population(inline, PATIENTS, seed=23, patients_per_file=30)
+    summary = synth.write_population(referenced, PATIENTS, seed=23, patients_per_file=30, medication_resources=True)
     return inline, referenced, summary
 
 
@@ -52,7 +56,7 @@ def test_generated_orders_by_reference_are_answered_like_inline_drugs(population
     assert by_reference.counts.get("medication_references_unresolved", 0) == 0
     # Medications are joined, not dropped as resources of no patient.
     assert "Medication" not in by_reference.counts["unlinked_by_type"]
-    assert by_reference.counts["patients"] == 160 and by_reference.counts["patients_evaluated_twice"] == 0
+    assert by_reference.counts["patients"] == PATIENTS and by_reference.counts["patients_evaluated_twice"] == 0
 
 
 def test_without_the_medication_file_the_references_are_counted_unresolved_and_answers_change(

@@ -24,6 +24,10 @@ from tests.conftest import RULES_DIR, shared_data
 from tests.screen.conftest import service_answer
 
 NOW = synth.DEFAULT_NOW
+# The generated population: 120 patients in 3 files (240 in 3 before; every claim below is per patient,
+# per file or per line, so holds at any size with more than one file); 120 still draws patients of each
+# stated picture (4 with the calciphylaxis picture, which get the bone-scan card the rule comparison changes).
+PATIENTS = 120
 
 
 def _by_patient(result, index=0):
@@ -122,7 +126,7 @@ def test_synthea_export_with_a_stray_and_a_broken_line_counts_and_names_them(syn
 @pytest.fixture(scope="module")
 def population(tmp_path_factory):
     out = tmp_path_factory.mktemp("population")
-    summary = synth.write_population(out, 240, seed=7, patients_per_file=100)
+    summary = synth.write_population(out, PATIENTS, seed=7, patients_per_file=50)
     # Resources of a patient the export does not contain, and one broken line, in extra files.
     extra = out / "Observation.extra.ndjson"
     stray = {
@@ -147,7 +151,7 @@ def population(tmp_path_factory):
 def test_population_counts_unknown_patients_and_reports_the_malformed_line(population, dask_client):
     export, summary = population
     result = screen(export / "manifest.json", [RULES_DIR], client=dask_client, now=NOW)
-    assert result.counts["patients"] == 240 and len({r["patient_id"] for r in result.rows[0]}) == 240
+    assert result.counts["patients"] == PATIENTS and len({r["patient_id"] for r in result.rows[0]}) == PATIENTS
     assert result.counts["patients_evaluated_twice"] == 0
     assert result.counts["unknown_patients"] == 1 and result.counts["unknown_patient_resources"] == 2
     assert result.counts["malformed_lines"] == 1
@@ -168,7 +172,7 @@ def test_population_sample_matches_the_service_card_by_card(population, dask_cli
     carded = [pid for pid, row in rows.items() if row["card_count"]]
     sample = set(sorted(rows)[:8]) | set(carded[:4])
     compared = 0
-    for resources in synth.generate(240, seed=7):
+    for resources in synth.generate(PATIENTS, seed=7):
         patient_id = resources[0]["id"]
         if patient_id not in sample:
             continue
@@ -198,7 +202,7 @@ def test_compare_rules_reports_the_delta_and_the_changed_patients(population, da
     assert before and {c.patient_id for c in comparison.changed} == {r["patient_id"] for r in before}
     assert all(c.added == ("calciphylaxis-risk-after-bone-scan (info)",) for c in comparison.changed)
     family = next(f for f in comparison.families if f.family == "calciphylaxis-risk-after-bone-scan")
-    assert family.delta_per_1000 == 0 and family.base_per_1000 == pytest.approx(1000 * len(before) / 240)
+    assert family.delta_per_1000 == 0 and family.base_per_1000 == pytest.approx(1000 * len(before) / PATIENTS)
     assert comparison.base_version != comparison.other_version
 
 
@@ -229,18 +233,18 @@ def test_cds_screen_writes_private_outputs_and_prints_no_patient_id(population, 
     )
     printed = capsys.readouterr()
     assert code == 0, printed.err
-    assert "screened 240 patients" in printed.out and "Observation.extra.ndjson:2" in printed.err
+    assert f"screened {PATIENTS} patients" in printed.out and "Observation.extra.ndjson:2" in printed.err
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     for name in ("worklist.parquet", "worklist.csv", "report.html", "run.json"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
     record = json.loads((out / "run.json").read_text())
     assert record["input"]["digest"] == scan_export(export).digest
-    assert record["counts"]["patients"] == 240 and record["counts"]["malformed_lines"] == 1
+    assert record["counts"]["patients"] == PATIENTS and record["counts"]["malformed_lines"] == 1
     assert record["rules"][0]["version"].startswith("0.")
     run_text = (out / "run.json").read_text() + printed.out + printed.err
     assert "synth-0000" not in run_text  # counts and digests only
     csv_ids = [line.split(",")[1] for line in (out / "worklist.csv").read_text().splitlines()[1:]]
-    assert len(csv_ids) == 240 and all(pid.startswith("synth-") for pid in csv_ids)
+    assert len(csv_ids) == PATIENTS and all(pid.startswith("synth-") for pid in csv_ids)
 
 
 def test_an_unreadable_export_is_a_clear_error(tmp_path, capsys):
