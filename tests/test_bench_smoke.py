@@ -179,7 +179,7 @@ def test_quick_run_writes_results_of_the_documented_schema(quick_run):
     assert names["rss/after-reloads"]["requests"] == RELOADS
     assert data["environment"]["cpu_count"] >= 1 and data["environment"]["engine_backend"]
     # The cost of each feature on the seed-like request, measured in the same run (benchmarks/feature_cost.py).
-    for feature in ("text-recognition", "bands", "patient-binding", "snooze-lookup"):
+    for feature in ("text-recognition", "bands", "bands-first-sight", "patient-binding", "snooze-lookup"):
         result = names[f"feature-cost/{feature}/synthetic-100"]
         assert result["status"] == "ok", result["note"]
         assert ("ratio" in result["values"]) != ("added_ms" in result["values"])
@@ -187,6 +187,7 @@ def test_quick_run_writes_results_of_the_documented_schema(quick_run):
         "seed-in-process",
         "worker-scaling",
         "cost-bands",
+        "cost-bands-first-sight",
         "throughput-2w-c8",
         "rss-growth",
         "peer-synthea",
