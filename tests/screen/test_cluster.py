@@ -80,10 +80,17 @@ class DaskProcesses:
         _wait_for_workers(self.address, workers)
 
     def stop(self) -> None:
-        for process in [*self.workers, self.scheduler]:
+        # The workers first, while their scheduler still answers: a worker told to stop with its scheduler
+        # gone retries the connection until its 20 s bound (the killed-worker test's teardown took 20 s).
+        self._stop(self.workers)
+        self._stop([self.scheduler])
+
+    @staticmethod
+    def _stop(processes: list[subprocess.Popen[bytes] | None]) -> None:
+        for process in processes:
             if process is not None and process.poll() is None:
                 process.terminate()
-        for process in [*self.workers, self.scheduler]:
+        for process in processes:
             if process is not None:
                 try:
                     process.wait(timeout=20)
