@@ -281,7 +281,11 @@ def posterior_probability(prior: float, likelihood_ratios: Iterable[float]) -> f
     """Bayes in odds form for one yes/no question. Summing logs keeps long products of ratios finite."""
     if not 0 < prior < 1:
         raise ValueError(f"prior must be strictly between 0 and 1, got {prior}")
-    log_odds = math.log(prior / (1 - prior)) + sum(math.log(lr) for lr in likelihood_ratios)
+    return probability_from_log_odds(math.log(prior / (1 - prior)) + sum(math.log(lr) for lr in likelihood_ratios))
+
+
+def probability_from_log_odds(log_odds: float) -> float:
+    """The probability whose log-odds these are; 0 or 1 past +-700, where exp would overflow."""
     if log_odds > 700:
         return 1.0
     if log_odds < -700:

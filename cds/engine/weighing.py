@@ -25,6 +25,7 @@ from cds.engine.differential import (
     NextTest,
     combine,
     posterior_probability,
+    probability_from_log_odds,
     select_population,
 )
 from cds.engine.model import EvidenceGroup, Hypothesis, Population
@@ -297,13 +298,7 @@ def _untaken(
 def _posterior(log_prior_odds: float, likelihood_ratio: float) -> float:
     """``posterior_probability(prior, [likelihood_ratio])`` with the prior's log-odds computed once per rule set
     (the same operations in the same order, so the same float)."""
-    log_odds = log_prior_odds + math.log(likelihood_ratio)
-    if log_odds > 700:
-        return 1.0
-    if log_odds < -700:
-        return 0.0
-    odds = math.exp(log_odds)
-    return odds / (1 + odds)
+    return probability_from_log_odds(log_prior_odds + math.log(likelihood_ratio))
 
 
 def _leave_one_out(logs: list[float], log_other: float) -> list[float]:
