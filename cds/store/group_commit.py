@@ -24,6 +24,7 @@ queue library would still need the "wait for my transaction" part.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -51,21 +52,29 @@ class GroupCommit(Generic[Item]):
         # A leader writes at most this many groups after its own, so its own answer is not held up for long.
         self._max_follow_on = max_follow_on
         self._lock = threading.Lock()
-        self._open: _Group[Item] | None = None  # the group new callers join
+        # Groups formed while a commit is in progress, oldest first; new callers join the newest until it is full.
+        self._pending: deque[_Group[Item]] = deque()
         self._committing = False
         self.groups = 0  # transactions written (for tests and the benchmark)
         self.items = 0
 
+    @property
+    def _open(self) -> _Group[Item] | None:
+        """The group new callers join (None when no group is waiting)."""
+        return self._pending[-1] if self._pending else None
+
     def commit(self, items: list[Item]) -> None:
         with self._lock:
-            group = self._open
-            if group is None or len(group.items) >= self._max_items:
-                group = self._open = _Group()
-            group.items.extend(items)
             leads = not self._committing
             if leads:
                 self._committing = True
-                self._open = None
+                group: _Group[Item] = _Group()
+            elif self._pending and len(self._pending[-1].items) < self._max_items:
+                group = self._pending[-1]
+            else:  # a full group stays queued and is written in its turn
+                group = _Group()
+                self._pending.append(group)
+            group.items.extend(items)
         while not leads:
             group.wake.wait()
             with self._lock:
@@ -92,8 +101,7 @@ class GroupCommit(Generic[Item]):
             with self._lock:
                 self.groups += 1
                 self.items += len(group.items)
-                following = self._open
-                self._open = None
+                following = self._pending.popleft() if self._pending else None
                 if following is None:
                     self._committing = False
                 elif written == self._max_follow_on:

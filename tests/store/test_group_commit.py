@@ -234,3 +234,29 @@ def test_a_failed_group_commit_spools_every_callers_records_and_each_still_retur
         assert {r.card_uuid for records in mine for r in records} <= cards
     finally:
         store.close()
+
+
+def test_a_group_that_fills_during_a_commit_is_still_written_after_it():
+    # max_items=2: callers 1 and 2 fill the group waiting behind caller 0's commit, 3 and 4 start the next one.
+    release = threading.Event()
+    calls: list[list[int]] = []
+
+    def write(items: list[int]) -> None:
+        calls.append(sorted(items))
+        if len(calls) == 1:
+            release.wait(10)
+
+    commits = GroupCommit(write, max_items=2)
+    threads = [threading.Thread(target=commits.commit, args=([i],), daemon=True) for i in range(5)]
+    threads[0].start()
+    while not commits._committing:
+        threading.Event().wait(0.001)
+    for thread in threads[1:]:
+        thread.start()
+    threading.Event().wait(0.3)  # callers 1-4 queue behind the blocked commit (any later one must return too)
+    release.set()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads), calls  # no caller left waiting for a lost group
+    assert calls[0] == [0] and sorted(sum(calls[1:], [])) == [1, 2, 3, 4] and all(len(c) <= 2 for c in calls)
+    assert not commits._committing and commits._open is None
