@@ -104,6 +104,25 @@ class Outcome:
         }
 
 
+def evidence_of(rule: ir.CompiledRule) -> list[EvidenceItem]:
+    """The evidence a firing rule contributes to the differential, one item per evidence entry."""
+    return [
+        EvidenceItem(
+            rule.id,
+            rule.title,
+            e.hypothesis,
+            e.likelihood_ratio,
+            e.reference,
+            e.confidence,
+            e.test,
+            e.note,
+            e.low,
+            e.high,
+        )
+        for e in rule.evidence
+    ]
+
+
 def make_executor(compiled: ir.CompiledRules, choice: EngineChoice) -> tuple[Any, str]:
     """The executor for ``choice``, and a description of the backend actually used."""
     if choice == "reference":
@@ -149,21 +168,7 @@ class LoadedEngine:
             source_matches = tuple(sorted(tuple(by_engine_id[i].source_id for i in m) for m in matches[index]))
             fired.append(Firing(rule.id, rule.version, source_matches))
             # A rule's evidence counts once however many fact combinations matched it.
-            evidence.extend(
-                EvidenceItem(
-                    rule.id,
-                    rule.title,
-                    e.hypothesis,
-                    e.likelihood_ratio,
-                    e.reference,
-                    e.confidence,
-                    e.test,
-                    e.note,
-                    e.low,
-                    e.high,
-                )
-                for e in rule.evidence
-            )
+            evidence.extend(evidence_of(rule))
             intents.extend(CardIntent(rule.id, template) for template in rule.cards)
         derived_names = {f.attrs["name"] for f in derived}
         matched = time.perf_counter()

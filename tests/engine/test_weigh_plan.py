@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from cds.engine.differential import EvidenceItem
 from cds.engine.loader import RuleSet, load_or_raise
+from cds.engine.runner import evidence_of
 from cds.engine.weighing import weigh
 from tests.conftest import RULES_DIR
 from tests.engine import plain_differential
@@ -30,22 +31,7 @@ def ruleset() -> RuleSet:
 
 def _evidence_of(rs: RuleSet) -> list[EvidenceItem]:
     """Every evidence item a firing rule contributes, as cds.engine.runner builds it."""
-    return [
-        EvidenceItem(
-            rule.id,
-            rule.title,
-            e.hypothesis,
-            e.likelihood_ratio,
-            e.reference,
-            e.confidence,
-            e.test,
-            e.note,
-            e.low,
-            e.high,
-        )
-        for rule in rs.compiled.rules
-        for e in rule.evidence
-    ]
+    return [item for rule in rs.compiled.rules for item in evidence_of(rule)]
 
 
 @st.composite
