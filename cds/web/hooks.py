@@ -60,7 +60,6 @@ async def call_service(request: Request) -> Response:
             url, auth_required=settings.auth_required, profile=settings.profile, allowed=declared
         )
 
-    release_collector = COLLECTOR_PAUSE.hold()
     call = HookCall(
         context,
         current,
@@ -72,6 +71,9 @@ async def call_service(request: Request) -> Response:
         context.audience(request, ""),
         fhir_server_policy,
     )
+    # Taken right before the try whose every exit releases it: a pause never released would keep the
+    # collector off for the life of the process.
+    release_collector = COLLECTOR_PAUSE.hold()
     try:
         async with asyncio.timeout(settings.request_deadline_seconds):
             answer = await call.run_in_thread(call.start)
