@@ -107,6 +107,11 @@ def test_metrics_aggregate_across_two_workers(two_workers):
                 sent += 16
                 if len(serving_pids(two_workers.log()[log_start:])) == 2:
                     break
+        # A worker counts a request as its answer leaves, so the last ones may land just after the client
+        # has them: wait (bounded) until a scrape sees every request, then every scrape must see them all.
+        settle = time.monotonic() + 30
+        while hook_count(client.get("/metrics").text) - before < sent and time.monotonic() < settle:
+            time.sleep(0.05)
         scrapes = [hook_count(client.get("/metrics").text) - before for _ in range(6)]
     assert len(serving_pids(two_workers.log()[log_start:])) == 2, "both workers served requests, so the sum spans them"
     assert scrapes == [sent] * 6, scrapes
